@@ -1,0 +1,70 @@
+# streamproc: PostgreSQL 15 extension that turns Postgres into a stream processor.
+#
+# The extension itself builds with PGXS.  The tools, benchmarks and test
+# suites have their own targets below; `make test` is what README.md and
+# .ci/run use, `make demo` starts the demo stack.
+
+MODULE_big = streamproc
+OBJS = \
+	src/guc.o \
+	src/shmem.o \
+	src/streamproc.o
+
+EXTENSION = streamproc
+DATA = streamproc--0.1.sql
+PGFILEDESC = "streamproc - stream processing inside PostgreSQL"
+
+PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags rdkafka)
+# Warnings are errors: the tree must build warning-free on PG 15's flags.
+# Override with `make PG_WERROR=` when experimenting.
+PG_WERROR ?= -Werror
+PG_CFLAGS = $(PG_WERROR)
+SHLIB_LINK = $(shell pkg-config --libs rdkafka)
+
+# The suites are run by scripts/run-tests (see `make test`), which needs a
+# preloading temporary instance; PGXS's own installcheck is not used.
+EXTRA_CLEAN = output tmp_check results regression.diffs regression.out
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: tools tools-clean test demo demo-stop bench format format-check deps
+
+tools:
+	$(MAKE) -C tools/devbroker
+	$(MAKE) -C tools/loadgen
+	$(MAKE) -C bench
+
+tools-clean:
+	$(MAKE) -C tools/devbroker clean
+	$(MAKE) -C tools/loadgen clean
+	$(MAKE) -C bench clean
+
+clean: tools-clean
+
+deps:
+	scripts/install-deps
+
+# Installs dependencies, builds, installs, runs every suite and prints
+# "N passed, M failed".
+test:
+	scripts/run-tests
+
+demo:
+	scripts/demo start
+
+demo-stop:
+	scripts/demo stop
+
+bench: all tools
+	bench/run
+
+# C sources formatted with the repository's .clang-format.
+FORMAT_FILES = $(wildcard src/*.c src/*.h tools/*/*.c tools/*/*.h bench/*.c)
+
+format:
+	clang-format -i --style=file $(FORMAT_FILES)
+
+format-check:
+	clang-format --dry-run --Werror --style=file $(FORMAT_FILES)

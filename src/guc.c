@@ -1,0 +1,96 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *	  Configuration parameters of streamproc.
+ *
+ * Every parameter lives under the reserved "streamproc." prefix; the
+ * prefix is reserved with MarkGUCPrefixReserved() so that a misspelt
+ * setting (streamproc.batchsize) is reported instead of silently becoming
+ * a placeholder.  Only what sizes shared memory is PGC_POSTMASTER; the rest
+ * can be changed with a reload (PGC_SIGHUP), as the background workers
+ * re-read their configuration on SIGHUP.
+ *
+ * docs/operations.md documents each parameter; keep the two in step.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "utils/guc.h"
+
+#include "streamproc.h"
+
+/* Number of ingest workers, and so of state slots, per database. */
+int streamproc_workers = 2;
+
+/* Maximum number of events one worker processes in one micro-batch. */
+int streamproc_batch_size = 10000;
+
+/* Longest time an event waits for its micro-batch to fill, in ms. */
+int streamproc_max_batch_delay = 100;
+
+/* Time between two checkpoints of a worker, in ms. */
+int streamproc_checkpoint_interval = 1000;
+
+/* Budget for all continuous views' shared-memory state, in kB. */
+int streamproc_state_memory = 256 * 1024;
+
+/*
+ * streamproc_define_gucs
+ *		Define the parameters; called from _PG_init.
+ */
+void
+streamproc_define_gucs(void)
+{
+	DefineCustomIntVariable("streamproc.workers",
+							"Number of ingest workers per database.",
+							"Each worker owns a share of the inputs and one "
+							"state slot of every continuous view.",
+							&streamproc_workers,
+							2, 1, 64,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamproc.batch_size",
+							"Maximum number of events in one micro-batch.",
+							NULL,
+							&streamproc_batch_size,
+							10000, 1, 1000000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamproc.max_batch_delay",
+							"Longest time an event waits for its micro-batch to fill.",
+							NULL,
+							&streamproc_max_batch_delay,
+							100, 1, 60 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamproc.checkpoint_interval",
+							"Time between two checkpoints of an ingest worker.",
+							"A checkpoint commits the worker's changed state "
+							"and input positions in one transaction.",
+							&streamproc_checkpoint_interval,
+							1000, 10, 60 * 60 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamproc.state_memory",
+							"Shared memory budget for the state of all continuous views.",
+							"When the budget is reached, ingestion pauses "
+							"until memory is freed; nothing is dropped.",
+							&streamproc_state_memory,
+							256 * 1024, 1024, MAX_KILOBYTES,
+							PGC_SIGHUP,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("streamproc");
+}

@@ -1,0 +1,98 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  The shared control block of streamproc.
+ *
+ * Shared memory is requested in shmem_request_hook (PostgreSQL 15's place
+ * for RequestAddinShmemSpace and RequestNamedLWLockTranche) and created in
+ * shmem_startup_hook, chaining any hooks installed before ours, in the
+ * manner of contrib/pg_stat_statements.  The space is sized from
+ * PGC_POSTMASTER settings only, so it is fixed for the life of the server.
+ *
+ * Locking: the control block is written once, by the postmaster (or by
+ * the first backend in EXEC_BACKEND builds) while AddinShmemInitLock is
+ * held, before any backend can read it; afterwards it is read-only and
+ * readers take no lock.  The "streamproc" LWLock tranche is requested here
+ * for the engine's shared structures that are written after startup.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+
+#include "streamproc.h"
+
+/* Name of the control block in the shared memory index. */
+#define STREAMPROC_SHMEM_NAME "streamproc control"
+
+/* Named LWLock tranche for streamproc's shared structures. */
+#define STREAMPROC_LWLOCK_TRANCHE "streamproc"
+#define STREAMPROC_LWLOCK_COUNT   1
+
+StreamprocShared *streamproc_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void streamproc_shmem_request(void);
+static void streamproc_shmem_startup(void);
+static Size streamproc_shmem_size(void);
+
+/*
+ * streamproc_shmem_init
+ *		Install the shared memory hooks; called from _PG_init while
+ *		shared_preload_libraries are being loaded.
+ */
+void
+streamproc_shmem_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = streamproc_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = streamproc_shmem_startup;
+}
+
+static Size
+streamproc_shmem_size(void)
+{
+	return MAXALIGN(sizeof(StreamprocShared));
+}
+
+static void
+streamproc_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+
+	RequestAddinShmemSpace(streamproc_shmem_size());
+	RequestNamedLWLockTranche(STREAMPROC_LWLOCK_TRANCHE,
+							  STREAMPROC_LWLOCK_COUNT);
+}
+
+static void
+streamproc_shmem_startup(void)
+{
+	bool found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+
+	streamproc_shared = ShmemInitStruct(STREAMPROC_SHMEM_NAME,
+										streamproc_shmem_size(),
+										&found);
+	if (!found)
+	{
+		memset(streamproc_shared, 0, streamproc_shmem_size());
+		streamproc_shared->started_at = GetCurrentTimestamp();
+		streamproc_shared->worker_slots = streamproc_workers;
+	}
+
+	LWLockRelease(AddinShmemInitLock);
+}

@@ -1,0 +1,44 @@
+/*-------------------------------------------------------------------------
+ *
+ * streamproc.h
+ *	  Declarations shared by the files of the streamproc extension.
+ *
+ * Each .c file in src/ owns one concern; this header declares what the
+ * others may call.  See docs/architecture.md for the map from concerns to
+ * files.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STREAMPROC_H
+#define STREAMPROC_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+
+#define STREAMPROC_VERSION "0.1"
+
+/* streamproc.c: module state */
+extern bool streamproc_preloaded;
+extern void streamproc_check_preloaded(void);
+
+/* guc.c: configuration */
+extern int streamproc_workers;
+extern int streamproc_batch_size;
+extern int streamproc_max_batch_delay;
+extern int streamproc_checkpoint_interval;
+extern int streamproc_state_memory;
+extern void streamproc_define_gucs(void);
+
+/* shmem.c: the shared control block */
+typedef struct StreamprocShared
+{
+	/* Set once when shared memory is created, read-only afterwards. */
+	TimestampTz started_at;
+	int worker_slots;
+} StreamprocShared;
+
+extern StreamprocShared *streamproc_shared;
+extern void streamproc_shmem_init(void);
+
+#endif /* STREAMPROC_H */
