@@ -7,10 +7,10 @@ SELECT extname, extversion, extrelocatable, extnamespace::regnamespace
   FROM pg_extension WHERE extname = 'streamproc';
 
 -- Every function lives in schema streamproc.
-SELECT p.oid::regprocedure AS function, p.provolatile, p.proisstrict
+SELECT p.proname, p.pronargs, p.provolatile, p.proisstrict
   FROM pg_proc p
  WHERE p.pronamespace = 'streamproc'::regnamespace
- ORDER BY 1::text;
+ ORDER BY 1, 2;
 
 -- The loaded library, the librdkafka it links, and its shared memory.
 SELECT library_version,
