@@ -1,0 +1,233 @@
+# shellcheck shell=bash
+# bench/lib.sh: shared helpers for the benchmarks in bench/*.sh.
+#
+# Source it from a benchmark (bash):
+#
+#	. "$(dirname "$0")/lib.sh"
+#
+# It sets `set -euo pipefail`, a private temporary directory ($BENCH_TMP,
+# kept on failure for its logs; bulky files go to $BENCH_DATA inside it,
+# which is removed even then), and an EXIT trap that runs the registered cleanups in reverse order (the
+# dev broker is always stopped, even on failure or Ctrl-C).
+#
+# Functions:
+#	bench_devbroker_start NAME:PARTITIONS...
+#		start tools/devbroker with these topics, wait (bounded) for its
+#		bootstrap file; sets BENCH_BOOTSTRAP (host:port) and BENCH_BROKER_PID.
+#		A running broker is stopped first, so calling it again gives a fresh
+#		broker.
+#	bench_devbroker_stop        stop the broker (also done at exit)
+#	bench_on_exit CMD...        register a cleanup command (run at exit)
+#	bench_now                   wall clock, seconds with nanoseconds
+#	bench_elapsed START END     END - START in seconds (3 decimals)
+#	bench_rate COUNT SECONDS    COUNT / SECONDS (integer)
+#	bench_time VAR CMD...       run CMD, store its wall time (s) in VAR;
+#	                            returns CMD's status
+#	bench_median VALUE...       median (mean of the middle two if even)
+#	bench_figure NAME VALUE UNIT BASENAME BASEVALUE BASEUNIT
+#		print the one-line figure every benchmark reports:
+#		FIGURE <name> <value> <unit> BASELINE <name> <value> <unit> RATIO <r>
+#	bench_info TEXT...          a human-readable line on stdout
+#	bench_log TEXT...           progress on stderr
+#	bench_die TEXT...           report failure and exit 1
+#
+# Knobs (environment): BENCH_EVENTS (1000000), BENCH_PARTITIONS (64),
+# BENCH_REPEAT (1; >1 reports medians), BENCH_BROKERS (devbroker's default
+# when empty), BENCH_TIMEOUT_S (600, per command), BENCH_BROKER_WAIT_S (30),
+# BENCH_KEEP_TMP (1 keeps the temporary directory).
+
+set -euo pipefail
+
+BENCH_ROOT=${BENCH_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+BENCH_DIR=$BENCH_ROOT/bench
+
+: "${BENCH_EVENTS:=1000000}"
+: "${BENCH_PARTITIONS:=64}"
+: "${BENCH_REPEAT:=1}"
+: "${BENCH_BROKERS:=}"
+: "${BENCH_TIMEOUT_S:=600}"
+: "${BENCH_BROKER_WAIT_S:=30}"
+: "${BENCH_KEEP_TMP:=0}"
+export BENCH_EVENTS BENCH_PARTITIONS BENCH_REPEAT BENCH_BROKERS \
+	BENCH_TIMEOUT_S BENCH_BROKER_WAIT_S BENCH_KEEP_TMP
+
+DEVBROKER=${DEVBROKER:-$BENCH_ROOT/tools/devbroker/devbroker}
+LOADGEN=${LOADGEN:-$BENCH_ROOT/tools/loadgen/loadgen}
+RAWCONSUMER=${RAWCONSUMER:-$BENCH_DIR/rawconsumer}
+KCAT=${KCAT:-kcat}
+
+BENCH_NAME=${BENCH_NAME:-$(basename "$0" .sh)}
+BENCH_BOOTSTRAP=
+BENCH_BROKER_PID=
+BENCH_BROKER_DIR=
+_bench_cleanups=()
+_bench_broker_seq=0
+
+bench_log()
+{
+	printf '[%s %s] %s\n' "$(date +%T)" "$BENCH_NAME" "$*" >&2
+}
+
+bench_info()
+{
+	printf '%s\n' "$*"
+}
+
+bench_die()
+{
+	printf '%s: FAILED: %s\n' "$BENCH_NAME" "$*" >&2
+	exit 1
+}
+
+bench_on_exit()
+{
+	_bench_cleanups+=("$*")
+}
+
+_bench_exit()
+{
+	local status=$? i
+	trap - EXIT INT TERM
+	for ((i = ${#_bench_cleanups[@]} - 1; i >= 0; i--)); do
+		eval "${_bench_cleanups[i]}" || true
+	done
+	if [[ $status -ne 0 || $BENCH_KEEP_TMP == 1 ]]; then
+		[[ $BENCH_KEEP_TMP == 1 ]] || rm -rf "$BENCH_DATA"
+		printf '%s: temporary files kept in %s\n' "$BENCH_NAME" "$BENCH_TMP" >&2
+	else
+		rm -rf "$BENCH_TMP"
+	fi
+	exit "$status"
+}
+
+BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/streamproc-bench.XXXXXX")
+BENCH_DATA=$BENCH_TMP/data
+mkdir -p "$BENCH_DATA"
+trap _bench_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+bench_require()
+{
+	local f
+	for f in "$@"; do
+		if [[ $f == */* ]]; then
+			[[ -x $f ]] || bench_die "$f not built (run: make bench)"
+		else
+			command -v "$f" >/dev/null || bench_die "$f not found in PATH"
+		fi
+	done
+}
+
+bench_now()
+{
+	date +%s.%N
+}
+
+bench_elapsed()
+{
+	awk -v s="$1" -v e="$2" 'BEGIN { printf "%.3f\n", e - s }'
+}
+
+bench_rate()
+{
+	awk -v n="$1" -v s="$2" 'BEGIN { if (s <= 0) exit 1; printf "%.0f\n", n / s }' ||
+		bench_die "bench_rate: bad duration '$2'"
+}
+
+# bench_time VAR CMD...: wall time of CMD in VAR, CMD's status returned.
+bench_time()
+{
+	local __var=$1 __s __e __rc=0
+	shift
+	__s=$(bench_now)
+	"$@" || __rc=$?
+	__e=$(bench_now)
+	printf -v "$__var" '%s' "$(bench_elapsed "$__s" "$__e")"
+	return $__rc
+}
+
+bench_median()
+{
+	(($# > 0)) || bench_die "bench_median: no values"
+	printf '%s\n' "$@" | sort -g | awk '
+		{ v[NR] = $1 }
+		END {
+			if (NR % 2) m = v[(NR + 1) / 2]
+			else m = (v[NR / 2] + v[NR / 2 + 1]) / 2
+			if (m == int(m)) printf "%d\n", m; else printf "%.3f\n", m
+		}'
+}
+
+bench_figure()
+{
+	(($# == 6)) || bench_die "bench_figure: 6 arguments expected, got $#"
+	local ratio
+	ratio=$(awk -v v="$2" -v b="$5" 'BEGIN { if (b == 0) exit 1; printf "%.2f\n", v / b }') ||
+		bench_die "bench_figure $1: baseline $4 is zero"
+	printf 'FIGURE %s %s %s BASELINE %s %s %s RATIO %s\n' \
+		"$1" "$2" "$3" "$4" "$5" "$6" "$ratio"
+}
+
+bench_devbroker_stop()
+{
+	local pid=$BENCH_BROKER_PID i
+	[[ -n $pid ]] || return 0
+	BENCH_BROKER_PID=
+	BENCH_BOOTSTRAP=
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			bench_log "devbroker $pid ignored SIGTERM for 10 s, killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+# bench_devbroker_start NAME:PARTITIONS...
+bench_devbroker_start()
+{
+	local args=() t i
+	bench_require "$DEVBROKER"
+	bench_devbroker_stop
+
+	_bench_broker_seq=$((_bench_broker_seq + 1))
+	BENCH_BROKER_DIR=$BENCH_TMP/devbroker.$_bench_broker_seq
+	mkdir -p "$BENCH_BROKER_DIR"
+	args=(--bootstrap-file "$BENCH_BROKER_DIR/bootstrap"
+		--pid-file "$BENCH_BROKER_DIR/pid" --quiet)
+	[[ -z $BENCH_BROKERS ]] || args+=(--brokers "$BENCH_BROKERS")
+	for t in "$@"; do
+		[[ $t == ?*:[0-9]* ]] || bench_die "bench_devbroker_start: NAME:PARTITIONS expected, got '$t'"
+		args+=(--topic "$t")
+	done
+
+	"$DEVBROKER" "${args[@]}" >"$BENCH_BROKER_DIR/log" 2>&1 &
+	BENCH_BROKER_PID=$!
+	if ((_bench_broker_seq == 1)); then
+		bench_on_exit bench_devbroker_stop
+	fi
+
+	for ((i = 0; i < BENCH_BROKER_WAIT_S * 10; i++)); do
+		if [[ -s $BENCH_BROKER_DIR/bootstrap ]]; then
+			BENCH_BOOTSTRAP=$(head -n1 "$BENCH_BROKER_DIR/bootstrap")
+			[[ -n $BENCH_BOOTSTRAP ]] && break
+		fi
+		if ! kill -0 "$BENCH_BROKER_PID" 2>/dev/null; then
+			cat "$BENCH_BROKER_DIR/log" >&2 || true
+			BENCH_BROKER_PID=
+			bench_die "devbroker exited before it was ready"
+		fi
+		sleep 0.1
+	done
+	if [[ -z $BENCH_BOOTSTRAP ]]; then
+		cat "$BENCH_BROKER_DIR/log" >&2 || true
+		bench_die "devbroker not ready after ${BENCH_BROKER_WAIT_S} s"
+	fi
+	bench_log "devbroker $BENCH_BROKER_PID at $BENCH_BOOTSTRAP (topics: $*)"
+}
