@@ -6,9 +6,16 @@
 
 MODULE_big = streamproc
 OBJS = \
+	src/aggregates.o \
 	src/guc.o \
+	src/launcher.o \
+	src/reader.o \
 	src/shmem.o \
-	src/streamproc.o
+	src/state.o \
+	src/stream.o \
+	src/streamproc.o \
+	src/view.o \
+	src/worker.o
 
 EXTENSION = streamproc
 DATA = streamproc--0.1.sql

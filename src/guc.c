@@ -25,7 +25,10 @@
 /* Number of ingest workers, and so of state slots, per database. */
 int streamproc_workers = 2;
 
-/* Maximum number of events one worker processes in one micro-batch. */
+/* Most continuous views whose state the server keeps in shared memory. */
+int streamproc_max_views = 1024;
+
+/* Committed events that make a worker start a micro-batch at once. */
 int streamproc_batch_size = 10000;
 
 /* Longest time an event waits for its micro-batch to fill, in ms. */
@@ -54,9 +57,18 @@ streamproc_define_gucs(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("streamproc.max_views",
+							"Most continuous views whose state the server keeps in shared memory.",
+							"Sizes the view registry in shared memory.",
+							&streamproc_max_views,
+							1024, 1, 100000,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("streamproc.batch_size",
-							"Maximum number of events in one micro-batch.",
-							NULL,
+							"Committed events that make an ingest worker start a micro-batch at once.",
+							"Below it, a worker starts a micro-batch every streamproc.max_batch_delay.",
 							&streamproc_batch_size,
 							10000, 1, 1000000,
 							PGC_SIGHUP,

@@ -19,12 +19,15 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
+#include "launcher.h"
+#include "state.h"
 #include "streamproc.h"
 
 /* Name of the control block in the shared memory index. */
@@ -32,7 +35,7 @@
 
 /* Named LWLock tranche for streamproc's shared structures. */
 #define STREAMPROC_LWLOCK_TRANCHE "streamproc"
-#define STREAMPROC_LWLOCK_COUNT   1
+#define STREAMPROC_LWLOCK_COUNT   2
 
 StreamprocShared *streamproc_shared = NULL;
 
@@ -42,6 +45,11 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static void streamproc_shmem_request(void);
 static void streamproc_shmem_startup(void);
 static Size streamproc_shmem_size(void);
+static void streamproc_catalog_xact_callback(XactEvent event, void *arg);
+
+/* Has the current transaction registered the catalog commit callback? */
+static bool catalog_callback_registered = false;
+static bool catalog_changed_in_xact = false;
 
 /*
  * streamproc_shmem_init
@@ -63,13 +71,24 @@ streamproc_shmem_size(void)
 	return MAXALIGN(sizeof(StreamprocShared));
 }
 
+/* Everything the modules need in the main shared memory segment. */
+static Size
+streamproc_total_shmem_size(void)
+{
+	Size size = streamproc_shmem_size();
+
+	size = add_size(size, streamproc_state_shmem_size());
+	size = add_size(size, streamproc_launcher_shmem_size());
+	return size;
+}
+
 static void
 streamproc_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 
-	RequestAddinShmemSpace(streamproc_shmem_size());
+	RequestAddinShmemSpace(streamproc_total_shmem_size());
 	RequestNamedLWLockTranche(STREAMPROC_LWLOCK_TRANCHE,
 							  STREAMPROC_LWLOCK_COUNT);
 }
@@ -92,7 +111,50 @@ streamproc_shmem_startup(void)
 		memset(streamproc_shared, 0, streamproc_shmem_size());
 		streamproc_shared->started_at = GetCurrentTimestamp();
 		streamproc_shared->worker_slots = streamproc_workers;
+		pg_atomic_init_u64(&streamproc_shared->catalog_generation, 0);
 	}
 
+	streamproc_state_shmem_init(found);
+	streamproc_launcher_shmem_init();
+
 	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * streamproc_catalog_changed
+ *		Note that the current transaction changed the engine catalog.
+ *
+ * The catalog generation moves only when the transaction commits, so a
+ * worker that sees the new generation also sees the committed change.
+ * Callers hold nothing; safe to call any number of times per transaction.
+ */
+void
+streamproc_catalog_changed(void)
+{
+	if (!catalog_callback_registered)
+	{
+		RegisterXactCallback(streamproc_catalog_xact_callback, NULL);
+		catalog_callback_registered = true;
+	}
+	catalog_changed_in_xact = true;
+}
+
+static void
+streamproc_catalog_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (catalog_changed_in_xact)
+				pg_atomic_fetch_add_u64(&streamproc_shared->catalog_generation, 1);
+			catalog_changed_in_xact = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			catalog_changed_in_xact = false;
+			break;
+		default:
+			break;
+	}
 }

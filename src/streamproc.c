@@ -28,7 +28,11 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "aggregates.h"
+#include "launcher.h"
+#include "stream.h"
 #include "streamproc.h"
+#include "view.h"
 
 PG_MODULE_MAGIC;
 
@@ -56,6 +60,11 @@ _PG_init(void)
 
 	streamproc_define_gucs();
 	streamproc_shmem_init();
+	streamproc_aggregates_init();
+	streamproc_stream_init();
+	streamproc_view_init();
+	streamproc_register_launcher();
+	streamproc_launcher_init();
 	streamproc_preloaded = true;
 }
 

@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "port/atomics.h"
 
 #define STREAMPROC_VERSION "0.1"
 
@@ -24,6 +25,7 @@ extern void streamproc_check_preloaded(void);
 
 /* guc.c: configuration */
 extern int streamproc_workers;
+extern int streamproc_max_views;
 extern int streamproc_batch_size;
 extern int streamproc_max_batch_delay;
 extern int streamproc_checkpoint_interval;
@@ -36,9 +38,17 @@ typedef struct StreamprocShared
 	/* Set once when shared memory is created, read-only afterwards. */
 	TimestampTz started_at;
 	int worker_slots;
+
+	/*
+	 * Bumped (atomically, no lock) when a transaction that changed the
+	 * engine catalog (streams, views) commits; workers reload their view
+	 * of the catalog when it moves.
+	 */
+	pg_atomic_uint64 catalog_generation;
 } StreamprocShared;
 
 extern StreamprocShared *streamproc_shared;
 extern void streamproc_shmem_init(void);
+extern void streamproc_catalog_changed(void);
 
 #endif /* STREAMPROC_H */

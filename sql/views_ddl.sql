@@ -1,0 +1,314 @@
+--
+-- CREATE VIEW ... WITH (continuous): accepted and rejected shapes, the
+-- catalog rows and view definitions it writes, DDL on continuous views,
+-- privileges, and the batch query checked against its batch oracle.
+-- (Maintenance by the workers is tested in views_shapes and views_oracle.)
+--
+CREATE FOREIGN TABLE clicks (user_id int, url text, amount numeric, ts timestamptz)
+    SERVER streamproc;
+CREATE FOREIGN TABLE orders (id int, amount numeric) SERVER streamproc;
+CREATE TABLE users (id int PRIMARY KEY, country text);
+INSERT INTO users VALUES (1, 'fr'), (2, 'de'), (3, NULL);
+
+--
+-- Rejected shapes: one statement each, with its message and hint.
+--
+CREATE VIEW r WITH (continuous) AS SELECT user_id FROM clicks ORDER BY user_id;
+CREATE VIEW r WITH (continuous) AS SELECT user_id FROM clicks LIMIT 10;
+CREATE VIEW r WITH (continuous) AS SELECT user_id FROM clicks OFFSET 1;
+CREATE VIEW r WITH (continuous) AS SELECT user_id, row_number() OVER () FROM clicks;
+CREATE VIEW r WITH (continuous) AS SELECT user_id FROM clicks UNION SELECT id FROM users;
+CREATE VIEW r WITH (continuous) AS WITH c AS (SELECT * FROM clicks) SELECT count(*) FROM c;
+CREATE VIEW r WITH (continuous) AS SELECT user_id, (SELECT max(id) FROM users) FROM clicks;
+CREATE VIEW r WITH (continuous) AS SELECT user_id FROM clicks WHERE user_id IN (SELECT id FROM users);
+CREATE VIEW r WITH (continuous) AS SELECT u.c FROM clicks, (SELECT count(*) AS c FROM users) u;
+CREATE VIEW r WITH (continuous) AS SELECT c.user_id FROM clicks c JOIN clicks d ON c.user_id = d.user_id;
+CREATE VIEW r WITH (continuous) AS SELECT c.user_id FROM clicks c, orders o;
+CREATE VIEW r WITH (continuous) AS SELECT country, count(*) FROM users GROUP BY country;
+CREATE VIEW r WITH (continuous) AS SELECT 1 AS one;
+CREATE VIEW r WITH (continuous) AS SELECT random() > 0.5 AS coin, count(*) FROM clicks GROUP BY 1;
+CREATE VIEW r WITH (continuous) AS SELECT user_id::bit(8)::varbit AS b, count(*) FROM clicks GROUP BY 1;
+CREATE VIEW r WITH (continuous) AS SELECT DISTINCT user_id FROM clicks;
+CREATE VIEW r WITH (continuous) AS SELECT DISTINCT ON (user_id) user_id, url FROM clicks;
+CREATE VIEW r WITH (continuous) AS SELECT user_id, url, count(*) FROM clicks GROUP BY GROUPING SETS ((user_id), (url));
+CREATE VIEW r WITH (continuous) AS SELECT user_id, count(*) FROM clicks GROUP BY ROLLUP (user_id);
+CREATE VIEW r WITH (continuous) AS SELECT user_id, count(*) FROM clicks GROUP BY CUBE (user_id);
+CREATE VIEW r WITH (continuous) AS SELECT user_id, GROUPING(user_id) FROM clicks GROUP BY user_id;
+CREATE VIEW r WITH (continuous) AS SELECT user_id FROM clicks FOR UPDATE;
+CREATE VIEW r WITH (continuous) AS SELECT u.country FROM users u LEFT JOIN clicks c ON c.user_id = u.id;
+CREATE VIEW r WITH (continuous) AS SELECT u.country FROM clicks c RIGHT JOIN users u ON c.user_id = u.id;
+CREATE VIEW r WITH (continuous) AS SELECT u.country FROM clicks c FULL JOIN users u ON c.user_id = u.id;
+CREATE VIEW r WITH (continuous) AS SELECT user_id, g FROM clicks, generate_series(1, 3) AS g;
+CREATE VIEW r WITH (continuous) AS SELECT user_id, x FROM clicks, LATERAL unnest(ARRAY[url]) AS x;
+CREATE TEMP VIEW r WITH (continuous) AS SELECT user_id FROM clicks;
+CREATE VIEW pg_temp.r WITH (continuous) AS SELECT user_id FROM clicks;
+CREATE TEMP TABLE tmp_users (id int);
+CREATE VIEW r WITH (continuous) AS SELECT c.user_id FROM clicks c JOIN tmp_users t ON t.id = c.user_id;
+CREATE VIEW r WITH (continuous) AS SELECT user_id FROM clicks WITH CHECK OPTION;
+CREATE VIEW r WITH (continuous, check_option = local) AS SELECT user_id FROM clicks;
+CREATE VIEW r WITH (continuous, security_invoker) AS SELECT user_id FROM clicks;
+CREATE VIEW r WITH (continuous) AS SELECT user_id, array_agg(url ORDER BY ts) FROM clicks GROUP BY user_id;
+CREATE VIEW r WITH (continuous) AS SELECT count(DISTINCT url) FROM clicks;
+CREATE VIEW r WITH (continuous) AS SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY amount) FROM clicks;
+CREATE VIEW r WITH (continuous) AS SELECT c FROM clicks c;
+CREATE VIEW r WITH (continuous) AS SELECT count(c.*) FROM clicks c;
+CREATE VIEW r WITH (continuous) AS SELECT tableoid FROM clicks;
+CREATE VIEW r WITH (continuous) AS SELECT u.id, u.country, count(*) FROM clicks c JOIN users u ON u.id = c.user_id GROUP BY u.id;
+CREATE VIEW clicks_view AS SELECT * FROM clicks;
+CREATE VIEW r WITH (continuous) AS SELECT count(*) FROM clicks_view;
+DROP VIEW clicks_view;
+CREATE VIEW r WITH (continuous) AS SELECT user_id INTO x FROM clicks;
+-- nothing was left behind
+SELECT count(*) FROM streamproc.views;
+SELECT count(*) FROM pg_class
+ WHERE relname = 'r' OR relnamespace = 'streamproc'::regnamespace AND relname LIKE 'rows\_%';
+
+--
+-- Accepted shapes.
+--
+CREATE SCHEMA app;
+-- grouped, with WHERE, an expression over aggregates and HAVING
+CREATE VIEW app.by_user WITH (continuous) AS
+    SELECT user_id, count(*), sum(amount) / count(*) AS avg2 FROM clicks
+     WHERE url <> '/x' GROUP BY user_id HAVING count(*) > 1;
+-- no GROUP BY: one row
+CREATE VIEW app.totals WITH (continuous = true) AS
+    SELECT count(*) AS n, sum(amount) AS total, max(ts) AS last_ts FROM clicks;
+-- FILTER, and group keys that may be NULL
+CREATE VIEW app.by_url WITH (continuous) AS
+    SELECT url, count(*) FILTER (WHERE amount > 5) AS big, count(*) AS n
+      FROM clicks GROUP BY url;
+-- expressions as group keys
+CREATE VIEW app.buckets WITH (continuous) AS
+    SELECT user_id % 2 AS parity, upper(url) AS u, min(amount) FROM clicks
+     GROUP BY user_id % 2, upper(url);
+-- inner join with a table, other reloptions kept
+CREATE VIEW app.by_country WITH (continuous, security_barrier) AS
+    SELECT u.country, sum(c.amount) FROM clicks c JOIN users u ON u.id = c.user_id
+     GROUP BY u.country;
+-- left join, column names given with the view name, GROUP BY position
+CREATE VIEW app.by_country_left (country, n) WITH (continuous) AS
+    SELECT u.country, count(*) FROM clicks c LEFT JOIN users u ON u.id = c.user_id
+     GROUP BY 1;
+-- append view: filter, map, enrich
+CREATE VIEW app.enriched WITH (continuous) AS
+    SELECT c.user_id, u.country, c.amount * 2 AS doubled
+      FROM clicks c LEFT JOIN users u ON u.id = c.user_id WHERE c.url LIKE '/a%';
+-- continuous = false: an ordinary view
+CREATE VIEW app.ordinary WITH (continuous = false) AS SELECT 1 AS one;
+
+SELECT view, stream, kind, group_types, aggregates, agg_collations,
+       rows_table::text IS NOT DISTINCT FROM
+         CASE kind WHEN 'p' THEN format('streamproc.rows_%s', view::oid) END AS rows_table_ok
+  FROM streamproc.views ORDER BY view::text;
+SELECT relname, relkind FROM pg_class WHERE oid = 'app.ordinary'::regclass;
+SELECT c.relname, c.reloptions FROM pg_class c WHERE c.oid = 'app.by_country'::regclass;
+
+-- Generated definitions (oids masked).
+CREATE FUNCTION masked(t text) RETURNS text LANGUAGE sql AS $$
+    SELECT regexp_replace(regexp_replace(t, 'read_view\(''\d+''', 'read_view(''<oid>''', 'g'),
+                          '(log|rows)_\d+', '\1_<oid>', 'g')
+$$;
+SELECT masked(pg_get_viewdef('app.by_user'::regclass));
+SELECT masked(pg_get_viewdef('app.totals'::regclass));
+SELECT masked(pg_get_viewdef('app.by_country_left'::regclass));
+SELECT masked(pg_get_viewdef('app.enriched'::regclass));
+SELECT masked(batch_query) AS batch_query, masked(event_query) AS event_query, definition
+  FROM streamproc.views WHERE view = 'app.by_user'::regclass;
+SELECT masked(batch_query) AS batch_query FROM streamproc.views
+ WHERE view = 'app.enriched'::regclass;
+-- the view reads its own state
+SELECT pg_get_viewdef('app.by_user'::regclass) LIKE
+       format('%%streamproc.read_view(''%s''::oid)%%', 'app.by_user'::regclass::oid) AS reads_own_state;
+-- \d+ app.by_user
+SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+ WHERE attrelid = 'app.by_user'::regclass AND attnum > 0 ORDER BY attnum;
+-- the generated texts mean the same under any search_path
+SET search_path = app;
+SELECT public.masked(pg_get_viewdef('by_user'::regclass)) = public.masked(pg_get_viewdef('app.by_user'::regclass, false)) AS same;
+RESET search_path;
+
+--
+-- The batch query computes the same SELECT as a batch over the events:
+-- insert events (in one transaction, so that no worker consumes them
+-- meanwhile), run the batch query over exactly this transaction's events
+-- ($1 sees our xid, $2 sees everything before it), finalize the partial
+-- states and compare with the same SELECT over a table holding the same
+-- rows, with EXCEPT ALL both ways.
+--
+CREATE TABLE clicks_oracle (user_id int, url text, amount numeric, ts timestamptz);
+INSERT INTO clicks_oracle
+SELECT CASE WHEN i % 7 = 0 THEN NULL ELSE i % 5 END, CASE WHEN i % 11 = 0 THEN NULL ELSE '/' || chr(97 + i % 4) END,
+       (i % 13) * 1.5, timestamptz '2024-01-01' + i * interval '1 minute'
+  FROM generate_series(1, 500) i;
+INSERT INTO clicks_oracle VALUES (9, '/x', 1, now()), (9, '/x', 2, now());
+SELECT batch_query AS by_user_batch FROM streamproc.views WHERE view = 'app.by_user'::regclass \gset
+SELECT batch_query AS by_url_batch FROM streamproc.views WHERE view = 'app.by_url'::regclass \gset
+SELECT batch_query AS totals_batch FROM streamproc.views WHERE view = 'app.totals'::regclass \gset
+SELECT batch_query AS enriched_batch FROM streamproc.views WHERE view = 'app.enriched'::regclass \gset
+SELECT batch_query AS by_country_batch FROM streamproc.views WHERE view = 'app.by_country'::regclass \gset
+PREPARE by_user_b(pg_snapshot, pg_snapshot) AS :by_user_batch;
+PREPARE by_url_b(pg_snapshot, pg_snapshot) AS :by_url_batch;
+PREPARE totals_b(pg_snapshot, pg_snapshot) AS :totals_batch;
+PREPARE enriched_b(pg_snapshot, pg_snapshot) AS :enriched_batch;
+PREPARE by_country_b(pg_snapshot, pg_snapshot) AS :by_country_batch;
+BEGIN;
+INSERT INTO clicks SELECT * FROM clicks_oracle;
+SELECT format('%1$s:%2$s:', pg_current_xact_id(), pg_current_xact_id()::text::bigint + 1) AS this_batch,
+       format('%1$s:%1$s:', pg_current_xact_id()) AS before_batch \gset
+-- app.by_user
+CREATE TEMP TABLE p ON COMMIT DROP AS EXECUTE by_user_b(:'this_batch', :'before_batch');
+CREATE TEMP VIEW got AS
+    SELECT g1 AS user_id, streamproc.finalize('count()', a1, NULL::bigint) AS count,
+           streamproc.finalize('sum(numeric)', a2, NULL::numeric)
+             / streamproc.finalize('count()', a1, NULL::bigint) AS avg2
+      FROM p WHERE streamproc.finalize('count()', a1, NULL::bigint) > 1;
+CREATE TEMP VIEW want AS
+    SELECT user_id, count(*), sum(amount) / count(*) AS avg2 FROM clicks_oracle
+     WHERE url <> '/x' GROUP BY user_id HAVING count(*) > 1;
+SELECT (SELECT count(*) FROM want) AS groups,
+       (SELECT count(*) FROM (TABLE got EXCEPT ALL TABLE want) x) AS got_only,
+       (SELECT count(*) FROM (TABLE want EXCEPT ALL TABLE got) x) AS want_only;
+DROP VIEW got, want; DROP TABLE p;
+-- app.by_url (FILTER, NULL keys)
+CREATE TEMP TABLE p ON COMMIT DROP AS EXECUTE by_url_b(:'this_batch', :'before_batch');
+CREATE TEMP VIEW got AS
+    SELECT g1 AS url, streamproc.finalize('count()', a1, NULL::bigint) AS big,
+           streamproc.finalize('count()', a2, NULL::bigint) AS n FROM p;
+CREATE TEMP VIEW want AS
+    SELECT url, count(*) FILTER (WHERE amount > 5) AS big, count(*) AS n
+      FROM clicks_oracle GROUP BY url;
+SELECT (SELECT count(*) FROM want) AS groups,
+       (SELECT count(*) FROM (TABLE got EXCEPT ALL TABLE want) x) AS got_only,
+       (SELECT count(*) FROM (TABLE want EXCEPT ALL TABLE got) x) AS want_only;
+DROP VIEW got, want; DROP TABLE p;
+-- app.totals (no GROUP BY)
+CREATE TEMP TABLE p ON COMMIT DROP AS EXECUTE totals_b(:'this_batch', :'before_batch');
+CREATE TEMP VIEW got AS
+    SELECT streamproc.finalize('count()', a1, NULL::bigint) AS n,
+           streamproc.finalize('sum(numeric)', a2, NULL::numeric) AS total,
+           streamproc.finalize('max(timestamptz)', a3, NULL::timestamptz) AS last_ts FROM p;
+CREATE TEMP VIEW want AS
+    SELECT count(*) AS n, sum(amount) AS total, max(ts) AS last_ts FROM clicks_oracle;
+SELECT (SELECT count(*) FROM want) AS groups,
+       (SELECT count(*) FROM (TABLE got EXCEPT ALL TABLE want) x) AS got_only,
+       (SELECT count(*) FROM (TABLE want EXCEPT ALL TABLE got) x) AS want_only;
+DROP VIEW got, want; DROP TABLE p;
+-- app.by_country (inner join)
+CREATE TEMP TABLE p ON COMMIT DROP AS EXECUTE by_country_b(:'this_batch', :'before_batch');
+CREATE TEMP VIEW got AS
+    SELECT g1 AS country, streamproc.finalize('sum(numeric)', a1, NULL::numeric) AS sum FROM p;
+CREATE TEMP VIEW want AS
+    SELECT u.country, sum(c.amount) FROM clicks_oracle c JOIN users u ON u.id = c.user_id
+     GROUP BY u.country;
+SELECT (SELECT count(*) FROM want) AS groups,
+       (SELECT count(*) FROM (TABLE got EXCEPT ALL TABLE want) x) AS got_only,
+       (SELECT count(*) FROM (TABLE want EXCEPT ALL TABLE got) x) AS want_only;
+DROP VIEW got, want; DROP TABLE p;
+-- app.enriched (append view, left join)
+CREATE TEMP TABLE got ON COMMIT DROP AS EXECUTE enriched_b(:'this_batch', :'before_batch');
+CREATE TEMP VIEW want AS
+    SELECT c.user_id, u.country, c.amount * 2 AS doubled
+      FROM clicks_oracle c LEFT JOIN users u ON u.id = c.user_id WHERE c.url LIKE '/a%';
+SELECT (SELECT count(*) FROM want) AS rows,
+       (SELECT count(*) FROM (TABLE got EXCEPT ALL TABLE want) x) AS got_only,
+       (SELECT count(*) FROM (TABLE want EXCEPT ALL TABLE got) x) AS want_only;
+DROP VIEW want; DROP TABLE got;
+-- the batch before this one is empty, the event query reads one event
+EXECUTE totals_b(:'before_batch', NULL);
+SELECT event_query AS totals_event FROM streamproc.views WHERE view = 'app.totals'::regclass \gset
+PREPARE totals_e(tid) AS :totals_event;
+CREATE TEMP TABLE e AS EXECUTE totals_e('(0,1)');
+SELECT streamproc.finalize('count()', a1, NULL::bigint) AS n FROM e;
+ROLLBACK;
+DEALLOCATE ALL;
+
+--
+-- DDL on continuous views.
+--
+CREATE OR REPLACE VIEW app.by_user AS SELECT 1 AS user_id;
+CREATE OR REPLACE VIEW app.by_user WITH (continuous) AS
+    SELECT user_id FROM clicks GROUP BY user_id;
+CREATE OR REPLACE VIEW app.ordinary WITH (continuous) AS SELECT 1 AS one FROM clicks;
+ALTER VIEW app.by_user SET (check_option = local);
+ALTER VIEW app.by_user SET (security_invoker = true);
+ALTER VIEW app.by_user SET (security_barrier = true);
+-- rename and set schema keep the catalog row (keyed by oid)
+ALTER VIEW app.by_user RENAME TO per_user;
+CREATE SCHEMA app2;
+ALTER VIEW app.per_user SET SCHEMA app2;
+SELECT view, kind FROM streamproc.views WHERE view = 'app2.per_user'::regclass;
+-- the rows table of an append view belongs to the view
+DO $$
+BEGIN
+    EXECUTE format('DROP TABLE streamproc.rows_%s', 'app.enriched'::regclass::oid);
+EXCEPTION WHEN dependent_objects_still_exist THEN
+    RAISE NOTICE '%', regexp_replace(SQLERRM, 'rows_\d+', 'rows_<oid>');
+END
+$$;
+-- DROP VIEW removes the catalog row (and the rows table)
+SELECT rows_table AS enriched_rows FROM streamproc.views WHERE view = 'app.enriched'::regclass \gset
+DROP VIEW app2.per_user, app.enriched;
+SELECT count(*) FROM streamproc.views;
+SELECT to_regclass(:'enriched_rows') IS NULL AS rows_table_dropped;
+-- a stream (or a column it reads) cannot go while views read it
+DROP FOREIGN TABLE clicks;
+ALTER FOREIGN TABLE clicks DROP COLUMN amount;
+DROP TABLE users;
+DROP FOREIGN TABLE clicks CASCADE;
+SELECT count(*) FROM streamproc.views;
+SELECT relname FROM pg_class WHERE relnamespace = 'app'::regnamespace ORDER BY 1;
+
+--
+-- Privileges: the creating user must be able to read the stream and every
+-- table; the rows table belongs to the view's owner and follows it.
+--
+CREATE FOREIGN TABLE clicks (user_id int, url text, amount numeric, ts timestamptz)
+    SERVER streamproc;
+CREATE ROLE sp_view_owner;
+CREATE ROLE sp_view_other;
+CREATE SCHEMA owned AUTHORIZATION sp_view_owner;
+SET ROLE sp_view_owner;
+CREATE VIEW owned.v WITH (continuous) AS SELECT count(*) FROM clicks;
+RESET ROLE;
+GRANT SELECT ON clicks TO sp_view_owner;
+SET ROLE sp_view_owner;
+CREATE VIEW owned.v WITH (continuous) AS
+    SELECT u.country, count(*) FROM clicks c JOIN users u ON u.id = c.user_id GROUP BY 1;
+RESET ROLE;
+GRANT SELECT (id) ON users TO sp_view_owner;
+SET ROLE sp_view_owner;
+CREATE VIEW owned.v WITH (continuous) AS
+    SELECT u.country, count(*) FROM clicks c JOIN users u ON u.id = c.user_id GROUP BY 1;
+RESET ROLE;
+GRANT SELECT ON users TO sp_view_owner;
+SET ROLE sp_view_owner;
+CREATE VIEW owned.v WITH (continuous) AS
+    SELECT u.country, count(*) FROM clicks c JOIN users u ON u.id = c.user_id GROUP BY 1;
+CREATE VIEW owned.a WITH (continuous) AS SELECT user_id, url FROM clicks WHERE amount > 1;
+RESET ROLE;
+SELECT regexp_replace(c.relname, '\d+', '<oid>') AS relname, c.relowner::regrole
+  FROM streamproc.views v JOIN pg_class c ON c.oid IN (v.view, v.rows_table)
+ ORDER BY c.relname ~ '^rows_', 1;
+ALTER VIEW owned.a OWNER TO sp_view_other;
+SELECT c.relowner::regrole FROM streamproc.views v JOIN pg_class c ON c.oid = v.rows_table;
+DROP SCHEMA owned CASCADE;
+REVOKE ALL ON users FROM sp_view_owner;
+REVOKE ALL ON clicks FROM sp_view_owner;
+DROP ROLE sp_view_owner, sp_view_other;
+
+--
+-- DROP EXTENSION: refused while continuous views exist, CASCADE drops them.
+--
+CREATE VIEW v WITH (continuous) AS SELECT count(*) FROM clicks;
+\set VERBOSITY terse
+DROP EXTENSION streamproc;
+DROP EXTENSION streamproc CASCADE;
+\set VERBOSITY default
+SELECT count(*) FROM pg_class WHERE relname IN ('v', 'clicks');
+CREATE EXTENSION streamproc;
+SELECT count(*) FROM streamproc.views;
+DROP TABLE users, clicks_oracle;
+DROP FUNCTION masked(text);
+DROP VIEW app.ordinary;
+DROP SCHEMA app, app2;

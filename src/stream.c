@@ -1,0 +1,1638 @@
+/*-------------------------------------------------------------------------
+ *
+ * stream.c
+ *	  Streams: the streamproc foreign data wrapper, the stream log tables,
+ *	  and the DDL that keeps them in step.
+ *
+ * A stream is a foreign table on a server of the foreign data wrapper
+ * "streamproc" (the extension creates server "streamproc").  It stores
+ * nothing itself.  Every event inserted into it (INSERT, COPY FROM,
+ * prepared statements, INSERT ... SELECT) while a continuous view reads
+ * it becomes one row of the stream's log table, streamproc.log_<stream
+ * oid>, written with the table access method inside the inserting
+ * transaction:
+ *
+ *	- the log has the stream's live columns (same names, types, typmods and
+ *	  collations; no constraints, no defaults) plus "$xid" xid8 NOT NULL,
+ *	  the inserting top-level transaction (GetTopFullTransactionId);
+ *	- values go from stream to log BY NAME: the map is computed once per
+ *	  statement, so dropped columns of either relation do not matter;
+ *	- the insert is an ordinary WAL-logged heap insert that fires no
+ *	  triggers: a crash after commit keeps the row, a rollback (or a
+ *	  rolled-back savepoint) leaves it invisible, exactly as heap
+ *	  visibility says;
+ *	- the user needs INSERT on the stream, which the executor checks; the
+ *	  log's own privileges are not checked (it is owned by the stream's
+ *	  owner and grants nothing to PUBLIC).
+ *
+ * A stream that no continuous view reads discards its events; a view sees
+ * the events committed after it was created (as in PipelineDB).  Each
+ * inserting statement decides once, when it starts (BeginForeignModify,
+ * BeginForeignInsert): if streamproc.views has no row for the stream, the
+ * statement writes nothing to the log, yet reports (and RETURNING shows)
+ * every row as inserted, and fires the stream's triggers as usual.  The
+ * answer is not cached across statements: it is read with a fresh catalog
+ * snapshot (the latest committed state plus this transaction's own
+ * changes, whatever the isolation level), taken while the statement holds
+ * the stream's RowExclusiveLock.  So a view whose creation committed before
+ * the statement started gets its events, and a view dropped before it
+ * started costs no log rows; rows written for a view that is dropped
+ * meanwhile are consumed and trimmed by the workers like any others (they
+ * serve every stream of streamproc.streams, with or without views).
+ * Caveat: CREATE VIEW takes only AccessShareLock on the stream, so a
+ * statement that started before a concurrent CREATE VIEW committed, in a
+ * transaction that commits after it, still discards its events; closing
+ * that window needs CREATE VIEW to lock the stream in ShareLock mode
+ * (view.c), which waits for in-flight inserting transactions and makes
+ * later ones wait for the view's commit.
+ *
+ * Ingest workers consume a log in micro-batches bounded by transaction
+ * snapshots, as PgQ does: a batch is the log rows whose "$xid" is visible
+ * in the batch's pg_snapshot and not in the previous batch's.  Because a
+ * transaction's rows all carry its top-level xid, and a snapshot says for
+ * every xid whether it had committed, each committed row falls in exactly
+ * one batch whatever the commit order.  Rows are removed by the workers'
+ * checkpoints.
+ *
+ * Any scan of a stream (SELECT, a join, the target of UPDATE or DELETE,
+ * COPY TO) fails at plan time: a stream is read through a continuous view.
+ *
+ * DDL, in a ProcessUtility hook and an object access hook:
+ *	- CREATE FOREIGN TABLE ... SERVER <a streamproc server> creates the log
+ *	  in the same transaction (as the bootstrap superuser, so that any user
+ *	  who may create foreign tables on the server can create streams; the
+ *	  log is then given to the stream's owner), records it in
+ *	  streamproc.streams, and records an internal dependency of the log on
+ *	  the stream: DROP of the stream drops the log, and the log cannot be
+ *	  dropped alone.
+ *	- ALTER FOREIGN TABLE / ALTER TABLE / RENAME COLUMN on a stream: the
+ *	  stream's columns are read before and after the statement and the
+ *	  difference (by attribute number: drops, renames, type changes, adds,
+ *	  owner) is applied to the log in the same transaction.  Drops, renames
+ *	  and type changes are refused while the stream has continuous views.
+ *	- Changing the columns or owner of a log directly is refused.
+ *	- Dropping a stream (directly, by DROP ... CASCADE, DROP SCHEMA ...
+ *	  CASCADE, DROP OWNED, DROP EXTENSION ... CASCADE) removes its row of
+ *	  streamproc.streams from the OAT_DROP object access hook, which every
+ *	  dependency-driven deletion goes through.
+ *	- Streams cannot be partitions or inheritance children: their columns
+ *	  would change through their parent's DDL, which this file does not
+ *	  see.
+ *
+ * Locking: inserting holds RowExclusiveLock on the stream (executor) and
+ * on the log (here).  DDL on a stream takes AccessExclusiveLock on it
+ * before reading its columns, so the columns read before the statement
+ * are the ones the statement changes, and no insert runs with a stale
+ * map.  streamproc.streams is read with a fresh catalog snapshot (it is
+ * treated as a catalog), and written by the DDL transaction, which holds
+ * AccessExclusiveLock on the stream.  streamproc.views is read the same
+ * way, under AccessShareLock, once per inserting statement.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/reloptions.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "nodes/pathnodes.h"
+#include "storage/lmgr.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/xid8.h"
+
+#include "stream.h"
+#include "streamproc.h"
+
+/* Name of the foreign data wrapper whose foreign tables are streams. */
+#define STREAM_FDW_NAME "streamproc"
+
+/* Schema and table of the stream catalog. */
+#define STREAMPROC_SCHEMA   "streamproc"
+#define STREAMS_TABLE       "streams"
+#define Anum_streams_stream 1
+#define Anum_streams_log    2
+
+/* The continuous view catalog (view.c) and its stream column. */
+#define VIEWS_TABLE       "views"
+#define Anum_views_stream 2
+
+/*
+ * Rows per ExecForeignBatchInsert call (multi-row INSERT, INSERT ...
+ * SELECT).  The executor keeps that many row copies before handing them
+ * over; heap_multi_insert gains little beyond a hundred.
+ */
+#define STREAM_INSERT_BATCH_SIZE 100
+
+/*
+ * One live column of a stream, as DDL compares them before and after a
+ * statement.
+ */
+typedef struct StreamColumn
+{
+	AttrNumber attnum;
+	NameData name;
+	Oid typid;
+	int32 typmod;
+	Oid collid;
+} StreamColumn;
+
+/* The columns and owner of a stream at one point in time. */
+typedef struct StreamShape
+{
+	Oid relid;
+	Oid owner;
+	int ncols;
+	StreamColumn *cols;
+} StreamShape;
+
+/*
+ * Per-statement insert state of one stream (ResultRelInfo->ri_FdwState),
+ * built by BeginForeignModify or BeginForeignInsert.
+ */
+typedef struct StreamInsertState
+{
+	Relation log;                 /* the log, RowExclusiveLock held */
+	bool discard;                 /* no view reads the stream: write nothing */
+	ResultRelInfo *log_rri;       /* for the log's indexes, if any */
+	int nmap;                     /* stream's natts */
+	AttrNumber *map;              /* stream attno-1 -> log attno, 0: none */
+	AttrNumber xid_attno;         /* log attno of "$xid" */
+	bool have_xid;                /* xid computed yet? */
+	Datum xid;                    /* GetTopFullTransactionId() as xid8 */
+	TupleTableSlot *slot;         /* log slot for single inserts */
+	TupleTableSlot **batch_slots; /* log slots for batches */
+	int nbatch_slots;
+	BulkInsertState bistate; /* for COPY and batches, else NULL */
+	MemoryContext tmpcxt;    /* reset after every insert call */
+} StreamInsertState;
+
+/* Backend-local cache: stream OID -> log OID (positive answers only). */
+typedef struct StreamLogCacheEntry
+{
+	Oid stream; /* hash key */
+	Oid log;
+} StreamLogCacheEntry;
+
+/* Saved state of internal DDL (see internal_begin). */
+typedef struct InternalContext
+{
+	Oid save_userid;
+	int save_sec_context;
+	int save_nestlevel;
+} InternalContext;
+
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static object_access_hook_type prev_object_access = NULL;
+static HTAB *stream_log_cache = NULL;
+
+/* > 0 while this file runs DDL on a log: lifts the log's protection. */
+static int internal_ddl_depth = 0;
+
+PG_FUNCTION_INFO_V1(streamproc_fdw_handler);
+PG_FUNCTION_INFO_V1(streamproc_fdw_validator);
+
+/* FDW callbacks */
+static void stream_GetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
+									 Oid foreigntableid);
+static void stream_GetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
+								   Oid foreigntableid);
+static ForeignScan *stream_GetForeignPlan(PlannerInfo *root,
+										  RelOptInfo *baserel,
+										  Oid foreigntableid,
+										  ForeignPath *best_path, List *tlist,
+										  List *scan_clauses,
+										  Plan *outer_plan);
+static void stream_BeginForeignScan(ForeignScanState *node, int eflags);
+static TupleTableSlot *stream_IterateForeignScan(ForeignScanState *node);
+static void stream_ReScanForeignScan(ForeignScanState *node);
+static void stream_EndForeignScan(ForeignScanState *node);
+static List *stream_PlanForeignModify(PlannerInfo *root, ModifyTable *plan,
+									  Index resultRelation,
+									  int subplan_index);
+static void stream_BeginForeignModify(ModifyTableState *mtstate,
+									  ResultRelInfo *rinfo, List *fdw_private,
+									  int subplan_index, int eflags);
+static TupleTableSlot *stream_ExecForeignInsert(EState *estate,
+												ResultRelInfo *rinfo,
+												TupleTableSlot *slot,
+												TupleTableSlot *planSlot);
+static TupleTableSlot **stream_ExecForeignBatchInsert(EState *estate,
+													  ResultRelInfo *rinfo,
+													  TupleTableSlot **slots,
+													  TupleTableSlot **planSlots,
+													  int *numSlots);
+static int stream_GetForeignModifyBatchSize(ResultRelInfo *rinfo);
+static void stream_EndForeignModify(EState *estate, ResultRelInfo *rinfo);
+static void stream_BeginForeignInsert(ModifyTableState *mtstate,
+									  ResultRelInfo *rinfo);
+static void stream_EndForeignInsert(EState *estate, ResultRelInfo *rinfo);
+static int stream_IsForeignRelUpdatable(Relation rel);
+
+/* hooks */
+static void stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+								  bool readOnlyTree,
+								  ProcessUtilityContext context,
+								  ParamListInfo params,
+								  QueryEnvironment *queryEnv,
+								  DestReceiver *dest, QueryCompletion *qc);
+static void stream_object_access(ObjectAccessType access, Oid classId,
+								 Oid objectId, int subId, void *arg);
+
+/* helpers */
+static void refuse_read(Oid relid) pg_attribute_noreturn();
+static bool server_is_stream_server(Oid serverid);
+static Oid streams_relid(void);
+static Oid lookup_stream_log(Oid stream);
+static Oid lookup_log_stream(Oid log);
+static bool stream_has_views(Oid stream);
+static void stream_log_cache_invalidate(Datum arg, Oid relid);
+static StreamInsertState *begin_insert(ResultRelInfo *rinfo, bool bulk);
+static void end_insert(ResultRelInfo *rinfo);
+static void fill_log_slot(StreamInsertState *st, TupleTableSlot *src,
+						  TupleTableSlot *dst);
+static StreamShape *read_shape(Oid relid);
+static void create_stream_log(Oid relid);
+static void sync_log(StreamShape *before, StreamShape *after);
+static Oid first_continuous_view(Oid stream);
+static void check_log_alter(Oid relid, Node *stmt);
+static void internal_begin(InternalContext *ic, Oid userid);
+static void internal_end(InternalContext *ic);
+static void exec_internal(Oid userid, const char *sql, int nargs,
+						  Oid *argtypes, Datum *values);
+static char *column_type_sql(const StreamColumn *col);
+
+/*
+ * streamproc_stream_init
+ *		Install the hooks; see stream.h.
+ */
+void
+streamproc_stream_init(void)
+{
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = stream_ProcessUtility;
+	prev_object_access = object_access_hook;
+	object_access_hook = stream_object_access;
+}
+
+/* ------------------------------------------------------------------------
+ * The foreign data wrapper
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * streamproc_fdw_handler
+ *		The FdwRoutine of streams: inserts only.
+ */
+Datum
+streamproc_fdw_handler(PG_FUNCTION_ARGS)
+{
+	FdwRoutine *routine = makeNode(FdwRoutine);
+
+	streamproc_check_preloaded();
+
+	routine->GetForeignRelSize = stream_GetForeignRelSize;
+	routine->GetForeignPaths = stream_GetForeignPaths;
+	routine->GetForeignPlan = stream_GetForeignPlan;
+	routine->BeginForeignScan = stream_BeginForeignScan;
+	routine->IterateForeignScan = stream_IterateForeignScan;
+	routine->ReScanForeignScan = stream_ReScanForeignScan;
+	routine->EndForeignScan = stream_EndForeignScan;
+
+	routine->PlanForeignModify = stream_PlanForeignModify;
+	routine->BeginForeignModify = stream_BeginForeignModify;
+	routine->ExecForeignInsert = stream_ExecForeignInsert;
+	routine->ExecForeignBatchInsert = stream_ExecForeignBatchInsert;
+	routine->GetForeignModifyBatchSize = stream_GetForeignModifyBatchSize;
+	routine->EndForeignModify = stream_EndForeignModify;
+	routine->BeginForeignInsert = stream_BeginForeignInsert;
+	routine->EndForeignInsert = stream_EndForeignInsert;
+	routine->IsForeignRelUpdatable = stream_IsForeignRelUpdatable;
+
+	PG_RETURN_POINTER(routine);
+}
+
+/*
+ * streamproc_fdw_validator
+ *		Streams take no options yet: reject every option of the wrapper,
+ *		its servers, user mappings, foreign tables and columns.
+ *
+ * PostgreSQL calls the validator even when no option is given, so this is
+ * also where creating a stream fails when the library is not preloaded
+ * (the hooks that create its log would be missing).
+ */
+Datum
+streamproc_fdw_validator(PG_FUNCTION_ARGS)
+{
+	List *options = untransformRelOptions(PG_GETARG_DATUM(0));
+	ListCell *lc;
+
+	streamproc_check_preloaded();
+
+	foreach (lc, options)
+	{
+		DefElem *def = lfirst_node(DefElem, lc);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("option \"%s\" is not supported for streams",
+						def->defname),
+				 errhint("Streams take no options in this release.")));
+	}
+
+	PG_RETURN_VOID();
+}
+
+/*
+ * refuse_read
+ *		The error for any attempt to read a stream.
+ */
+static void
+refuse_read(Oid relid)
+{
+	char *name = get_rel_name(relid);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("cannot read from stream \"%s\"", name),
+			 errdetail("A stream does not store its events."),
+			 errhint("A stream is read through a continuous view: CREATE VIEW ... WITH (continuous) AS SELECT ... FROM %s.",
+					 quote_identifier(name))));
+}
+
+/*
+ * stream_GetForeignRelSize
+ *		Planning any scan of a stream fails here, the first FDW callback
+ *		the planner makes for a scanned foreign table.  A stream that is
+ *		the target of UPDATE or DELETE gets its own message.
+ */
+static void
+stream_GetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
+						 Oid foreigntableid)
+{
+	Query *parse = root->parse;
+
+	if (parse->resultRelation == baserel->relid &&
+		(parse->commandType == CMD_UPDATE || parse->commandType == CMD_DELETE))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 parse->commandType == CMD_UPDATE
+					 ? errmsg("cannot update stream \"%s\"",
+							  get_rel_name(foreigntableid))
+					 : errmsg("cannot delete from stream \"%s\"",
+							  get_rel_name(foreigntableid)),
+				 errdetail("A stream does not store its events: it accepts INSERT and COPY FROM only.")));
+
+	refuse_read(foreigntableid);
+}
+
+/* The remaining scan callbacks are never reached: planning fails first. */
+static void
+stream_GetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
+					   Oid foreigntableid)
+{
+	refuse_read(foreigntableid);
+}
+
+static ForeignScan *
+stream_GetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
+					  Oid foreigntableid, ForeignPath *best_path, List *tlist,
+					  List *scan_clauses, Plan *outer_plan)
+{
+	refuse_read(foreigntableid);
+}
+
+static void
+stream_BeginForeignScan(ForeignScanState *node, int eflags)
+{
+	refuse_read(RelationGetRelid(node->ss.ss_currentRelation));
+}
+
+static TupleTableSlot *
+stream_IterateForeignScan(ForeignScanState *node)
+{
+	refuse_read(RelationGetRelid(node->ss.ss_currentRelation));
+}
+
+static void
+stream_ReScanForeignScan(ForeignScanState *node)
+{
+	refuse_read(RelationGetRelid(node->ss.ss_currentRelation));
+}
+
+static void
+stream_EndForeignScan(ForeignScanState *node)
+{
+}
+
+/*
+ * stream_PlanForeignModify
+ *		Only INSERT reaches here (scans fail earlier); refuse ON CONFLICT.
+ */
+static List *
+stream_PlanForeignModify(PlannerInfo *root, ModifyTable *plan,
+						 Index resultRelation, int subplan_index)
+{
+	if (plan->onConflictAction != ONCONFLICT_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("INSERT with ON CONFLICT is not supported for streams"),
+				 errdetail("Events are appended to a stream and never conflict.")));
+	return NIL;
+}
+
+static void
+stream_BeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+						  List *fdw_private, int subplan_index, int eflags)
+{
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+	rinfo->ri_FdwState = begin_insert(rinfo, false);
+}
+
+/*
+ * stream_BeginForeignInsert
+ *		COPY FROM (and tuple routing, which streams do not take part in):
+ *		many rows, so use a bulk insert state.
+ */
+static void
+stream_BeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+{
+	rinfo->ri_FdwState = begin_insert(rinfo, true);
+}
+
+static void
+stream_EndForeignModify(EState *estate, ResultRelInfo *rinfo)
+{
+	end_insert(rinfo);
+}
+
+static void
+stream_EndForeignInsert(EState *estate, ResultRelInfo *rinfo)
+{
+	end_insert(rinfo);
+}
+
+/*
+ * stream_IsForeignRelUpdatable
+ *		Streams accept INSERT only; also what makes a simple view over a
+ *		stream insertable but not updatable.
+ */
+static int
+stream_IsForeignRelUpdatable(Relation rel)
+{
+	return (1 << CMD_INSERT);
+}
+
+/*
+ * stream_GetForeignModifyBatchSize
+ *		Batch unless something must see each row as it is inserted
+ *		(RETURNING, WITH CHECK OPTION, row triggers), as postgres_fdw does.
+ */
+static int
+stream_GetForeignModifyBatchSize(ResultRelInfo *rinfo)
+{
+	if (rinfo->ri_projectReturning != NULL ||
+		rinfo->ri_WithCheckOptions != NIL ||
+		(rinfo->ri_TrigDesc &&
+		 (rinfo->ri_TrigDesc->trig_insert_before_row ||
+		  rinfo->ri_TrigDesc->trig_insert_after_row)))
+		return 1;
+	return STREAM_INSERT_BATCH_SIZE;
+}
+
+/*
+ * begin_insert
+ *		Open the stream's log, map the stream's columns to the log's by
+ *		name, and decide whether this statement's events are kept (some
+ *		continuous view reads the stream) or discarded.  The log is opened
+ *		and checked either way, so a broken stream fails the same whether
+ *		it has views or not.  Allocates in the current (per-query) memory
+ *		context.
+ */
+static StreamInsertState *
+begin_insert(ResultRelInfo *rinfo, bool bulk)
+{
+	Relation stream = rinfo->ri_RelationDesc;
+	TupleDesc sdesc = RelationGetDescr(stream);
+	TupleDesc ldesc;
+	StreamInsertState *st;
+	Oid logid;
+	int i;
+
+	logid = streamproc_stream_log(RelationGetRelid(stream));
+	st = palloc0(sizeof(StreamInsertState));
+	if (OidIsValid(logid))
+		st->log = try_relation_open(logid, RowExclusiveLock);
+	if (st->log == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("stream \"%s\" has no log table",
+						RelationGetRelationName(stream)),
+				 errdetail("The stream has no row in streamproc.streams, or its log table is missing."),
+				 errhint("Drop the stream and create it again.")));
+	ldesc = RelationGetDescr(st->log);
+
+	st->nmap = sdesc->natts;
+	st->map = palloc0(sizeof(AttrNumber) * sdesc->natts);
+	for (i = 0; i < sdesc->natts; i++)
+	{
+		Form_pg_attribute sattr = TupleDescAttr(sdesc, i);
+		int j;
+
+		if (sattr->attisdropped)
+			continue;
+		for (j = 0; j < ldesc->natts; j++)
+		{
+			Form_pg_attribute lattr = TupleDescAttr(ldesc, j);
+
+			if (!lattr->attisdropped &&
+				strcmp(NameStr(lattr->attname), NameStr(sattr->attname)) == 0)
+			{
+				if (lattr->atttypid != sattr->atttypid)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATATYPE_MISMATCH),
+							 errmsg("column \"%s\" of the log of stream \"%s\" has type %s instead of %s",
+									NameStr(sattr->attname),
+									RelationGetRelationName(stream),
+									format_type_be(lattr->atttypid),
+									format_type_be(sattr->atttypid))));
+				st->map[i] = lattr->attnum;
+				break;
+			}
+		}
+		if (st->map[i] == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("the log of stream \"%s\" has no column \"%s\"",
+							RelationGetRelationName(stream),
+							NameStr(sattr->attname))));
+	}
+	for (i = 0; i < ldesc->natts; i++)
+	{
+		Form_pg_attribute lattr = TupleDescAttr(ldesc, i);
+
+		if (!lattr->attisdropped &&
+			strcmp(NameStr(lattr->attname), STREAM_XID_COLUMN) == 0)
+			st->xid_attno = lattr->attnum;
+	}
+	if (st->xid_attno == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("the log of stream \"%s\" has no column \"%s\"",
+						RelationGetRelationName(stream), STREAM_XID_COLUMN)));
+
+	/* Decided once per statement; see the header comment. */
+	st->discard = !stream_has_views(RelationGetRelid(stream));
+
+	st->slot = table_slot_create(st->log, NULL);
+	st->log_rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(st->log_rri, st->log, 0, NULL, 0);
+	ExecOpenIndices(st->log_rri, false);
+	st->bistate = bulk ? GetBulkInsertState() : NULL;
+	st->tmpcxt = AllocSetContextCreate(CurrentMemoryContext,
+									   "streamproc stream insert",
+									   ALLOCSET_DEFAULT_SIZES);
+	return st;
+}
+
+/*
+ * end_insert
+ *		Release what begin_insert acquired; the log's lock is kept until
+ *		the end of the transaction.
+ */
+static void
+end_insert(ResultRelInfo *rinfo)
+{
+	StreamInsertState *st = (StreamInsertState *)rinfo->ri_FdwState;
+	int i;
+
+	if (st == NULL)
+		return;
+	ExecCloseIndices(st->log_rri);
+	if (st->bistate)
+		FreeBulkInsertState(st->bistate);
+	table_finish_bulk_insert(st->log, 0);
+	ExecDropSingleTupleTableSlot(st->slot);
+	for (i = 0; i < st->nbatch_slots; i++)
+		ExecDropSingleTupleTableSlot(st->batch_slots[i]);
+	relation_close(st->log, NoLock);
+	MemoryContextDelete(st->tmpcxt);
+	rinfo->ri_FdwState = NULL;
+}
+
+/*
+ * fill_log_slot
+ *		Store in dst (a log slot) the event in src (a stream slot) plus
+ *		"$xid".  dst references src's values until it is materialized.
+ */
+static void
+fill_log_slot(StreamInsertState *st, TupleTableSlot *src, TupleTableSlot *dst)
+{
+	int i;
+
+	if (!st->have_xid)
+	{
+		/* Assigns the top-level xid if the transaction has none yet. */
+		st->xid = FullTransactionIdGetDatum(GetTopFullTransactionId());
+		st->have_xid = true;
+	}
+
+	ExecClearTuple(dst);
+	slot_getallattrs(src);
+	memset(dst->tts_isnull, true,
+		   sizeof(bool) * dst->tts_tupleDescriptor->natts);
+	for (i = 0; i < st->nmap; i++)
+	{
+		AttrNumber l = st->map[i];
+
+		if (l == 0)
+			continue;
+		dst->tts_values[l - 1] = src->tts_values[i];
+		dst->tts_isnull[l - 1] = src->tts_isnull[i];
+	}
+	dst->tts_values[st->xid_attno - 1] = st->xid;
+	dst->tts_isnull[st->xid_attno - 1] = false;
+	ExecStoreVirtualTuple(dst);
+}
+
+/*
+ * stream_ExecForeignInsert
+ *		Append one event to the log (unless the statement discards its
+ *		events).  Returns the stream slot unchanged, so RETURNING shows the
+ *		event as inserted and the row counts.
+ */
+static TupleTableSlot *
+stream_ExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
+						 TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	StreamInsertState *st = (StreamInsertState *)rinfo->ri_FdwState;
+	MemoryContext oldcxt;
+
+	if (st->discard)
+		return slot;
+
+	fill_log_slot(st, slot, st->slot);
+	oldcxt = MemoryContextSwitchTo(st->tmpcxt);
+	table_tuple_insert(st->log, st->slot, estate->es_output_cid, 0,
+					   st->bistate);
+	if (st->log_rri->ri_NumIndices > 0)
+		ExecInsertIndexTuples(st->log_rri, st->slot, estate, false, false,
+							  NULL, NIL);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(st->tmpcxt);
+	ExecClearTuple(st->slot);
+	return slot;
+}
+
+/*
+ * stream_ExecForeignBatchInsert
+ *		Append *numSlots events with one multi-insert (none when the
+ *		statement discards its events; all of them count as inserted).
+ */
+static TupleTableSlot **
+stream_ExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
+							  TupleTableSlot **slots,
+							  TupleTableSlot **planSlots, int *numSlots)
+{
+	StreamInsertState *st = (StreamInsertState *)rinfo->ri_FdwState;
+	int n = *numSlots;
+	MemoryContext oldcxt;
+	int i;
+
+	if (st->discard)
+		return slots;
+
+	if (n > st->nbatch_slots)
+	{
+		oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(st));
+		if (st->batch_slots == NULL)
+			st->batch_slots = palloc(sizeof(TupleTableSlot *) * n);
+		else
+			st->batch_slots = repalloc(st->batch_slots,
+									   sizeof(TupleTableSlot *) * n);
+		for (i = st->nbatch_slots; i < n; i++)
+			st->batch_slots[i] = table_slot_create(st->log, NULL);
+		st->nbatch_slots = n;
+		if (st->bistate == NULL)
+			st->bistate = GetBulkInsertState();
+		MemoryContextSwitchTo(oldcxt);
+	}
+
+	for (i = 0; i < n; i++)
+		fill_log_slot(st, slots[i], st->batch_slots[i]);
+
+	oldcxt = MemoryContextSwitchTo(st->tmpcxt);
+	table_multi_insert(st->log, st->batch_slots, n, estate->es_output_cid, 0,
+					   st->bistate);
+	if (st->log_rri->ri_NumIndices > 0)
+	{
+		for (i = 0; i < n; i++)
+			ExecInsertIndexTuples(st->log_rri, st->batch_slots[i], estate,
+								  false, false, NULL, NIL);
+	}
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(st->tmpcxt);
+	for (i = 0; i < n; i++)
+		ExecClearTuple(st->batch_slots[i]);
+	return slots;
+}
+
+/* ------------------------------------------------------------------------
+ * The stream catalog
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * server_is_stream_server
+ *		Is serverid a server of the streamproc foreign data wrapper?
+ */
+static bool
+server_is_stream_server(Oid serverid)
+{
+	ForeignServer *server = GetForeignServer(serverid);
+	ForeignDataWrapper *fdw = GetForeignDataWrapper(server->fdwid);
+
+	return strcmp(fdw->fdwname, STREAM_FDW_NAME) == 0;
+}
+
+/*
+ * streams_relid
+ *		OID of streamproc.streams, InvalidOid when the extension is not
+ *		installed (or is being dropped) in this database.
+ */
+static Oid
+streams_relid(void)
+{
+	Oid nsp = get_namespace_oid(STREAMPROC_SCHEMA, true);
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return get_relname_relid(STREAMS_TABLE, nsp);
+}
+
+/*
+ * lookup_stream_log
+ *		Probe streamproc.streams by its primary key with a fresh catalog
+ *		snapshot.  InvalidOid when there is no row.
+ */
+static Oid
+lookup_stream_log(Oid stream)
+{
+	Oid streams = streams_relid();
+	Relation rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple tup;
+	Oid log = InvalidOid;
+	Oid index;
+
+	if (!OidIsValid(streams))
+		return InvalidOid;
+	rel = table_open(streams, AccessShareLock);
+	index = RelationGetPrimaryKeyIndex(rel);
+	ScanKeyInit(&key, Anum_streams_stream, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(stream));
+	scan = systable_beginscan(rel, index, OidIsValid(index), NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool isnull;
+		Datum d = heap_getattr(tup, Anum_streams_log, RelationGetDescr(rel),
+							   &isnull);
+
+		if (!isnull)
+			log = DatumGetObjectId(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return log;
+}
+
+/*
+ * lookup_log_stream
+ *		The stream whose log is log, or InvalidOid.  A sequential scan of
+ *		streamproc.streams: only DDL on tables in schema streamproc calls
+ *		this.
+ */
+static Oid
+lookup_log_stream(Oid log)
+{
+	Oid streams = streams_relid();
+	Relation rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple tup;
+	Oid stream = InvalidOid;
+
+	if (!OidIsValid(streams))
+		return InvalidOid;
+	rel = table_open(streams, AccessShareLock);
+	ScanKeyInit(&key, Anum_streams_log, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(log));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool isnull;
+		Datum d = heap_getattr(tup, Anum_streams_stream,
+							   RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			stream = DatumGetObjectId(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return stream;
+}
+
+/*
+ * stream_has_views
+ *		Does some continuous view read stream?  A scan of streamproc.views
+ *		(small, no index on its stream column) with a fresh catalog
+ *		snapshot: PostgreSQL takes a new one for every scan of a table that
+ *		is not a system catalog, so the answer includes every view committed
+ *		so far and this transaction's own, whatever the isolation level.
+ *		Nothing is cached.  False when the extension is being dropped.
+ */
+static bool
+stream_has_views(Oid stream)
+{
+	Oid nsp = get_namespace_oid(STREAMPROC_SCHEMA, true);
+	Oid views;
+	Relation rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	bool found;
+
+	if (!OidIsValid(nsp))
+		return false;
+	views = get_relname_relid(VIEWS_TABLE, nsp);
+	if (!OidIsValid(views))
+		return false;
+	rel = table_open(views, AccessShareLock);
+	ScanKeyInit(&key, Anum_views_stream, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(stream));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * stream_log_cache_invalidate
+ *		Relcache invalidation callback: forget the entry of relid, or all
+ *		of them.  Dropping a stream (or rolling back its creation)
+ *		invalidates its relcache entry, so no stale entry survives it.
+ */
+static void
+stream_log_cache_invalidate(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	StreamLogCacheEntry *entry;
+
+	if (stream_log_cache == NULL)
+		return;
+	if (OidIsValid(relid))
+	{
+		hash_search(stream_log_cache, &relid, HASH_REMOVE, NULL);
+		return;
+	}
+	hash_seq_init(&status, stream_log_cache);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		hash_search(stream_log_cache, &entry->stream, HASH_REMOVE, NULL);
+}
+
+Oid
+streamproc_stream_log(Oid stream_relid)
+{
+	StreamLogCacheEntry *entry;
+	Oid log;
+
+	if (get_rel_relkind(stream_relid) != RELKIND_FOREIGN_TABLE)
+		return InvalidOid;
+
+	if (stream_log_cache == NULL)
+	{
+		HASHCTL ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(StreamLogCacheEntry);
+		ctl.hcxt = CacheMemoryContext;
+		stream_log_cache = hash_create("streamproc stream logs", 64, &ctl,
+									   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		CacheRegisterRelcacheCallback(stream_log_cache_invalidate,
+									  (Datum)0);
+	}
+
+	entry = hash_search(stream_log_cache, &stream_relid, HASH_FIND, NULL);
+	if (entry != NULL)
+		return entry->log;
+
+	log = lookup_stream_log(stream_relid);
+	if (OidIsValid(log))
+	{
+		entry = hash_search(stream_log_cache, &stream_relid, HASH_ENTER,
+							NULL);
+		entry->log = log;
+	}
+	return log;
+}
+
+bool
+streamproc_is_stream(Oid relid)
+{
+	return OidIsValid(streamproc_stream_log(relid));
+}
+
+/* ------------------------------------------------------------------------
+ * DDL
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * internal_begin
+ *		Run the following SQL as userid, in a security-restricted context,
+ *		with search_path pg_catalog, pg_temp.  Undone by internal_end, or
+ *		by transaction (or subtransaction) abort.
+ */
+static void
+internal_begin(InternalContext *ic, Oid userid)
+{
+	GetUserIdAndSecContext(&ic->save_userid, &ic->save_sec_context);
+	SetUserIdAndSecContext(userid, ic->save_sec_context |
+									   SECURITY_LOCAL_USERID_CHANGE |
+									   SECURITY_RESTRICTED_OPERATION);
+	ic->save_nestlevel = NewGUCNestLevel();
+	(void)set_config_option("search_path", "pg_catalog, pg_temp",
+							PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							true, 0, false);
+}
+
+static void
+internal_end(InternalContext *ic)
+{
+	AtEOXact_GUC(true, ic->save_nestlevel);
+	SetUserIdAndSecContext(ic->save_userid, ic->save_sec_context);
+}
+
+/*
+ * exec_internal
+ *		Run one SQL statement through SPI as userid (see internal_begin),
+ *		with the protection of logs lifted.  The caller is connected to
+ *		SPI.  Every identifier in sql must be quoted and qualified.
+ */
+static void
+exec_internal(Oid userid, const char *sql, int nargs, Oid *argtypes,
+			  Datum *values)
+{
+	InternalContext ic;
+	int rc;
+
+	internal_begin(&ic, userid);
+	internal_ddl_depth++;
+	PG_TRY();
+	{
+		if (nargs > 0)
+			rc = SPI_execute_with_args(sql, nargs, argtypes, values, NULL,
+									   false, 0);
+		else
+			rc = SPI_execute(sql, false, 0);
+		if (rc < 0)
+			elog(ERROR, "SPI_execute failed: %s: %s", SPI_result_code_string(rc),
+				 sql);
+	}
+	PG_FINALLY();
+	{
+		internal_ddl_depth--;
+	}
+	PG_END_TRY();
+	internal_end(&ic);
+	CommandCounterIncrement();
+}
+
+/*
+ * column_type_sql
+ *		"type [COLLATE collation]" of a column, fully qualified.
+ */
+static char *
+column_type_sql(const StreamColumn *col)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf,
+						   format_type_extended(col->typid, col->typmod,
+												FORMAT_TYPE_TYPEMOD_GIVEN |
+													FORMAT_TYPE_FORCE_QUALIFY));
+	if (OidIsValid(col->collid))
+	{
+		HeapTuple tup = SearchSysCache1(COLLOID,
+										ObjectIdGetDatum(col->collid));
+		Form_pg_collation coll;
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for collation %u", col->collid);
+		coll = (Form_pg_collation)GETSTRUCT(tup);
+		appendStringInfo(&buf, " COLLATE %s",
+						 quote_qualified_identifier(
+							 get_namespace_name(coll->collnamespace),
+							 NameStr(coll->collname)));
+		ReleaseSysCache(tup);
+	}
+	return buf.data;
+}
+
+/*
+ * read_shape
+ *		The live columns and owner of relation relid.  Raises an error if
+ *		a column uses the log's reserved name.  The caller holds a lock.
+ */
+static StreamShape *
+read_shape(Oid relid)
+{
+	Relation rel = relation_open(relid, NoLock);
+	TupleDesc desc = RelationGetDescr(rel);
+	StreamShape *shape = palloc0(sizeof(StreamShape));
+	int i;
+
+	shape->relid = relid;
+	shape->owner = rel->rd_rel->relowner;
+	shape->cols = palloc0(sizeof(StreamColumn) * Max(desc->natts, 1));
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		StreamColumn *col;
+
+		if (att->attisdropped)
+			continue;
+		if (strcmp(NameStr(att->attname), STREAM_XID_COLUMN) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_RESERVED_NAME),
+					 errmsg("column name \"%s\" is reserved in streams",
+							STREAM_XID_COLUMN),
+					 errdetail("The log of a stream uses it for the inserting transaction's id.")));
+		col = &shape->cols[shape->ncols++];
+		col->attnum = att->attnum;
+		col->name = att->attname;
+		col->typid = att->atttypid;
+		col->typmod = att->atttypmod;
+		col->collid = att->attcollation;
+	}
+	relation_close(rel, NoLock);
+	return shape;
+}
+
+/*
+ * create_stream_log
+ *		Create the log of the new stream relid, record it in
+ *		streamproc.streams and make it an internal part of the stream.
+ *
+ * The log is created by the bootstrap superuser (the creator of the
+ * stream need not own schema streamproc) and then given to the stream's
+ * owner.  No user code runs meanwhile: CREATE TABLE and ALTER OWNER call
+ * no functions of the column types.
+ */
+static void
+create_stream_log(Oid relid)
+{
+	StreamShape *shape;
+	StringInfoData sql;
+	char *logname;
+	Oid nsp;
+	Oid logid;
+	Oid argtypes[2] = {REGCLASSOID, REGCLASSOID};
+	Datum values[2];
+	ObjectAddress logaddr;
+	ObjectAddress streamaddr;
+	int i;
+
+	nsp = get_namespace_oid(STREAMPROC_SCHEMA, true);
+	if (!OidIsValid(nsp) || !OidIsValid(streams_relid()))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"streamproc\" is not installed in this database")));
+
+	shape = read_shape(relid);
+	logname = psprintf("log_%u", relid);
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE TABLE %s.%s (",
+					 quote_identifier(STREAMPROC_SCHEMA), logname);
+	for (i = 0; i < shape->ncols; i++)
+		appendStringInfo(&sql, "%s %s, ",
+						 quote_identifier(NameStr(shape->cols[i].name)),
+						 column_type_sql(&shape->cols[i]));
+	appendStringInfo(&sql, "%s pg_catalog.xid8 NOT NULL) USING heap",
+					 quote_identifier(STREAM_XID_COLUMN));
+
+	SPI_connect();
+	exec_internal(BOOTSTRAP_SUPERUSERID, sql.data, 0, NULL, NULL);
+	logid = get_relname_relid(logname, nsp);
+	if (!OidIsValid(logid))
+		elog(ERROR, "could not find the new log table \"%s\"", logname);
+
+	if (shape->owner != BOOTSTRAP_SUPERUSERID)
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "ALTER TABLE %s.%s OWNER TO %s",
+						 quote_identifier(STREAMPROC_SCHEMA), logname,
+						 quote_identifier(GetUserNameFromId(shape->owner,
+															false)));
+		exec_internal(BOOTSTRAP_SUPERUSERID, sql.data, 0, NULL, NULL);
+	}
+
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = ObjectIdGetDatum(logid);
+	exec_internal(BOOTSTRAP_SUPERUSERID,
+				  "INSERT INTO streamproc.streams (stream, log) VALUES ($1, $2)",
+				  2, argtypes, values);
+	SPI_finish();
+
+	ObjectAddressSet(logaddr, RelationRelationId, logid);
+	ObjectAddressSet(streamaddr, RelationRelationId, relid);
+	recordDependencyOn(&logaddr, &streamaddr, DEPENDENCY_INTERNAL);
+	CommandCounterIncrement();
+
+	streamproc_catalog_changed();
+}
+
+/*
+ * first_continuous_view
+ *		A continuous view reading stream (the first by OID), or InvalidOid.
+ *		The caller is connected to SPI.
+ */
+static Oid
+first_continuous_view(Oid stream)
+{
+	Oid argtypes[1] = {REGCLASSOID};
+	Datum values[1];
+	Oid view = InvalidOid;
+	InternalContext ic;
+	int rc;
+
+	values[0] = ObjectIdGetDatum(stream);
+	internal_begin(&ic, BOOTSTRAP_SUPERUSERID);
+	rc = SPI_execute_with_args("SELECT view::pg_catalog.oid FROM streamproc.views"
+							   " WHERE stream = $1 ORDER BY 1 LIMIT 1",
+							   1, argtypes, values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read streamproc.views: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed > 0)
+	{
+		bool isnull;
+		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+								1, &isnull);
+
+		if (!isnull)
+			view = DatumGetObjectId(d);
+	}
+	internal_end(&ic);
+	return view;
+}
+
+/*
+ * sync_log
+ *		Apply to the stream's log the difference between the stream's
+ *		columns and owner before and after a DDL statement.
+ *
+ * Columns are matched by attribute number: a column that kept its number
+ * but changed name was renamed, one that changed type was altered, a
+ * number that disappeared was dropped (even if a column of the same name
+ * was added back), a new number was added.  Drops, renames and type
+ * changes are refused while the stream has continuous views, whose stored
+ * queries name the log's columns.  Column changes run as the log's owner,
+ * so a USING cast runs with the privileges of whoever owns the stream.
+ */
+static void
+sync_log(StreamShape *before, StreamShape *after)
+{
+	StringInfoData renames;
+	StringInfoData alter;
+	const char *changed_col = NULL;
+	const char *change = NULL;
+	char *stream_name = get_rel_name(after->relid);
+	char *logname;
+	Oid logid;
+	int i;
+	int j;
+
+	logid = streamproc_stream_log(after->relid);
+	if (!OidIsValid(logid))
+		return;
+	logname = psprintf("%s.%s",
+					   quote_identifier(get_namespace_name(
+						   get_rel_namespace(logid))),
+					   quote_identifier(get_rel_name(logid)));
+
+	initStringInfo(&renames);
+	initStringInfo(&alter);
+
+	/* drops (and drop + add of the same name) */
+	for (i = 0; i < before->ncols; i++)
+	{
+		StreamColumn *b = &before->cols[i];
+		bool found = false;
+
+		for (j = 0; j < after->ncols; j++)
+			if (after->cols[j].attnum == b->attnum)
+				found = true;
+		if (found)
+			continue;
+		appendStringInfo(&alter, "%sDROP COLUMN %s", alter.len ? ", " : "",
+						 quote_identifier(NameStr(b->name)));
+		if (change == NULL)
+		{
+			change = "drop";
+			changed_col = NameStr(b->name);
+		}
+	}
+
+	/* renames and type changes */
+	for (i = 0; i < after->ncols; i++)
+	{
+		StreamColumn *a = &after->cols[i];
+		StreamColumn *b = NULL;
+
+		for (j = 0; j < before->ncols; j++)
+			if (before->cols[j].attnum == a->attnum)
+				b = &before->cols[j];
+		if (b == NULL)
+		{
+			appendStringInfo(&alter, "%sADD COLUMN %s %s",
+							 alter.len ? ", " : "",
+							 quote_identifier(NameStr(a->name)),
+							 column_type_sql(a));
+			continue;
+		}
+		if (strcmp(NameStr(a->name), NameStr(b->name)) != 0)
+		{
+			appendStringInfo(&renames, "ALTER TABLE %s RENAME COLUMN %s TO %s;",
+							 logname, quote_identifier(NameStr(b->name)),
+							 quote_identifier(NameStr(a->name)));
+			if (change == NULL)
+			{
+				change = "rename";
+				changed_col = NameStr(b->name);
+			}
+		}
+		if (a->typid != b->typid || a->typmod != b->typmod ||
+			a->collid != b->collid)
+		{
+			char *qname = pstrdup(quote_identifier(NameStr(a->name)));
+
+			appendStringInfo(&alter, "%sALTER COLUMN %s TYPE %s USING %s::%s",
+							 alter.len ? ", " : "", qname,
+							 column_type_sql(a), qname,
+							 format_type_extended(a->typid, a->typmod,
+												  FORMAT_TYPE_TYPEMOD_GIVEN |
+													  FORMAT_TYPE_FORCE_QUALIFY));
+			if (change == NULL)
+			{
+				change = "type";
+				changed_col = NameStr(a->name);
+			}
+		}
+	}
+
+	if (renames.len == 0 && alter.len == 0 && before->owner == after->owner)
+		return;
+
+	SPI_connect();
+
+	if (change != NULL)
+	{
+		Oid view = first_continuous_view(after->relid);
+
+		if (OidIsValid(view))
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 strcmp(change, "drop") == 0
+						 ? errmsg("cannot drop column \"%s\" of stream \"%s\"",
+								  changed_col, stream_name)
+					 : strcmp(change, "rename") == 0
+						 ? errmsg("cannot rename column \"%s\" of stream \"%s\"",
+								  changed_col, stream_name)
+						 : errmsg("cannot alter type of column \"%s\" of stream \"%s\"",
+								  changed_col, stream_name),
+					 errdetail("Continuous view \"%s\" reads stream \"%s\".",
+							   get_rel_name(view), stream_name),
+					 errhint("Drop the continuous views of the stream first, or add a new column instead.")));
+	}
+
+	if (before->owner != after->owner)
+	{
+		char *sql = psprintf("ALTER TABLE %s OWNER TO %s", logname,
+							 quote_identifier(GetUserNameFromId(after->owner,
+																false)));
+
+		exec_internal(BOOTSTRAP_SUPERUSERID, sql, 0, NULL, NULL);
+	}
+	if (renames.len > 0)
+		exec_internal(after->owner, renames.data, 0, NULL, NULL);
+	if (alter.len > 0)
+	{
+		char *sql = psprintf("ALTER TABLE %s %s", logname, alter.data);
+
+		exec_internal(after->owner, sql, 0, NULL, NULL);
+	}
+
+	SPI_finish();
+	streamproc_catalog_changed();
+}
+
+/*
+ * check_log_alter
+ *		Refuse a statement that would change the columns, constraints or
+ *		owner of a stream's log other than through the stream.
+ */
+static void
+check_log_alter(Oid relid, Node *stmt)
+{
+	Oid stream;
+	bool changes_shape = false;
+
+	if (internal_ddl_depth > 0 ||
+		get_rel_namespace(relid) != get_namespace_oid(STREAMPROC_SCHEMA, true))
+		return;
+
+	if (IsA(stmt, RenameStmt))
+		changes_shape = true;
+	else
+	{
+		ListCell *lc;
+
+		foreach (lc, ((AlterTableStmt *)stmt)->cmds)
+		{
+			AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+			switch (cmd->subtype)
+			{
+				case AT_AddColumn:
+				case AT_DropColumn:
+				case AT_AlterColumnType:
+				case AT_AddConstraint:
+				case AT_SetNotNull:
+				case AT_ColumnDefault:
+				case AT_AddIdentity:
+				case AT_ChangeOwner:
+				case AT_AddInherit:
+					changes_shape = true;
+					break;
+				default:
+					break;
+			}
+		}
+	}
+	if (!changes_shape)
+		return;
+
+	stream = lookup_log_stream(relid);
+	if (OidIsValid(stream))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot alter log table \"%s\"", get_rel_name(relid)),
+				 errdetail("It is the log of stream \"%s\" and follows its columns and owner.",
+						   get_rel_name(stream)),
+				 errhint("Alter the stream instead.")));
+}
+
+/*
+ * stream_ProcessUtility
+ *		Create, alter and protect logs around the statements that concern
+ *		streams; everything else passes through untouched.
+ */
+static void
+stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+					  bool readOnlyTree, ProcessUtilityContext context,
+					  ParamListInfo params, QueryEnvironment *queryEnv,
+					  DestReceiver *dest, QueryCompletion *qc)
+{
+	Node *parsetree = pstmt->utilityStmt;
+	Oid create_server = InvalidOid;
+	CreateForeignTableStmt *create = NULL;
+	Oid altered = InvalidOid;
+	StreamShape *before = NULL;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_CreateForeignTableStmt:
+		{
+			ForeignServer *server;
+
+			create = (CreateForeignTableStmt *)parsetree;
+			server = GetForeignServerByName(create->servername, true);
+			if (server == NULL || !server_is_stream_server(server->serverid))
+			{
+				create = NULL;
+				break;
+			}
+			create_server = server->serverid;
+			if (create->base.inhRelations != NIL ||
+				create->base.partbound != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("a stream cannot be a partition or an inheritance child")));
+			break;
+		}
+		case T_AlterTableStmt:
+		case T_RenameStmt:
+		{
+			RangeVar *rv;
+			Oid relid;
+
+			if (IsA(parsetree, AlterTableStmt))
+			{
+				AlterTableStmt *stmt = (AlterTableStmt *)parsetree;
+				ListCell *lc;
+
+				rv = stmt->relation;
+				foreach (lc, stmt->cmds)
+				{
+					AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+					if (cmd->subtype == AT_AttachPartition &&
+						cmd->def && IsA(cmd->def, PartitionCmd))
+					{
+						Oid part = RangeVarGetRelid(
+							((PartitionCmd *)cmd->def)->name, NoLock,
+							true);
+
+						if (OidIsValid(part) && streamproc_is_stream(part))
+							ereport(ERROR,
+									(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+									 errmsg("cannot attach stream \"%s\" as a partition",
+											get_rel_name(part))));
+					}
+				}
+			}
+			else
+			{
+				RenameStmt *stmt = (RenameStmt *)parsetree;
+
+				if (stmt->renameType != OBJECT_COLUMN || stmt->relation == NULL)
+					break;
+				rv = stmt->relation;
+			}
+
+			relid = RangeVarGetRelid(rv, NoLock, true);
+			if (!OidIsValid(relid))
+				break;
+			if (get_rel_relkind(relid) != RELKIND_FOREIGN_TABLE)
+			{
+				check_log_alter(relid, parsetree);
+				break;
+			}
+			/* Non-owners get the usual error from PostgreSQL. */
+			if (!streamproc_is_stream(relid) ||
+				!pg_class_ownercheck(relid, GetUserId()))
+				break;
+			if (IsA(parsetree, AlterTableStmt))
+			{
+				ListCell *lc;
+
+				foreach (lc, ((AlterTableStmt *)parsetree)->cmds)
+				{
+					AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+					if (cmd->subtype == AT_AddInherit)
+						ereport(ERROR,
+								(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+								 errmsg("a stream cannot be an inheritance child")));
+				}
+			}
+			LockRelationOid(relid, AccessExclusiveLock);
+			if (!streamproc_is_stream(relid))
+				break;
+			altered = relid;
+			before = read_shape(relid);
+			break;
+		}
+		case T_CopyStmt:
+		{
+			CopyStmt *stmt = (CopyStmt *)parsetree;
+			Oid relid;
+
+			if (stmt->is_from || stmt->relation == NULL)
+				break;
+			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+			if (OidIsValid(relid) && streamproc_is_stream(relid))
+				refuse_read(relid);
+			break;
+		}
+		default:
+			break;
+	}
+
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+							queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+
+	if (create != NULL)
+	{
+		RangeVar *rv = create->base.relation;
+		Oid relid;
+
+		CommandCounterIncrement();
+		relid = get_relname_relid(rv->relname,
+								  RangeVarGetCreationNamespace(rv));
+		/* IF NOT EXISTS may have found another relation, or a stream. */
+		if (OidIsValid(relid) &&
+			get_rel_relkind(relid) == RELKIND_FOREIGN_TABLE &&
+			GetForeignServerIdByRelId(relid) == create_server &&
+			!streamproc_is_stream(relid))
+			create_stream_log(relid);
+	}
+	else if (OidIsValid(altered))
+	{
+		CommandCounterIncrement();
+		sync_log(before, read_shape(altered));
+	}
+}
+
+/*
+ * stream_object_access
+ *		When a stream is dropped, by whatever path, delete its row of
+ *		streamproc.streams in the same transaction.  The log itself goes
+ *		through its internal dependency.
+ *
+ * OAT_DROP runs just before the object is deleted, with the catalog as
+ * the earlier deletions of the same command left it: during DROP
+ * EXTENSION ... CASCADE streamproc.streams may already be gone, and then
+ * there is nothing to do.
+ */
+static void
+stream_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+					 int subId, void *arg)
+{
+	if (prev_object_access)
+		prev_object_access(access, classId, objectId, subId, arg);
+
+	if (access == OAT_DROP && classId == RelationRelationId && subId == 0 &&
+		get_rel_relkind(objectId) == RELKIND_FOREIGN_TABLE)
+	{
+		Oid streams = streams_relid();
+		Relation rel;
+		Oid index;
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple tup;
+		bool found = false;
+
+		if (!OidIsValid(streams))
+			return;
+		rel = table_open(streams, RowExclusiveLock);
+		index = RelationGetPrimaryKeyIndex(rel);
+		ScanKeyInit(&key, Anum_streams_stream, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(objectId));
+		scan = systable_beginscan(rel, index, OidIsValid(index), NULL, 1,
+								  &key);
+		while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			simple_heap_delete(rel, &tup->t_self);
+			found = true;
+		}
+		systable_endscan(scan);
+		table_close(rel, NoLock);
+
+		if (found)
+		{
+			CommandCounterIncrement();
+			streamproc_catalog_changed();
+		}
+	}
+}

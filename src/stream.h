@@ -1,0 +1,57 @@
+/*-------------------------------------------------------------------------
+ *
+ * stream.h
+ *	  Streams: foreign tables on server streamproc, and their log tables.
+ *
+ * A stream is CREATE FOREIGN TABLE ... SERVER streamproc.  Inserting into
+ * it appends one row per event to the stream's log table
+ * (streamproc.log_<stream oid>) inside the inserting transaction: the
+ * stream's columns by name, plus "$xid" xid8, the inserting top-level
+ * transaction.  streamproc.streams maps each stream to its log.  See
+ * src/stream.c for the design.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STREAMPROC_STREAM_H
+#define STREAMPROC_STREAM_H
+
+#include "postgres.h"
+
+/* Name of the log column that holds the inserting transaction's id. */
+#define STREAM_XID_COLUMN "$xid"
+
+/*
+ * streamproc_stream_init
+ *		Install the stream DDL hooks (ProcessUtility_hook,
+ *		object_access_hook).  Called once from _PG_init while the library
+ *		is being preloaded.
+ */
+extern void streamproc_stream_init(void);
+
+/*
+ * streamproc_is_stream
+ *		Is relid a stream (a row of streamproc.streams)?
+ *
+ * False for any other relation, for an invalid or dropped OID, and in a
+ * database without the extension.  Costs a syscache lookup for relations
+ * that are not foreign tables, and one index probe of streamproc.streams
+ * for foreign tables: cheap enough for DDL and planning, not meant to be
+ * called per event.  Needs a transaction; reads with a fresh catalog
+ * snapshot, so it sees streams committed after the transaction snapshot
+ * was taken.  The caller should hold a lock on relid if the answer must
+ * stay true.
+ */
+extern bool streamproc_is_stream(Oid relid);
+
+/*
+ * streamproc_stream_log
+ *		The log table of stream stream_relid, or InvalidOid when
+ *		stream_relid is not a stream.
+ *
+ * Same cost and visibility as streamproc_is_stream.  The log's OID never
+ * changes while the stream exists; it goes away with the stream (internal
+ * dependency), so a lock on the stream protects it too.
+ */
+extern Oid streamproc_stream_log(Oid stream_relid);
+
+#endif /* STREAMPROC_STREAM_H */

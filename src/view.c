@@ -1,0 +1,1576 @@
+/*-------------------------------------------------------------------------
+ *
+ * view.c
+ *	  Continuous view definition: CREATE VIEW ... WITH (continuous).
+ *
+ * PostgreSQL has no CREATE CONTINUOUS VIEW, so we take over CREATE VIEW
+ * statements whose options contain "continuous" in a ProcessUtility hook,
+ * before PostgreSQL would reject the unknown reloption.  For such a
+ * statement we
+ *
+ *	1. analyze the SELECT as the creating user and reject what cannot be
+ *	   maintained incrementally (each restriction has its own message, see
+ *	   check_query());
+ *	2. check that the creating user may read every relation in FROM: the
+ *	   workers later run the view's queries as its owner;
+ *	3. rewrite the analyzed Query into the worker's batch query: the stream's
+ *	   range table entry becomes a subquery over the stream's log table
+ *	   restricted to one micro-batch (log rows whose "$xid" is visible in
+ *	   snapshot $1 and not in $2), and, for aggregating views, the target
+ *	   list becomes the group keys g1..gn followed by one
+ *	   streamproc.partial(<aggregate call>) per distinct aggregate a1..am.
+ *	   The Query is deparsed with pg_get_querydef() while search_path is
+ *	   pg_catalog, so the text names every other object schema-qualified;
+ *	4. create the user-visible view.  An aggregating view reads
+ *	   streamproc.read_view(<its own oid>), which returns the group keys and
+ *	   each aggregate's final value, computed from the partial states of
+ *	   all slots (partial states never leave C code, so no SQL caller can
+ *	   hand a crafted state to a deserialization function); its output
+ *	   expressions and HAVING are the user's, with group expressions and
+ *	   aggregate calls replaced by those columns.  The view's oid exists only once the view does, so the view
+ *	   is first created with read_view(0) and then replaced.  An append view
+ *	   reads streamproc.rows_<view oid>, a table owned by the view's owner
+ *	   that the workers append to; it is created under a provisional name
+ *	   and renamed once the view exists;
+ *	5. record dependencies (view -> every object the query uses, including
+ *	   the stream and its columns; rows table -> view, internal) and insert
+ *	   the catalog row into streamproc.views.
+ *
+ * This is the approach of PipelineDB's analyzer.c (worker query over the
+ * stream, combiner and view over the materialization) and TimescaleDB's
+ * continuous_aggs/create.c (partialize in the materialization query,
+ * finalize when read), with our own catalog.
+ *
+ * A DROP of a continuous view, directly or by cascade (DROP FOREIGN TABLE
+ * ... CASCADE, DROP EXTENSION ... CASCADE), deletes its catalog row from
+ * the object_access_hook.  CREATE OR REPLACE VIEW of a continuous view and
+ * ALTER VIEW forms that would change what it computes are refused; RENAME
+ * and SET SCHEMA work because the catalog is keyed by oid.  ALTER VIEW
+ * OWNER also moves the rows table of an append view to the new owner.
+ *
+ * Catalog access: streamproc.views is an ordinary table of the extension;
+ * we read, insert and delete its rows with the genam/heap functions (as
+ * TimescaleDB does with its catalog), so neither the creating user nor a
+ * user dropping a view needs privileges on it.  Its rows are protected by
+ * the locks on the views they describe: DDL on a view holds an
+ * AccessExclusiveLock on it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "catalog/toasting.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
+#include "commands/tablecmds.h"
+#include "commands/view.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/analyze.h"
+#include "parser/parse_relation.h"
+#include "parser/parser.h"
+#include "parser/parsetree.h"
+#include "rewrite/rewriteHandler.h"
+#include "storage/lmgr.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/catcache.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/ruleutils.h"
+#include "utils/syscache.h"
+
+#include "aggregates.h"
+#include "stream.h"
+#include "streamproc.h"
+#include "view.h"
+
+/* The extension's schema and catalog table. */
+#define STREAMPROC_SCHEMA "streamproc"
+#define VIEWS_TABLE       "views"
+
+/* Columns of streamproc.views, in the order of streamproc--0.1.sql. */
+#define Natts_views               10
+#define Anum_views_view           1
+#define Anum_views_stream         2
+#define Anum_views_kind           3
+#define Anum_views_batch_query    4
+#define Anum_views_event_query    5
+#define Anum_views_group_types    6
+#define Anum_views_aggregates     7
+#define Anum_views_agg_collations 8
+#define Anum_views_rows_table     9
+#define Anum_views_definition     10
+
+/* The relation alias of read_view() in an aggregating view's body. */
+#define READ_ALIAS "s"
+
+/*
+ * What check_query() learned about the user's SELECT.  Lists point into
+ * query; nothing here is modified after check_query() returns.
+ */
+typedef struct ViewShape
+{
+	Query *query;     /* the user's analyzed SELECT */
+	Index stream_rti; /* range table index of the stream */
+	Oid stream;       /* the stream */
+	char kind;        /* STREAMPROC_VIEW_AGGREGATING or _APPEND */
+	List *group_tles; /* TargetEntry of each GROUP BY item, in order */
+	List *aggs;       /* distinct Aggrefs of target list and HAVING */
+} ViewShape;
+
+/* State of read_expr_mutator. */
+typedef struct ReadMutatorContext
+{
+	ViewShape *shape;
+	bool rewrite; /* false: only check that expressions can be rewritten */
+} ReadMutatorContext;
+
+static ProcessUtility_hook_type prev_process_utility = NULL;
+static object_access_hook_type prev_object_access = NULL;
+
+static void view_process_utility(PlannedStmt *pstmt, const char *queryString,
+								 bool readOnlyTree,
+								 ProcessUtilityContext context,
+								 ParamListInfo params,
+								 QueryEnvironment *queryEnv,
+								 DestReceiver *dest, QueryCompletion *qc);
+static void view_object_access(ObjectAccessType access, Oid classId,
+							   Oid objectId, int subId, void *arg);
+static int continuous_option(List *options, List **rest);
+static void create_continuous_view(ViewStmt *stmt, List *options,
+								   const char *queryString);
+static void check_query(Query *query, ViewShape *shape);
+static void check_from_item(Query *query, Node *item, bool nullable,
+							ViewShape *shape);
+static void check_relation(RangeTblEntry *rte, ViewShape *shape);
+static bool find_stream_walker(Node *node, Oid *stream);
+static bool collect_aggs_walker(Node *node, List **aggs);
+static bool stream_column_walker(Node *node, ViewShape *shape);
+static char *build_batch_query(ViewShape *shape, bool event);
+static Query *build_log_query(Oid stream, bool event, List **colnames);
+static char *build_read_query(ViewShape *shape, Oid viewid);
+static Node *read_expr_mutator(Node *node, ReadMutatorContext *ctx);
+static ObjectAddress define_view(ViewStmt *stmt, const char *sql, bool replace);
+static Oid create_rows_table(ViewShape *shape, List *aliases, char **sql);
+static void insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
+							   const char *batch_query,
+							   const char *event_query,
+							   const char *definition);
+static void delete_catalog_row(Oid viewid);
+static void check_alter_table(AlterTableStmt *stmt, Oid *owner_view,
+							  Oid *new_owner);
+static Oid views_catalog(bool missing_ok);
+static Oid extension_function(const char *name, int nargs);
+static StreamprocView *view_from_tuple(HeapTuple tuple, TupleDesc desc);
+static Oid *oid_array(Datum array, int *n);
+
+/*
+ * streamproc_view_init
+ *		Install the ProcessUtility and object access hooks, chaining the
+ *		hooks installed before ours.  Called from _PG_init.
+ */
+void
+streamproc_view_init(void)
+{
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = view_process_utility;
+	prev_object_access = object_access_hook;
+	object_access_hook = view_object_access;
+}
+
+/*
+ * view_process_utility
+ *		Take over CREATE VIEW ... WITH (continuous); guard DDL that would
+ *		change a continuous view; pass everything else on.
+ */
+static void
+view_process_utility(PlannedStmt *pstmt, const char *queryString,
+					 bool readOnlyTree, ProcessUtilityContext context,
+					 ParamListInfo params, QueryEnvironment *queryEnv,
+					 DestReceiver *dest, QueryCompletion *qc)
+{
+	Node *parsetree = pstmt->utilityStmt;
+	Oid owner_view = InvalidOid;
+	Oid new_owner = InvalidOid;
+
+	if (IsA(parsetree, ViewStmt))
+	{
+		ViewStmt *stmt = (ViewStmt *)parsetree;
+		List *rest;
+		int continuous = continuous_option(stmt->options, &rest);
+
+		if (continuous > 0)
+		{
+			create_continuous_view(stmt, rest, queryString);
+			return;
+		}
+
+		/* Replacing a continuous view by an ordinary one is refused. */
+		if (stmt->replace)
+		{
+			Oid relid = RangeVarGetRelid(stmt->view, NoLock, true);
+
+			if (OidIsValid(relid) && streamproc_is_continuous_view(relid))
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot replace continuous view \"%s\"",
+								get_rel_name(relid)),
+						 errhint("Drop the view and create it again.")));
+		}
+
+		/* "continuous = false": an ordinary view, without the option. */
+		if (continuous == 0)
+		{
+			pstmt = copyObject(pstmt);
+			((ViewStmt *)pstmt->utilityStmt)->options = rest;
+		}
+	}
+	else if (IsA(parsetree, AlterTableStmt))
+		check_alter_table((AlterTableStmt *)parsetree, &owner_view,
+						  &new_owner);
+
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context,
+							 params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+
+	/* ALTER VIEW ... OWNER TO: the rows table follows its view. */
+	if (OidIsValid(owner_view))
+	{
+		StreamprocView *view = streamproc_view_load(owner_view, true);
+
+		if (view && OidIsValid(view->rows_table))
+			ATExecChangeOwner(view->rows_table, new_owner, true,
+							  AccessExclusiveLock);
+	}
+}
+
+/*
+ * continuous_option
+ *		Find the "continuous" option of a CREATE VIEW.
+ *
+ * Returns -1 when there is none, else its value (0 or 1).  *rest is set to
+ * the other options.
+ */
+static int
+continuous_option(List *options, List **rest)
+{
+	ListCell *lc;
+	int result = -1;
+
+	*rest = NIL;
+	foreach (lc, options)
+	{
+		DefElem *def = lfirst_node(DefElem, lc);
+
+		if (def->defnamespace == NULL &&
+			strcmp(def->defname, "continuous") == 0)
+			result = defGetBoolean(def) ? 1 : 0;
+		else
+			*rest = lappend(*rest, def);
+	}
+	return result;
+}
+
+/*
+ * view_object_access
+ *		Delete the catalog row of a continuous view when the view is
+ *		dropped, however the drop comes about.
+ */
+static void
+view_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+				   int subId, void *arg)
+{
+	if (prev_object_access)
+		prev_object_access(access, classId, objectId, subId, arg);
+
+	if (access == OAT_DROP && classId == RelationRelationId && subId == 0 &&
+		get_rel_relkind(objectId) == RELKIND_VIEW)
+		delete_catalog_row(objectId);
+}
+
+/*
+ * check_alter_table
+ *		Refuse ALTER VIEW forms that would change what a continuous view
+ *		computes or who may read it.  When the statement changes the owner
+ *		of a continuous view, *owner_view and *new_owner are set so that the
+ *		caller moves its rows table too once the statement succeeded.
+ */
+static void
+check_alter_table(AlterTableStmt *stmt, Oid *owner_view, Oid *new_owner)
+{
+	Oid relid;
+	ListCell *lc;
+
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid) || !streamproc_is_continuous_view(relid))
+		return;
+
+	foreach (lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+		ListCell *lc2;
+
+		switch (cmd->subtype)
+		{
+			case AT_SetRelOptions:
+			case AT_ResetRelOptions:
+			case AT_ReplaceRelOptions:
+				foreach (lc2, (List *)cmd->def)
+				{
+					DefElem *def = lfirst_node(DefElem, lc2);
+
+					if (strcmp(def->defname, "continuous") == 0 ||
+						strcmp(def->defname, "check_option") == 0 ||
+						strcmp(def->defname, "security_invoker") == 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+								 errmsg("cannot change option \"%s\" of continuous view \"%s\"",
+										def->defname, get_rel_name(relid)),
+								 errhint("Drop the view and create it again.")));
+				}
+				break;
+			case AT_ChangeOwner:
+				*owner_view = relid;
+				*new_owner = get_rolespec_oid(cmd->newowner, false);
+				break;
+			default:
+				break;
+		}
+	}
+}
+
+/*
+ * create_continuous_view
+ *		CREATE VIEW ... WITH (continuous): see the file header.
+ *
+ * options are the statement's reloptions without "continuous".  Runs in
+ * the caller's transaction; everything it creates rolls back with it.
+ */
+static void
+create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
+{
+	ViewStmt *vstmt;
+	ListCell *lc;
+	Oid nspid;
+	RawStmt *raw;
+	Query *query;
+	ViewShape shape;
+	int nestlevel;
+	char *batch_query;
+	char *event_query;
+	char *definition;
+	ObjectAddress view;
+	Oid rows_table = InvalidOid;
+
+	if (!OidIsValid(get_extension_oid("streamproc", true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"streamproc\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION streamproc.")));
+	streamproc_check_preloaded();
+
+	/* Options: check_option and security_invoker do not fit. */
+	if (stmt->withCheckOption != NO_CHECK_OPTION)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views do not support WITH CHECK OPTION"),
+				 errhint("Only streamproc writes to a continuous view; remove the check option.")));
+	foreach (lc, options)
+	{
+		DefElem *def = lfirst_node(DefElem, lc);
+
+		if (strcmp(def->defname, "check_option") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("continuous views do not support WITH CHECK OPTION"),
+					 errhint("Only streamproc writes to a continuous view; remove the check option.")));
+		if (strcmp(def->defname, "security_invoker") == 0 && defGetBoolean(def))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("continuous views do not support security_invoker"),
+					 errhint("Grant SELECT on the continuous view to the roles that read it.")));
+	}
+
+	/* Where the view goes; a continuous view cannot be temporary. */
+	nspid = RangeVarGetCreationNamespace(stmt->view);
+	if (stmt->view->relpersistence == RELPERSISTENCE_TEMP ||
+		isTempNamespace(nspid))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views cannot be temporary"),
+				 errhint("Create the continuous view in a permanent schema.")));
+	if (stmt->replace)
+	{
+		Oid old = get_relname_relid(stmt->view->relname, nspid);
+
+		if (OidIsValid(old) && streamproc_is_continuous_view(old))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot replace continuous view \"%s\"",
+							stmt->view->relname),
+					 errhint("Drop the view and create it again.")));
+		if (OidIsValid(old))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot replace view \"%s\" with a continuous view",
+							stmt->view->relname),
+					 errhint("Drop the view and create it again.")));
+	}
+
+	/* 1. Analyze and check the SELECT, as the creating user. */
+	raw = makeNode(RawStmt);
+	raw->stmt = copyObject(stmt->query);
+	raw->stmt_location = -1;
+	raw->stmt_len = 0;
+	query = parse_analyze_fixedparams(raw, queryString, NULL, 0, NULL);
+	check_query(query, &shape);
+
+	/* 2. The creating user must be able to read what the view reads. */
+	(void)ExecCheckRTPerms(query->rtable, true);
+
+	/*
+	 * ShareLock on the stream until commit: it waits for transactions that
+	 * are inserting into the stream, and later inserts wait for this one.
+	 * An insert decides per statement whether any view reads the stream
+	 * (stream.c), so every event committed after the view is seen by it.
+	 */
+	LockRelationOid(shape.stream, ShareLock);
+
+	/*
+	 * 3, 4.  Generate the SQL texts and create the view with search_path set
+	 * to pg_catalog only, so that the texts qualify every name outside
+	 * pg_catalog and mean the same under any search_path.
+	 */
+	vstmt = copyObject(stmt);
+	vstmt->view->schemaname = get_namespace_name(nspid);
+	vstmt->view->relpersistence = RELPERSISTENCE_PERMANENT;
+	vstmt->options = options;
+	vstmt->replace = false;
+
+	nestlevel = NewGUCNestLevel();
+	(void)set_config_option("search_path", "pg_catalog", PGC_USERSET,
+							PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
+	batch_query = build_batch_query(&shape, false);
+	event_query = build_batch_query(&shape, true);
+	definition = pg_get_querydef(query, false);
+
+	if (shape.kind == STREAMPROC_VIEW_AGGREGATING)
+	{
+		/* The body names the view's oid: create, then replace. */
+		view = define_view(vstmt, build_read_query(&shape, InvalidOid), false);
+		CommandCounterIncrement();
+		(void)define_view(vstmt, build_read_query(&shape, view.objectId),
+						  true);
+	}
+	else
+	{
+		char *body;
+		ObjectAddress rows;
+
+		/* The rows table is named after the view: create, then rename. */
+		rows_table = create_rows_table(&shape, stmt->aliases, &body);
+		CommandCounterIncrement();
+		view = define_view(vstmt, body, false);
+		CommandCounterIncrement();
+		RenameRelationInternal(rows_table,
+							   psprintf("rows_%u", view.objectId),
+							   true, false);
+
+		ObjectAddressSet(rows, RelationRelationId, rows_table);
+		recordDependencyOn(&rows, &view, DEPENDENCY_INTERNAL);
+	}
+
+	AtEOXact_GUC(true, nestlevel);
+
+	/* 5. Dependencies on everything the query uses, and the catalog row. */
+	recordDependencyOnExpr(&view, (Node *)query, NIL, DEPENDENCY_NORMAL);
+	insert_catalog_row(&shape, view.objectId, rows_table, batch_query,
+					   event_query, definition);
+	streamproc_catalog_changed();
+}
+
+/*
+ * check_query
+ *		Reject what a continuous view cannot maintain, and describe the rest
+ *		in *shape.  Each rejection is its own ereport: tests and users rely
+ *		on the exact messages.
+ */
+static void
+check_query(Query *query, ViewShape *shape)
+{
+	ListCell *lc;
+
+	memset(shape, 0, sizeof(ViewShape));
+	shape->query = query;
+
+	if (query->commandType != CMD_SELECT || query->utilityStmt != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views do not support SELECT INTO"),
+				 errhint("Remove the INTO clause.")));
+	if (query->cteList != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views do not support WITH queries"),
+				 errhint("Join tables or ordinary views instead.")));
+	if (query->setOperations != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views do not support UNION, INTERSECT or EXCEPT"),
+				 errhint("Create one continuous view per query and combine them in the query that reads them.")));
+	if (query->rowMarks != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views do not support %s",
+						LCS_asString(linitial_node(RowMarkClause, query->rowMarks)->strength)),
+				 errhint("Remove the locking clause.")));
+	if (query->sortClause != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views do not support ORDER BY"),
+				 errhint("Put ORDER BY in the query that reads the view.")));
+	if (query->limitCount != NULL || query->limitOffset != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views do not support LIMIT or OFFSET"),
+				 errhint("Put LIMIT and OFFSET in the query that reads the view.")));
+	if (query->hasDistinctOn)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views do not support DISTINCT ON"),
+				 errhint("Put DISTINCT ON in the query that reads the view.")));
+	if (query->distinctClause != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views do not support DISTINCT"),
+				 errhint("Use GROUP BY on the same columns instead.")));
+	if (query->hasWindowFuncs)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views do not support window functions"),
+				 errhint("Compute window functions in the query that reads the view.")));
+	if (query->groupingSets != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views do not support GROUPING SETS, ROLLUP or CUBE"),
+				 errhint("Create one continuous view per grouping.")));
+	if (query->hasSubLinks)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views do not support subqueries in expressions"),
+				 errhint("Join the stream with a table or an ordinary view instead.")));
+
+	/* FROM: exactly one stream, joined only with tables and views. */
+	foreach (lc, query->jointree->fromlist)
+		check_from_item(query, lfirst(lc), false, shape);
+	if (shape->stream_rti == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a continuous view must read a stream"),
+				 errhint("A continuous view reads a stream; use a materialized view for queries over tables only.")));
+	if (isQueryUsingTempRelation(query))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views cannot read temporary tables or views"),
+				 errhint("Join a permanent table instead.")));
+
+	/* Stream columns only: no whole-row or system column references. */
+	(void)query_tree_walker(query, stream_column_walker, shape, 0);
+
+	/* GROUP BY keys: hashable, not volatile. */
+	foreach (lc, query->groupClause)
+	{
+		SortGroupClause *sgc = lfirst_node(SortGroupClause, lc);
+		TargetEntry *tle = get_sortgroupclause_tle(sgc, query->targetList);
+		Oid type = exprType((Node *)tle->expr);
+
+		if (contain_volatile_functions((Node *)tle->expr))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("continuous views do not support volatile functions in GROUP BY"),
+					 errhint("Group by columns of the stream or by immutable or stable expressions of them.")));
+		if (!sgc->hashable)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("continuous views do not support GROUP BY on type %s",
+							format_type_be(type)),
+					 errdetail("Type %s has no hash operator class.",
+							   format_type_be(type)),
+					 errhint("Group by an expression of a hashable type, such as a cast to text.")));
+		shape->group_tles = lappend(shape->group_tles, tle);
+	}
+
+	/* Aggregates of the target list and HAVING, each once. */
+	(void)collect_aggs_walker((Node *)query->targetList, &shape->aggs);
+	(void)collect_aggs_walker(query->havingQual, &shape->aggs);
+	foreach (lc, shape->aggs)
+		streamproc_agg_check_combinable(lfirst_node(Aggref, lc));
+
+	if (query->hasAggs || query->groupClause != NIL ||
+		query->havingQual != NULL)
+	{
+		ReadMutatorContext ctx;
+
+		shape->kind = STREAMPROC_VIEW_AGGREGATING;
+
+		/*
+		 * Every column outside aggregates must be a group key (PostgreSQL
+		 * also accepts columns functionally dependent on a grouped primary
+		 * key; the view cannot compute those).  Try the rewrite of the
+		 * view's body now to raise that error before anything is created.
+		 */
+		ctx.shape = shape;
+		ctx.rewrite = false;
+		(void)read_expr_mutator((Node *)query->targetList, &ctx);
+		(void)read_expr_mutator(query->havingQual, &ctx);
+	}
+	else
+		shape->kind = STREAMPROC_VIEW_APPEND;
+}
+
+/*
+ * check_from_item
+ *		Check one FROM item (RangeTblRef or JoinExpr), recording the stream
+ *		in *shape.  nullable is true when the item is on the nullable side
+ *		of an outer join.
+ */
+static void
+check_from_item(Query *query, Node *item, bool nullable, ViewShape *shape)
+{
+	if (IsA(item, JoinExpr))
+	{
+		JoinExpr *join = (JoinExpr *)item;
+
+		switch (join->jointype)
+		{
+			case JOIN_INNER:
+				check_from_item(query, join->larg, nullable, shape);
+				check_from_item(query, join->rarg, nullable, shape);
+				break;
+			case JOIN_LEFT:
+				check_from_item(query, join->larg, nullable, shape);
+				check_from_item(query, join->rarg, true, shape);
+				break;
+			case JOIN_RIGHT:
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("continuous views do not support RIGHT JOIN"),
+						 errhint("Write the join as a LEFT JOIN with the stream on the left side.")));
+				break;
+			case JOIN_FULL:
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("continuous views do not support FULL JOIN"),
+						 errhint("Write the join as a LEFT JOIN with the stream on the left side.")));
+				break;
+			default:
+				elog(ERROR, "unexpected join type %d", (int)join->jointype);
+		}
+	}
+	else if (IsA(item, RangeTblRef))
+	{
+		Index rti = ((RangeTblRef *)item)->rtindex;
+		RangeTblEntry *rte = rt_fetch(rti, query->rtable);
+
+		switch (rte->rtekind)
+		{
+			case RTE_RELATION:
+				if (streamproc_is_stream(rte->relid))
+				{
+					if (shape->stream_rti != 0)
+					{
+						if (shape->stream == rte->relid)
+							ereport(ERROR,
+									(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+									 errmsg("a continuous view can read only one stream"),
+									 errdetail("Stream \"%s\" appears more than once in FROM.",
+											   get_rel_name(rte->relid)),
+									 errhint("Create one continuous view per stream.")));
+						ereport(ERROR,
+								(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+								 errmsg("a continuous view can read only one stream"),
+								 errdetail("The query reads streams \"%s\" and \"%s\".",
+										   get_rel_name(shape->stream),
+										   get_rel_name(rte->relid)),
+								 errhint("Create one continuous view per stream.")));
+					}
+					if (nullable)
+						ereport(ERROR,
+								(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+								 errmsg("a stream cannot be on the nullable side of an outer join"),
+								 errhint("Put the stream on the left side of the LEFT JOIN.")));
+					shape->stream_rti = rti;
+					shape->stream = rte->relid;
+				}
+				else
+					check_relation(rte, shape);
+				break;
+			case RTE_SUBQUERY:
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("continuous views do not support subqueries in FROM"),
+						 errhint("Create an ordinary view for the subquery and join it.")));
+				break;
+			case RTE_FUNCTION:
+			case RTE_TABLEFUNC:
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("continuous views do not support functions in FROM"),
+						 errhint("Call the function in the target list or in WHERE.")));
+				break;
+			case RTE_VALUES:
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("continuous views do not support VALUES in FROM"),
+						 errhint("Put the values in a table and join it.")));
+				break;
+			default:
+				elog(ERROR, "unexpected range table entry kind %d",
+					 (int)rte->rtekind);
+		}
+	}
+	else
+		elog(ERROR, "unexpected FROM item %d", (int)nodeTag(item));
+}
+
+/*
+ * check_relation
+ *		A relation in FROM that is not a stream: a table, foreign table,
+ *		materialized view or view, which must not read a stream itself.
+ */
+static void
+check_relation(RangeTblEntry *rte, ViewShape *shape)
+{
+	if (rte->relkind == RELKIND_VIEW)
+	{
+		Relation rel = relation_open(rte->relid, AccessShareLock);
+		Oid stream = InvalidOid;
+
+		(void)find_stream_walker((Node *)get_view_query(rel), &stream);
+		relation_close(rel, AccessShareLock);
+		if (OidIsValid(stream))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a continuous view must name its stream in FROM"),
+					 errdetail("View \"%s\" reads stream \"%s\".",
+							   get_rel_name(rte->relid), get_rel_name(stream)),
+					 errhint("Use the stream itself in the FROM clause of the continuous view.")));
+	}
+}
+
+/*
+ * find_stream_walker
+ *		Find a stream read anywhere in a query tree (a view's definition,
+ *		including the views it reads).
+ */
+static bool
+find_stream_walker(Node *node, Oid *stream)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *)node;
+
+		if (rte->rtekind == RTE_RELATION)
+		{
+			if (streamproc_is_stream(rte->relid))
+			{
+				*stream = rte->relid;
+				return true;
+			}
+			/* Not the view's own OLD and NEW entries (inFromCl false). */
+			if (rte->relkind == RELKIND_VIEW && rte->inFromCl)
+			{
+				Relation rel = relation_open(rte->relid, AccessShareLock);
+				bool found;
+
+				check_stack_depth();
+				found = find_stream_walker((Node *)get_view_query(rel),
+										   stream);
+				relation_close(rel, AccessShareLock);
+				return found;
+			}
+		}
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *)node, find_stream_walker, stream,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, find_stream_walker, stream);
+}
+
+/*
+ * collect_aggs_walker
+ *		Append to *aggs every Aggref of the tree not equal() to one already
+ *		there (equal() ignores parse locations), in order of appearance.
+ */
+static bool
+collect_aggs_walker(Node *node, List **aggs)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Aggref))
+	{
+		if (!list_member(*aggs, node))
+			*aggs = lappend(*aggs, node);
+		return false; /* aggregates do not nest */
+	}
+	if (IsA(node, GroupingFunc))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views do not support GROUPING()"),
+				 errhint("Without grouping sets GROUPING() is always 0; remove it.")));
+	return expression_tree_walker(node, collect_aggs_walker, aggs);
+}
+
+/*
+ * stream_column_walker
+ *		Reject whole-row and system column references to the stream: the
+ *		batch query reads the stream through a subquery, which has neither.
+ */
+static bool
+stream_column_walker(Node *node, ViewShape *shape)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var *var = (Var *)node;
+
+		if (var->varno == shape->stream_rti && var->varlevelsup == 0)
+		{
+			if (var->varattno == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("continuous views do not support whole-row references to a stream"),
+						 errhint("Name the stream's columns instead.")));
+			if (var->varattno < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("continuous views do not support system columns of a stream"),
+						 errhint("Name the stream's own columns instead.")));
+		}
+		return false;
+	}
+	return expression_tree_walker(node, stream_column_walker, shape);
+}
+
+/*
+ * build_batch_query
+ *		The worker's batch query (event: the event query) as SQL text; see
+ *		the file header and view.h.  The caller has set search_path.
+ */
+static char *
+build_batch_query(ViewShape *shape, bool event)
+{
+	Query *query = copyObject(shape->query);
+	RangeTblEntry *orig = rt_fetch(shape->stream_rti, query->rtable);
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	List *colnames = NIL;
+	List *erefnames = NIL;
+	ListCell *lc;
+	ListCell *lc2;
+
+	/* The stream becomes a subquery over its log, under the same alias. */
+	rte->rtekind = RTE_SUBQUERY;
+	rte->subquery = build_log_query(shape->stream, event, &colnames);
+	rte->inFromCl = orig->inFromCl;
+
+	/* User-written column aliases stay, dropped columns get their names. */
+	forboth(lc, orig->eref->colnames, lc2, colnames)
+	{
+		char *name = strVal(lfirst(lc));
+
+		erefnames = lappend(erefnames,
+							makeString(name[0] == '\0' ? strVal(lfirst(lc2)) : name));
+	}
+	rte->eref = makeAlias(orig->eref->aliasname, erefnames);
+	rte->alias = makeAlias(orig->eref->aliasname,
+						   (orig->alias && orig->alias->colnames) ? erefnames : NIL);
+	lfirst(list_nth_cell(query->rtable, shape->stream_rti - 1)) = rte;
+
+	if (shape->kind == STREAMPROC_VIEW_AGGREGATING)
+	{
+		Oid partial_fn = extension_function("partial", 1);
+		List *tlist = NIL;
+		int resno = 1;
+		int i = 1;
+
+		/* g1..gn: the GROUP BY expressions, in order. */
+		foreach (lc, shape->group_tles)
+		{
+			TargetEntry *tle = lfirst_node(TargetEntry, lc);
+			TargetEntry *gtle;
+
+			gtle = makeTargetEntry(copyObject(tle->expr), resno,
+								   psprintf("g%d", resno), false);
+			gtle->ressortgroupref = tle->ressortgroupref;
+			tlist = lappend(tlist, gtle);
+			resno++;
+		}
+
+		/* a1..am: streamproc.partial(<aggregate call>). */
+		foreach (lc, shape->aggs)
+		{
+			FuncExpr *partial;
+
+			partial = makeFuncExpr(partial_fn, BYTEAOID,
+								   list_make1(copyObject(lfirst(lc))),
+								   InvalidOid, InvalidOid,
+								   COERCE_EXPLICIT_CALL);
+			tlist = lappend(tlist,
+							makeTargetEntry((Expr *)partial, resno++,
+											psprintf("a%d", i++), false));
+		}
+		query->targetList = tlist;
+		query->havingQual = NULL; /* applied when the view is read */
+	}
+
+	return pg_get_querydef(query, false);
+}
+
+/*
+ * build_log_query
+ *		The analyzed subquery that replaces the stream: its log rows of one
+ *		batch ($1, $2 pg_snapshot), or of one event (event: $1 tid).
+ *
+ * Its columns are the stream's attributes in order, so that the Vars of
+ * the user's query keep their attribute numbers; a dropped attribute's
+ * position is filled by a NULL named like the dropped attribute.  The
+ * names are returned in *colnames.
+ */
+static Query *
+build_log_query(Oid stream, bool event, List **colnames)
+{
+	Relation rel = relation_open(stream, AccessShareLock);
+	TupleDesc desc = RelationGetDescr(rel);
+	Oid log = streamproc_stream_log(stream);
+	Oid snapshot_types[2] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID};
+	Oid event_types[1] = {TIDOID};
+	StringInfoData sql;
+	List *raws;
+	Query *query;
+	ListCell *lc;
+	int i;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT ");
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, i);
+		const char *name = quote_identifier(NameStr(attr->attname));
+
+		if (i > 0)
+			appendStringInfoString(&sql, ", ");
+		if (attr->attisdropped)
+			appendStringInfo(&sql, "NULL::pg_catalog.int4 AS %s", name);
+		else
+			appendStringInfoString(&sql, name);
+		*colnames = lappend(*colnames,
+							makeString(pstrdup(NameStr(attr->attname))));
+	}
+	appendStringInfo(&sql, " FROM %s WHERE ",
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(log)),
+												get_rel_name(log)));
+	if (event)
+		appendStringInfoString(&sql, "ctid = $1");
+	else
+		appendStringInfoString(&sql,
+							   "pg_catalog.pg_visible_in_snapshot(\"$xid\", $1)"
+							   " AND ($2 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(\"$xid\", $2))");
+
+	raws = raw_parser(sql.data, RAW_PARSE_DEFAULT);
+	query = parse_analyze_fixedparams(linitial_node(RawStmt, raws), sql.data,
+									  event ? event_types : snapshot_types,
+									  event ? 1 : 2, NULL);
+
+	/* The log must have the stream's columns with the stream's types. */
+	i = 0;
+	foreach (lc, query->targetList)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, i++);
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+
+		if (!attr->attisdropped &&
+			exprType((Node *)tle->expr) != attr->atttypid)
+			elog(ERROR, "column \"%s\" of log table \"%s\" does not have the stream's type",
+				 NameStr(attr->attname), get_rel_name(log));
+	}
+
+	relation_close(rel, AccessShareLock);
+	return query;
+}
+
+/*
+ * build_read_query
+ *		The body of an aggregating view as SQL text:
+ *
+ *		SELECT <user's output expressions> FROM streamproc.read_view(viewid)
+ *		  AS s(g1 ..., a1 <aggregate result type>, ...) [WHERE <user's HAVING>]
+ *
+ * with every group expression replaced by s.gK and every aggregate call by
+ * s.aJ: read_view() returns each aggregate's final value.  The caller has
+ * set search_path.
+ */
+static char *
+build_read_query(ViewShape *shape, Oid viewid)
+{
+	Query *query = makeNode(Query);
+	RangeTblFunction *rtfunc = makeNode(RangeTblFunction);
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	RangeTblRef *rtr = makeNode(RangeTblRef);
+	FuncExpr *read_view;
+	ReadMutatorContext ctx;
+	List *colnames = NIL;
+	ListCell *lc;
+	int resno = 1;
+	int i = 1;
+
+	read_view = makeFuncExpr(extension_function("read_view", 1), RECORDOID,
+							 list_make1(makeConst(OIDOID, -1, InvalidOid,
+												  sizeof(Oid),
+												  ObjectIdGetDatum(viewid),
+												  false, true)),
+							 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+	read_view->funcretset = true;
+	rtfunc->funcexpr = (Node *)read_view;
+
+	foreach (lc, shape->group_tles)
+	{
+		Node *expr = (Node *)lfirst_node(TargetEntry, lc)->expr;
+
+		colnames = lappend(colnames, makeString(psprintf("g%d", i++)));
+		rtfunc->funccoltypes = lappend_oid(rtfunc->funccoltypes,
+										   exprType(expr));
+		rtfunc->funccoltypmods = lappend_int(rtfunc->funccoltypmods,
+											 exprTypmod(expr));
+		rtfunc->funccolcollations = lappend_oid(rtfunc->funccolcollations,
+												exprCollation(expr));
+	}
+	i = 1;
+	foreach (lc, shape->aggs)
+	{
+		Aggref *agg = lfirst_node(Aggref, lc);
+
+		colnames = lappend(colnames, makeString(psprintf("a%d", i++)));
+		rtfunc->funccoltypes = lappend_oid(rtfunc->funccoltypes, agg->aggtype);
+		rtfunc->funccoltypmods = lappend_int(rtfunc->funccoltypmods, -1);
+		rtfunc->funccolcollations = lappend_oid(rtfunc->funccolcollations,
+												agg->aggcollid);
+	}
+	rtfunc->funccolnames = colnames;
+	rtfunc->funccolcount = list_length(colnames);
+
+	rte->rtekind = RTE_FUNCTION;
+	rte->functions = list_make1(rtfunc);
+	rte->alias = makeAlias(READ_ALIAS, NIL);
+	rte->eref = makeAlias(READ_ALIAS, colnames);
+	rte->inFromCl = true;
+	rtr->rtindex = 1;
+
+	ctx.shape = shape;
+	ctx.rewrite = true;
+
+	query->commandType = CMD_SELECT;
+	query->querySource = QSRC_ORIGINAL;
+	query->canSetTag = true;
+	query->rtable = list_make1(rte);
+	query->jointree = makeFromExpr(list_make1(rtr),
+								   read_expr_mutator(shape->query->havingQual,
+													 &ctx));
+	foreach (lc, shape->query->targetList)
+	{
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+
+		if (tle->resjunk)
+			continue;
+		query->targetList =
+			lappend(query->targetList,
+					makeTargetEntry((Expr *)read_expr_mutator((Node *)tle->expr,
+															  &ctx),
+									resno++, pstrdup(tle->resname), false));
+	}
+
+	return pg_get_querydef(query, false);
+}
+
+/*
+ * read_expr_mutator
+ *		Rewrite an output expression or HAVING of an aggregating view over
+ *		read_view()'s columns (see build_read_query).  With
+ *		ctx->rewrite false it only checks that the expression can be
+ *		rewritten.
+ */
+static Node *
+read_expr_mutator(Node *node, ReadMutatorContext *ctx)
+{
+	ViewShape *shape = ctx->shape;
+	ListCell *lc;
+	int i;
+
+	if (node == NULL)
+		return NULL;
+
+	if (IsA(node, Aggref))
+	{
+		Aggref *agg = (Aggref *)node;
+		int ngroups = list_length(shape->group_tles);
+
+		i = 0;
+		foreach (lc, shape->aggs)
+		{
+			if (equal(node, lfirst(lc)))
+				break;
+			i++;
+		}
+		Assert(i < list_length(shape->aggs));
+		if (!ctx->rewrite)
+			return node;
+		/* read_view() returns the aggregate's final value. */
+		return (Node *)makeVar(1, ngroups + i + 1, agg->aggtype, -1,
+							   agg->aggcollid, 0);
+	}
+
+	i = 1;
+	foreach (lc, shape->group_tles)
+	{
+		Node *expr = (Node *)lfirst_node(TargetEntry, lc)->expr;
+
+		if (equal(node, expr))
+			return (Node *)makeVar(1, i, exprType(expr), exprTypmod(expr),
+								   exprCollation(expr), 0);
+		i++;
+	}
+
+	if (IsA(node, Var))
+		ereport(ERROR,
+				(errcode(ERRCODE_GROUPING_ERROR),
+				 errmsg("continuous views must group by every column used outside aggregate functions"),
+				 errhint("Add the column to GROUP BY.")));
+
+	return expression_tree_mutator(node, read_expr_mutator, ctx);
+}
+
+/*
+ * define_view
+ *		Run CREATE [OR REPLACE] VIEW with stmt's name and options and sql
+ *		as its body.
+ */
+static ObjectAddress
+define_view(ViewStmt *stmt, const char *sql, bool replace)
+{
+	ViewStmt *vstmt = copyObject(stmt);
+	List *raws = raw_parser(sql, RAW_PARSE_DEFAULT);
+
+	vstmt->query = linitial_node(RawStmt, raws)->stmt;
+	vstmt->replace = replace;
+	return DefineView(vstmt, sql, -1, 0);
+}
+
+/*
+ * create_rows_table
+ *		Create the table an append view's rows go to, with the view's output
+ *		columns, owned by the current user (the view's owner), under a
+ *		provisional name in schema streamproc.  Returns its oid and, in
+ *		*sql, the body of the view over it.
+ *
+ * The current user usually cannot create tables in schema streamproc, so
+ * the table is created as the schema's owner on behalf of the current user.
+ */
+static Oid
+create_rows_table(ViewShape *shape, List *aliases, char **sql)
+{
+	CreateStmt *create = makeNode(CreateStmt);
+	StringInfoData body;
+	ListCell *lc;
+	ListCell *alias = list_head(aliases);
+	char *name = psprintf("rows_new_%d", MyProcPid);
+	Oid owner = GetUserId();
+	Oid save_userid;
+	int save_sec_context;
+	HeapTuple tuple;
+	Oid nspowner;
+	ObjectAddress address;
+
+	initStringInfo(&body);
+	appendStringInfoString(&body, "SELECT ");
+	foreach (lc, shape->query->targetList)
+	{
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+		Node *expr = (Node *)tle->expr;
+		const char *colname = tle->resname;
+
+		if (tle->resjunk)
+			continue;
+		if (alias != NULL)
+		{
+			colname = strVal(lfirst(alias));
+			alias = lnext(aliases, alias);
+		}
+		create->tableElts = lappend(create->tableElts,
+									makeColumnDef(colname, exprType(expr),
+												  exprTypmod(expr),
+												  exprCollation(expr)));
+		appendStringInfo(&body, "%sr.%s", list_length(create->tableElts) > 1 ? ", " : "",
+						 quote_identifier(colname));
+	}
+	appendStringInfo(&body, " FROM %s.%s r", STREAMPROC_SCHEMA, name);
+	*sql = body.data;
+
+	create->relation = makeRangeVar(STREAMPROC_SCHEMA, name, -1);
+	create->oncommit = ONCOMMIT_NOOP;
+
+	tuple = SearchSysCache1(NAMESPACENAME, CStringGetDatum(STREAMPROC_SCHEMA));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "schema \"%s\" does not exist", STREAMPROC_SCHEMA);
+	nspowner = ((Form_pg_namespace)GETSTRUCT(tuple))->nspowner;
+	ReleaseSysCache(tuple);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(nspowner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	address = DefineRelation(create, RELKIND_RELATION, owner, NULL, NULL);
+	CommandCounterIncrement();
+	NewRelationCreateToastTable(address.objectId, (Datum)0);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	return address.objectId;
+}
+
+/*
+ * insert_catalog_row
+ *		Insert the view's row into streamproc.views.
+ */
+static void
+insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
+				   const char *batch_query, const char *event_query,
+				   const char *definition)
+{
+	Relation rel = table_open(views_catalog(false), RowExclusiveLock);
+	Datum values[Natts_views];
+	bool nulls[Natts_views];
+	int ngroups = list_length(shape->group_tles);
+	int naggs = list_length(shape->aggs);
+	Datum *group_types = palloc0(sizeof(Datum) * (ngroups + 1));
+	Datum *aggregates = palloc0(sizeof(Datum) * (naggs + 1));
+	Datum *collations = palloc0(sizeof(Datum) * (naggs + 1));
+	ListCell *lc;
+	int i;
+	HeapTuple tuple;
+
+	if (RelationGetDescr(rel)->natts != Natts_views)
+		elog(ERROR, "catalog table streamproc.views has an unexpected shape");
+
+	i = 0;
+	foreach (lc, shape->group_tles)
+		group_types[i++] = ObjectIdGetDatum(exprType((Node *)lfirst_node(TargetEntry, lc)->expr));
+	i = 0;
+	foreach (lc, shape->aggs)
+	{
+		Aggref *agg = lfirst_node(Aggref, lc);
+
+		aggregates[i] = ObjectIdGetDatum(agg->aggfnoid);
+		collations[i++] = ObjectIdGetDatum(agg->inputcollid);
+	}
+
+	memset(nulls, false, sizeof(nulls));
+	values[Anum_views_view - 1] = ObjectIdGetDatum(viewid);
+	values[Anum_views_stream - 1] = ObjectIdGetDatum(shape->stream);
+	values[Anum_views_kind - 1] = CharGetDatum(shape->kind);
+	values[Anum_views_batch_query - 1] = CStringGetTextDatum(batch_query);
+	values[Anum_views_event_query - 1] = CStringGetTextDatum(event_query);
+	values[Anum_views_group_types - 1] =
+		PointerGetDatum(construct_array(group_types, ngroups, REGTYPEOID,
+										sizeof(Oid), true, TYPALIGN_INT));
+	values[Anum_views_aggregates - 1] =
+		PointerGetDatum(construct_array(aggregates, naggs, REGPROCEDUREOID,
+										sizeof(Oid), true, TYPALIGN_INT));
+	values[Anum_views_agg_collations - 1] =
+		PointerGetDatum(construct_array(collations, naggs, OIDOID,
+										sizeof(Oid), true, TYPALIGN_INT));
+	values[Anum_views_rows_table - 1] = ObjectIdGetDatum(rows_table);
+	nulls[Anum_views_rows_table - 1] = !OidIsValid(rows_table);
+	values[Anum_views_definition - 1] = CStringGetTextDatum(definition);
+
+	tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	CatalogTupleInsert(rel, tuple);
+	heap_freetuple(tuple);
+	table_close(rel, RowExclusiveLock);
+}
+
+/*
+ * delete_catalog_row
+ *		Delete viewid's row from streamproc.views, if the extension is
+ *		installed and viewid is a continuous view.
+ */
+static void
+delete_catalog_row(Oid viewid)
+{
+	Oid catalog = views_catalog(true);
+	Relation rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple tuple;
+
+	if (!OidIsValid(catalog))
+		return;
+
+	rel = table_open(catalog, RowExclusiveLock);
+	ScanKeyInit(&key, Anum_views_view, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(viewid));
+	scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true,
+							  NULL, 1, &key);
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		CatalogTupleDelete(rel, &tuple->t_self);
+		streamproc_catalog_changed();
+	}
+	systable_endscan(scan);
+	table_close(rel, RowExclusiveLock);
+}
+
+/*
+ * streamproc_is_continuous_view
+ *		See view.h.
+ */
+bool
+streamproc_is_continuous_view(Oid relid)
+{
+	Oid catalog;
+	Relation rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	bool found;
+
+	if (get_rel_relkind(relid) != RELKIND_VIEW)
+		return false;
+	catalog = views_catalog(true);
+	if (!OidIsValid(catalog))
+		return false;
+
+	rel = table_open(catalog, AccessShareLock);
+	ScanKeyInit(&key, Anum_views_view, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true,
+							  NULL, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * streamproc_view_load
+ *		See view.h.
+ */
+StreamprocView *
+streamproc_view_load(Oid relid, bool missing_ok)
+{
+	Oid catalog = views_catalog(missing_ok);
+	Relation rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple tuple;
+	StreamprocView *view = NULL;
+
+	if (!OidIsValid(catalog))
+		return NULL;
+
+	rel = table_open(catalog, AccessShareLock);
+	ScanKeyInit(&key, Anum_views_view, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true,
+							  NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		view = view_from_tuple(tuple, RelationGetDescr(rel));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (view == NULL && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("relation with OID %u is not a continuous view", relid)));
+	return view;
+}
+
+/*
+ * streamproc_view_list
+ *		See view.h.
+ */
+List *
+streamproc_view_list(Oid stream)
+{
+	Oid catalog = views_catalog(true);
+	Relation rel;
+	SysScanDesc scan;
+	HeapTuple tuple;
+	List *result = NIL;
+
+	if (!OidIsValid(catalog))
+		return NIL;
+
+	rel = table_open(catalog, AccessShareLock);
+	scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true,
+							  NULL, 0, NULL);
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		StreamprocView *view = view_from_tuple(tuple, RelationGetDescr(rel));
+
+		if (!OidIsValid(stream) || view->stream == stream)
+			result = lappend(result, view);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/*
+ * view_from_tuple
+ *		Build a StreamprocView from a streamproc.views row.
+ */
+static StreamprocView *
+view_from_tuple(HeapTuple tuple, TupleDesc desc)
+{
+	StreamprocView *view = palloc0(sizeof(StreamprocView));
+	Datum values[Natts_views];
+	bool nulls[Natts_views];
+	int n;
+
+	if (desc->natts != Natts_views)
+		elog(ERROR, "catalog table streamproc.views has an unexpected shape");
+	heap_deform_tuple(tuple, desc, values, nulls);
+
+	view->view = DatumGetObjectId(values[Anum_views_view - 1]);
+	view->owner = InvalidOid;
+	{
+		HeapTuple reltup = SearchSysCache1(RELOID,
+										   ObjectIdGetDatum(view->view));
+
+		if (HeapTupleIsValid(reltup))
+		{
+			view->owner = ((Form_pg_class)GETSTRUCT(reltup))->relowner;
+			ReleaseSysCache(reltup);
+		}
+	}
+	view->stream = DatumGetObjectId(values[Anum_views_stream - 1]);
+	view->kind = DatumGetChar(values[Anum_views_kind - 1]);
+	view->batch_query = TextDatumGetCString(values[Anum_views_batch_query - 1]);
+	view->event_query = TextDatumGetCString(values[Anum_views_event_query - 1]);
+	view->group_types = oid_array(values[Anum_views_group_types - 1],
+								  &view->ngroups);
+	view->aggregates = oid_array(values[Anum_views_aggregates - 1],
+								 &view->naggs);
+	view->agg_collations = oid_array(values[Anum_views_agg_collations - 1], &n);
+	if (n != view->naggs)
+		elog(ERROR, "continuous view %u has %d aggregates but %d collations",
+			 view->view, view->naggs, n);
+	view->rows_table = nulls[Anum_views_rows_table - 1]
+						   ? InvalidOid
+						   : DatumGetObjectId(values[Anum_views_rows_table - 1]);
+	view->definition = TextDatumGetCString(values[Anum_views_definition - 1]);
+	return view;
+}
+
+/*
+ * oid_array
+ *		The elements of a one-dimensional array of an oid-like type,
+ *		palloc'd; *n is set to their number.
+ */
+static Oid *
+oid_array(Datum array, int *n)
+{
+	ArrayType *arr = DatumGetArrayTypeP(array);
+	Datum *elems;
+	Oid *result;
+	int i;
+
+	deconstruct_array(arr, ARR_ELEMTYPE(arr), sizeof(Oid), true, TYPALIGN_INT,
+					  &elems, NULL, n);
+	result = palloc(sizeof(Oid) * (*n + 1));
+	for (i = 0; i < *n; i++)
+		result[i] = DatumGetObjectId(elems[i]);
+	return result;
+}
+
+/*
+ * views_catalog
+ *		The oid of streamproc.views, or InvalidOid when the extension is not
+ *		installed (an error unless missing_ok).
+ */
+static Oid
+views_catalog(bool missing_ok)
+{
+	Oid nspid = get_namespace_oid(STREAMPROC_SCHEMA, true);
+	Oid relid = InvalidOid;
+
+	if (OidIsValid(nspid))
+		relid = get_relname_relid(VIEWS_TABLE, nspid);
+	if (!OidIsValid(relid) && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"streamproc\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION streamproc.")));
+	return relid;
+}
+
+/*
+ * extension_function
+ *		The oid of the extension's function streamproc.<name> with nargs
+ *		arguments (there is one of each).
+ */
+static Oid
+extension_function(const char *name, int nargs)
+{
+	Oid nspid = get_namespace_oid(STREAMPROC_SCHEMA, false);
+	CatCList *list = SearchSysCacheList1(PROCNAMEARGSNSP,
+										 CStringGetDatum(name));
+	Oid result = InvalidOid;
+	int i;
+
+	for (i = 0; i < list->n_members; i++)
+	{
+		Form_pg_proc proc = (Form_pg_proc)GETSTRUCT(&list->members[i]->tuple);
+
+		if (proc->pronamespace == nspid && proc->pronargs == nargs)
+		{
+			result = proc->oid;
+			break;
+		}
+	}
+	ReleaseSysCacheList(list);
+
+	if (!OidIsValid(result))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function %s.%s with %d arguments does not exist",
+						STREAMPROC_SCHEMA, name, nargs),
+				 errhint("The streamproc extension is incomplete; reinstall it.")));
+	return result;
+}

@@ -1,0 +1,1322 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  Ingest worker: micro-batches from stream logs into continuous views,
+ *	  checkpoints, recovery.
+ *
+ * Each database with streamproc runs streamproc.workers ingest workers
+ * (launcher.c starts them).  Worker k owns the streams whose oid modulo
+ * streamproc.workers is k, and slot k of every view's shared state; it is
+ * the only writer of that slot.
+ *
+ * Micro-batch (one transaction per owned stream, REPEATABLE READ): take
+ * the transaction's snapshot as a pg_snapshot S; the batch is the stream's
+ * log rows whose "$xid" is visible in S and not in the previous batch's
+ * snapshot P (PgQ's idea: whatever the commit order, a committed row is in
+ * exactly one batch; aborted rows are invisible to the scan).  For each
+ * aggregating view of the stream, run its batch query (catalog
+ * streamproc.views, written by view.c) as the view's owner; it yields one
+ * row per group with the group key and one serialized partial state per
+ * aggregate, computed by the PostgreSQL executor.  Combine each with the
+ * group's current state of our slot (aggregates.c) and store it in shared
+ * memory (state.c).  Readers see it at once.
+ *
+ * Errors: the batch query and the combining run in a subtransaction.  If it
+ * fails, the batch is run again one event at a time, each in its own
+ * subtransaction; the events that fail are recorded for streamproc.errors
+ * and the others are merged.
+ *
+ * Checkpoint (every streamproc.checkpoint_interval, at sync(), and before
+ * reloading the catalog), one transaction: upsert the changed groups of our
+ * slot into streamproc.view_state; append the rows of append-only views
+ * for every log row visible in the last batch's snapshot; delete those log
+ * rows; insert the recorded errors.  So the state, the consumed input and
+ * the outputs commit together: exactly once.
+ *
+ * Recovery: at start a worker clears its slot and reloads it from
+ * streamproc.view_state, then processes every log row still present.  A
+ * worker that exits with an error is restarted by the launcher and recovers
+ * the same way; a crash reinitializes shared memory.
+ *
+ * Memory budget: before each batch the worker compares the state area's
+ * size with streamproc.state_memory; over it, ingestion pauses (inserts
+ * still land in the logs), the slot says so for sync() and stat_views, and
+ * the log says it once.
+ *
+ * Locking: see state.c (registry lock, dshash partition locks) and
+ * launcher.c (worker slots).  Nothing here holds a lock across a query.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "aggregates.h"
+#include "launcher.h"
+#include "state.h"
+#include "streamproc.h"
+#include "worker.h"
+
+/* Longest event text kept in streamproc.errors. */
+#define ERROR_EVENT_MAX 2048
+
+/* A continuous view as the worker runs it. */
+typedef struct WView
+{
+	Oid viewid;
+	char *name;
+	char kind; /* 'a' aggregating, 'p' append */
+	Oid owner;
+	SPIPlanPtr batch_plan; /* 'a': partial states of a batch; 'p': INSERT */
+	SPIPlanPtr event_plan; /* the same for one log row */
+	int ngroup;
+	FmgrInfo *group_send; /* send function of each group column */
+	int nagg;
+	StreamprocAggInfo **aggs;
+	ViewShared *shared;      /* 'a': registry entry (stable address) */
+	dshash_table *groups;    /* 'a': attached group table */
+	HTAB *dirty;             /* 'a': keys changed since the checkpoint */
+	MemoryContext dirty_cxt; /* 'a': holds dirty and its keys */
+	bool rewrite_slots;      /* 'a': checkpoint must fold other slots' rows */
+	int64 events;            /* since the last statistics update */
+	int64 new_groups;
+	int64 memory;
+	int64 errors;
+} WView;
+
+/* A stream this worker owns. */
+typedef struct WStream
+{
+	Oid streamid;
+	char *name;
+	char *logname; /* quoted, schema-qualified */
+	SPIPlanPtr count_plan;
+	SPIPlanPtr rows_plan; /* ctid and event text of a batch's rows */
+	SPIPlanPtr delete_plan;
+	Datum last_snapshot; /* pg_snapshot of the last batch, or 0 */
+	List *views;         /* WView * */
+} WStream;
+
+/* A key of WView.dirty. */
+typedef struct DirtyKey
+{
+	uint32 len;
+	char *bytes;
+} DirtyKey;
+
+/* An event that failed, waiting for the checkpoint. */
+typedef struct FailedEvent
+{
+	char *source;
+	Oid viewid;
+	char *position;
+	char *event;
+	char *sqlstate;
+	char *message;
+	char *detail;
+} FailedEvent;
+
+/* A group state computed in a subtransaction, stored after it commits. */
+typedef struct PendingState
+{
+	char *key;
+	uint32 keylen;
+	bytea *state;
+} PendingState;
+
+static WorkerSlot *my_slot = NULL;
+static int my_index;
+static List *my_streams = NIL;
+static List *failed_events = NIL;
+static MemoryContext catalog_cxt = NULL; /* streams, views, plans */
+static MemoryContext batch_cxt = NULL;   /* reset after every batch */
+static uint64 catalog_generation_seen = 0;
+static MemoryContext dirty_key_cxt = NULL; /* where dirty_keycopy allocates */
+static TimestampTz last_checkpoint = 0;
+
+static void worker_load_catalog(void);
+static bool worker_has_extension(void);
+static void worker_batch(WStream *stream);
+static void worker_checkpoint(void);
+static void worker_exit(WorkerExit reason) pg_attribute_noreturn();
+
+/* ----------------------------------------------------------------
+ * Packed states: the value of one slot of one group.
+ *
+ * bytea: int32 count, then per aggregate int32 length (-1: no state)
+ * and the serialized state's bytes.
+ * ----------------------------------------------------------------
+ */
+static bytea *
+pack_states(int n, bytea **states)
+{
+	StringInfoData buf;
+	int32 i32;
+	int i;
+	bytea *result;
+
+	initStringInfo(&buf);
+	appendStringInfoSpaces(&buf, VARHDRSZ);
+	i32 = n;
+	appendBinaryStringInfo(&buf, (char *)&i32, sizeof(int32));
+	for (i = 0; i < n; i++)
+	{
+		i32 = states[i] ? (int32)VARSIZE_ANY_EXHDR(states[i]) : -1;
+		appendBinaryStringInfo(&buf, (char *)&i32, sizeof(int32));
+		if (states[i])
+			appendBinaryStringInfo(&buf, VARDATA_ANY(states[i]), i32);
+	}
+	result = (bytea *)buf.data;
+	SET_VARSIZE(result, buf.len);
+	return result;
+}
+
+/*
+ * streamproc_unpack_states
+ *		Split a packed value into n palloc'd states (NULL where none); a NULL
+ *		packed value gives n NULLs.  Exported for reader.c.
+ */
+bytea **
+streamproc_unpack_states(bytea *packed, int n)
+{
+	bytea **states = palloc0(sizeof(bytea *) * Max(n, 1));
+	const char *p;
+	const char *end;
+	int32 count;
+	int i;
+
+	if (packed == NULL)
+		return states;
+	p = VARDATA_ANY(packed);
+	end = p + VARSIZE_ANY_EXHDR(packed);
+	if (end - p < (long)sizeof(int32))
+		elog(ERROR, "corrupt streamproc state");
+	memcpy(&count, p, sizeof(int32));
+	p += sizeof(int32);
+	if (count != n)
+		elog(ERROR, "streamproc state has %d aggregates, expected %d", count, n);
+	for (i = 0; i < n; i++)
+	{
+		int32 len;
+
+		if (end - p < (long)sizeof(int32))
+			elog(ERROR, "corrupt streamproc state");
+		memcpy(&len, p, sizeof(int32));
+		p += sizeof(int32);
+		if (len < 0)
+			continue;
+		if (end - p < len)
+			elog(ERROR, "corrupt streamproc state");
+		states[i] = palloc(len + VARHDRSZ);
+		SET_VARSIZE(states[i], len + VARHDRSZ);
+		memcpy(VARDATA(states[i]), p, len);
+		p += len;
+	}
+	return states;
+}
+
+/*
+ * streamproc_combine_packed
+ *		Combine two packed values of a view, aggregate by aggregate.  Either
+ *		may be NULL.  Result in CurrentMemoryContext.
+ */
+bytea *
+streamproc_combine_packed(StreamprocAggInfo **aggs, int nagg, bytea *a, bytea *b)
+{
+	bytea **sa;
+	bytea **sb;
+	int i;
+
+	if (a == NULL)
+		return b;
+	if (b == NULL)
+		return a;
+	sa = streamproc_unpack_states(a, nagg);
+	sb = streamproc_unpack_states(b, nagg);
+	for (i = 0; i < nagg; i++)
+		sa[i] = streamproc_agg_combine(aggs[i], sa[i], sb[i], CurrentMemoryContext);
+	return pack_states(nagg, sa);
+}
+
+/* ----------------------------------------------------------------
+ * Group keys: per group column, a null byte, then (when not null) the
+ * int32 length and bytes of the type's binary send output.
+ * ----------------------------------------------------------------
+ */
+static void
+serialize_key(WView *view, HeapTuple tuple, TupleDesc desc, StringInfo buf)
+{
+	int i;
+
+	resetStringInfo(buf);
+	for (i = 0; i < view->ngroup; i++)
+	{
+		bool isnull;
+		Datum value = SPI_getbinval(tuple, desc, i + 1, &isnull);
+
+		appendStringInfoChar(buf, isnull ? 0 : 1);
+		if (!isnull)
+		{
+			bytea *out = SendFunctionCall(&view->group_send[i], value);
+			int32 len = VARSIZE(out) - VARHDRSZ;
+
+			appendBinaryStringInfo(buf, (char *)&len, sizeof(int32));
+			appendBinaryStringInfo(buf, VARDATA(out), len);
+		}
+	}
+}
+
+static uint32
+dirty_hash(const void *key, Size keysize)
+{
+	const DirtyKey *k = key;
+
+	return hash_bytes((const unsigned char *)k->bytes, k->len);
+}
+
+static int
+dirty_match(const void *key1, const void *key2, Size keysize)
+{
+	const DirtyKey *a = key1;
+	const DirtyKey *b = key2;
+
+	if (a->len != b->len)
+		return 1;
+	return memcmp(a->bytes, b->bytes, a->len);
+}
+
+static void *
+dirty_keycopy(void *dest, const void *src, Size keysize)
+{
+	DirtyKey *d = dest;
+	const DirtyKey *s = src;
+
+	d->len = s->len;
+	d->bytes = MemoryContextAlloc(dirty_key_cxt, Max(s->len, 1));
+	memcpy(d->bytes, s->bytes, s->len);
+	return dest;
+}
+
+static HTAB *
+dirty_create(MemoryContext cxt)
+{
+	HASHCTL ctl;
+
+	ctl.keysize = sizeof(DirtyKey);
+	ctl.entrysize = sizeof(DirtyKey);
+	ctl.hash = dirty_hash;
+	ctl.match = dirty_match;
+	ctl.keycopy = dirty_keycopy;
+	ctl.hcxt = cxt;
+	return hash_create("streamproc dirty groups", 1024, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_KEYCOPY | HASH_CONTEXT);
+}
+
+static void
+dirty_add(WView *view, const char *key, uint32 len)
+{
+	DirtyKey k;
+
+	k.len = len;
+	k.bytes = (char *)key;
+	dirty_key_cxt = view->dirty_cxt;
+	(void)hash_search(view->dirty, &k, HASH_ENTER, NULL);
+}
+
+/* ----------------------------------------------------------------
+ * Main loop
+ * ----------------------------------------------------------------
+ */
+
+static void
+worker_exit(WorkerExit reason)
+{
+	my_slot->exit_reason = reason;
+	proc_exit(0);
+}
+
+/*
+ * streamproc_worker_main
+ *		Entry point of an ingest worker; main_arg is its slot number.
+ */
+void
+streamproc_worker_main(Datum main_arg)
+{
+	my_slot = streamproc_worker_slot(DatumGetInt32(main_arg));
+	my_index = my_slot->index;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(my_slot->dbid, InvalidOid, 0);
+	pgstat_report_appname(psprintf("streamproc worker %d", my_index));
+
+	catalog_cxt = AllocSetContextCreate(TopMemoryContext, "streamproc catalog",
+										ALLOCSET_DEFAULT_SIZES);
+	batch_cxt = AllocSetContextCreate(TopMemoryContext, "streamproc batch",
+									  ALLOCSET_DEFAULT_SIZES);
+
+	/*
+	 * The catalog's queries are deparsed with only pg_catalog in the search
+	 * path (view.c), and so are ours: run them the same way.
+	 */
+	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
+
+	if (!worker_has_extension())
+		worker_exit(WORKER_EXIT_NO_EXTENSION);
+
+	my_slot->pid = MyProcPid;
+	my_slot->latch = MyLatch;
+
+	catalog_generation_seen = pg_atomic_read_u64(&streamproc_shared->catalog_generation);
+	worker_load_catalog();
+	last_checkpoint = GetCurrentTimestamp();
+	ereport(LOG, (errmsg("streamproc worker %d started", my_index)));
+
+	while (!ShutdownRequestPending)
+	{
+		uint64 generation;
+		uint64 catalog_generation;
+		bool over_budget;
+		ListCell *lc;
+
+		CHECK_FOR_INTERRUPTS();
+		if (my_slot->exit_requested)
+			worker_exit(WORKER_EXIT_SHUTDOWN); /* DROP DATABASE */
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		/* Read the sync generation before taking any batch snapshot. */
+		generation = streamproc_sync_generation();
+
+		catalog_generation = pg_atomic_read_u64(&streamproc_shared->catalog_generation);
+		if (catalog_generation != catalog_generation_seen)
+		{
+			worker_checkpoint();
+			if (!worker_has_extension())
+				worker_exit(WORKER_EXIT_NO_EXTENSION);
+			catalog_generation_seen = catalog_generation;
+			worker_load_catalog();
+		}
+
+		over_budget = streamproc_state_memory_used() >
+					  (int64)streamproc_state_memory * 1024;
+		if (over_budget != my_slot->paused)
+		{
+			my_slot->paused = over_budget;
+			if (over_budget)
+				ereport(LOG,
+						(errmsg("streamproc worker %d paused ingestion: state memory budget reached", my_index),
+						 errdetail("Continuous views use %lld bytes of shared memory; \"streamproc.state_memory\" is %d kB.",
+								   (long long)streamproc_state_memory_used(), streamproc_state_memory),
+						 errhint("Increase \"streamproc.state_memory\" or drop continuous views. Stream inserts are kept and processed when ingestion resumes.")));
+			else
+				ereport(LOG, (errmsg("streamproc worker %d resumed ingestion", my_index)));
+		}
+
+		if (!over_budget)
+		{
+			(void)streamproc_take_pending_events(my_slot);
+			foreach (lc, my_streams)
+				worker_batch((WStream *)lfirst(lc));
+		}
+
+		if (TimestampDifferenceExceeds(last_checkpoint, GetCurrentTimestamp(),
+									   streamproc_checkpoint_interval) ||
+			(!over_budget && generation > pg_atomic_read_u64(&my_slot->sync_done)))
+			worker_checkpoint();
+
+		if (!over_budget)
+			streamproc_worker_progress(my_slot, generation);
+
+		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						streamproc_max_batch_delay, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+
+	worker_checkpoint();
+	worker_exit(WORKER_EXIT_SHUTDOWN);
+}
+
+/* Does the database still have the extension? */
+static bool
+worker_has_extension(void)
+{
+	bool found;
+
+	StartTransactionCommand();
+	found = OidIsValid(get_extension_oid("streamproc", true));
+	CommitTransactionCommand();
+	return found;
+}
+
+/* ----------------------------------------------------------------
+ * Catalog
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * prepare_or_die
+ *		Prepare and keep a plan.  SPI calls return in SPI's procedure
+ *		context; this one returns in the caller's context.
+ */
+static SPIPlanPtr
+prepare_or_die(const char *sql, int nargs, Oid *argtypes)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	SPIPlanPtr plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare streamproc query: %s",
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	MemoryContextSwitchTo(cxt);
+	return plan;
+}
+
+/* Prepare a view's plans as its owner (names resolve as the owner's). */
+static void
+worker_prepare_view(WView *view, const char *batch_query, const char *event_query,
+					const char *rows_table)
+{
+	Oid snap_types[2] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID};
+	Oid tid_type[1] = {TIDOID};
+	Oid save_userid;
+	int save_sec;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(view->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (view->kind == 'a')
+	{
+		view->batch_plan = prepare_or_die(batch_query, 2, snap_types);
+		view->event_plan = prepare_or_die(event_query, 1, tid_type);
+	}
+	else
+	{
+		view->batch_plan = prepare_or_die(psprintf("INSERT INTO %s %s", rows_table, batch_query),
+										  2, snap_types);
+		view->event_plan = prepare_or_die(psprintf("INSERT INTO %s %s", rows_table, event_query),
+										  1, tid_type);
+	}
+	SetUserIdAndSecContext(save_userid, save_sec);
+}
+
+/*
+ * worker_load_view_state
+ *		Clear our slot of an aggregating view and reload it from the
+ *		checkpoint.  Rows checkpointed under another slot (streamproc.workers
+ *		changed) are folded into ours and rewritten at the next checkpoint.
+ */
+static void
+worker_load_view_state(WView *view)
+{
+	Datum arg[1];
+	uint64 i;
+	int ret;
+
+	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
+	view->shared = streamproc_state_register(MyDatabaseId, view->viewid);
+	view->shared->ready = false;
+	if (view->groups == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(catalog_cxt);
+
+		view->groups = streamproc_state_attach_groups(view->shared);
+		MemoryContextSwitchTo(old);
+	}
+	streamproc_state_reset_slot(view->groups, view->shared, my_index);
+	LWLockRelease(streamproc_state_lock());
+
+	arg[0] = ObjectIdGetDatum(view->viewid);
+	ret = SPI_execute_with_args("SELECT key, state, slot FROM streamproc.view_state WHERE view = $1",
+								1, (Oid[]){OIDOID}, arg, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read streamproc.view_state: %s", SPI_result_code_string(ret));
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple tup = SPI_tuptable->vals[i];
+		bool isnull;
+		bytea *key = DatumGetByteaPP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		bytea *state = DatumGetByteaPP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		int slot = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
+		bool new_group;
+
+		if (slot != my_index)
+		{
+			bytea *mine = streamproc_state_fetch(view->groups, VARDATA_ANY(key),
+												 VARSIZE_ANY_EXHDR(key), my_index);
+
+			state = streamproc_combine_packed(view->aggs, view->nagg, mine, state);
+			view->rewrite_slots = true;
+			dirty_add(view, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+		}
+		view->memory += streamproc_state_store(view->groups, VARDATA_ANY(key),
+											   VARSIZE_ANY_EXHDR(key), my_index,
+											   state, &new_group);
+		if (new_group)
+			view->new_groups++;
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
+	view->shared->groups_count += view->new_groups;
+	view->shared->memory += view->memory;
+	view->shared->ready = true;
+	LWLockRelease(streamproc_state_lock());
+	view->new_groups = 0;
+	view->memory = 0;
+}
+
+/*
+ * worker_load_catalog
+ *		(Re)build the worker's streams and views from the catalog, keeping
+ *		each stream's last snapshot.  The caller checkpointed first, so
+ *		reloading view state from the checkpoint loses nothing.
+ */
+static void
+worker_load_catalog(void)
+{
+	List *old_streams = my_streams;
+	MemoryContext old_catalog = catalog_cxt;
+	List *old_snapshots = NIL;
+	ListCell *lc;
+	uint64 i;
+	int ret;
+	Datum args[2];
+
+	/* Keep the last snapshots, forget the rest. */
+	catalog_cxt = AllocSetContextCreate(TopMemoryContext, "streamproc catalog",
+										ALLOCSET_DEFAULT_SIZES);
+	foreach (lc, old_streams)
+	{
+		WStream *s = lfirst(lc);
+		ListCell *vc;
+
+		foreach (vc, s->views)
+		{
+			WView *v = lfirst(vc);
+
+			if (v->groups)
+				dshash_detach(v->groups);
+			if (v->batch_plan)
+				SPI_freeplan(v->batch_plan);
+			if (v->event_plan)
+				SPI_freeplan(v->event_plan);
+		}
+		if (s->last_snapshot)
+		{
+			MemoryContext old = MemoryContextSwitchTo(catalog_cxt);
+
+			old_snapshots = lappend(old_snapshots, list_make2(makeInteger(s->streamid),
+															  DatumGetPointer(datumCopy(s->last_snapshot, false, -1))));
+			MemoryContextSwitchTo(old);
+		}
+		if (s->count_plan)
+			SPI_freeplan(s->count_plan);
+		if (s->rows_plan)
+			SPI_freeplan(s->rows_plan);
+		if (s->delete_plan)
+			SPI_freeplan(s->delete_plan);
+	}
+	my_streams = NIL;
+	MemoryContextDelete(old_catalog);
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	/*
+	 * Views that no longer exist: free their shared state and checkpoint
+	 * rows.  Any worker may do it; both steps are idempotent.
+	 */
+	{
+		List *registered = streamproc_state_registered_views(MyDatabaseId);
+		ListCell *rc;
+
+		foreach (rc, registered)
+		{
+			Oid viewid = lfirst_oid(rc);
+
+			args[0] = ObjectIdGetDatum(viewid);
+			ret = SPI_execute_with_args("SELECT 1 FROM streamproc.views WHERE view = $1",
+										1, (Oid[]){OIDOID}, args, NULL, true, 1);
+			if (ret == SPI_OK_SELECT && SPI_processed == 0)
+				streamproc_state_forget(MyDatabaseId, viewid);
+		}
+		ret = SPI_execute("DELETE FROM streamproc.view_state s WHERE NOT EXISTS"
+						  " (SELECT 1 FROM streamproc.views v WHERE v.view = s.view)",
+						  false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "could not clean streamproc.view_state: %s", SPI_result_code_string(ret));
+	}
+
+	args[0] = Int32GetDatum(streamproc_workers);
+	args[1] = Int32GetDatum(my_index);
+	ret = SPI_execute_with_args("SELECT s.stream::oid, s.stream::text, s.log::text"
+								" FROM streamproc.streams s"
+								" WHERE (s.stream::oid::int8 % $1) = $2"
+								" ORDER BY 1",
+								2, (Oid[]){INT4OID, INT4OID}, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read streamproc.streams: %s", SPI_result_code_string(ret));
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(catalog_cxt);
+		WStream *s = palloc0(sizeof(WStream));
+		HeapTuple tup = SPI_tuptable->vals[i];
+		bool isnull;
+		ListCell *sc;
+
+		s->streamid = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		s->name = SPI_getvalue(tup, SPI_tuptable->tupdesc, 2);
+		s->logname = SPI_getvalue(tup, SPI_tuptable->tupdesc, 3);
+		foreach (sc, old_snapshots)
+		{
+			List *pair = lfirst(sc);
+
+			if (intVal(linitial(pair)) == (int)s->streamid)
+				s->last_snapshot = PointerGetDatum(lsecond(pair));
+		}
+		my_streams = lappend(my_streams, s);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	foreach (lc, my_streams)
+	{
+		WStream *s = lfirst(lc);
+		Oid snap_types[2] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID};
+		Oid one_snap[1] = {PG_SNAPSHOTOID};
+		const char *pred = "pg_catalog.pg_visible_in_snapshot(l.\"$xid\", $1)"
+						   " AND ($2 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(l.\"$xid\", $2))";
+		MemoryContext old;
+
+		old = MemoryContextSwitchTo(catalog_cxt);
+		s->count_plan = prepare_or_die(psprintf("SELECT count(*) FROM %s l WHERE %s",
+												s->logname, pred),
+									   2, snap_types);
+		s->rows_plan = prepare_or_die(psprintf("SELECT l.ctid, (pg_catalog.to_jsonb(l) - '$xid')::text"
+											   " FROM %s l WHERE %s ORDER BY l.ctid",
+											   s->logname, pred),
+									  2, snap_types);
+		s->delete_plan = prepare_or_die(psprintf("DELETE FROM %s l WHERE pg_catalog.pg_visible_in_snapshot(l.\"$xid\", $1)",
+												 s->logname),
+										1, one_snap);
+		MemoryContextSwitchTo(old);
+
+		args[0] = ObjectIdGetDatum(s->streamid);
+		ret = SPI_execute_with_args("SELECT v.view::oid, v.view::text, v.kind, c.relowner,"
+									" v.batch_query, v.event_query, v.group_types::oid[],"
+									" v.aggregates::oid[], v.agg_collations, v.rows_table::text"
+									" FROM streamproc.views v JOIN pg_catalog.pg_class c ON c.oid = v.view"
+									" WHERE v.stream = $1 ORDER BY 1",
+									1, (Oid[]){OIDOID}, args, NULL, true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read streamproc.views: %s", SPI_result_code_string(ret));
+
+		{
+			SPITupleTable *views = SPI_tuptable;
+			uint64 nviews = SPI_processed;
+
+			for (i = 0; i < nviews; i++)
+			{
+				HeapTuple tup = views->vals[i];
+				TupleDesc desc = views->tupdesc;
+				bool isnull;
+				WView *v;
+				ArrayType *arr;
+				Datum *elems;
+				int nelems;
+				int j;
+				char *batch_query;
+				char *event_query;
+				char *rows_table;
+				Datum colls_datum;
+				Datum *colls = NULL;
+				int ncolls = 0;
+
+				old = MemoryContextSwitchTo(catalog_cxt);
+				v = palloc0(sizeof(WView));
+				v->viewid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+				v->name = SPI_getvalue(tup, desc, 2);
+				v->kind = DatumGetChar(SPI_getbinval(tup, desc, 3, &isnull));
+				v->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+				batch_query = SPI_getvalue(tup, desc, 5);
+				event_query = SPI_getvalue(tup, desc, 6);
+				rows_table = SPI_getvalue(tup, desc, 10);
+
+				arr = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 7, &isnull));
+				deconstruct_array(arr, OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+								  &elems, NULL, &nelems);
+				v->ngroup = nelems;
+				v->group_send = palloc0(sizeof(FmgrInfo) * Max(nelems, 1));
+				for (j = 0; j < nelems; j++)
+				{
+					Oid sendfn;
+					bool varlena;
+
+					getTypeBinaryOutputInfo(DatumGetObjectId(elems[j]), &sendfn, &varlena);
+					fmgr_info_cxt(sendfn, &v->group_send[j], catalog_cxt);
+				}
+
+				colls_datum = SPI_getbinval(tup, desc, 9, &isnull);
+				deconstruct_array(DatumGetArrayTypeP(colls_datum), OIDOID, sizeof(Oid), true,
+								  TYPALIGN_INT, &colls, NULL, &ncolls);
+				arr = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 8, &isnull));
+				deconstruct_array(arr, OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+								  &elems, NULL, &nelems);
+				v->nagg = nelems;
+				v->aggs = palloc0(sizeof(StreamprocAggInfo *) * Max(nelems, 1));
+				for (j = 0; j < nelems; j++)
+				{
+					Oid aggfnoid = DatumGetObjectId(elems[j]);
+					Oid *argtypes;
+					int nargs;
+
+					(void)get_func_signature(aggfnoid, &argtypes, &nargs);
+					v->aggs[j] = streamproc_agg_lookup(aggfnoid,
+													   j < ncolls ? DatumGetObjectId(colls[j]) : InvalidOid,
+													   nargs, argtypes);
+				}
+
+				worker_prepare_view(v, batch_query, event_query, rows_table);
+				if (v->kind == 'a')
+				{
+					v->dirty_cxt = AllocSetContextCreate(catalog_cxt, "streamproc dirty groups",
+														 ALLOCSET_DEFAULT_SIZES);
+					v->dirty = dirty_create(v->dirty_cxt);
+				}
+				s->views = lappend(s->views, v);
+				MemoryContextSwitchTo(old);
+			}
+			SPI_freetuptable(views);
+		}
+	}
+
+	foreach (lc, my_streams)
+	{
+		WStream *s = lfirst(lc);
+		ListCell *vc;
+
+		foreach (vc, s->views)
+		{
+			WView *v = lfirst(vc);
+
+			if (v->kind == 'a')
+				worker_load_view_state(v);
+		}
+	}
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* ----------------------------------------------------------------
+ * Micro-batches
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Combine the rows of a batch or event query (in SPI_tuptable) with our
+ * slot's states; the results are returned, not stored, so that a failure
+ * leaves shared memory untouched.
+ */
+static List *
+combine_results(WView *view)
+{
+	List *pending = NIL;
+	StringInfoData key;
+	uint64 i;
+	int j;
+
+	initStringInfo(&key);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bytea **states = palloc0(sizeof(bytea *) * Max(view->nagg, 1));
+		bytea *current;
+		PendingState *p;
+
+		serialize_key(view, tup, desc, &key);
+		for (j = 0; j < view->nagg; j++)
+		{
+			bool isnull;
+			Datum d = SPI_getbinval(tup, desc, view->ngroup + j + 1, &isnull);
+
+			states[j] = isnull ? NULL : DatumGetByteaPCopy(d);
+		}
+		current = streamproc_state_fetch(view->groups, key.data, key.len, my_index);
+
+		p = palloc(sizeof(PendingState));
+		p->keylen = key.len;
+		p->key = palloc(Max(key.len, 1));
+		memcpy(p->key, key.data, key.len);
+		p->state = streamproc_combine_packed(view->aggs, view->nagg, current,
+											 pack_states(view->nagg, states));
+		pending = lappend(pending, p);
+	}
+	return pending;
+}
+
+static void
+store_results(WView *view, List *pending)
+{
+	ListCell *lc;
+
+	foreach (lc, pending)
+	{
+		PendingState *p = lfirst(lc);
+		bool new_group;
+
+		view->memory += streamproc_state_store(view->groups, p->key, p->keylen,
+											   my_index, p->state, &new_group);
+		if (new_group)
+			view->new_groups++;
+		dirty_add(view, p->key, p->keylen);
+	}
+}
+
+/*
+ * run_in_subxact
+ *		Execute plan with the given arguments as the view's owner in a
+ *		subtransaction; for aggregating views also combine the results.
+ *		Returns true on success (*pending set), false after recording
+ *		nothing: the caller decides what a failure means.  On failure the
+ *		error is returned in *edata (in batch_cxt).
+ */
+static bool
+run_in_subxact(WView *view, SPIPlanPtr plan, Datum *args, const char *nulls,
+			   List **pending, ErrorData **edata)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	Oid save_userid;
+	int save_sec;
+	bool ok = true;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		int ret;
+
+		SetUserIdAndSecContext(view->owner,
+							   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+		ret = SPI_execute_plan(plan, args, nulls, false, 0);
+		if (ret < 0)
+			elog(ERROR, "streamproc batch query failed: %s", SPI_result_code_string(ret));
+		SetUserIdAndSecContext(save_userid, save_sec);
+
+		if (view->kind == 'a')
+		{
+			MemoryContextSwitchTo(batch_cxt);
+			*pending = combine_results(view);
+			MemoryContextSwitchTo(oldcxt);
+		}
+		SPI_freetuptable(SPI_tuptable);
+
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(batch_cxt);
+		*edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		SetUserIdAndSecContext(save_userid, save_sec);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+static void
+record_failed_event(WStream *stream, WView *view, const char *position,
+					const char *event, ErrorData *edata)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	FailedEvent *f = palloc0(sizeof(FailedEvent));
+
+	f->source = pstrdup(stream->name);
+	f->viewid = view->viewid;
+	f->position = pstrdup(position);
+	f->event = pnstrdup(event, ERROR_EVENT_MAX);
+	f->sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
+	f->message = pstrdup(edata->message ? edata->message : "");
+	f->detail = edata->detail ? pstrdup(edata->detail) : NULL;
+	failed_events = lappend(failed_events, f);
+	view->errors++;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * run_events_one_by_one
+ *		The batch query of a view failed: run it for each event of the
+ *		batch (snapshot range args) alone, merging those that work and
+ *		recording those that fail.
+ */
+static void
+run_events_one_by_one(WStream *stream, WView *view, Datum *snap_args,
+					  const char *snap_nulls)
+{
+	SPITupleTable *rows;
+	uint64 nrows;
+	uint64 i;
+	int ret;
+
+	ret = SPI_execute_plan(stream->rows_plan, snap_args, snap_nulls, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not list stream log rows: %s", SPI_result_code_string(ret));
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+
+	for (i = 0; i < nrows; i++)
+	{
+		bool isnull;
+		Datum ctid = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
+		char *event = SPI_getvalue(rows->vals[i], rows->tupdesc, 2);
+		List *pending = NIL;
+		ErrorData *edata = NULL;
+
+		if (run_in_subxact(view, view->event_plan, &ctid, " ", &pending, &edata))
+		{
+			if (view->kind == 'a')
+				store_results(view, pending);
+		}
+		else
+			record_failed_event(stream, view,
+								psprintf("log row %s",
+										 DatumGetCString(DirectFunctionCall1(tidout, ctid))),
+								event, edata);
+	}
+	SPI_freetuptable(rows);
+}
+
+/*
+ * worker_batch
+ *		Process one micro-batch of a stream (see the header comment).
+ */
+static void
+worker_batch(WStream *stream)
+{
+	Datum snapshot;
+	Datum args[2];
+	char nulls[2] = {' ', ' '};
+	int64 nevents = 0;
+	ListCell *lc;
+	int ret;
+	bool isnull;
+
+	StartTransactionCommand();
+	XactIsoLevel = XACT_REPEATABLE_READ;
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	ret = SPI_execute("SELECT pg_catalog.pg_current_snapshot()", true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not take a snapshot");
+	snapshot = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	{
+		/* Outlives SPI_finish: copy into the batch context. */
+		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+
+		snapshot = datumCopy(snapshot, false, -1);
+		MemoryContextSwitchTo(old);
+	}
+
+	args[0] = snapshot;
+	args[1] = stream->last_snapshot;
+	if (stream->last_snapshot == (Datum)0)
+		nulls[1] = 'n';
+
+	ret = SPI_execute_plan(stream->count_plan, args, nulls, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not count stream log rows: %s", SPI_result_code_string(ret));
+	nevents = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	if (nevents > 0)
+	{
+		foreach (lc, stream->views)
+		{
+			WView *view = lfirst(lc);
+			List *pending = NIL;
+			ErrorData *edata = NULL;
+
+			/* Append-only views are written by the checkpoint. */
+			if (view->kind != 'a')
+				continue;
+
+			if (run_in_subxact(view, view->batch_plan, args, nulls, &pending, &edata))
+				store_results(view, pending);
+			else
+				run_events_one_by_one(stream, view, args, nulls);
+			view->events += nevents;
+		}
+	}
+
+	SPI_finish();
+	PopActiveSnapshot();
+
+	/* Keep this batch's snapshot for the next batch and the checkpoint. */
+	{
+		MemoryContext old = MemoryContextSwitchTo(catalog_cxt);
+
+		if (stream->last_snapshot)
+			pfree(DatumGetPointer(stream->last_snapshot));
+		stream->last_snapshot = datumCopy(snapshot, false, -1);
+		MemoryContextSwitchTo(old);
+	}
+	CommitTransactionCommand();
+	MemoryContextReset(batch_cxt);
+
+	/* Publish statistics. */
+	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
+	foreach (lc, stream->views)
+	{
+		WView *view = lfirst(lc);
+
+		if (view->kind != 'a' || view->shared == NULL)
+			continue;
+		view->shared->events += view->events;
+		view->shared->groups_count += view->new_groups;
+		view->shared->memory += view->memory;
+		view->shared->errors += view->errors;
+		view->events = view->new_groups = view->memory = view->errors = 0;
+	}
+	LWLockRelease(streamproc_state_lock());
+}
+
+/* ----------------------------------------------------------------
+ * Checkpoint
+ * ----------------------------------------------------------------
+ */
+
+static void
+checkpoint_view_state(WView *view)
+{
+	HASH_SEQ_STATUS seq;
+	DirtyKey *k;
+	long n = hash_get_num_entries(view->dirty);
+	Datum *keys;
+	Datum *states;
+	int count = 0;
+	Datum args[4];
+	int ret;
+
+	if (n == 0 && !view->rewrite_slots)
+		return;
+
+	keys = palloc(sizeof(Datum) * Max(n, 1));
+	states = palloc(sizeof(Datum) * Max(n, 1));
+	hash_seq_init(&seq, view->dirty);
+	while ((k = hash_seq_search(&seq)) != NULL)
+	{
+		bytea *state = streamproc_state_fetch(view->groups, k->bytes, k->len, my_index);
+		bytea *key;
+
+		if (state == NULL)
+			continue;
+		key = palloc(k->len + VARHDRSZ);
+		SET_VARSIZE(key, k->len + VARHDRSZ);
+		memcpy(VARDATA(key), k->bytes, k->len);
+		keys[count] = PointerGetDatum(key);
+		states[count] = PointerGetDatum(state);
+		count++;
+	}
+
+	if (view->rewrite_slots)
+	{
+		args[0] = ObjectIdGetDatum(view->viewid);
+		args[1] = Int32GetDatum(my_index);
+		ret = SPI_execute_with_args("DELETE FROM streamproc.view_state WHERE view = $1 AND slot <> $2",
+									2, (Oid[]){OIDOID, INT4OID}, args, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "could not rewrite streamproc.view_state: %s", SPI_result_code_string(ret));
+	}
+
+	args[0] = ObjectIdGetDatum(view->viewid);
+	args[1] = Int32GetDatum(my_index);
+	args[2] = PointerGetDatum(construct_array(keys, count, BYTEAOID, -1, false, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(states, count, BYTEAOID, -1, false, TYPALIGN_INT));
+	ret = SPI_execute_with_args("INSERT INTO streamproc.view_state AS s (view, slot, key, state)"
+								" SELECT $1, $2, u.k, u.s FROM ROWS FROM (pg_catalog.unnest($3::bytea[]), pg_catalog.unnest($4::bytea[])) AS u(k, s)"
+								" ON CONFLICT (view, slot, key) DO UPDATE SET state = excluded.state",
+								4, (Oid[]){OIDOID, INT4OID, BYTEAARRAYOID, BYTEAARRAYOID},
+								args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not write streamproc.view_state: %s", SPI_result_code_string(ret));
+}
+
+static void
+checkpoint_failed_events(void)
+{
+	ListCell *lc;
+
+	foreach (lc, failed_events)
+	{
+		FailedEvent *f = lfirst(lc);
+		Datum args[7];
+		char nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		int ret;
+
+		args[0] = CStringGetTextDatum(f->source);
+		args[1] = ObjectIdGetDatum(f->viewid);
+		args[2] = CStringGetTextDatum(f->position);
+		args[3] = CStringGetTextDatum(f->event);
+		args[4] = CStringGetTextDatum(f->sqlstate);
+		args[5] = CStringGetTextDatum(f->message);
+		if (f->detail)
+			args[6] = CStringGetTextDatum(f->detail);
+		else
+			nulls[6] = 'n';
+		ret = SPI_execute_with_args("INSERT INTO streamproc.errors"
+									" (source, view, position, event, sqlstate, message, detail)"
+									" VALUES ($1, $2, $3, $4, $5, $6, $7)",
+									7, (Oid[]){TEXTOID, REGCLASSOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID},
+									args, nulls, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not write streamproc.errors: %s", SPI_result_code_string(ret));
+	}
+}
+
+/*
+ * worker_checkpoint
+ *		Commit the changed state, the outputs of append-only views, the
+ *		consumed log rows' removal and the failed events in one transaction.
+ */
+static void
+worker_checkpoint(void)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	ListCell *lc;
+	double elapsed_ms;
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	foreach (lc, my_streams)
+	{
+		WStream *stream = lfirst(lc);
+		ListCell *vc;
+		Datum args[2];
+		char nulls[2] = {' ', 'n'};
+		int ret;
+
+		foreach (vc, stream->views)
+		{
+			WView *view = lfirst(vc);
+
+			/* A view dropped since the catalog was loaded: nothing to keep. */
+			args[0] = ObjectIdGetDatum(view->viewid);
+			ret = SPI_execute_with_args("SELECT 1 FROM streamproc.views WHERE view = $1",
+										1, (Oid[]){OIDOID}, args, NULL, false, 1);
+			if (ret != SPI_OK_SELECT || SPI_processed == 0)
+				continue;
+
+			if (view->kind == 'a')
+				checkpoint_view_state(view);
+			else if (stream->last_snapshot)
+			{
+				List *pending = NIL;
+				ErrorData *edata = NULL;
+
+				args[0] = stream->last_snapshot;
+				args[1] = (Datum)0;
+				if (!run_in_subxact(view, view->batch_plan, args, nulls, &pending, &edata))
+					run_events_one_by_one(stream, view, args, nulls);
+			}
+		}
+
+		/* A stream dropped since the catalog was loaded: nothing to trim. */
+		args[0] = ObjectIdGetDatum(stream->streamid);
+		ret = SPI_execute_with_args("SELECT 1 FROM streamproc.streams WHERE stream = $1",
+									1, (Oid[]){OIDOID}, args, NULL, false, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed == 0)
+			continue;
+
+		if (stream->last_snapshot)
+		{
+			args[0] = stream->last_snapshot;
+			ret = SPI_execute_plan(stream->delete_plan, args, NULL, false, 0);
+			if (ret != SPI_OK_DELETE)
+				elog(ERROR, "could not trim stream log: %s", SPI_result_code_string(ret));
+		}
+	}
+	checkpoint_failed_events();
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextReset(batch_cxt);
+
+	/* Committed: forget what it wrote. */
+	list_free_deep(failed_events);
+	failed_events = NIL;
+	elapsed_ms = (double)(GetCurrentTimestamp() - start) / 1000.0;
+	last_checkpoint = GetCurrentTimestamp();
+
+	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
+	foreach (lc, my_streams)
+	{
+		WStream *stream = lfirst(lc);
+		ListCell *vc;
+
+		foreach (vc, stream->views)
+		{
+			WView *view = lfirst(vc);
+
+			if (view->kind == 'a')
+			{
+				hash_destroy(view->dirty);
+				MemoryContextReset(view->dirty_cxt);
+				view->dirty = dirty_create(view->dirty_cxt);
+				view->rewrite_slots = false;
+				if (view->shared)
+				{
+					view->shared->last_checkpoint = last_checkpoint;
+					view->shared->last_checkpoint_ms = elapsed_ms;
+					view->shared->errors += view->errors;
+				}
+				view->errors = 0;
+			}
+		}
+	}
+	LWLockRelease(streamproc_state_lock());
+}

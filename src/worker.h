@@ -1,0 +1,19 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.h
+ *	  Ingest worker (see worker.c): packed states shared with the reader.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STREAMPROC_WORKER_H
+#define STREAMPROC_WORKER_H
+
+#include "postgres.h"
+
+#include "aggregates.h"
+
+extern bytea **streamproc_unpack_states(bytea *packed, int n);
+extern bytea *streamproc_combine_packed(StreamprocAggInfo **aggs, int nagg,
+										bytea *a, bytea *b);
+
+#endif /* STREAMPROC_WORKER_H */

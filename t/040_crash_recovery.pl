@@ -1,0 +1,145 @@
+# Exactly-once across crashes: while a million events are inserted into a
+# stream in many transactions, SIGKILL an ingest worker five times (each
+# time the postmaster reinitializes shared memory and the workers recover
+# from their checkpoints) and restart the server once in immediate mode.
+# Afterwards every view equals the batch oracle: a plain table filled in the
+# same transactions as the stream.  A clean restart keeps the results, and
+# counting continues.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+
+my $chunks = 200;
+my $chunk_size = 5000;
+
+my $node = PostgreSQL::Test::Cluster->new('crash');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'streamproc'
+max_worker_processes = 16
+streamproc.checkpoint_interval = '200ms'
+restart_after_crash = on
+});
+$node->start;
+
+$node->safe_psql('postgres', q{
+CREATE EXTENSION streamproc;
+CREATE FOREIGN TABLE clicks (user_id int, url text, amount numeric) SERVER streamproc;
+CREATE TABLE clicks_oracle (user_id int, url text, amount numeric);
+CREATE VIEW per_user WITH (continuous) AS
+    SELECT user_id, count(*) AS n, sum(amount) AS total, avg(amount) AS mean
+      FROM clicks GROUP BY user_id;
+CREATE VIEW per_url WITH (continuous) AS
+    SELECT url, count(*) AS n, max(amount) AS top FROM clicks WHERE amount > 5 GROUP BY url;
+CREATE VIEW totals WITH (continuous) AS
+    SELECT count(*) AS n, sum(amount) AS total FROM clicks;
+CREATE VIEW big_clicks WITH (continuous) AS
+    SELECT user_id, url, amount FROM clicks WHERE amount >= 9.99;
+});
+
+# The inserter: one transaction per chunk writes the same rows to the
+# stream and to the oracle, so a crash keeps both or neither.  A chunk whose
+# connection broke is sent again; if it had committed, both tables get it
+# twice, which keeps them equal.
+my $rows = sub {
+	my ($b) = @_;
+	return "SELECT (g * 7 + $b) % 1000, '/p/' || ((g + $b) % 50), ((g * 13 + $b) % 1000) / 100.0"
+	  . " FROM generate_series(1, $chunk_size) g";
+};
+my $script = '';
+for my $b (1 .. $chunks)
+{
+	my $sql = 'BEGIN; INSERT INTO clicks ' . $rows->($b) . '; INSERT INTO clicks_oracle ' . $rows->($b) . '; COMMIT;';
+	$script .= "until psql -X -q -v ON_ERROR_STOP=1 -d postgres -c \"$sql\" >/dev/null 2>&1; do sleep 0.2; done\n";
+}
+$script .= "echo inserter done\n";
+my ($in, $out, $err) = ('', '', '');
+local $ENV{PGHOST} = $node->host;
+local $ENV{PGPORT} = $node->port;
+my $inserter = IPC::Run::start([ 'bash', '-c', $script ], \$in, \$out, \$err);
+
+# Wait until the workers are running and the oracle has grown past $min.
+sub wait_for_progress
+{
+	my ($min) = @_;
+	$node->poll_query_until('postgres',
+		"SELECT count(*) >= $min FROM clicks_oracle")
+	  or die "no progress past $min events";
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 2 FROM streamproc.stat_workers WHERE pid IS NOT NULL")
+	  or die "workers did not come back";
+}
+
+my $kills = 0;
+for my $round (1 .. 5)
+{
+	wait_for_progress($round * 120_000);
+	my $pid = $node->safe_psql('postgres',
+		"SELECT pid FROM streamproc.stat_workers WHERE pid IS NOT NULL ORDER BY random() LIMIT 1");
+	ok($pid =~ /^\d+$/, "found a worker to kill in round $round");
+	$kills++ if kill('KILL', $pid);
+	# The postmaster notices, reinitializes and starts over.
+	$node->poll_query_until('postgres', 'SELECT 1', '1')
+	  or die "server did not come back after SIGKILL";
+}
+is($kills, 5, 'SIGKILLed an ingest worker five times');
+
+wait_for_progress(700_000);
+$node->stop('immediate');
+$node->start;
+ok(1, 'restarted the server in immediate mode while ingesting');
+
+$inserter->finish;
+like($out, qr/inserter done/, 'every chunk was inserted');
+
+$node->safe_psql('postgres', "SELECT streamproc.sync('180s')");
+
+my $oracle_n = $node->safe_psql('postgres', 'SELECT count(*) FROM clicks_oracle');
+cmp_ok($oracle_n, '>=', $chunks * $chunk_size, 'at least a million events committed');
+
+my %checks = (
+	per_user => [ 'SELECT * FROM per_user',
+		'SELECT user_id, count(*), sum(amount), avg(amount) FROM clicks_oracle GROUP BY user_id' ],
+	per_url => [ 'SELECT * FROM per_url',
+		'SELECT url, count(*), max(amount) FROM clicks_oracle WHERE amount > 5 GROUP BY url' ],
+	totals => [ 'SELECT * FROM totals',
+		'SELECT count(*), sum(amount) FROM clicks_oracle' ],
+	big_clicks => [ 'SELECT * FROM big_clicks',
+		'SELECT user_id, url, amount FROM clicks_oracle WHERE amount >= 9.99' ]);
+
+sub check_views
+{
+	my ($when) = @_;
+	for my $view (sort keys %checks)
+	{
+		my ($v, $o) = @{ $checks{$view} };
+		is($node->safe_psql('postgres',
+				"SELECT (SELECT count(*) FROM (($v) EXCEPT ALL ($o)) a) || ' ' ||"
+				  . " (SELECT count(*) FROM (($o) EXCEPT ALL ($v)) b)"),
+			'0 0', "$view equals the oracle $when");
+	}
+}
+check_views('after crashes');
+is($node->safe_psql('postgres', 'SELECT n FROM totals'), $oracle_n,
+	'the total count is exact');
+
+# Nothing failed on the way.
+is($node->safe_psql('postgres', 'SELECT count(*) FROM streamproc.errors'), '0',
+	'no event went to streamproc.errors');
+
+# Clean restart: identical results, then counting continues.
+my $before = $node->safe_psql('postgres', 'SELECT n, total FROM totals');
+$node->restart;
+$node->safe_psql('postgres', "SELECT streamproc.sync('60s')");
+is($node->safe_psql('postgres', 'SELECT n, total FROM totals'), $before,
+	'a clean restart keeps the results');
+$node->safe_psql('postgres', 'BEGIN; INSERT INTO clicks ' . $rows->(999)
+	  . '; INSERT INTO clicks_oracle ' . $rows->(999) . '; COMMIT;');
+$node->safe_psql('postgres', "SELECT streamproc.sync('60s')");
+check_views('after a clean restart and more events');
+
+$node->stop;
+done_testing();
