@@ -36,6 +36,13 @@ CREATE VIEW shape_nullkey WITH (continuous) AS
     SELECT user_id % 3 AS bucket, url IS NULL AS no_url, count(*) AS n FROM clicks GROUP BY 1, 2;
 CREATE VIEW shape_many WITH (continuous) AS
     SELECT user_id, count(*) AS n, sum(amount) AS total FROM clicks GROUP BY user_id;
+-- Aggregates of other extensions: hll (distinct counts) and tdigest.
+CREATE EXTENSION IF NOT EXISTS hll;
+CREATE EXTENSION IF NOT EXISTS tdigest;
+CREATE VIEW shape_ext WITH (continuous) AS
+    SELECT url, hll_cardinality(hll_add_agg(hll_hash_integer(user_id))) AS users,
+           tdigest_percentile(amount::float8, 100, 0.5) AS median
+      FROM clicks GROUP BY url;
 CREATE VIEW shape_append WITH (continuous) AS
     SELECT user_id, upper(url) AS url, amount * 2 AS doubled FROM clicks WHERE amount < 10;
 
@@ -92,6 +99,15 @@ SELECT 'null keys' AS shape, * FROM oracle_diff('SELECT * FROM shape_nullkey',
     'SELECT user_id % 3, url IS NULL, count(*) FROM clicks_oracle GROUP BY 1, 2');
 SELECT 'many groups' AS shape, * FROM oracle_diff('SELECT * FROM shape_many',
     'SELECT user_id, count(*), sum(amount) FROM clicks_oracle GROUP BY user_id');
+-- hll merges exactly; a t-digest depends on the order it merged in, so
+-- its median is compared within 1% of the range.
+SELECT 'hll' AS shape, * FROM oracle_diff('SELECT url, users FROM shape_ext',
+    'SELECT url, hll_cardinality(hll_add_agg(hll_hash_integer(user_id))) FROM clicks_oracle GROUP BY url');
+SELECT count(*) AS groups,
+       count(*) FILTER (WHERE abs(v.median - o.median) <= 1.0) AS medians_within_1pct
+  FROM shape_ext v
+  JOIN (SELECT url, percentile_cont(0.5) WITHIN GROUP (ORDER BY amount::float8) AS median
+          FROM clicks_oracle GROUP BY url) o ON o.url IS NOT DISTINCT FROM v.url;
 SELECT 'append' AS shape, * FROM oracle_diff('SELECT * FROM shape_append',
     'SELECT user_id, upper(url), amount * 2 FROM clicks_oracle WHERE amount < 10');
 SELECT count(*) AS groups FROM shape_many;

@@ -64,6 +64,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -117,6 +118,8 @@ typedef struct WStream
 	SPIPlanPtr count_plan;
 	SPIPlanPtr rows_plan; /* ctid and event text of a batch's rows */
 	SPIPlanPtr delete_plan;
+	SPIPlanPtr unconsumed_plan; /* is any row not yet consumed? */
+	Oid logid;
 	Datum last_snapshot; /* pg_snapshot of the last batch, or 0 */
 	List *views;         /* WView * */
 } WStream;
@@ -162,6 +165,7 @@ static void worker_load_catalog(void);
 static bool worker_has_extension(void);
 static void worker_batch(WStream *stream);
 static void worker_checkpoint(void);
+static void trim_log(WStream *stream);
 static void worker_exit(WorkerExit reason) pg_attribute_noreturn();
 
 /* ----------------------------------------------------------------
@@ -645,6 +649,8 @@ worker_load_catalog(void)
 			SPI_freeplan(s->rows_plan);
 		if (s->delete_plan)
 			SPI_freeplan(s->delete_plan);
+		if (s->unconsumed_plan)
+			SPI_freeplan(s->unconsumed_plan);
 	}
 	my_streams = NIL;
 	MemoryContextDelete(old_catalog);
@@ -680,7 +686,7 @@ worker_load_catalog(void)
 
 	args[0] = Int32GetDatum(streamproc_workers);
 	args[1] = Int32GetDatum(my_index);
-	ret = SPI_execute_with_args("SELECT s.stream::oid, s.stream::text, s.log::text"
+	ret = SPI_execute_with_args("SELECT s.stream::oid, s.stream::text, s.log::text, s.log::oid"
 								" FROM streamproc.streams s"
 								" WHERE (s.stream::oid::int8 % $1) = $2"
 								" ORDER BY 1",
@@ -699,6 +705,7 @@ worker_load_catalog(void)
 		s->streamid = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
 		s->name = SPI_getvalue(tup, SPI_tuptable->tupdesc, 2);
 		s->logname = SPI_getvalue(tup, SPI_tuptable->tupdesc, 3);
+		s->logid = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 4, &isnull));
 		foreach (sc, old_snapshots)
 		{
 			List *pair = lfirst(sc);
@@ -731,6 +738,9 @@ worker_load_catalog(void)
 		s->delete_plan = prepare_or_die(psprintf("DELETE FROM %s l WHERE pg_catalog.pg_visible_in_snapshot(l.\"$xid\", $1)",
 												 s->logname),
 										1, one_snap);
+		s->unconsumed_plan = prepare_or_die(psprintf("SELECT 1 FROM %s l WHERE NOT pg_catalog.pg_visible_in_snapshot(l.\"$xid\", $1) LIMIT 1",
+													 s->logname),
+											1, one_snap);
 		MemoryContextSwitchTo(old);
 
 		args[0] = ObjectIdGetDatum(s->streamid);
@@ -1216,6 +1226,48 @@ checkpoint_failed_events(void)
 }
 
 /*
+ * trim_log
+ *		Remove the log rows of a stream that the last batch consumed (those
+ *		visible in its snapshot), in the checkpoint transaction.
+ *
+ * When nothing but consumed rows is left and no transaction is inserting
+ * (we get the lock without waiting), TRUNCATE gives the space back at once,
+ * as PgQ's table rotation does; the lock is held until the checkpoint
+ * commits, a few milliseconds.  Otherwise DELETE, and autovacuum makes the
+ * space reusable.  Only workers read logs, so TRUNCATE's MVCC caveat does
+ * not apply.
+ */
+static void
+trim_log(WStream *stream)
+{
+	Datum args[1];
+	bool truncate = false;
+	int ret;
+
+	args[0] = stream->last_snapshot;
+	if (ConditionalLockRelationOid(stream->logid, AccessExclusiveLock))
+	{
+		ret = SPI_execute_plan(stream->unconsumed_plan, args, NULL, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read stream log: %s", SPI_result_code_string(ret));
+		truncate = (SPI_processed == 0);
+	}
+
+	if (truncate)
+	{
+		ret = SPI_execute(psprintf("TRUNCATE %s", stream->logname), false, 0);
+		if (ret != SPI_OK_UTILITY)
+			elog(ERROR, "could not truncate stream log: %s", SPI_result_code_string(ret));
+	}
+	else
+	{
+		ret = SPI_execute_plan(stream->delete_plan, args, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "could not trim stream log: %s", SPI_result_code_string(ret));
+	}
+}
+
+/*
  * worker_checkpoint
  *		Commit the changed state, the outputs of append-only views, the
  *		consumed log rows' removal and the failed events in one transaction.
@@ -1272,12 +1324,7 @@ worker_checkpoint(void)
 			continue;
 
 		if (stream->last_snapshot)
-		{
-			args[0] = stream->last_snapshot;
-			ret = SPI_execute_plan(stream->delete_plan, args, NULL, false, 0);
-			if (ret != SPI_OK_DELETE)
-				elog(ERROR, "could not trim stream log: %s", SPI_result_code_string(ret));
-		}
+			trim_log(stream);
 	}
 	checkpoint_failed_events();
 
