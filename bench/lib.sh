@@ -30,11 +30,30 @@
 #	bench_info TEXT...          a human-readable line on stdout
 #	bench_log TEXT...           progress on stderr
 #	bench_die TEXT...           report failure and exit 1
+#	bench_pg_start [SETTING=VALUE...]
+#		initdb and start a throwaway PostgreSQL 15 cluster that preloads
+#		streamproc (data in $BENCH_DATA/pgdata, server log in
+#		$BENCH_TMP/postgresql.log), reachable only through a private
+#		socket directory ($BENCH_PG_SOCKDIR) on a private port
+#		($BENCH_PG_PORT); extra settings go to postgresql.conf after the
+#		defaults (shared_buffers 512MB, max_worker_processes 16,
+#		max_wal_size 8GB, synchronous_commit and fsync left on); creates
+#		the extension in database postgres.  As root the cluster runs as
+#		$BENCH_PG_USER (streamproc_test, created if missing), since
+#		initdb refuses root; $BENCH_TMP and $BENCH_DATA are then made
+#		traversable (mode 711) so that the server can read files
+#		that a benchmark makes world-readable there (COPY FROM 'file').
+#		Stopped at exit.
+#	bench_pg_stop               stop the cluster (also done at exit)
+#	bench_psql ARGS...          psql -X -q -At -v ON_ERROR_STOP=1 as
+#	                            superuser postgres on the cluster
 #
 # Knobs (environment): BENCH_EVENTS (1000000), BENCH_PARTITIONS (64),
 # BENCH_REPEAT (1; >1 reports medians), BENCH_BROKERS (devbroker's default
 # when empty), BENCH_TIMEOUT_S (600, per command), BENCH_BROKER_WAIT_S (30),
-# BENCH_KEEP_TMP (1 keeps the temporary directory).
+# BENCH_KEEP_TMP (1 keeps the temporary directory), BENCH_PG_USER
+# (streamproc_test; the server's user when run as root), BENCH_PG_PORT
+# (20000 + PID % 10000; only names the socket, no TCP listener).
 
 set -euo pipefail
 
@@ -52,6 +71,7 @@ export BENCH_EVENTS BENCH_PARTITIONS BENCH_REPEAT BENCH_BROKERS \
 	BENCH_TIMEOUT_S BENCH_BROKER_WAIT_S BENCH_KEEP_TMP
 
 DEVBROKER=${DEVBROKER:-$BENCH_ROOT/tools/devbroker/devbroker}
+PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
 LOADGEN=${LOADGEN:-$BENCH_ROOT/tools/loadgen/loadgen}
 RAWCONSUMER=${RAWCONSUMER:-$BENCH_DIR/rawconsumer}
 KCAT=${KCAT:-kcat}
@@ -60,6 +80,12 @@ BENCH_NAME=${BENCH_NAME:-$(basename "$0" .sh)}
 BENCH_BOOTSTRAP=
 BENCH_BROKER_PID=
 BENCH_BROKER_DIR=
+: "${BENCH_PG_USER:=streamproc_test}"
+: "${BENCH_PG_PORT:=$((20000 + $$ % 10000))}"
+BENCH_PG_DATA=
+BENCH_PG_SOCKDIR=
+BENCH_PG_LOG=
+_bench_pg_started=0
 _bench_cleanups=()
 _bench_broker_seq=0
 
@@ -230,4 +256,93 @@ bench_devbroker_start()
 		bench_die "devbroker not ready after ${BENCH_BROKER_WAIT_S} s"
 	fi
 	bench_log "devbroker $BENCH_BROKER_PID at $BENCH_BOOTSTRAP (topics: $*)"
+}
+
+# Run a command as the cluster's owner: $BENCH_PG_USER when root, else us.
+_bench_as_pg_user()
+{
+	if ((EUID == 0)); then
+		runuser -u "$BENCH_PG_USER" -- "$@"
+	else
+		"$@"
+	fi
+}
+
+bench_psql()
+{
+	[[ -n $BENCH_PG_SOCKDIR ]] || bench_die "bench_psql: no cluster (call bench_pg_start)"
+	"$PG_BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$BENCH_PG_SOCKDIR" \
+		-p "$BENCH_PG_PORT" -U postgres -d postgres "$@"
+}
+
+bench_pg_stop()
+{
+	[[ -n $BENCH_PG_DATA && -f $BENCH_PG_DATA/postmaster.pid ]] || return 0
+	_bench_as_pg_user "$PG_BINDIR/pg_ctl" -D "$BENCH_PG_DATA" -m fast -w -t 60 \
+		stop >/dev/null 2>&1 ||
+		bench_log "pg_ctl stop failed (see $BENCH_PG_LOG)"
+}
+
+# bench_pg_start [SETTING=VALUE...]
+bench_pg_start()
+{
+	local kv
+	bench_require "$PG_BINDIR/initdb" "$PG_BINDIR/pg_ctl" "$PG_BINDIR/psql"
+	[[ -f $(pg_config --pkglibdir)/streamproc.so ]] ||
+		bench_die "streamproc is not installed (run: make && make install)"
+	if [[ -f $BENCH_ROOT/streamproc.so ]] &&
+		! cmp -s "$BENCH_ROOT/streamproc.so" "$(pg_config --pkglibdir)/streamproc.so"; then
+		bench_log "warning: the installed streamproc.so differs from the tree's (run: make install)"
+	fi
+	bench_pg_stop
+
+	BENCH_PG_DATA=$BENCH_DATA/pgdata
+	BENCH_PG_SOCKDIR=$BENCH_TMP/pgsock
+	BENCH_PG_LOG=$BENCH_TMP/postgresql.log
+	rm -rf "$BENCH_PG_DATA" "$BENCH_PG_SOCKDIR"
+	mkdir -p "$BENCH_PG_SOCKDIR"
+	if ((EUID == 0)); then
+		if ! id "$BENCH_PG_USER" >/dev/null 2>&1; then
+			useradd --system --create-home --shell /bin/bash "$BENCH_PG_USER" ||
+				bench_die "cannot create user $BENCH_PG_USER"
+		fi
+		chmod 711 "$BENCH_TMP" "$BENCH_DATA"
+		install -d -o "$BENCH_PG_USER" -m 700 "$BENCH_PG_DATA"
+		chown "$BENCH_PG_USER" "$BENCH_PG_SOCKDIR"
+		: >"$BENCH_PG_LOG"
+		chown "$BENCH_PG_USER" "$BENCH_PG_LOG"
+	fi
+
+	_bench_as_pg_user "$PG_BINDIR/initdb" -D "$BENCH_PG_DATA" -A trust -U postgres \
+		--no-sync >"$BENCH_TMP/initdb.log" 2>&1 ||
+		{ cat "$BENCH_TMP/initdb.log" >&2; bench_die "initdb failed"; }
+	{
+		echo "# bench/lib.sh"
+		echo "shared_preload_libraries = 'streamproc'"
+		echo "max_worker_processes = 16"
+		echo "port = $BENCH_PG_PORT"
+		echo "listen_addresses = ''"
+		echo "unix_socket_directories = '$BENCH_PG_SOCKDIR'"
+		echo "shared_buffers = 512MB"
+		echo "max_wal_size = 8GB"
+		echo "checkpoint_timeout = 30min"
+		echo "synchronous_commit = on"
+		echo "autovacuum = on"
+		echo "log_min_messages = warning"
+		for kv in "$@"; do
+			[[ $kv == ?*=* ]] || bench_die "bench_pg_start: SETTING=VALUE expected, got '$kv'"
+			echo "${kv%%=*} = ${kv#*=}"
+		done
+	} >>"$BENCH_PG_DATA/postgresql.conf"
+
+	if ((_bench_pg_started == 0)); then
+		_bench_pg_started=1
+		bench_on_exit bench_pg_stop
+	fi
+	_bench_as_pg_user "$PG_BINDIR/pg_ctl" -D "$BENCH_PG_DATA" -l "$BENCH_PG_LOG" \
+		-w -t 60 start >/dev/null 2>&1 ||
+		{ tail -n 30 "$BENCH_PG_LOG" >&2; bench_die "PostgreSQL did not start"; }
+	bench_psql -c "CREATE EXTENSION streamproc" ||
+		{ tail -n 30 "$BENCH_PG_LOG" >&2; bench_die "CREATE EXTENSION streamproc failed"; }
+	bench_log "PostgreSQL $(bench_psql -c 'SHOW server_version') on socket $BENCH_PG_SOCKDIR port $BENCH_PG_PORT (log $BENCH_PG_LOG)"
 }

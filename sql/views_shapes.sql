@@ -189,3 +189,6 @@ SELECT source, view, sqlstate, message, event::jsonb - 'k' AS event
 -- Statistics.
 SELECT view, kind, events, groups > 0 AS has_groups, errors, state
   FROM streamproc.stat_views ORDER BY view::text;
+
+-- The extensions' objects go, so that later tests can drop the extensions.
+DROP VIEW shape_ext;

@@ -39,12 +39,9 @@
  * started costs no log rows; rows written for a view that is dropped
  * meanwhile are consumed and trimmed by the workers like any others (they
  * serve every stream of streamproc.streams, with or without views).
- * Caveat: CREATE VIEW takes only AccessShareLock on the stream, so a
- * statement that started before a concurrent CREATE VIEW committed, in a
- * transaction that commits after it, still discards its events; closing
- * that window needs CREATE VIEW to lock the stream in ShareLock mode
- * (view.c), which waits for in-flight inserting transactions and makes
- * later ones wait for the view's commit.
+ * CREATE VIEW locks the stream in ShareLock mode until it commits (view.c):
+ * it waits for in-flight inserting transactions, and later ones wait for
+ * the view's commit, so every event committed after the view is kept.
  *
  * Ingest workers consume a log in micro-batches bounded by transaction
  * snapshots, as PgQ does: a batch is the log rows whose "$xid" is visible
@@ -130,6 +127,7 @@
 #include "utils/syscache.h"
 #include "utils/xid8.h"
 
+#include "launcher.h"
 #include "stream.h"
 #include "streamproc.h"
 
@@ -183,6 +181,8 @@ typedef struct StreamInsertState
 {
 	Relation log;                 /* the log, RowExclusiveLock held */
 	bool discard;                 /* no view reads the stream: write nothing */
+	Oid stream;                   /* the stream's oid */
+	int64 written;                /* events appended by this statement */
 	ResultRelInfo *log_rri;       /* for the log's indexes, if any */
 	int nmap;                     /* stream's natts */
 	AttrNumber *map;              /* stream attno-1 -> log attno, 0: none */
@@ -613,6 +613,7 @@ begin_insert(ResultRelInfo *rinfo, bool bulk)
 
 	/* Decided once per statement; see the header comment. */
 	st->discard = !stream_has_views(RelationGetRelid(stream));
+	st->stream = RelationGetRelid(stream);
 
 	st->slot = table_slot_create(st->log, NULL);
 	st->log_rri = makeNode(ResultRelInfo);
@@ -638,6 +639,9 @@ end_insert(ResultRelInfo *rinfo)
 
 	if (st == NULL)
 		return;
+	/* At commit, these events wake the stream's worker (launcher.c). */
+	if (st->written > 0)
+		streamproc_note_stream_insert(st->stream, st->written);
 	ExecCloseIndices(st->log_rri);
 	if (st->bistate)
 		FreeBulkInsertState(st->bistate);
@@ -705,6 +709,7 @@ stream_ExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 	oldcxt = MemoryContextSwitchTo(st->tmpcxt);
 	table_tuple_insert(st->log, st->slot, estate->es_output_cid, 0,
 					   st->bistate);
+	st->written++;
 	if (st->log_rri->ri_NumIndices > 0)
 		ExecInsertIndexTuples(st->log_rri, st->slot, estate, false, false,
 							  NULL, NIL);
@@ -754,6 +759,7 @@ stream_ExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 	oldcxt = MemoryContextSwitchTo(st->tmpcxt);
 	table_multi_insert(st->log, st->batch_slots, n, estate->es_output_cid, 0,
 					   st->bistate);
+	st->written += n;
 	if (st->log_rri->ri_NumIndices > 0)
 	{
 		for (i = 0; i < n; i++)

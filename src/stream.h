@@ -4,7 +4,8 @@
  *	  Streams: foreign tables on server streamproc, and their log tables.
  *
  * A stream is CREATE FOREIGN TABLE ... SERVER streamproc.  Inserting into
- * it appends one row per event to the stream's log table
+ * a stream that continuous views read appends one row per event to its log
+ * table
  * (streamproc.log_<stream oid>) inside the inserting transaction: the
  * stream's columns by name, plus "$xid" xid8, the inserting top-level
  * transaction.  streamproc.streams maps each stream to its log.  See

@@ -158,12 +158,15 @@ static List *failed_events = NIL;
 static MemoryContext catalog_cxt = NULL; /* streams, views, plans */
 static MemoryContext batch_cxt = NULL;   /* reset after every batch */
 static uint64 catalog_generation_seen = 0;
+static bool checkpoint_needed = false; /* batches merged since the last one */
+static bool batch_needed = true;       /* start, catalog reload: look at the logs */
+static TimestampTz last_batch = 0;
 static MemoryContext dirty_key_cxt = NULL; /* where dirty_keycopy allocates */
 static TimestampTz last_checkpoint = 0;
 
 static void worker_load_catalog(void);
 static bool worker_has_extension(void);
-static void worker_batch(WStream *stream);
+static int64 worker_batch(WStream *stream);
 static void worker_checkpoint(void);
 static void trim_log(WStream *stream);
 static void worker_exit(WorkerExit reason) pg_attribute_noreturn();
@@ -406,6 +409,7 @@ streamproc_worker_main(Datum main_arg)
 		uint64 generation;
 		uint64 catalog_generation;
 		bool over_budget;
+		bool sync_requested;
 		ListCell *lc;
 
 		CHECK_FOR_INTERRUPTS();
@@ -423,11 +427,13 @@ streamproc_worker_main(Datum main_arg)
 		catalog_generation = pg_atomic_read_u64(&streamproc_shared->catalog_generation);
 		if (catalog_generation != catalog_generation_seen)
 		{
-			worker_checkpoint();
+			if (checkpoint_needed)
+				worker_checkpoint();
 			if (!worker_has_extension())
 				worker_exit(WORKER_EXIT_NO_EXTENSION);
 			catalog_generation_seen = catalog_generation;
 			worker_load_catalog();
+			batch_needed = true;
 		}
 
 		over_budget = streamproc_state_memory_used() >
@@ -445,16 +451,32 @@ streamproc_worker_main(Datum main_arg)
 				ereport(LOG, (errmsg("streamproc worker %d resumed ingestion", my_index)));
 		}
 
-		if (!over_budget)
+		/*
+		 * Look at the logs only when events were committed for us (the
+		 * stream FDW counts them), for sync(), after a (re)load, and every
+		 * checkpoint interval as a safety net: an idle worker costs nothing,
+		 * and a long COPY is not rescanned while it runs.
+		 */
+		sync_requested = generation > pg_atomic_read_u64(&my_slot->sync_done);
+		if (streamproc_take_pending_events(my_slot) > 0 || sync_requested ||
+			TimestampDifferenceExceeds(last_batch, GetCurrentTimestamp(),
+									   streamproc_checkpoint_interval))
+			batch_needed = true;
+		if (!over_budget && batch_needed)
 		{
-			(void)streamproc_take_pending_events(my_slot);
 			foreach (lc, my_streams)
-				worker_batch((WStream *)lfirst(lc));
+			{
+				if (worker_batch((WStream *)lfirst(lc)) > 0)
+					checkpoint_needed = true;
+			}
+			batch_needed = false;
+			last_batch = GetCurrentTimestamp();
 		}
 
-		if (TimestampDifferenceExceeds(last_checkpoint, GetCurrentTimestamp(),
-									   streamproc_checkpoint_interval) ||
-			(!over_budget && generation > pg_atomic_read_u64(&my_slot->sync_done)))
+		if (checkpoint_needed &&
+			(sync_requested ||
+			 TimestampDifferenceExceeds(last_checkpoint, GetCurrentTimestamp(),
+										streamproc_checkpoint_interval)))
 			worker_checkpoint();
 
 		if (!over_budget)
@@ -465,7 +487,8 @@ streamproc_worker_main(Datum main_arg)
 		ResetLatch(MyLatch);
 	}
 
-	worker_checkpoint();
+	if (checkpoint_needed)
+		worker_checkpoint();
 	worker_exit(WORKER_EXIT_SHUTDOWN);
 }
 
@@ -1040,9 +1063,10 @@ run_events_one_by_one(WStream *stream, WView *view, Datum *snap_args,
 
 /*
  * worker_batch
- *		Process one micro-batch of a stream (see the header comment).
+ *		Process one micro-batch of a stream (see the header comment);
+ *		returns the number of events in it.
  */
-static void
+static int64
 worker_batch(WStream *stream)
 {
 	Datum snapshot;
@@ -1130,6 +1154,7 @@ worker_batch(WStream *stream)
 		view->events = view->new_groups = view->memory = view->errors = 0;
 	}
 	LWLockRelease(streamproc_state_lock());
+	return nevents;
 }
 
 /* ----------------------------------------------------------------
@@ -1247,7 +1272,12 @@ trim_log(WStream *stream)
 	args[0] = stream->last_snapshot;
 	if (ConditionalLockRelationOid(stream->logid, AccessExclusiveLock))
 	{
-		ret = SPI_execute_plan(stream->unconsumed_plan, args, NULL, true, 1);
+		/*
+		 * read_only = false: a new snapshot, taken now that we hold the
+		 * lock, so it sees every row committed before nobody could insert
+		 * any more.  The checkpoint's first snapshot may predate some.
+		 */
+		ret = SPI_execute_plan(stream->unconsumed_plan, args, NULL, false, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read stream log: %s", SPI_result_code_string(ret));
 		truncate = (SPI_processed == 0);
@@ -1334,6 +1364,7 @@ worker_checkpoint(void)
 	MemoryContextReset(batch_cxt);
 
 	/* Committed: forget what it wrote. */
+	checkpoint_needed = false;
 	list_free_deep(failed_events);
 	failed_events = NIL;
 	elapsed_ms = (double)(GetCurrentTimestamp() - start) / 1000.0;
