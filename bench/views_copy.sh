@@ -198,7 +198,8 @@ for ((r = 1; r <= BENCH_REPEAT; r++)); do
 			' dead rows)'
 		FROM streamproc.stat_streams" | sed "s/^/  [$r] /"
 	bench_psql -c "SELECT 'view ' || rpad(view::text, 12) || ' ' || groups || ' groups, state ' ||
-			pg_size_pretty(memory_bytes) || ', last checkpoint ' ||
+			pg_size_pretty(memory_bytes) || ' (' || round(memory_bytes::numeric / greatest(groups, 1)) ||
+			' bytes per group), last checkpoint ' ||
 			round(last_checkpoint_ms::numeric, 1) || ' ms, ' || state
 		FROM streamproc.stat_views ORDER BY view::text" | sed "s/^/  [$r] /"
 	bench_psql -c "SELECT 'plain table clicks_plain ' || pg_size_pretty(pg_total_relation_size('clicks_plain'))" |

@@ -100,6 +100,9 @@ static TimestampTz *worker_started_at = NULL;
 static List *requested_dbs = NIL; /* Oid */
 static List *requested_at = NIL;  /* TimestampTz *, same order */
 
+/* Launcher-local: databases we warned about lacking worker slots. */
+static List *warned_dbs = NIL;
+
 /*
  * Events this transaction inserted into streams, by stream: at commit they
  * are added to the owning workers' pending counts (see
@@ -390,6 +393,8 @@ launcher_start_slot(int slotno)
 {
 	BackgroundWorker worker;
 	WorkerSlot *slot = &worker_shared->slots[slotno];
+	MemoryContext oldcxt;
+	bool ok;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -408,12 +413,14 @@ launcher_start_slot(int slotno)
 	slot->exit_reason = WORKER_RUNNING;
 	slot->exit_requested = false;
 	worker_started_at[slotno] = GetCurrentTimestamp();
-	if (!RegisterDynamicBackgroundWorker(&worker, &worker_handles[slotno]))
-	{
+
+	/* The handle outlives the loop's memory context. */
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	ok = RegisterDynamicBackgroundWorker(&worker, &worker_handles[slotno]);
+	MemoryContextSwitchTo(oldcxt);
+	if (!ok)
 		worker_handles[slotno] = NULL;
-		return false;
-	}
-	return true;
+	return ok;
 }
 
 /*
@@ -475,11 +482,18 @@ launcher_start_database(Oid dbid)
 
 		if (slotno < 0)
 		{
-			ereport(WARNING,
-					(errmsg("could not start streamproc worker %d for database %u", index, dbid),
-					 errdetail("No background worker slot is free."),
-					 errhint("Increase \"max_worker_processes\": streamproc needs \"streamproc.workers\" per database plus one.")));
-			/* Try again at the next tick. */
+			if (!list_member_oid(warned_dbs, dbid))
+			{
+				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+				warned_dbs = lappend_oid(warned_dbs, dbid);
+				MemoryContextSwitchTo(old);
+				ereport(WARNING,
+						(errmsg("could not start streamproc worker %d for database %u", index, dbid),
+						 errdetail("No background worker slot is free."),
+						 errhint("Increase \"max_worker_processes\": streamproc needs \"streamproc.workers\" per database plus one.")));
+			}
+			/* Try again at the next tick (warning once). */
 			LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
 			if (worker_shared->npending < PENDING_DATABASES)
 				worker_shared->pending[worker_shared->npending++] = dbid;

@@ -336,7 +336,7 @@ streamproc_view_stats(PG_FUNCTION_ARGS)
 	streamproc_check_preloaded();
 	InitMaterializedSRF(fcinfo, 0);
 
-	views = streamproc_state_registered_views(MyDatabaseId);
+	views = streamproc_state_registered_views(MyDatabaseId, -1);
 	LWLockAcquire(streamproc_state_lock(), LW_SHARED);
 	foreach (lc, views)
 	{

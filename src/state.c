@@ -20,6 +20,10 @@
  * Packed states are bytea values (varlena header included) copied into the
  * area: the same bytes the checkpoint writes to streamproc.view_state.
  *
+ * A view's state is created and destroyed only by the worker that owns it
+ * (ViewShared.owner, the worker of its stream): another worker destroying
+ * it could pull the group table from under the owner's writes.
+ *
  * Locking:
  *	- The registry array and every ViewShared field are protected by the
  *	  first LWLock of the "streamproc" tranche (streamproc_state_lock()).
@@ -238,7 +242,7 @@ streamproc_state_lookup(Oid dbid, Oid viewid)
  *		Caller holds the registry lock exclusively.
  */
 ViewShared *
-streamproc_state_register(Oid dbid, Oid viewid)
+streamproc_state_register(Oid dbid, Oid viewid, int owner)
 {
 	ViewShared *v = streamproc_state_lookup(dbid, viewid);
 	dshash_parameters params = state_params();
@@ -246,7 +250,10 @@ streamproc_state_register(Oid dbid, Oid viewid)
 	int i;
 
 	if (v != NULL)
+	{
+		v->owner = owner;
 		return v;
+	}
 
 	for (i = 0; i < state_shared->max_views; i++)
 	{
@@ -270,6 +277,7 @@ streamproc_state_register(Oid dbid, Oid viewid)
 	v->dbid = dbid;
 	v->viewid = viewid;
 	v->groups = dshash_get_hash_table_handle(groups);
+	v->owner = owner;
 	v->ready = false;
 	dshash_detach(groups);
 	return v;
@@ -382,17 +390,19 @@ streamproc_state_forget(Oid dbid, Oid viewid)
 
 /*
  * streamproc_state_registered_views
- *		The views of a database that have state in shared memory.
+ *		The views of a database that have state in shared memory, those of
+ *		one owner (worker index) or, with owner < 0, all.
  */
 List *
-streamproc_state_registered_views(Oid dbid)
+streamproc_state_registered_views(Oid dbid, int owner)
 {
 	List *result = NIL;
 	int i;
 
 	LWLockAcquire(state_shared->lock, LW_SHARED);
 	for (i = 0; i < state_shared->max_views; i++)
-		if (state_shared->views[i].dbid == dbid)
+		if (state_shared->views[i].dbid == dbid &&
+			(owner < 0 || state_shared->views[i].owner == owner))
 			result = lappend_oid(result, state_shared->views[i].viewid);
 	LWLockRelease(state_shared->lock);
 	return result;

@@ -51,6 +51,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/vacuum.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -59,6 +60,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -120,6 +122,7 @@ typedef struct WStream
 	SPIPlanPtr delete_plan;
 	SPIPlanPtr unconsumed_plan; /* is any row not yet consumed? */
 	Oid logid;
+	bool vacuum_needed;  /* the last checkpoint deleted rows */
 	Datum last_snapshot; /* pg_snapshot of the last batch, or 0 */
 	List *views;         /* WView * */
 } WStream;
@@ -169,6 +172,7 @@ static bool worker_has_extension(void);
 static int64 worker_batch(WStream *stream);
 static void worker_checkpoint(void);
 static void trim_log(WStream *stream);
+static void vacuum_log(WStream *stream);
 static void worker_exit(WorkerExit reason) pg_attribute_noreturn();
 
 /* ----------------------------------------------------------------
@@ -362,6 +366,19 @@ dirty_add(WView *view, const char *key, uint32 len)
 static void
 worker_exit(WorkerExit reason)
 {
+	/*
+	 * The database or the extension is going away: free the shared state of
+	 * our views (nobody else writes it), or it would count against
+	 * streamproc.state_memory until the server restarts.
+	 */
+	if (reason == WORKER_EXIT_NO_EXTENSION || my_slot->exit_requested)
+	{
+		List *registered = streamproc_state_registered_views(MyDatabaseId, my_index);
+		ListCell *lc;
+
+		foreach (lc, registered)
+			streamproc_state_forget(MyDatabaseId, lfirst_oid(lc));
+	}
 	my_slot->exit_reason = reason;
 	proc_exit(0);
 }
@@ -569,7 +586,7 @@ worker_load_view_state(WView *view)
 	int ret;
 
 	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
-	view->shared = streamproc_state_register(MyDatabaseId, view->viewid);
+	view->shared = streamproc_state_register(MyDatabaseId, view->viewid, my_index);
 	view->shared->ready = false;
 	if (view->groups == NULL)
 	{
@@ -682,30 +699,12 @@ worker_load_catalog(void)
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 
-	/*
-	 * Views that no longer exist: free their shared state and checkpoint
-	 * rows.  Any worker may do it; both steps are idempotent.
-	 */
-	{
-		List *registered = streamproc_state_registered_views(MyDatabaseId);
-		ListCell *rc;
-
-		foreach (rc, registered)
-		{
-			Oid viewid = lfirst_oid(rc);
-
-			args[0] = ObjectIdGetDatum(viewid);
-			ret = SPI_execute_with_args("SELECT 1 FROM streamproc.views WHERE view = $1",
-										1, (Oid[]){OIDOID}, args, NULL, true, 1);
-			if (ret == SPI_OK_SELECT && SPI_processed == 0)
-				streamproc_state_forget(MyDatabaseId, viewid);
-		}
-		ret = SPI_execute("DELETE FROM streamproc.view_state s WHERE NOT EXISTS"
-						  " (SELECT 1 FROM streamproc.views v WHERE v.view = s.view)",
-						  false, 0);
-		if (ret != SPI_OK_DELETE)
-			elog(ERROR, "could not clean streamproc.view_state: %s", SPI_result_code_string(ret));
-	}
+	/* Checkpoint rows of views that no longer exist (idempotent). */
+	ret = SPI_execute("DELETE FROM streamproc.view_state s WHERE NOT EXISTS"
+					  " (SELECT 1 FROM streamproc.views v WHERE v.view = s.view)",
+					  false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "could not clean streamproc.view_state: %s", SPI_result_code_string(ret));
 
 	args[0] = Int32GetDatum(streamproc_workers);
 	args[1] = Int32GetDatum(my_index);
@@ -866,6 +865,32 @@ worker_load_catalog(void)
 
 			if (v->kind == 'a')
 				worker_load_view_state(v);
+		}
+	}
+
+	/*
+	 * Shared state of our views that are gone (dropped, or moved to another
+	 * worker): only the owner frees a view's state, so nobody is writing it.
+	 */
+	{
+		List *registered = streamproc_state_registered_views(MyDatabaseId, my_index);
+		ListCell *rc;
+
+		foreach (rc, registered)
+		{
+			Oid viewid = lfirst_oid(rc);
+			bool mine = false;
+
+			foreach (lc, my_streams)
+			{
+				ListCell *vc;
+
+				foreach (vc, ((WStream *)lfirst(lc))->views)
+					if (((WView *)lfirst(vc))->viewid == viewid)
+						mine = true;
+			}
+			if (!mine)
+				streamproc_state_forget(MyDatabaseId, viewid);
 		}
 	}
 
@@ -1294,7 +1319,54 @@ trim_log(WStream *stream)
 		ret = SPI_execute_plan(stream->delete_plan, args, NULL, false, 0);
 		if (ret != SPI_OK_DELETE)
 			elog(ERROR, "could not trim stream log: %s", SPI_result_code_string(ret));
+		if (SPI_processed > 0)
+			stream->vacuum_needed = true;
 	}
+}
+
+/*
+ * vacuum_log
+ *		Lazy VACUUM of a stream log after a checkpoint deleted rows from it,
+ *		so the space is reused at once instead of at autovacuum's next
+ *		visit: under continuous inserts (when TRUNCATE cannot get its lock)
+ *		the log stays about the size of what arrives between two
+ *		checkpoints.  Called outside a transaction; vacuum() runs its own.
+ *		It skips the log if it cannot lock it without waiting.
+ */
+static void
+vacuum_log(WStream *stream)
+{
+	VacuumParams params;
+	MemoryContext vacuum_cxt;
+	MemoryContext save_portal = PortalContext;
+	MemoryContext old;
+	List *rels;
+
+	vacuum_cxt = AllocSetContextCreate(TopMemoryContext, "streamproc log vacuum",
+									   ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(vacuum_cxt);
+	rels = list_make1(makeVacuumRelation(NULL, stream->logid, NIL));
+	MemoryContextSwitchTo(old);
+
+	memset(&params, 0, sizeof(params));
+	params.options = VACOPT_VACUUM | VACOPT_SKIP_LOCKED;
+	params.freeze_min_age = -1;
+	params.freeze_table_age = -1;
+	params.multixact_freeze_min_age = -1;
+	params.multixact_freeze_table_age = -1;
+	params.log_min_duration = -1;
+	params.index_cleanup = VACOPTVALUE_AUTO;
+	params.truncate = VACOPTVALUE_AUTO;
+	params.nworkers = -1;
+
+	/* vacuum() allocates under PortalContext, which a worker has not got. */
+	PortalContext = vacuum_cxt;
+	StartTransactionCommand();
+	vacuum(rels, &params, NULL, true);
+	CommitTransactionCommand();
+	PortalContext = save_portal;
+	MemoryContextDelete(vacuum_cxt);
+	stream->vacuum_needed = false;
 }
 
 /*
@@ -1363,8 +1435,15 @@ worker_checkpoint(void)
 	CommitTransactionCommand();
 	MemoryContextReset(batch_cxt);
 
-	/* Committed: forget what it wrote. */
+	/* Committed: forget what it wrote, and vacuum what it deleted. */
 	checkpoint_needed = false;
+	foreach (lc, my_streams)
+	{
+		WStream *stream = lfirst(lc);
+
+		if (stream->vacuum_needed)
+			vacuum_log(stream);
+	}
 	list_free_deep(failed_events);
 	failed_events = NIL;
 	elapsed_ms = (double)(GetCurrentTimestamp() - start) / 1000.0;
