@@ -9,6 +9,7 @@ OBJS = \
 	src/aggregates.o \
 	src/guc.o \
 	src/launcher.o \
+	src/parse.o \
 	src/reader.o \
 	src/shmem.o \
 	src/state.o \

@@ -189,6 +189,29 @@ CREATE SERVER streamproc FOREIGN DATA WRAPPER streamproc;
 -- Any user who may create tables in some schema may create streams.
 GRANT USAGE ON FOREIGN SERVER streamproc TO PUBLIC;
 
+-- ---------------------------------------------------------------------
+-- Message parsers for Kafka sources (src/parse.c).  Internal test entry
+-- points: they run one message (or one batch) through the C parsers that
+-- Kafka sources use and return the row as to_jsonb would show it.  Not a
+-- user interface; revoked from PUBLIC.  docs/sql-reference.md.
+-- ---------------------------------------------------------------------
+CREATE FUNCTION streamproc._parse_message(
+    stream regclass, format text, payload bytea,
+    options jsonb DEFAULT '{}', meta jsonb DEFAULT '{}')
+RETURNS TABLE(ok boolean, error text, row_json jsonb)
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'streamproc_parse_message';
+
+CREATE FUNCTION streamproc._parse_messages(
+    stream regclass, format text, payloads bytea[],
+    options jsonb DEFAULT '{}')
+RETURNS TABLE(n integer, ok boolean, error text, row_json jsonb)
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'streamproc_parse_messages';
+
+REVOKE ALL ON FUNCTION streamproc._parse_message(regclass, text, bytea, jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION streamproc._parse_messages(regclass, text, bytea[], jsonb) FROM PUBLIC;
+
 -- Last: at commit, ask the launcher to start this database's workers.
 CREATE FUNCTION streamproc._launch_workers()
 RETURNS void

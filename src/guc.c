@@ -19,7 +19,9 @@
 #include <limits.h>
 
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
+#include "parse.h"
 #include "streamproc.h"
 
 /* Number of ingest workers, and so of state slots, per database. */
@@ -39,6 +41,9 @@ int streamproc_checkpoint_interval = 1000;
 
 /* Budget for all continuous views' shared-memory state, in kB. */
 int streamproc_state_memory = 256 * 1024;
+
+/* Largest Kafka message a parser accepts, in bytes (parse.c). */
+int streamproc_max_message_bytes = 1024 * 1024;
 
 /*
  * streamproc_define_gucs
@@ -102,6 +107,15 @@ streamproc_define_gucs(void)
 							256 * 1024, 1024, MAX_KILOBYTES,
 							PGC_SIGHUP,
 							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamproc.max_message_bytes",
+							"Largest Kafka message that sources parse.",
+							"Larger messages go to streamproc.errors unparsed.",
+							&streamproc_max_message_bytes,
+							1024 * 1024, 1, (int)MaxAllocSize,
+							PGC_SIGHUP,
+							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("streamproc");

@@ -1,0 +1,2189 @@
+/*-------------------------------------------------------------------------
+ *
+ * parse.c
+ *	  Message parsers for Kafka sources: json, csv and COPY text payloads,
+ *	  plus Kafka metadata, into rows of a stream, in C.
+ *
+ * A parser (StreamprocParser) is prepared once per stream, format and
+ * options: per column, its name, type input function, typioparam, typmod,
+ * NOT NULL, default expression (build_column_default, planned and
+ * ExecInitExpr'd once, evaluated per message in a standalone ExprContext),
+ * whether the type is json/jsonb, an array, a domain.  Per message it runs
+ * two phases:
+ *
+ * 1. Scan (never throws for bad input).  The size limit
+ *	  (streamproc.max_message_bytes, or the max_message_bytes option), UTF-8
+ *	  validity of the whole payload (Kafka payloads are UTF-8; NUL bytes
+ *	  are rejected, as COPY does), the format's syntax, the field count,
+ *	  the metadata, and NOT NULL for values that are null or missing
+ *	  without a default.  Each field's text is written NUL-terminated into
+ *	  one per-message arena (a StringInfo reused across messages); columns
+ *	  point into it by offset.  No palloc per field, no SQL.
+ *
+ * 2. Convert (may throw).  Each text goes through the column type's input
+ *	  function, missing columns get their default, metadata columns their
+ *	  value.  PostgreSQL 15 has no soft input errors (InputFunctionCallSafe
+ *	  is PG 16), so errors are caught with PG_TRY, and a caught error is
+ *	  only ever swallowed after rolling back a subtransaction that was open
+ *	  around the failing call.  The cost of a subtransaction (begin plus
+ *	  release, no xid is assigned since nothing is written) is several
+ *	  microseconds, more than parsing a small JSON message, so it is
+ *	  amortized: streamproc_parser_parse_batch opens one subtransaction
+ *	  lazily, when the first message reaches phase 2, keeps it across the
+ *	  batch's messages and releases it at the end; when a conversion
+ *	  fails, that subtransaction is rolled back, the message gets its
+ *	  error, and the next message opens a new one.  So a batch costs one
+ *	  subtransaction plus one per message whose conversion failed; syntax
+ *	  errors cost none.  Rows already converted survive a rollback: their
+ *	  values are allocated in the caller's memory context, which is not a
+ *	  transaction context, and input functions write nothing.  Errors that
+ *	  are not about the message are re-thrown after the rollback: classes
+ *	  53 (out of memory, ...), 57 (cancel, shutdown), 58 (system) and XX
+ *	  (internal errors such as a cache lookup failure).
+ *	  streamproc_parser_parse is a batch of one.
+ *
+ * Formats
+ *
+ * json: one object per message (RFC 8259).  A hand-written, single-pass,
+ * non-recursive scanner (objects, arrays, strings with every escape,
+ * \uXXXX with surrogate pairs to UTF-8, numbers, true/false/null, depth
+ * limit JSON_MAX_DEPTH, trailing data rejected).  pg_parse_json was not
+ * used: its lexer allocates every key and de-escaped string with palloc
+ * and calls back per token, and its errors do not give a position; ours
+ * copies each used value once into the arena and skips unused values
+ * without copying.  Keys match column names exactly (byte-wise, so case
+ * sensitive: an unquoted column name is stored in lower case, so key
+ * "UserId" does not fill column userid); keys that match no column, or a
+ * metadata column, are ignored; a repeated key: the last one wins.  Values:
+ * strings de-escaped, numbers and true/false as their literal text, null
+ * is NULL; objects and arrays as their raw JSON text.  json/jsonb columns
+ * get the raw JSON text of any value (a string stays a JSON string), null
+ * gives SQL NULL.  A JSON array for an array column becomes an array
+ * literal ([1,[2]] -> {1,{2}}, strings quoted, objects quoted as JSON
+ * text), so int[] columns accept JSON arrays.  Then the input function
+ * accepts or rejects the text.
+ *
+ * csv: RFC 4180, one record per message, fields in the order of the
+ * stream's payload columns (its columns minus the metadata columns).
+ * Delimiter and quote are single bytes; a quote inside a quoted field is
+ * doubled; a quote in an unquoted field is an error; line breaks only
+ * inside quotes, plus one optional trailing \n or \r\n.  Empty unquoted
+ * field: NULL; "" : the empty string.
+ *
+ * text: PostgreSQL COPY text format, one line: delimiter (tab by
+ * default), \N for NULL (the whole raw field), escapes \b \f \n \r \t \v
+ * \\, octal \NNN, hex \xHH, a backslash before any other byte gives that
+ * byte; a de-escaped field that contains bytes from escapes is validated
+ * as UTF-8 (so \000 is an error, as in COPY).
+ *
+ * Metadata (partition, offset, key, timestamp, headers, one header) maps
+ * to columns through StreamprocParserOptions; those columns are not read
+ * from the payload.  Timestamps (ms since 1970) become timestamptz values
+ * directly; keys go to bytea columns as bytes, to others as UTF-8 text.
+ *
+ * Memory: the parser lives in its own context under the caller's.  Scan
+ * state (arena, key buffer) is reused across messages.  Converted values
+ * go to the parser's message context (parse) or the caller's context
+ * (parse_batch).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+#include <limits.h>
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgrprotos.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "parse.h"
+#include "stream.h"
+#include "streamproc.h"
+
+/* Deepest nesting of JSON arrays and objects accepted in a message. */
+#define JSON_MAX_DEPTH 256
+
+/* Longest value text quoted in an error message, in bytes. */
+#define ERROR_VALUE_MAX 64
+
+/* What phase 1 found for a column. */
+typedef enum FieldState
+{
+	FIELD_MISSING = 0, /* not in the message: default or NULL */
+	FIELD_NULL,        /* explicitly null */
+	FIELD_VALUE,       /* text at arena + off, to the input function */
+	FIELD_BYTES,       /* raw bytes at arena + off, to a bytea column */
+	FIELD_TIMESTAMP    /* tsval, to a timestamptz column */
+} FieldState;
+
+/* One column's field in the current message. */
+typedef struct Field
+{
+	int off;
+	int len;
+	FieldState state;
+	TimestampTz tsval;
+} Field;
+
+/* A stream column, as the parser fills it. */
+typedef struct ParseColumn
+{
+	bool dropped;
+	char *name;
+	int namelen;
+	Oid typid;
+	int32 typmod;
+	Oid typioparam;
+	FmgrInfo input;
+	int16 typlen;
+	bool typbyval;
+	bool notnull;
+	bool is_domain;
+	bool is_json;        /* json or jsonb (or a domain over them) */
+	bool is_array;       /* an array type other than json */
+	bool is_bytea;       /* exactly bytea */
+	bool is_timestamptz; /* exactly timestamptz */
+	ExprState *defexpr;  /* default, or NULL */
+	int meta;            /* index into the metadata map, or -1 */
+} ParseColumn;
+
+/* One metadata mapping, resolved. */
+typedef struct ParseMeta
+{
+	StreamprocMetaKind kind;
+	char *header;
+	int col;
+} ParseMeta;
+
+/* What is being converted, for error messages. */
+typedef enum ConvertWhat
+{
+	CONVERT_VALUE,
+	CONVERT_NULL,
+	CONVERT_DEFAULT,
+	CONVERT_META
+} ConvertWhat;
+
+struct StreamprocParser
+{
+	MemoryContext cxt;    /* everything below */
+	MemoryContext msgcxt; /* values of streamproc_parser_parse */
+	StreamprocFormat format;
+	char delimiter;
+	char quote;
+	int max_message_bytes; /* 0: the GUC */
+	bool utf8_db;          /* database encoding is UTF-8 */
+	int natts;
+	ParseColumn *cols; /* natts, by attno - 1 */
+	int npayload;      /* columns read from the payload ... */
+	int *payload;      /* ... their indexes, in column order */
+	int nmeta;
+	ParseMeta *meta;
+	int *hash; /* name lookup: payload column index or -1 */
+	uint32 hashmask;
+	Field *fields; /* natts */
+	StringInfoData arena;
+	StringInfoData keybuf;
+	StringInfoData scratch;
+	ExprContext *econtext;
+	/* set before each call that may throw */
+	int cur_col;
+	ConvertWhat cur_what;
+};
+
+/* Cursor of the JSON scanner. */
+typedef struct JsonCursor
+{
+	const char *start;
+	const char *p;
+	const char *end;
+	StreamprocParseError *err;
+} JsonCursor;
+
+/* JSON scalar kinds. */
+typedef enum JsonKind
+{
+	JSON_BAD = -1,
+	JSON_STRING,
+	JSON_NUMBER,
+	JSON_TRUE,
+	JSON_FALSE,
+	JSON_NULL
+} JsonKind;
+
+PG_FUNCTION_INFO_V1(streamproc_parse_message);
+PG_FUNCTION_INFO_V1(streamproc_parse_messages);
+
+static bool set_error(StreamprocParseError *err, int code, int offset,
+					  AttrNumber attnum, const char *fmt, ...)
+	pg_attribute_printf(5, 6);
+static int lookup_column(StreamprocParser *p, const char *name, int len);
+static bool scan_message(StreamprocParser *p, const StreamprocMessage *msg,
+						 Datum *values, bool *nulls,
+						 StreamprocParseError *err);
+static bool scan_json(StreamprocParser *p, const char *data, size_t len,
+					  StreamprocParseError *err);
+static bool scan_csv(StreamprocParser *p, const char *data, size_t len,
+					 StreamprocParseError *err);
+static bool scan_text(StreamprocParser *p, const char *data, size_t len,
+					  StreamprocParseError *err);
+static bool scan_meta(StreamprocParser *p, const StreamprocMessageMeta *meta,
+					  StreamprocParseError *err);
+static void convert_row(StreamprocParser *p, Datum *values, bool *nulls,
+						MemoryContext rowcxt);
+static void conversion_error(StreamprocParser *p, ErrorData *edata,
+							 StreamprocParseError *err);
+static int parse_messages(StreamprocParser *p, int n,
+						  const StreamprocMessage *msgs, Datum *values,
+						  bool *nulls, bool *ok, StreamprocParseError *errs,
+						  MemoryContext rowcxt);
+
+/* ------------------------------------------------------------------------
+ * Small helpers
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * set_error
+ *		Fill *err; returns false so scanners can "return set_error(...)".
+ */
+static bool
+set_error(StreamprocParseError *err, int code, int offset, AttrNumber attnum,
+		  const char *fmt, ...)
+{
+	va_list ap;
+
+	err->sqlerrcode = code;
+	err->offset = offset;
+	err->attnum = attnum;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+/* Start a field's text in the arena. */
+static inline void
+field_begin(StreamprocParser *p, Field *f)
+{
+	f->off = p->arena.len;
+}
+
+/* End a field's text: NUL-terminate it. */
+static inline void
+field_end(StreamprocParser *p, Field *f, FieldState state)
+{
+	f->len = p->arena.len - f->off;
+	appendStringInfoChar(&p->arena, '\0');
+	f->state = state;
+}
+
+/* Store a field from a span of the payload. */
+static inline void
+field_store(StreamprocParser *p, Field *f, const char *s, int len)
+{
+	field_begin(p, f);
+	appendBinaryStringInfo(&p->arena, s, len);
+	field_end(p, f, FIELD_VALUE);
+}
+
+static uint32
+name_hash(const char *name, int len)
+{
+	uint32 h = 2166136261u;
+	int i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 16777619u;
+	return h;
+}
+
+/*
+ * lookup_column
+ *		Index of the payload column named name (exact match), or -1.
+ */
+static int
+lookup_column(StreamprocParser *p, const char *name, int len)
+{
+	uint32 h = name_hash(name, len) & p->hashmask;
+
+	while (p->hash[h] >= 0)
+	{
+		ParseColumn *pc = &p->cols[p->hash[h]];
+
+		if (pc->namelen == len && memcmp(pc->name, name, len) == 0)
+			return p->hash[h];
+		h = (h + 1) & p->hashmask;
+	}
+	return -1;
+}
+
+/* Is s..end exactly one line terminator (\n, \r or \r\n)? */
+static inline bool
+final_newline(const char *s, const char *end)
+{
+	if (s + 1 == end)
+		return *s == '\n' || *s == '\r';
+	return s + 2 == end && s[0] == '\r' && s[1] == '\n';
+}
+
+/* ------------------------------------------------------------------------
+ * Parser setup
+ * ------------------------------------------------------------------------
+ */
+
+bool
+streamproc_format_from_name(const char *name, StreamprocFormat *format)
+{
+	if (strcmp(name, "json") == 0)
+		*format = STREAMPROC_FORMAT_JSON;
+	else if (strcmp(name, "csv") == 0)
+		*format = STREAMPROC_FORMAT_CSV;
+	else if (strcmp(name, "text") == 0)
+		*format = STREAMPROC_FORMAT_TEXT;
+	else
+		return false;
+	return true;
+}
+
+/* A one-byte option from a jsonb string. */
+static char
+option_byte(const char *name, JsonbValue *v)
+{
+	if (v->type != jbvString || v->val.string.len != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("parser option \"%s\" must be a single one-byte character",
+						name)));
+	return v->val.string.val[0];
+}
+
+/*
+ * streamproc_parser_options_from_jsonb
+ *		See parse.h.
+ */
+void
+streamproc_parser_options_from_jsonb(Jsonb *options,
+									 StreamprocParserOptions *opts)
+{
+	JsonbIterator *it;
+	JsonbIteratorToken r;
+	JsonbValue v;
+	char *key = NULL;
+	List *maps = NIL;
+
+	memset(opts, 0, sizeof(*opts));
+	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("parser options must be a JSON object")));
+
+	it = JsonbIteratorInit(&options->root);
+	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (r == WJB_KEY)
+		{
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
+		}
+		if (r != WJB_VALUE)
+			continue;
+		if (strcmp(key, "delimiter") == 0)
+			opts->delimiter = option_byte(key, &v);
+		else if (strcmp(key, "quote") == 0)
+			opts->quote = option_byte(key, &v);
+		else if (strcmp(key, "max_message_bytes") == 0)
+		{
+			int64 n;
+
+			if (v.type != jbvNumeric)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("parser option \"max_message_bytes\" must be a number")));
+			n = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+												  NumericGetDatum(v.val.numeric)));
+			if (n < 1 || n > MaxAllocSize)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("parser option \"max_message_bytes\" must be between 1 and %d",
+								(int)MaxAllocSize)));
+			opts->max_message_bytes = (int)n;
+		}
+		else if (strcmp(key, "metadata") == 0)
+		{
+			JsonbIterator *mit;
+			JsonbValue mv;
+			char *mkey = NULL;
+
+			if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("parser option \"metadata\" must be a JSON object")));
+			mit = JsonbIteratorInit(v.val.binary.data);
+			while ((r = JsonbIteratorNext(&mit, &mv, true)) != WJB_DONE)
+			{
+				StreamprocMetaMap *m;
+
+				if (r == WJB_KEY)
+				{
+					mkey = pnstrdup(mv.val.string.val, mv.val.string.len);
+					continue;
+				}
+				if (r != WJB_VALUE)
+					continue;
+				if (mv.type != jbvString)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("metadata \"%s\" must map to a column name", mkey)));
+				m = palloc0(sizeof(StreamprocMetaMap));
+				m->column = pnstrdup(mv.val.string.val, mv.val.string.len);
+				if (strcmp(mkey, "partition") == 0)
+					m->kind = STREAMPROC_META_PARTITION;
+				else if (strcmp(mkey, "offset") == 0)
+					m->kind = STREAMPROC_META_OFFSET;
+				else if (strcmp(mkey, "key") == 0)
+					m->kind = STREAMPROC_META_KEY;
+				else if (strcmp(mkey, "timestamp") == 0)
+					m->kind = STREAMPROC_META_TIMESTAMP;
+				else if (strcmp(mkey, "headers") == 0)
+					m->kind = STREAMPROC_META_HEADERS;
+				else if (strncmp(mkey, "header:", 7) == 0 && mkey[7] != '\0')
+				{
+					m->kind = STREAMPROC_META_HEADER;
+					m->header = pstrdup(mkey + 7);
+				}
+				else
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("unrecognized Kafka metadata \"%s\"", mkey),
+							 errhint("Metadata are partition, offset, key, timestamp, headers and header:NAME.")));
+				maps = lappend(maps, m);
+			}
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized parser option \"%s\"", key),
+					 errhint("Parser options are delimiter, quote, max_message_bytes and metadata.")));
+	}
+
+	if (maps != NIL)
+	{
+		StreamprocMetaMap *arr = palloc(sizeof(StreamprocMetaMap) * list_length(maps));
+		ListCell *lc;
+		int i = 0;
+
+		foreach (lc, maps)
+			arr[i++] = *(StreamprocMetaMap *)lfirst(lc);
+		opts->nmeta = i;
+		opts->meta = arr;
+	}
+}
+
+/*
+ * streamproc_parser_create
+ *		See parse.h.
+ */
+StreamprocParser *
+streamproc_parser_create(Relation stream, StreamprocFormat format,
+						 const StreamprocParserOptions *opts,
+						 MemoryContext cxt)
+{
+	MemoryContext pcxt;
+	MemoryContext old;
+	StreamprocParser *p;
+	TupleDesc desc = RelationGetDescr(stream);
+	int natts = desc->natts;
+	uint32 hsize;
+	int i;
+
+	pcxt = AllocSetContextCreate(cxt, "streamproc parser",
+								 ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(pcxt);
+
+	p = palloc0(sizeof(StreamprocParser));
+	p->cxt = pcxt;
+	p->msgcxt = AllocSetContextCreate(pcxt, "streamproc parser message",
+									  ALLOCSET_DEFAULT_SIZES);
+	p->format = format;
+	p->max_message_bytes = opts ? opts->max_message_bytes : 0;
+	p->utf8_db = GetDatabaseEncoding() == PG_UTF8;
+
+	/* delimiter and quote */
+	if (format == STREAMPROC_FORMAT_CSV)
+	{
+		p->delimiter = (opts && opts->delimiter) ? opts->delimiter : ',';
+		p->quote = (opts && opts->quote) ? opts->quote : '"';
+		if (p->delimiter == p->quote)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("CSV delimiter and quote must differ")));
+	}
+	else if (format == STREAMPROC_FORMAT_TEXT)
+	{
+		p->delimiter = (opts && opts->delimiter) ? opts->delimiter : '\t';
+		if (opts && opts->quote)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("parser option \"quote\" is only for format csv")));
+		if (p->delimiter == '\\' || p->delimiter == '.' ||
+			isalnum((unsigned char)p->delimiter))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("text delimiter cannot be \"%c\"", p->delimiter)));
+	}
+	else if (opts && (opts->delimiter || opts->quote))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("parser options \"delimiter\" and \"quote\" are not for format json")));
+	if (p->delimiter == '\n' || p->delimiter == '\r' ||
+		p->quote == '\n' || p->quote == '\r' ||
+		(unsigned char)p->delimiter >= 0x80 || (unsigned char)p->quote >= 0x80)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("delimiter and quote must be ASCII characters other than a line break")));
+
+	/* columns */
+	p->natts = natts;
+	p->cols = palloc0(sizeof(ParseColumn) * Max(natts, 1));
+	p->fields = palloc0(sizeof(Field) * Max(natts, 1));
+	for (i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		ParseColumn *pc = &p->cols[i];
+		Oid infunc;
+		Oid base;
+
+		pc->meta = -1;
+		if (att->attisdropped)
+		{
+			pc->dropped = true;
+			continue;
+		}
+		if (att->attgenerated)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("column \"%s\" of stream \"%s\" is a generated column",
+							NameStr(att->attname), RelationGetRelationName(stream)),
+					 errdetail("Message parsers do not compute generated columns.")));
+		pc->name = pstrdup(NameStr(att->attname));
+		pc->namelen = strlen(pc->name);
+		pc->typid = att->atttypid;
+		pc->typmod = att->atttypmod;
+		pc->notnull = att->attnotnull;
+		getTypeInputInfo(att->atttypid, &infunc, &pc->typioparam);
+		fmgr_info_cxt(infunc, &pc->input, pcxt);
+		get_typlenbyval(att->atttypid, &pc->typlen, &pc->typbyval);
+		base = getBaseType(att->atttypid);
+		pc->is_domain = base != att->atttypid;
+		pc->is_json = base == JSONOID || base == JSONBOID;
+		pc->is_array = !pc->is_json && OidIsValid(get_element_type(base));
+		pc->is_bytea = att->atttypid == BYTEAOID;
+		pc->is_timestamptz = att->atttypid == TIMESTAMPTZOID;
+		{
+			Node *def = build_column_default(stream, i + 1);
+
+			if (def != NULL)
+				pc->defexpr = ExecInitExpr(expression_planner((Expr *)def),
+										   NULL);
+		}
+	}
+
+	/* metadata */
+	if (opts && opts->nmeta > 0)
+	{
+		p->meta = palloc0(sizeof(ParseMeta) * opts->nmeta);
+		for (i = 0; i < opts->nmeta; i++)
+		{
+			const StreamprocMetaMap *m = &opts->meta[i];
+			int col = -1;
+			int j;
+
+			for (j = 0; j < natts; j++)
+				if (!p->cols[j].dropped && strcmp(p->cols[j].name, m->column) == 0)
+					col = j;
+			if (col < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("column \"%s\" of stream \"%s\" does not exist",
+								m->column, RelationGetRelationName(stream))));
+			if (p->cols[col].meta >= 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("column \"%s\" is mapped to Kafka metadata more than once",
+								m->column)));
+			p->cols[col].meta = i;
+			p->meta[i].kind = m->kind;
+			p->meta[i].header = m->header ? pstrdup(m->header) : NULL;
+			p->meta[i].col = col;
+		}
+		p->nmeta = opts->nmeta;
+	}
+
+	/* payload columns and their name lookup */
+	p->payload = palloc(sizeof(int) * Max(natts, 1));
+	for (i = 0; i < natts; i++)
+		if (!p->cols[i].dropped && p->cols[i].meta < 0)
+			p->payload[p->npayload++] = i;
+	for (hsize = 8; hsize < (uint32)p->npayload * 2; hsize <<= 1)
+		;
+	p->hash = palloc(sizeof(int) * hsize);
+	p->hashmask = hsize - 1;
+	memset(p->hash, -1, sizeof(int) * hsize);
+	for (i = 0; i < p->npayload; i++)
+	{
+		ParseColumn *pc = &p->cols[p->payload[i]];
+		uint32 h = name_hash(pc->name, pc->namelen) & p->hashmask;
+
+		while (p->hash[h] >= 0)
+			h = (h + 1) & p->hashmask;
+		p->hash[h] = p->payload[i];
+	}
+
+	initStringInfo(&p->arena);
+	initStringInfo(&p->keybuf);
+	initStringInfo(&p->scratch);
+	p->econtext = CreateStandaloneExprContext();
+
+	MemoryContextSwitchTo(old);
+	return p;
+}
+
+int
+streamproc_parser_natts(StreamprocParser *p)
+{
+	return p->natts;
+}
+
+void
+streamproc_parser_destroy(StreamprocParser *p)
+{
+	FreeExprContext(p->econtext, true);
+	MemoryContextDelete(p->cxt);
+}
+
+/* ------------------------------------------------------------------------
+ * JSON scanner
+ * ------------------------------------------------------------------------
+ */
+
+#define JPEEK(c) ((c)->p < (c)->end ? *(c)->p : '\0')
+
+static inline void
+json_ws(JsonCursor *c)
+{
+	while (c->p < c->end &&
+		   (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+		c->p++;
+}
+
+/* Error at byte at. */
+static bool
+json_fail_at(JsonCursor *c, const char *at, const char *what)
+{
+	return set_error(c->err, ERRCODE_INVALID_TEXT_REPRESENTATION,
+					 (int)(at - c->start), InvalidAttrNumber,
+					 "invalid JSON at byte %d: %s", (int)(at - c->start), what);
+}
+
+/* "expected X" at the cursor, or "unexpected end of input". */
+static bool
+json_expected(JsonCursor *c, const char *what)
+{
+	char buf[128];
+
+	if (c->p >= c->end)
+		snprintf(buf, sizeof(buf), "unexpected end of input, expected %s", what);
+	else
+		snprintf(buf, sizeof(buf), "expected %s", what);
+	return json_fail_at(c, c->p, buf);
+}
+
+static int
+hex4(const char *s)
+{
+	int v = 0;
+	int i;
+
+	for (i = 0; i < 4; i++)
+	{
+		char ch = s[i];
+
+		v <<= 4;
+		if (ch >= '0' && ch <= '9')
+			v |= ch - '0';
+		else if (ch >= 'a' && ch <= 'f')
+			v |= ch - 'a' + 10;
+		else if (ch >= 'A' && ch <= 'F')
+			v |= ch - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/*
+ * json_string
+ *		Scan the string at the cursor (on its opening quote); de-escape it
+ *		into out unless out is NULL (validation only).  The payload is
+ *		known to be valid UTF-8 without NUL bytes.
+ */
+static bool
+json_string(JsonCursor *c, StringInfo out)
+{
+	c->p++;
+	for (;;)
+	{
+		const char *run = c->p;
+		const char *esc;
+		char ch;
+
+		while (c->p < c->end && (unsigned char)*c->p >= 0x20 &&
+			   *c->p != '"' && *c->p != '\\')
+			c->p++;
+		if (out && c->p > run)
+			appendBinaryStringInfo(out, run, c->p - run);
+		if (c->p >= c->end)
+			return json_fail_at(c, c->p, "unterminated string");
+		ch = *c->p;
+		if (ch == '"')
+		{
+			c->p++;
+			return true;
+		}
+		if (ch != '\\')
+			return json_fail_at(c, c->p, "control character in a string must be escaped");
+		esc = c->p++;
+		if (c->p >= c->end)
+			return json_fail_at(c, c->p, "unterminated string");
+		ch = *c->p++;
+		switch (ch)
+		{
+			case '"':
+			case '\\':
+			case '/':
+				break;
+			case 'b':
+				ch = '\b';
+				break;
+			case 'f':
+				ch = '\f';
+				break;
+			case 'n':
+				ch = '\n';
+				break;
+			case 'r':
+				ch = '\r';
+				break;
+			case 't':
+				ch = '\t';
+				break;
+			case 'u':
+			{
+				int cp;
+				unsigned char utf8[8];
+
+				if (c->end - c->p < 4 || (cp = hex4(c->p)) < 0)
+					return json_fail_at(c, esc, "invalid \\u escape: expected four hexadecimal digits");
+				c->p += 4;
+				if (cp >= 0xD800 && cp <= 0xDBFF)
+				{
+					int lo;
+
+					if (c->end - c->p < 6 || c->p[0] != '\\' || c->p[1] != 'u' ||
+						(lo = hex4(c->p + 2)) < 0xDC00 || lo > 0xDFFF)
+						return json_fail_at(c, esc, "Unicode high surrogate must be followed by a low surrogate");
+					c->p += 6;
+					cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+				}
+				else if (cp >= 0xDC00 && cp <= 0xDFFF)
+					return json_fail_at(c, esc, "Unicode low surrogate must follow a high surrogate");
+				if (out)
+				{
+					if (cp == 0)
+						return set_error(c->err, ERRCODE_UNTRANSLATABLE_CHARACTER,
+										 (int)(esc - c->start), InvalidAttrNumber,
+										 "invalid JSON at byte %d: \\u0000 cannot be converted to text",
+										 (int)(esc - c->start));
+					unicode_to_utf8((pg_wchar)cp, utf8);
+					appendBinaryStringInfo(out, (char *)utf8, pg_utf_mblen(utf8));
+				}
+				continue;
+			}
+			default:
+				return json_fail_at(c, esc, "invalid escape sequence");
+		}
+		if (out)
+			appendStringInfoChar(out, ch);
+	}
+}
+
+/* Scan a number at the cursor (RFC 8259 grammar). */
+static bool
+json_number(JsonCursor *c)
+{
+	const char *start = c->p;
+
+#define JDIGIT() (c->p < c->end && *c->p >= '0' && *c->p <= '9')
+	if (JPEEK(c) == '-')
+		c->p++;
+	if (JPEEK(c) == '0')
+		c->p++;
+	else if (JDIGIT())
+	{
+		while (JDIGIT())
+			c->p++;
+	}
+	else
+		return json_fail_at(c, start, "invalid number");
+	if (JPEEK(c) == '.')
+	{
+		c->p++;
+		if (!JDIGIT())
+			return json_fail_at(c, start, "invalid number");
+		while (JDIGIT())
+			c->p++;
+	}
+	if (JPEEK(c) == 'e' || JPEEK(c) == 'E')
+	{
+		c->p++;
+		if (JPEEK(c) == '+' || JPEEK(c) == '-')
+			c->p++;
+		if (!JDIGIT())
+			return json_fail_at(c, start, "invalid number");
+		while (JDIGIT())
+			c->p++;
+	}
+#undef JDIGIT
+	return true;
+}
+
+/* Scan a scalar at the cursor; out as in json_string for strings. */
+static JsonKind
+json_scalar(JsonCursor *c, StringInfo out)
+{
+	switch (JPEEK(c))
+	{
+		case '"':
+			return json_string(c, out) ? JSON_STRING : JSON_BAD;
+		case '-':
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			return json_number(c) ? JSON_NUMBER : JSON_BAD;
+		case 't':
+			if (c->end - c->p >= 4 && memcmp(c->p, "true", 4) == 0)
+			{
+				c->p += 4;
+				return JSON_TRUE;
+			}
+			break;
+		case 'f':
+			if (c->end - c->p >= 5 && memcmp(c->p, "false", 5) == 0)
+			{
+				c->p += 5;
+				return JSON_FALSE;
+			}
+			break;
+		case 'n':
+			if (c->end - c->p >= 4 && memcmp(c->p, "null", 4) == 0)
+			{
+				c->p += 4;
+				return JSON_NULL;
+			}
+			break;
+		default:
+			break;
+	}
+	json_expected(c, "a JSON value");
+	return JSON_BAD;
+}
+
+/* An object key and its colon, at the cursor. */
+static bool
+json_key(JsonCursor *c, StringInfo out)
+{
+	if (JPEEK(c) != '"')
+		return json_expected(c, "a string (an object key)");
+	if (!json_string(c, out))
+		return false;
+	json_ws(c);
+	if (JPEEK(c) != ':')
+		return json_expected(c, "':'");
+	c->p++;
+	return true;
+}
+
+/*
+ * json_skip_value
+ *		Validate the value at the cursor and move past it, without
+ *		recursion.
+ */
+static bool
+json_skip_value(JsonCursor *c)
+{
+	char stack[JSON_MAX_DEPTH];
+	int depth = 0;
+
+	for (;;)
+	{
+		char ch;
+
+		json_ws(c);
+		ch = JPEEK(c);
+		if (ch == '{' || ch == '[')
+		{
+			if (depth >= JSON_MAX_DEPTH)
+			{
+				char buf[64];
+
+				snprintf(buf, sizeof(buf), "nesting deeper than %d levels",
+						 JSON_MAX_DEPTH);
+				return json_fail_at(c, c->p, buf);
+			}
+			stack[depth++] = ch;
+			c->p++;
+			json_ws(c);
+			if (JPEEK(c) == (ch == '{' ? '}' : ']'))
+			{
+				c->p++;
+				depth--;
+			}
+			else if (ch == '{')
+			{
+				if (!json_key(c, NULL))
+					return false;
+				continue;
+			}
+			else
+				continue;
+		}
+		else if (json_scalar(c, NULL) == JSON_BAD)
+			return false;
+
+		/* after a value */
+		for (;;)
+		{
+			char close;
+
+			if (depth == 0)
+				return true;
+			json_ws(c);
+			close = stack[depth - 1] == '{' ? '}' : ']';
+			ch = JPEEK(c);
+			if (ch == close)
+			{
+				c->p++;
+				depth--;
+				continue;
+			}
+			if (ch != ',')
+				return json_expected(c, close == '}' ? "',' or '}'" : "',' or ']'");
+			c->p++;
+			if (close == '}')
+			{
+				json_ws(c);
+				if (!json_key(c, NULL))
+					return false;
+			}
+			break;
+		}
+	}
+}
+
+/* Append s as a double-quoted element of an array literal. */
+static void
+append_array_quoted(StringInfo out, const char *s, int len)
+{
+	int i;
+
+	appendStringInfoChar(out, '"');
+	for (i = 0; i < len; i++)
+	{
+		if (s[i] == '"' || s[i] == '\\')
+			appendStringInfoChar(out, '\\');
+		appendStringInfoChar(out, s[i]);
+	}
+	appendStringInfoChar(out, '"');
+}
+
+/*
+ * json_array_to_pg
+ *		Append the array literal for the (already validated) JSON array at
+ *		the cursor: [1,"a",null,[2]] -> {1,"a",NULL,{2}}.  Fails only for
+ *		strings that cannot be text (\u0000).
+ */
+static bool
+json_array_to_pg(StreamprocParser *p, JsonCursor *c, StringInfo out)
+{
+	check_stack_depth();
+	c->p++; /* '[' */
+	appendStringInfoChar(out, '{');
+	json_ws(c);
+	if (JPEEK(c) == ']')
+	{
+		c->p++;
+		appendStringInfoChar(out, '}');
+		return true;
+	}
+	for (;;)
+	{
+		const char *start;
+		char ch;
+
+		json_ws(c);
+		ch = JPEEK(c);
+		start = c->p;
+		if (ch == '[')
+		{
+			if (!json_array_to_pg(p, c, out))
+				return false;
+		}
+		else if (ch == '{')
+		{
+			if (!json_skip_value(c))
+				return false;
+			append_array_quoted(out, start, c->p - start);
+		}
+		else if (ch == '"')
+		{
+			resetStringInfo(&p->scratch);
+			if (!json_string(c, &p->scratch))
+				return false;
+			append_array_quoted(out, p->scratch.data, p->scratch.len);
+		}
+		else
+		{
+			JsonKind k = json_scalar(c, NULL);
+
+			if (k == JSON_BAD)
+				return false;
+			if (k == JSON_NULL)
+				appendStringInfoString(out, "NULL");
+			else
+				appendBinaryStringInfo(out, start, c->p - start);
+		}
+		json_ws(c);
+		if (JPEEK(c) == ',')
+		{
+			c->p++;
+			appendStringInfoChar(out, ',');
+			continue;
+		}
+		c->p++; /* ']' */
+		appendStringInfoChar(out, '}');
+		return true;
+	}
+}
+
+/* Store the value at the cursor for column col. */
+static bool
+json_store_value(StreamprocParser *p, JsonCursor *c, int col)
+{
+	ParseColumn *pc = &p->cols[col];
+	Field *f = &p->fields[col];
+	const char *start = c->p;
+	char ch = JPEEK(c);
+
+	if (ch == '{' || ch == '[')
+	{
+		if (!json_skip_value(c))
+			return false;
+		if (ch == '[' && pc->is_array)
+		{
+			JsonCursor sub = {c->start, start, c->p, c->err};
+
+			field_begin(p, f);
+			if (!json_array_to_pg(p, &sub, &p->arena))
+				return false;
+			field_end(p, f, FIELD_VALUE);
+		}
+		else
+			field_store(p, f, start, c->p - start);
+	}
+	else if (ch == '"' && !pc->is_json)
+	{
+		field_begin(p, f);
+		if (!json_string(c, &p->arena))
+			return false;
+		field_end(p, f, FIELD_VALUE);
+	}
+	else
+	{
+		JsonKind k = json_scalar(c, NULL);
+
+		if (k == JSON_BAD)
+			return false;
+		if (k == JSON_NULL)
+			f->state = FIELD_NULL;
+		else
+			field_store(p, f, start, c->p - start);
+	}
+	return true;
+}
+
+/*
+ * scan_json
+ *		Phase 1 for one JSON object.
+ */
+static bool
+scan_json(StreamprocParser *p, const char *data, size_t len,
+		  StreamprocParseError *err)
+{
+	JsonCursor c = {data, data, data + len, err};
+	char ch;
+
+	json_ws(&c);
+	ch = JPEEK(&c);
+	if (ch != '{')
+	{
+		const char *what = NULL;
+
+		if (ch == '[')
+			what = "an array";
+		else if (ch == '"')
+			what = "a string";
+		else if (ch == '-' || (ch >= '0' && ch <= '9'))
+			what = "a number";
+		else if (ch == 't' || ch == 'f')
+			what = "a boolean";
+		else if (ch == 'n')
+			what = "null";
+		if (c.p >= c.end)
+			return json_fail_at(&c, c.p, "the message is empty");
+		if (what != NULL)
+			return set_error(err, ERRCODE_INVALID_TEXT_REPRESENTATION,
+							 (int)(c.p - data), InvalidAttrNumber,
+							 "a JSON message must be an object, not %s", what);
+		return json_expected(&c, "'{'");
+	}
+	c.p++;
+	json_ws(&c);
+	if (JPEEK(&c) == '}')
+		c.p++;
+	else
+		for (;;)
+		{
+			int col;
+
+			resetStringInfo(&p->keybuf);
+			if (!json_key(&c, &p->keybuf))
+				return false;
+			col = lookup_column(p, p->keybuf.data, p->keybuf.len);
+			json_ws(&c);
+			if (col < 0)
+			{
+				if (!json_skip_value(&c))
+					return false;
+			}
+			else if (!json_store_value(p, &c, col))
+				return false;
+			json_ws(&c);
+			ch = JPEEK(&c);
+			if (ch == ',')
+			{
+				c.p++;
+				json_ws(&c);
+				continue;
+			}
+			if (ch == '}')
+			{
+				c.p++;
+				break;
+			}
+			return json_expected(&c, "',' or '}'");
+		}
+	json_ws(&c);
+	if (c.p < c.end)
+		return json_fail_at(&c, c.p, "expected end of message after the object");
+	return true;
+}
+
+/* ------------------------------------------------------------------------
+ * CSV and COPY text scanners
+ * ------------------------------------------------------------------------
+ */
+
+static bool
+delimited_error(StreamprocParseError *err, const char *fmt_name,
+				const char *data, const char *at, const char *what)
+{
+	return set_error(err, ERRCODE_BAD_COPY_FILE_FORMAT, (int)(at - data),
+					 InvalidAttrNumber, "invalid %s at byte %d: %s", fmt_name,
+					 (int)(at - data), what);
+}
+
+static bool
+field_count_error(StreamprocParser *p, StreamprocParseError *err, int found)
+{
+	return set_error(err, ERRCODE_BAD_COPY_FILE_FORMAT, -1, InvalidAttrNumber,
+					 "wrong number of fields: expected %d, found %d",
+					 p->npayload, found);
+}
+
+/*
+ * scan_csv
+ *		Phase 1 for one RFC 4180 record.
+ */
+static bool
+scan_csv(StreamprocParser *p, const char *data, size_t len,
+		 StreamprocParseError *err)
+{
+	const char *s = data;
+	const char *end = data + len;
+	char d = p->delimiter;
+	char q = p->quote;
+	int nfields = 0;
+
+	for (;;)
+	{
+		Field *f = nfields < p->npayload ? &p->fields[p->payload[nfields]] : NULL;
+		const char *fstart = s;
+
+		if (s < end && *s == q)
+		{
+			s++;
+			if (f)
+				field_begin(p, f);
+			for (;;)
+			{
+				const char *run = s;
+
+				while (s < end && *s != q)
+					s++;
+				if (f)
+					appendBinaryStringInfo(&p->arena, run, s - run);
+				if (s >= end)
+					return delimited_error(err, "CSV", data, fstart,
+										   "unterminated quoted field");
+				s++;
+				if (s < end && *s == q)
+				{
+					if (f)
+						appendStringInfoChar(&p->arena, q);
+					s++;
+					continue;
+				}
+				break;
+			}
+			if (f)
+				field_end(p, f, FIELD_VALUE);
+		}
+		else
+		{
+			while (s < end && *s != d && *s != q && *s != '\n' && *s != '\r')
+				s++;
+			if (s < end && *s == q)
+				return delimited_error(err, "CSV", data, s,
+									   "quote character in an unquoted field");
+			if (f)
+			{
+				if (s == fstart)
+					f->state = FIELD_NULL;
+				else
+					field_store(p, f, fstart, s - fstart);
+			}
+		}
+		nfields++;
+		if (s >= end)
+			break;
+		if (*s == d)
+		{
+			s++;
+			continue;
+		}
+		if (*s == '\n' || *s == '\r')
+		{
+			if (final_newline(s, end))
+				break;
+			return delimited_error(err, "CSV", data, s,
+								   "line break outside quotes (a message holds one record)");
+		}
+		return delimited_error(err, "CSV", data, s,
+							   "expected a delimiter or the end of the record after a closing quote");
+	}
+	if (nfields != p->npayload)
+		return field_count_error(p, err, nfields);
+	return true;
+}
+
+static inline int
+hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/*
+ * scan_text
+ *		Phase 1 for one line of COPY text format.
+ */
+static bool
+scan_text(StreamprocParser *p, const char *data, size_t len,
+		  StreamprocParseError *err)
+{
+	const char *s = data;
+	const char *end = data + len;
+	char d = p->delimiter;
+	int nfields = 0;
+
+	for (;;)
+	{
+		Field *f = nfields < p->npayload ? &p->fields[p->payload[nfields]] : NULL;
+		const char *fstart = s;
+		bool escaped_bytes = false;
+
+		if (f)
+			field_begin(p, f);
+		for (;;)
+		{
+			const char *run = s;
+			char ch;
+
+			while (s < end && *s != d && *s != '\\' && *s != '\n' && *s != '\r')
+				s++;
+			if (f)
+				appendBinaryStringInfo(&p->arena, run, s - run);
+			if (s >= end || *s != '\\')
+				break;
+			if (s + 1 >= end)
+				return delimited_error(err, "text", data, s,
+									   "backslash at the end of the message");
+			s++;
+			ch = *s++;
+			switch (ch)
+			{
+				case '0':
+				case '1':
+				case '2':
+				case '3':
+				case '4':
+				case '5':
+				case '6':
+				case '7':
+				{
+					int val = ch - '0';
+
+					if (s < end && *s >= '0' && *s <= '7')
+					{
+						val = (val << 3) + (*s++ - '0');
+						if (s < end && *s >= '0' && *s <= '7')
+							val = (val << 3) + (*s++ - '0');
+					}
+					ch = (char)(val & 0377);
+					escaped_bytes = true;
+					break;
+				}
+				case 'x':
+					if (s < end && hexval(*s) >= 0)
+					{
+						int val = hexval(*s++);
+
+						if (s < end && hexval(*s) >= 0)
+							val = (val << 4) + hexval(*s++);
+						ch = (char)(val & 0xff);
+						escaped_bytes = true;
+					}
+					break;
+				case 'b':
+					ch = '\b';
+					break;
+				case 'f':
+					ch = '\f';
+					break;
+				case 'n':
+					ch = '\n';
+					break;
+				case 'r':
+					ch = '\r';
+					break;
+				case 't':
+					ch = '\t';
+					break;
+				case 'v':
+					ch = '\v';
+					break;
+				default:
+					break;
+			}
+			if (f)
+				appendStringInfoChar(&p->arena, ch);
+		}
+		if (f)
+		{
+			if (s - fstart == 2 && fstart[0] == '\\' && fstart[1] == 'N')
+			{
+				p->arena.len = f->off;
+				p->arena.data[p->arena.len] = '\0';
+				f->state = FIELD_NULL;
+			}
+			else
+			{
+				field_end(p, f, FIELD_VALUE);
+				if (escaped_bytes &&
+					pg_encoding_verifymbstr(PG_UTF8, p->arena.data + f->off,
+											f->len) != f->len)
+					return set_error(err, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+									 (int)(fstart - data), InvalidAttrNumber,
+									 "invalid text at byte %d: escapes give a byte sequence that is not valid UTF-8 (or a NUL byte)",
+									 (int)(fstart - data));
+			}
+		}
+		nfields++;
+		if (s >= end)
+			break;
+		if (*s == d)
+		{
+			s++;
+			continue;
+		}
+		/* a line break */
+		if (final_newline(s, end))
+			break;
+		return delimited_error(err, "text", data, s,
+							   "line break in the message (a message holds one line; write \\n)");
+	}
+	if (nfields != p->npayload)
+		return field_count_error(p, err, nfields);
+	return true;
+}
+
+/* ------------------------------------------------------------------------
+ * Metadata
+ * ------------------------------------------------------------------------
+ */
+
+static bool
+meta_text_ok(const char *s, size_t len)
+{
+	return len <= MaxAllocSize &&
+		   pg_encoding_verifymbstr(PG_UTF8, s, (int)len) == (int)len;
+}
+
+/*
+ * scan_meta
+ *		Phase 1 for the metadata columns: their text (or bytes, or
+ *		timestamp) goes to their fields.
+ */
+static bool
+scan_meta(StreamprocParser *p, const StreamprocMessageMeta *meta,
+		  StreamprocParseError *err)
+{
+	int i;
+
+	for (i = 0; i < p->nmeta; i++)
+	{
+		ParseMeta *m = &p->meta[i];
+		ParseColumn *pc = &p->cols[m->col];
+		Field *f = &p->fields[m->col];
+		AttrNumber attnum = m->col + 1;
+
+		f->state = FIELD_NULL;
+		if (meta == NULL)
+			continue;
+		switch (m->kind)
+		{
+			case STREAMPROC_META_PARTITION:
+				field_begin(p, f);
+				appendStringInfo(&p->arena, "%d", meta->partition);
+				field_end(p, f, FIELD_VALUE);
+				break;
+			case STREAMPROC_META_OFFSET:
+				field_begin(p, f);
+				appendStringInfo(&p->arena, INT64_FORMAT, meta->offset);
+				field_end(p, f, FIELD_VALUE);
+				break;
+			case STREAMPROC_META_KEY:
+				if (meta->key == NULL)
+					break;
+				if (!pc->is_bytea && !meta_text_ok(meta->key, meta->key_len))
+					return set_error(err, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, -1,
+									 attnum,
+									 "Kafka key for column \"%s\" is not valid UTF-8 text",
+									 pc->name);
+				if (meta->key_len > MaxAllocSize - VARHDRSZ - 1)
+					return set_error(err, ERRCODE_PROGRAM_LIMIT_EXCEEDED, -1,
+									 attnum, "Kafka key is too long");
+				field_begin(p, f);
+				appendBinaryStringInfo(&p->arena, meta->key, (int)meta->key_len);
+				field_end(p, f, pc->is_bytea ? FIELD_BYTES : FIELD_VALUE);
+				break;
+			case STREAMPROC_META_TIMESTAMP:
+				if (meta->timestamp_ms < 0)
+					break;
+				if (pc->is_timestamptz)
+				{
+					int64 epoch_ms = ((int64)(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE)) *
+									 SECS_PER_DAY * INT64CONST(1000);
+					TimestampTz ts;
+
+					if (meta->timestamp_ms > PG_INT64_MAX / 1000 ||
+						!IS_VALID_TIMESTAMP(ts = (meta->timestamp_ms - epoch_ms) * 1000))
+						return set_error(err, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE,
+										 -1, attnum,
+										 "Kafka timestamp " INT64_FORMAT " for column \"%s\" is out of range",
+										 meta->timestamp_ms, pc->name);
+					f->tsval = ts;
+					f->state = FIELD_TIMESTAMP;
+				}
+				else
+				{
+					field_begin(p, f);
+					appendStringInfo(&p->arena, INT64_FORMAT, meta->timestamp_ms);
+					field_end(p, f, FIELD_VALUE);
+				}
+				break;
+			case STREAMPROC_META_HEADERS:
+			{
+				int h;
+
+				resetStringInfo(&p->scratch);
+				appendStringInfoChar(&p->scratch, '{');
+				for (h = 0; h < meta->nheaders; h++)
+				{
+					const StreamprocHeader *hd = &meta->headers[h];
+
+					if (!meta_text_ok(hd->name, strlen(hd->name)) ||
+						(hd->value && !meta_text_ok(hd->value, hd->value_len)))
+						return set_error(err, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+										 -1, attnum,
+										 "Kafka header %d for column \"%s\" is not valid UTF-8 text",
+										 h, pc->name);
+					if (h > 0)
+						appendStringInfoString(&p->scratch, ", ");
+					escape_json(&p->scratch, hd->name);
+					appendStringInfoString(&p->scratch, ": ");
+					if (hd->value == NULL)
+						appendStringInfoString(&p->scratch, "null");
+					else
+					{
+						char *v = pnstrdup(hd->value, hd->value_len);
+
+						escape_json(&p->scratch, v);
+						pfree(v);
+					}
+				}
+				appendStringInfoChar(&p->scratch, '}');
+				field_store(p, f, p->scratch.data, p->scratch.len);
+				break;
+			}
+			case STREAMPROC_META_HEADER:
+			{
+				const StreamprocHeader *found = NULL;
+				int h;
+
+				for (h = 0; h < meta->nheaders; h++)
+					if (strcmp(meta->headers[h].name, m->header) == 0)
+						found = &meta->headers[h];
+				if (found == NULL || found->value == NULL)
+					break;
+				if (!meta_text_ok(found->value, found->value_len))
+					return set_error(err, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+									 -1, attnum,
+									 "Kafka header \"%s\" for column \"%s\" is not valid UTF-8 text",
+									 m->header, pc->name);
+				field_store(p, f, found->value, (int)found->value_len);
+				break;
+			}
+		}
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------------
+ * Phases
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * scan_message
+ *		Phase 1: everything that can be checked without a type's input
+ *		function.  Never throws for bad input.
+ */
+static bool
+scan_message(StreamprocParser *p, const StreamprocMessage *msg,
+			 Datum *values, bool *nulls, StreamprocParseError *err)
+{
+	int limit = p->max_message_bytes > 0 ? p->max_message_bytes
+										 : streamproc_max_message_bytes;
+	int valid;
+	int i;
+	bool ok;
+
+	for (i = 0; i < p->natts; i++)
+	{
+		values[i] = (Datum)0;
+		nulls[i] = true;
+	}
+	memset(p->fields, 0, sizeof(Field) * p->natts);
+	resetStringInfo(&p->arena);
+	err->message[0] = '\0';
+
+	if (msg->len > (size_t)limit)
+		return set_error(err, ERRCODE_PROGRAM_LIMIT_EXCEEDED, -1,
+						 InvalidAttrNumber,
+						 "message of %zu bytes exceeds the limit of %d bytes",
+						 msg->len, limit);
+	if (msg->data == NULL && msg->len > 0)
+		return set_error(err, ERRCODE_INVALID_PARAMETER_VALUE, -1,
+						 InvalidAttrNumber, "message has no payload");
+
+	valid = msg->len > 0 ? pg_encoding_verifymbstr(PG_UTF8, msg->data, (int)msg->len) : 0;
+	if (valid < (int)msg->len)
+	{
+		if (msg->data[valid] == '\0')
+			return set_error(err, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, valid,
+							 InvalidAttrNumber,
+							 "message contains a NUL byte at byte %d", valid);
+		return set_error(err, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, valid,
+						 InvalidAttrNumber,
+						 "message is not valid UTF-8: invalid byte sequence at byte %d",
+						 valid);
+	}
+
+	switch (p->format)
+	{
+		case STREAMPROC_FORMAT_JSON:
+			ok = scan_json(p, msg->data ? msg->data : "", msg->len, err);
+			break;
+		case STREAMPROC_FORMAT_CSV:
+			ok = scan_csv(p, msg->data ? msg->data : "", msg->len, err);
+			break;
+		default:
+			ok = scan_text(p, msg->data ? msg->data : "", msg->len, err);
+			break;
+	}
+	if (!ok || !scan_meta(p, msg->meta, err))
+		return false;
+
+	/* NOT NULL, where no function can change the answer */
+	for (i = 0; i < p->natts; i++)
+	{
+		ParseColumn *pc = &p->cols[i];
+		Field *f = &p->fields[i];
+
+		if (pc->dropped || !pc->notnull)
+			continue;
+		if (f->state == FIELD_NULL && pc->meta < 0)
+			return set_error(err, ERRCODE_NOT_NULL_VIOLATION, -1, i + 1,
+							 "column \"%s\" is declared NOT NULL but its value in the message is null",
+							 pc->name);
+		if ((f->state == FIELD_MISSING && pc->defexpr == NULL) ||
+			(f->state == FIELD_NULL && pc->meta >= 0))
+			return set_error(err, ERRCODE_NOT_NULL_VIOLATION, -1, i + 1,
+							 "column \"%s\" is declared NOT NULL but the message has no value for it",
+							 pc->name);
+	}
+	return true;
+}
+
+/*
+ * convert_row
+ *		Phase 2: run the input functions and defaults.  May throw; the
+ *		caller holds a subtransaction.  Values are allocated in rowcxt.
+ */
+static void
+convert_row(StreamprocParser *p, Datum *values, bool *nulls,
+			MemoryContext rowcxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(rowcxt);
+	int i;
+
+	ResetExprContext(p->econtext);
+	for (i = 0; i < p->natts; i++)
+	{
+		ParseColumn *pc = &p->cols[i];
+		Field *f = &p->fields[i];
+
+		if (pc->dropped)
+			continue;
+		p->cur_col = i;
+		p->cur_what = pc->meta >= 0 ? CONVERT_META : CONVERT_VALUE;
+		switch (f->state)
+		{
+			case FIELD_VALUE:
+			{
+				char *str = p->arena.data + f->off;
+
+				if (!p->utf8_db)
+					str = pg_any_to_server(str, f->len, PG_UTF8);
+				values[i] = InputFunctionCall(&pc->input, str, pc->typioparam,
+											  pc->typmod);
+				nulls[i] = false;
+				break;
+			}
+			case FIELD_BYTES:
+			{
+				bytea *b = palloc(VARHDRSZ + f->len);
+
+				SET_VARSIZE(b, VARHDRSZ + f->len);
+				memcpy(VARDATA(b), p->arena.data + f->off, f->len);
+				values[i] = PointerGetDatum(b);
+				nulls[i] = false;
+				break;
+			}
+			case FIELD_TIMESTAMP:
+				values[i] = TimestampTzGetDatum(f->tsval);
+				nulls[i] = false;
+				break;
+			case FIELD_MISSING:
+				if (pc->defexpr != NULL)
+				{
+					Datum d;
+					bool isnull;
+
+					p->cur_what = CONVERT_DEFAULT;
+					d = ExecEvalExprSwitchContext(pc->defexpr, p->econtext,
+												  &isnull);
+					if (!isnull)
+					{
+						values[i] = datumCopy(d, pc->typbyval, pc->typlen);
+						nulls[i] = false;
+					}
+					break;
+				}
+				/* FALLTHROUGH */
+			case FIELD_NULL:
+				/* domains check their constraints on NULL too */
+				if (pc->is_domain)
+				{
+					p->cur_what = CONVERT_NULL;
+					(void)InputFunctionCall(&pc->input, NULL, pc->typioparam,
+											pc->typmod);
+				}
+				break;
+		}
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * conversion_error
+ *		Describe an error caught in phase 2.
+ */
+static void
+conversion_error(StreamprocParser *p, ErrorData *edata,
+				 StreamprocParseError *err)
+{
+	ParseColumn *pc = &p->cols[p->cur_col];
+	Field *f = &p->fields[p->cur_col];
+	const char *msg = edata->message ? edata->message : "unknown error";
+	AttrNumber attnum = p->cur_col + 1;
+
+	if (p->cur_what == CONVERT_DEFAULT)
+		set_error(err, edata->sqlerrcode, -1, attnum,
+				  "default value of column \"%s\" could not be computed: %s",
+				  pc->name, msg);
+	else if (p->cur_what == CONVERT_NULL)
+		set_error(err, edata->sqlerrcode, -1, attnum,
+				  "null for column \"%s\" is invalid: %s", pc->name, msg);
+	else
+	{
+		const char *val = p->arena.data + f->off;
+		int cut = f->len;
+		const char *kind = "value";
+
+		if (f->state == FIELD_TIMESTAMP || f->state == FIELD_BYTES)
+			val = "", cut = 0;
+		if (cut > ERROR_VALUE_MAX)
+			cut = pg_encoding_mbcliplen(PG_UTF8, val, cut, ERROR_VALUE_MAX);
+		if (p->cur_what == CONVERT_META)
+		{
+			switch (p->meta[pc->meta].kind)
+			{
+				case STREAMPROC_META_PARTITION:
+					kind = "Kafka partition";
+					break;
+				case STREAMPROC_META_OFFSET:
+					kind = "Kafka offset";
+					break;
+				case STREAMPROC_META_KEY:
+					kind = "Kafka key";
+					break;
+				case STREAMPROC_META_TIMESTAMP:
+					kind = "Kafka timestamp";
+					break;
+				default:
+					kind = "Kafka header";
+					break;
+			}
+		}
+		set_error(err, edata->sqlerrcode, -1, attnum,
+				  "%s \"%.*s%s\" for column \"%s\" is invalid: %s", kind, cut,
+				  val, cut < f->len ? "..." : "", pc->name, msg);
+	}
+}
+
+/* Errors that are not about the message: never swallowed. */
+static bool
+must_rethrow(ErrorData *edata)
+{
+	int cat = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+
+	return cat == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES) ||
+		   cat == ERRCODE_TO_CATEGORY(ERRCODE_OPERATOR_INTERVENTION) ||
+		   cat == ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR) ||
+		   cat == ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR) ||
+		   edata->elevel > ERROR;
+}
+
+/*
+ * parse_messages
+ *		Both phases for n messages, with one lazily opened subtransaction
+ *		around the conversions, replaced after each failure (see the file
+ *		header).  On return no subtransaction of ours is open, whether the
+ *		function returns or throws.
+ */
+static int
+parse_messages(StreamprocParser *p, int n, const StreamprocMessage *msgs,
+			   Datum *values, bool *nulls, bool *ok,
+			   StreamprocParseError *errs, MemoryContext rowcxt)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	ResourceOwner callerowner = CurrentResourceOwner;
+	volatile bool in_subxact = false;
+	int nok = 0;
+	int i;
+
+	for (i = 0; i < n; i++)
+	{
+		Datum *v = values + (size_t)i * p->natts;
+		bool *nl = nulls + (size_t)i * p->natts;
+		StreamprocParseError *err = &errs[i];
+
+		ok[i] = false;
+		CHECK_FOR_INTERRUPTS();
+		PG_TRY();
+		{
+			if (scan_message(p, &msgs[i], v, nl, err))
+			{
+				if (!in_subxact)
+				{
+					BeginInternalSubTransaction(NULL);
+					MemoryContextSwitchTo(callercxt);
+					in_subxact = true;
+				}
+				convert_row(p, v, nl, rowcxt);
+				ok[i] = true;
+			}
+		}
+		PG_CATCH();
+		{
+			ErrorData *edata;
+
+			if (!in_subxact)
+				PG_RE_THROW();
+			MemoryContextSwitchTo(callercxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(callercxt);
+			CurrentResourceOwner = callerowner;
+			in_subxact = false;
+			if (must_rethrow(edata))
+				ReThrowError(edata);
+			conversion_error(p, edata, err);
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+
+		/* NOT NULL for what defaults and domains produced */
+		if (ok[i])
+		{
+			int j;
+
+			for (j = 0; j < p->natts; j++)
+				if (nl[j] && p->cols[j].notnull && !p->cols[j].dropped)
+				{
+					ok[i] = set_error(err, ERRCODE_NOT_NULL_VIOLATION, -1, j + 1,
+									  "column \"%s\" is declared NOT NULL but the message has no value for it",
+									  p->cols[j].name);
+					break;
+				}
+		}
+		if (ok[i])
+			nok++;
+	}
+	if (in_subxact)
+	{
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(callercxt);
+		CurrentResourceOwner = callerowner;
+	}
+	return nok;
+}
+
+/*
+ * streamproc_parser_parse
+ *		See parse.h.
+ */
+bool
+streamproc_parser_parse(StreamprocParser *p, const char *data, size_t len,
+						const StreamprocMessageMeta *meta, Datum *values,
+						bool *nulls, StreamprocParseError *err)
+{
+	StreamprocMessage msg = {data, len, meta};
+	bool ok;
+
+	MemoryContextReset(p->msgcxt);
+	parse_messages(p, 1, &msg, values, nulls, &ok, err, p->msgcxt);
+	return ok;
+}
+
+/*
+ * streamproc_parser_parse_batch
+ *		See parse.h.
+ */
+int
+streamproc_parser_parse_batch(StreamprocParser *p, int n,
+							  const StreamprocMessage *msgs, Datum *values,
+							  bool *nulls, bool *ok,
+							  StreamprocParseError *errs)
+{
+	return parse_messages(p, n, msgs, values, nulls, ok, errs,
+						  CurrentMemoryContext);
+}
+
+/* ------------------------------------------------------------------------
+ * SQL-callable test entry points (internal)
+ * ------------------------------------------------------------------------
+ */
+
+/* Metadata from jsonb {"partition", "offset", "key", "timestamp", "headers"}. */
+static StreamprocMessageMeta *
+meta_from_jsonb(Jsonb *j)
+{
+	StreamprocMessageMeta *meta;
+	JsonbValue v;
+	JsonbValue *r;
+
+	if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("message metadata must be a JSON object")));
+	if (JB_ROOT_COUNT(j) == 0)
+		return NULL;
+	meta = palloc0(sizeof(StreamprocMessageMeta));
+	meta->timestamp_ms = -1;
+
+#define META_INT(name, field, conv)                                                     \
+	if ((r = getKeyJsonValueFromContainer(&j->root, name, strlen(name), &v)) != NULL && \
+		r->type == jbvNumeric)                                                          \
+		meta->field = DatumGetInt64(DirectFunctionCall1(conv,                           \
+														NumericGetDatum(r->val.numeric)));
+	META_INT("partition", partition, numeric_int8);
+	META_INT("offset", offset, numeric_int8);
+	META_INT("timestamp", timestamp_ms, numeric_int8);
+#undef META_INT
+	if ((r = getKeyJsonValueFromContainer(&j->root, "key", 3, &v)) != NULL &&
+		r->type == jbvString)
+	{
+		meta->key = pnstrdup(r->val.string.val, r->val.string.len);
+		meta->key_len = r->val.string.len;
+	}
+	if ((r = getKeyJsonValueFromContainer(&j->root, "headers", 7, &v)) != NULL &&
+		r->type == jbvBinary && JsonContainerIsObject(r->val.binary.data))
+	{
+		JsonbIterator *it = JsonbIteratorInit(r->val.binary.data);
+		JsonbIteratorToken tok;
+		JsonbValue hv;
+		StreamprocHeader *hs = palloc0(sizeof(StreamprocHeader) *
+									   JsonContainerSize(r->val.binary.data));
+		int nh = 0;
+
+		while ((tok = JsonbIteratorNext(&it, &hv, true)) != WJB_DONE)
+		{
+			if (tok == WJB_KEY)
+				hs[nh].name = pnstrdup(hv.val.string.val, hv.val.string.len);
+			else if (tok == WJB_VALUE)
+			{
+				if (hv.type == jbvString)
+				{
+					hs[nh].value = pnstrdup(hv.val.string.val, hv.val.string.len);
+					hs[nh].value_len = hv.val.string.len;
+				}
+				nh++;
+			}
+		}
+		meta->headers = hs;
+		meta->nheaders = nh;
+	}
+	return meta;
+}
+
+/* Open the stream and build a parser from the SQL arguments. */
+static StreamprocParser *
+parser_from_args(FunctionCallInfo fcinfo, Relation *rel)
+{
+	Oid relid = PG_GETARG_OID(0);
+	char *fmt = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Jsonb *options = PG_GETARG_JSONB_P(3);
+	StreamprocFormat format;
+	StreamprocParserOptions opts;
+
+	streamproc_check_preloaded();
+	*rel = relation_open(relid, AccessShareLock);
+	if (!streamproc_is_stream(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a stream", RelationGetRelationName(*rel))));
+	if (!streamproc_format_from_name(fmt, &format))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unrecognized message format \"%s\"", fmt),
+				 errhint("The formats are json, csv and text.")));
+	streamproc_parser_options_from_jsonb(options, &opts);
+	return streamproc_parser_create(*rel, format, &opts, CurrentMemoryContext);
+}
+
+/* The parsed row as jsonb (row_to_json, then jsonb: what to_jsonb gives). */
+static Datum
+row_jsonb(Relation rel, Datum *values, bool *nulls)
+{
+	HeapTuple tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	Datum json = DirectFunctionCall1(row_to_json, HeapTupleGetDatum(tup));
+
+	return DirectFunctionCall1(jsonb_in,
+							   CStringGetDatum(text_to_cstring(DatumGetTextPP(json))));
+}
+
+/*
+ * streamproc._parse_message(stream, format, payload, options, meta)
+ *		One message through the parser: (ok, error, row as jsonb).
+ */
+Datum
+streamproc_parse_message(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+	bytea *payload = PG_GETARG_BYTEA_PP(2);
+	StreamprocMessageMeta *meta = meta_from_jsonb(PG_GETARG_JSONB_P(4));
+	Relation rel;
+	StreamprocParser *p;
+	StreamprocParseError err;
+	Datum *values;
+	bool *nulls;
+	Datum out[3];
+	bool outnulls[3] = {false, false, false};
+	bool ok;
+
+	InitMaterializedSRF(fcinfo, 0);
+	p = parser_from_args(fcinfo, &rel);
+	values = palloc(sizeof(Datum) * Max(p->natts, 1));
+	nulls = palloc(sizeof(bool) * Max(p->natts, 1));
+	ok = streamproc_parser_parse(p, VARDATA_ANY(payload),
+								 VARSIZE_ANY_EXHDR(payload), meta, values,
+								 nulls, &err);
+	out[0] = BoolGetDatum(ok);
+	if (ok)
+	{
+		outnulls[1] = true;
+		out[2] = row_jsonb(rel, values, nulls);
+	}
+	else
+	{
+		out[1] = CStringGetTextDatum(err.message);
+		outnulls[2] = true;
+	}
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnulls);
+	streamproc_parser_destroy(p);
+	relation_close(rel, AccessShareLock);
+	return (Datum)0;
+}
+
+/*
+ * streamproc._parse_messages(stream, format, payloads bytea[], options)
+ *		A batch through streamproc_parser_parse_batch: one row per
+ *		message (n, ok, error, row as jsonb).  NULL elements are empty
+ *		messages.
+ */
+Datum
+streamproc_parse_messages(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+	ArrayType *arr = PG_GETARG_ARRAYTYPE_P(2);
+	Datum *elems;
+	bool *elemnulls;
+	int n;
+	int i;
+	Relation rel;
+	StreamprocParser *p;
+	StreamprocMessage *msgs;
+	StreamprocParseError *errs;
+	Datum *values;
+	bool *nulls;
+	bool *ok;
+
+	InitMaterializedSRF(fcinfo, 0);
+	p = parser_from_args(fcinfo, &rel);
+	deconstruct_array(arr, BYTEAOID, -1, false, TYPALIGN_INT, &elems,
+					  &elemnulls, &n);
+	msgs = palloc0(sizeof(StreamprocMessage) * Max(n, 1));
+	for (i = 0; i < n; i++)
+		if (!elemnulls[i])
+		{
+			bytea *b = DatumGetByteaPP(elems[i]);
+
+			msgs[i].data = VARDATA_ANY(b);
+			msgs[i].len = VARSIZE_ANY_EXHDR(b);
+		}
+	errs = palloc0(sizeof(StreamprocParseError) * Max(n, 1));
+	values = palloc(sizeof(Datum) * Max(p->natts, 1) * Max(n, 1));
+	nulls = palloc(sizeof(bool) * Max(p->natts, 1) * Max(n, 1));
+	ok = palloc(sizeof(bool) * Max(n, 1));
+	streamproc_parser_parse_batch(p, n, msgs, values, nulls, ok, errs);
+	for (i = 0; i < n; i++)
+	{
+		Datum out[4];
+		bool outnulls[4] = {false, false, false, false};
+
+		out[0] = Int32GetDatum(i + 1);
+		out[1] = BoolGetDatum(ok[i]);
+		if (ok[i])
+		{
+			outnulls[2] = true;
+			out[3] = row_jsonb(rel, values + (size_t)i * p->natts,
+							   nulls + (size_t)i * p->natts);
+		}
+		else
+		{
+			out[2] = CStringGetTextDatum(errs[i].message);
+			outnulls[3] = true;
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnulls);
+	}
+	streamproc_parser_destroy(p);
+	relation_close(rel, AccessShareLock);
+	return (Datum)0;
+}
