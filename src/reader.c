@@ -220,8 +220,6 @@ streamproc_read_view(PG_FUNCTION_ARGS)
 	ArrayType *arr;
 	Datum *elems;
 	Datum *group_types;
-	Datum *colls;
-	int ncolls;
 	bool isnull;
 	ViewShared *shared;
 	int ret;
@@ -259,22 +257,9 @@ streamproc_read_view(PG_FUNCTION_ARGS)
 		fmgr_info(recv, &rc.group_recv[i]);
 	}
 
-	arr = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	deconstruct_array(arr, OIDOID, sizeof(Oid), true, TYPALIGN_INT, &colls, NULL, &ncolls);
-	arr = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	deconstruct_array(arr, OIDOID, sizeof(Oid), true, TYPALIGN_INT, &elems, NULL, &rc.nagg);
-	rc.aggs = palloc0(sizeof(StreamprocAggInfo *) * Max(rc.nagg, 1));
-	for (i = 0; i < rc.nagg; i++)
-	{
-		Oid aggfnoid = DatumGetObjectId(elems[i]);
-		Oid *argtypes;
-		int nargs;
-
-		(void)get_func_signature(aggfnoid, &argtypes, &nargs);
-		rc.aggs[i] = streamproc_agg_lookup(aggfnoid,
-										   i < ncolls ? DatumGetObjectId(colls[i]) : InvalidOid,
-										   nargs, argtypes);
-	}
+	rc.aggs = streamproc_lookup_view_aggs(DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)),
+										  DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)),
+										  &rc.nagg);
 	/*
 	 * The column definition list comes from the caller: it must match the
 	 * view exactly, or values would be returned as the wrong type.

@@ -106,6 +106,7 @@ typedef struct WView
 	MemoryContext dirty_cxt; /* 'a': holds dirty and its keys */
 	bool rewrite_slots;      /* 'a': checkpoint must fold other slots' rows */
 	int64 events;            /* since the last statistics update */
+	int64 appended;          /* 'p': rows of the last INSERT */
 	int64 new_groups;
 	int64 memory;
 	int64 errors;
@@ -271,6 +272,40 @@ streamproc_combine_packed(StreamprocAggInfo **aggs, int nagg, bytea *a, bytea *b
 	for (i = 0; i < nagg; i++)
 		sa[i] = streamproc_agg_combine(aggs[i], sa[i], sb[i], CurrentMemoryContext);
 	return pack_states(nagg, sa);
+}
+
+/*
+ * streamproc_lookup_view_aggs
+ *		Look up the aggregates of a view from its catalog row's aggregates
+ *		(regprocedure[]) and agg_collations (oid[]); *nagg is set.  The
+ *		infos live under CurrentMemoryContext.  Exported for reader.c.
+ */
+StreamprocAggInfo **
+streamproc_lookup_view_aggs(ArrayType *aggregates, ArrayType *collations, int *nagg)
+{
+	Datum *aggs;
+	Datum *colls;
+	int ncolls;
+	StreamprocAggInfo **infos;
+	int i;
+
+	deconstruct_array(collations, OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+					  &colls, NULL, &ncolls);
+	deconstruct_array(aggregates, OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+					  &aggs, NULL, nagg);
+	infos = palloc0(sizeof(StreamprocAggInfo *) * Max(*nagg, 1));
+	for (i = 0; i < *nagg; i++)
+	{
+		Oid aggfnoid = DatumGetObjectId(aggs[i]);
+		Oid *argtypes;
+		int nargs;
+
+		(void)get_func_signature(aggfnoid, &argtypes, &nargs);
+		infos[i] = streamproc_agg_lookup(aggfnoid,
+										 i < ncolls ? DatumGetObjectId(colls[i]) : InvalidOid,
+										 nargs, argtypes);
+	}
+	return infos;
 }
 
 /* ----------------------------------------------------------------
@@ -792,9 +827,6 @@ worker_load_catalog(void)
 				char *batch_query;
 				char *event_query;
 				char *rows_table;
-				Datum colls_datum;
-				Datum *colls = NULL;
-				int ncolls = 0;
 
 				old = MemoryContextSwitchTo(catalog_cxt);
 				v = palloc0(sizeof(WView));
@@ -820,25 +852,9 @@ worker_load_catalog(void)
 					fmgr_info_cxt(sendfn, &v->group_send[j], catalog_cxt);
 				}
 
-				colls_datum = SPI_getbinval(tup, desc, 9, &isnull);
-				deconstruct_array(DatumGetArrayTypeP(colls_datum), OIDOID, sizeof(Oid), true,
-								  TYPALIGN_INT, &colls, NULL, &ncolls);
-				arr = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 8, &isnull));
-				deconstruct_array(arr, OIDOID, sizeof(Oid), true, TYPALIGN_INT,
-								  &elems, NULL, &nelems);
-				v->nagg = nelems;
-				v->aggs = palloc0(sizeof(StreamprocAggInfo *) * Max(nelems, 1));
-				for (j = 0; j < nelems; j++)
-				{
-					Oid aggfnoid = DatumGetObjectId(elems[j]);
-					Oid *argtypes;
-					int nargs;
-
-					(void)get_func_signature(aggfnoid, &argtypes, &nargs);
-					v->aggs[j] = streamproc_agg_lookup(aggfnoid,
-													   j < ncolls ? DatumGetObjectId(colls[j]) : InvalidOid,
-													   nargs, argtypes);
-				}
+				v->aggs = streamproc_lookup_view_aggs(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 8, &isnull)),
+													  DatumGetArrayTypeP(SPI_getbinval(tup, desc, 9, &isnull)),
+													  &v->nagg);
 
 				worker_prepare_view(v, batch_query, event_query, rows_table);
 				if (v->kind == 'a')
@@ -865,6 +881,14 @@ worker_load_catalog(void)
 
 			if (v->kind == 'a')
 				worker_load_view_state(v);
+			else
+			{
+				/* No state, but statistics: register it all the same. */
+				LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
+				v->shared = streamproc_state_register(MyDatabaseId, v->viewid, my_index);
+				v->shared->ready = true;
+				LWLockRelease(streamproc_state_lock());
+			}
 		}
 	}
 
@@ -996,6 +1020,8 @@ run_in_subxact(WView *view, SPIPlanPtr plan, Datum *args, const char *nulls,
 		if (ret < 0)
 			elog(ERROR, "streamproc batch query failed: %s", SPI_result_code_string(ret));
 		SetUserIdAndSecContext(save_userid, save_sec);
+		if (view->kind != 'a')
+			view->appended = (int64)SPI_processed;
 
 		if (view->kind == 'a')
 		{
@@ -1076,6 +1102,8 @@ run_events_one_by_one(WStream *stream, WView *view, Datum *snap_args,
 		{
 			if (view->kind == 'a')
 				store_results(view, pending);
+			else
+				view->events += view->appended;
 		}
 		else
 			record_failed_event(stream, view,
@@ -1413,7 +1441,9 @@ worker_checkpoint(void)
 
 				args[0] = stream->last_snapshot;
 				args[1] = (Datum)0;
-				if (!run_in_subxact(view, view->batch_plan, args, nulls, &pending, &edata))
+				if (run_in_subxact(view, view->batch_plan, args, nulls, &pending, &edata))
+					view->events += view->appended;
+				else
 					run_events_one_by_one(stream, view, args, nulls);
 			}
 		}
@@ -1472,6 +1502,15 @@ worker_checkpoint(void)
 					view->shared->errors += view->errors;
 				}
 				view->errors = 0;
+			}
+			else if (view->shared)
+			{
+				/* Append views: rows appended, written by this checkpoint. */
+				view->shared->events += view->events;
+				view->shared->errors += view->errors;
+				view->shared->last_checkpoint = last_checkpoint;
+				view->shared->last_checkpoint_ms = elapsed_ms;
+				view->events = view->errors = 0;
 			}
 		}
 	}

@@ -10,9 +10,14 @@
 
 #include "postgres.h"
 
+#include "utils/array.h"
+
 #include "aggregates.h"
 
 extern bytea **streamproc_unpack_states(bytea *packed, int n);
+extern StreamprocAggInfo **streamproc_lookup_view_aggs(ArrayType *aggregates,
+													   ArrayType *collations,
+													   int *nagg);
 extern bytea *streamproc_combine_packed(StreamprocAggInfo **aggs, int nagg,
 										bytea *a, bytea *b);
 
