@@ -57,7 +57,8 @@ CREATE TABLE streamproc.streams (
 -- of the previous batch or NULL: the batch is the log rows whose "$xid" is
 -- visible in $1 and not in $2.  event_query is the same query restricted
 -- to the one log row whose ctid is $1 (tid), used to isolate an event that
--- makes the batch fail.
+-- makes the batch fail.  agg_argtypes holds each aggregate's actual
+-- argument types, which resolve polymorphic aggregates (max(anyarray)).
 CREATE TABLE streamproc.views (
     view           regclass PRIMARY KEY,
     stream         regclass NOT NULL,
@@ -68,7 +69,8 @@ CREATE TABLE streamproc.views (
     aggregates     regprocedure[] NOT NULL DEFAULT '{}',
     agg_collations oid[] NOT NULL DEFAULT '{}',
     rows_table     regclass,
-    definition     text NOT NULL
+    definition     text NOT NULL,
+    agg_argtypes   oidvector[] NOT NULL DEFAULT '{}'
 );
 
 -- Checkpointed state of aggregating views: one row per (view, state slot,

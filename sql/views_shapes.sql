@@ -186,6 +186,17 @@ SELECT k, sum(num / den), count(*)
 SELECT source, view, sqlstate, message, event::jsonb - 'k' AS event
   FROM streamproc.errors WHERE view = 'ratio_sums'::regclass ORDER BY id;
 
+-- Polymorphic aggregates resolve with the actual argument types.
+CREATE FOREIGN TABLE arrs (k int, a int[]) SERVER streamproc;
+CREATE VIEW arr_v WITH (continuous) AS
+    SELECT k, max(a) AS hi, min(a) AS lo, count(a) AS n FROM arrs GROUP BY k;
+INSERT INTO arrs SELECT g % 3, ARRAY[g % 7, g % 5] FROM generate_series(1, 100) g;
+SELECT streamproc.sync();
+SELECT 'polymorphic' AS shape, * FROM oracle_diff('SELECT * FROM arr_v',
+    'SELECT g % 3, max(ARRAY[g % 7, g % 5]), min(ARRAY[g % 7, g % 5]), count(*)
+       FROM generate_series(1, 100) g GROUP BY 1');
+SELECT * FROM arr_v ORDER BY k;
+
 -- Statistics.
 SELECT view, kind, events, groups > 0 AS has_groups, errors, state
   FROM streamproc.stat_views ORDER BY view::text;

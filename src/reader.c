@@ -236,7 +236,7 @@ streamproc_read_view(PG_FUNCTION_ARGS)
 	rc.desc = rsinfo->setDesc;
 
 	SPI_connect();
-	ret = SPI_execute_with_args("SELECT group_types::oid[], aggregates::oid[], agg_collations"
+	ret = SPI_execute_with_args("SELECT group_types::oid[], aggregates::oid[], agg_collations, agg_argtypes"
 								" FROM streamproc.views WHERE view = $1 AND kind = 'a'",
 								1, (Oid[]){OIDOID}, &arg, NULL, true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
@@ -259,6 +259,7 @@ streamproc_read_view(PG_FUNCTION_ARGS)
 
 	rc.aggs = streamproc_lookup_view_aggs(DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)),
 										  DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)),
+										  DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull)),
 										  &rc.nagg);
 	/*
 	 * The column definition list comes from the caller: it must match the

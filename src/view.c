@@ -110,7 +110,7 @@
 #define VIEWS_TABLE       "views"
 
 /* Columns of streamproc.views, in the order of streamproc--0.1.sql. */
-#define Natts_views               10
+#define Natts_views               11
 #define Anum_views_view           1
 #define Anum_views_stream         2
 #define Anum_views_kind           3
@@ -121,6 +121,7 @@
 #define Anum_views_agg_collations 8
 #define Anum_views_rows_table     9
 #define Anum_views_definition     10
+#define Anum_views_agg_argtypes   11
 
 /* The relation alias of read_view() in an aggregating view's body. */
 #define READ_ALIAS "s"
@@ -1280,6 +1281,7 @@ insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
 	Datum *group_types = palloc0(sizeof(Datum) * (ngroups + 1));
 	Datum *aggregates = palloc0(sizeof(Datum) * (naggs + 1));
 	Datum *collations = palloc0(sizeof(Datum) * (naggs + 1));
+	Datum *argtypes = palloc0(sizeof(Datum) * (naggs + 1));
 	ListCell *lc;
 	int i;
 	HeapTuple tuple;
@@ -1295,6 +1297,13 @@ insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
 	{
 		Aggref *agg = lfirst_node(Aggref, lc);
 
+		Oid *types = palloc0(sizeof(Oid) * (list_length(agg->aggargtypes) + 1));
+		ListCell *tc;
+		int n = 0;
+
+		foreach (tc, agg->aggargtypes)
+			types[n++] = lfirst_oid(tc);
+		argtypes[i] = PointerGetDatum(buildoidvector(types, n));
 		aggregates[i] = ObjectIdGetDatum(agg->aggfnoid);
 		collations[i++] = ObjectIdGetDatum(agg->inputcollid);
 	}
@@ -1317,6 +1326,9 @@ insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
 	values[Anum_views_rows_table - 1] = ObjectIdGetDatum(rows_table);
 	nulls[Anum_views_rows_table - 1] = !OidIsValid(rows_table);
 	values[Anum_views_definition - 1] = CStringGetTextDatum(definition);
+	values[Anum_views_agg_argtypes - 1] =
+		PointerGetDatum(construct_array(argtypes, naggs, OIDVECTOROID,
+										-1, false, TYPALIGN_INT));
 
 	tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
 	CatalogTupleInsert(rel, tuple);

@@ -277,33 +277,40 @@ streamproc_combine_packed(StreamprocAggInfo **aggs, int nagg, bytea *a, bytea *b
 /*
  * streamproc_lookup_view_aggs
  *		Look up the aggregates of a view from its catalog row's aggregates
- *		(regprocedure[]) and agg_collations (oid[]); *nagg is set.  The
- *		infos live under CurrentMemoryContext.  Exported for reader.c.
+ *		(regprocedure[]), agg_collations (oid[]) and agg_argtypes
+ *		(oidvector[]: the actual argument types, which resolve polymorphic
+ *		aggregates); *nagg is set.  The infos live under
+ *		CurrentMemoryContext.  Exported for reader.c.
  */
 StreamprocAggInfo **
-streamproc_lookup_view_aggs(ArrayType *aggregates, ArrayType *collations, int *nagg)
+streamproc_lookup_view_aggs(ArrayType *aggregates, ArrayType *collations,
+							ArrayType *argtypes, int *nagg)
 {
 	Datum *aggs;
 	Datum *colls;
+	Datum *types;
 	int ncolls;
+	int ntypes;
 	StreamprocAggInfo **infos;
 	int i;
 
 	deconstruct_array(collations, OIDOID, sizeof(Oid), true, TYPALIGN_INT,
 					  &colls, NULL, &ncolls);
+	deconstruct_array(argtypes, OIDVECTOROID, -1, false, TYPALIGN_INT,
+					  &types, NULL, &ntypes);
 	deconstruct_array(aggregates, OIDOID, sizeof(Oid), true, TYPALIGN_INT,
 					  &aggs, NULL, nagg);
+	if (ncolls != *nagg || ntypes != *nagg)
+		elog(ERROR, "streamproc.views row has %d aggregates, %d collations and %d argument type lists",
+			 *nagg, ncolls, ntypes);
 	infos = palloc0(sizeof(StreamprocAggInfo *) * Max(*nagg, 1));
 	for (i = 0; i < *nagg; i++)
 	{
-		Oid aggfnoid = DatumGetObjectId(aggs[i]);
-		Oid *argtypes;
-		int nargs;
+		oidvector *args = (oidvector *)DatumGetPointer(types[i]);
 
-		(void)get_func_signature(aggfnoid, &argtypes, &nargs);
-		infos[i] = streamproc_agg_lookup(aggfnoid,
-										 i < ncolls ? DatumGetObjectId(colls[i]) : InvalidOid,
-										 nargs, argtypes);
+		infos[i] = streamproc_agg_lookup(DatumGetObjectId(aggs[i]),
+										 DatumGetObjectId(colls[i]),
+										 args->dim1, args->values);
 	}
 	return infos;
 }
@@ -803,7 +810,8 @@ worker_load_catalog(void)
 		args[0] = ObjectIdGetDatum(s->streamid);
 		ret = SPI_execute_with_args("SELECT v.view::oid, v.view::text, v.kind, c.relowner,"
 									" v.batch_query, v.event_query, v.group_types::oid[],"
-									" v.aggregates::oid[], v.agg_collations, v.rows_table::text"
+									" v.aggregates::oid[], v.agg_collations, v.rows_table::text,"
+									" v.agg_argtypes"
 									" FROM streamproc.views v JOIN pg_catalog.pg_class c ON c.oid = v.view"
 									" WHERE v.stream = $1 ORDER BY 1",
 									1, (Oid[]){OIDOID}, args, NULL, true, 0);
@@ -854,6 +862,7 @@ worker_load_catalog(void)
 
 				v->aggs = streamproc_lookup_view_aggs(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 8, &isnull)),
 													  DatumGetArrayTypeP(SPI_getbinval(tup, desc, 9, &isnull)),
+													  DatumGetArrayTypeP(SPI_getbinval(tup, desc, 11, &isnull)),
 													  &v->nagg);
 
 				worker_prepare_view(v, batch_query, event_query, rows_table);

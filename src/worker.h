@@ -17,6 +17,7 @@
 extern bytea **streamproc_unpack_states(bytea *packed, int n);
 extern StreamprocAggInfo **streamproc_lookup_view_aggs(ArrayType *aggregates,
 													   ArrayType *collations,
+													   ArrayType *argtypes,
 													   int *nagg);
 extern bytea *streamproc_combine_packed(StreamprocAggInfo **aggs, int nagg,
 										bytea *a, bytea *b);
