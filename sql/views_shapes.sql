@@ -197,6 +197,28 @@ SELECT 'polymorphic' AS shape, * FROM oracle_diff('SELECT * FROM arr_v',
        FROM generate_series(1, 100) g GROUP BY 1');
 SELECT * FROM arr_v ORDER BY k;
 
+-- Values GROUP BY treats as equal form one group across batches, even
+-- when their binary forms differ: numeric scale, float -0 and NaNs.
+CREATE FOREIGN TABLE nums (n numeric, f float8) SERVER streamproc;
+CREATE TABLE nums_oracle (n numeric, f float8);
+CREATE VIEW nums_by_n WITH (continuous) AS SELECT n, count(*) AS c FROM nums GROUP BY n;
+CREATE VIEW nums_by_f WITH (continuous) AS SELECT f, count(*) AS c FROM nums GROUP BY f;
+INSERT INTO nums VALUES (1.0, 0.0);
+SELECT streamproc.sync();
+INSERT INTO nums VALUES (1.00, '-0');
+SELECT streamproc.sync();
+INSERT INTO nums VALUES (1, 'NaN');
+SELECT streamproc.sync();
+INSERT INTO nums VALUES (2.50, 'NaN'), (2.5, 1.5);
+SELECT streamproc.sync();
+INSERT INTO nums_oracle VALUES (1.0, 0.0), (1.00, '-0'), (1, 'NaN'), (2.50, 'NaN'), (2.5, 1.5);
+SELECT 'numeric keys' AS shape, * FROM oracle_diff('SELECT * FROM nums_by_n',
+    'SELECT n, count(*) FROM nums_oracle GROUP BY n');
+SELECT 'float keys' AS shape, * FROM oracle_diff('SELECT * FROM nums_by_f',
+    'SELECT f, count(*) FROM nums_oracle GROUP BY f');
+SELECT * FROM nums_by_n ORDER BY n;
+SELECT * FROM nums_by_f ORDER BY f;
+
 -- Statistics.
 SELECT view, kind, events, groups > 0 AS has_groups, errors, state
   FROM streamproc.stat_views ORDER BY view::text;

@@ -74,7 +74,9 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/float.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -98,6 +100,7 @@ typedef struct WView
 	SPIPlanPtr event_plan; /* the same for one log row */
 	int ngroup;
 	FmgrInfo *group_send; /* send function of each group column */
+	Oid *group_types;     /* type of each group column */
 	int nagg;
 	StreamprocAggInfo **aggs;
 	ViewShared *shared;      /* 'a': registry entry (stable address) */
@@ -318,8 +321,45 @@ streamproc_lookup_view_aggs(ArrayType *aggregates, ArrayType *collations,
 /* ----------------------------------------------------------------
  * Group keys: per group column, a null byte, then (when not null) the
  * int32 length and bytes of the type's binary send output.
+ *
+ * Keys are compared by these bytes, so values that GROUP BY treats as
+ * equal must serialize alike: numeric values are reduced to their
+ * shortest scale (1.0 and 1.00 become 1, the form numeric hashing uses),
+ * floats' -0 becomes 0 and every NaN the same NaN.  Other types whose
+ * equal values can differ in binary form (nondeterministic collations)
+ * form separate groups; docs/architecture.md says so.
  * ----------------------------------------------------------------
  */
+static Datum
+canonical_key_value(Oid type, Datum value)
+{
+	switch (type)
+	{
+		case NUMERICOID:
+			return DirectFunctionCall3(numeric_in,
+									   CStringGetDatum(numeric_normalize(DatumGetNumeric(value))),
+									   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+		case FLOAT8OID:
+		{
+			float8 f = DatumGetFloat8(value);
+
+			if (isnan(f))
+				return Float8GetDatum(get_float8_nan());
+			return Float8GetDatum(f == 0.0 ? 0.0 : f);
+		}
+		case FLOAT4OID:
+		{
+			float4 f = DatumGetFloat4(value);
+
+			if (isnan(f))
+				return Float4GetDatum(get_float4_nan());
+			return Float4GetDatum(f == 0.0f ? 0.0f : f);
+		}
+		default:
+			return value;
+	}
+}
+
 static void
 serialize_key(WView *view, HeapTuple tuple, TupleDesc desc, StringInfo buf)
 {
@@ -334,7 +374,8 @@ serialize_key(WView *view, HeapTuple tuple, TupleDesc desc, StringInfo buf)
 		appendStringInfoChar(buf, isnull ? 0 : 1);
 		if (!isnull)
 		{
-			bytea *out = SendFunctionCall(&view->group_send[i], value);
+			bytea *out = SendFunctionCall(&view->group_send[i],
+										  canonical_key_value(view->group_types[i], value));
 			int32 len = VARSIZE(out) - VARHDRSZ;
 
 			appendBinaryStringInfo(buf, (char *)&len, sizeof(int32));
@@ -851,11 +892,13 @@ worker_load_catalog(void)
 								  &elems, NULL, &nelems);
 				v->ngroup = nelems;
 				v->group_send = palloc0(sizeof(FmgrInfo) * Max(nelems, 1));
+				v->group_types = palloc0(sizeof(Oid) * Max(nelems, 1));
 				for (j = 0; j < nelems; j++)
 				{
 					Oid sendfn;
 					bool varlena;
 
+					v->group_types[j] = DatumGetObjectId(elems[j]);
 					getTypeBinaryOutputInfo(DatumGetObjectId(elems[j]), &sendfn, &varlena);
 					fmgr_info_cxt(sendfn, &v->group_send[j], catalog_cxt);
 				}
