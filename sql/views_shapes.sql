@@ -169,6 +169,33 @@ SELECT 'append, left join' AS shape, * FROM oracle_diff('SELECT * FROM orders_en
     'SELECT * FROM orders_enriched_oracle');
 SELECT * FROM revenue_by_country ORDER BY country;
 
+-- The batch query joins the table through its index.
+CREATE TABLE big_users (id int PRIMARY KEY, country text);
+INSERT INTO big_users SELECT g, 'c' || (g % 20) FROM generate_series(1, 100000) g;
+ANALYZE big_users;
+CREATE VIEW revenue_big WITH (continuous) AS
+    SELECT u.country, sum(o.amount) AS revenue FROM orders o JOIN big_users u ON u.id = o.customer_id
+     GROUP BY u.country;
+CREATE FUNCTION batch_plan_matches(v regclass, pattern text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    q text;
+    line text;
+    found boolean := false;
+BEGIN
+    SELECT batch_query INTO q FROM streamproc.views WHERE view = v;
+    PERFORM set_config('search_path', 'pg_catalog', true);
+    EXECUTE 'PREPARE sp_batch(pg_snapshot, pg_snapshot) AS ' || q;
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) EXECUTE sp_batch(pg_current_snapshot(), NULL)' LOOP
+        found := found OR line ~ pattern;
+    END LOOP;
+    DEALLOCATE sp_batch;
+    RETURN found;
+END
+$$;
+SELECT batch_plan_matches('revenue_big', 'Index Scan using big_users_pkey') AS uses_index;
+DROP VIEW revenue_big;
+
 --
 -- An event whose processing fails goes to streamproc.errors; the rest of
 -- its batch is processed.
