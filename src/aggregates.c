@@ -890,6 +890,28 @@ streamproc_combine_pair(PG_FUNCTION_ARGS)
 }
 
 /*
+ * aggregate_proc_tuple
+ *		The pg_proc tuple of an aggregate, or an error when aggfnoid is not
+ *		a function or not an aggregate.  The caller releases it.
+ */
+static HeapTuple
+aggregate_proc_tuple(Oid aggfnoid)
+{
+	HeapTuple proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(aggfnoid));
+
+	if (!HeapTupleIsValid(proctup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function with OID %u does not exist", aggfnoid)));
+	if (((Form_pg_proc)GETSTRUCT(proctup))->prokind != PROKIND_AGGREGATE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("function %s is not an aggregate",
+						format_procedure(aggfnoid))));
+	return proctup;
+}
+
+/*
  * sql_agg_info
  *		The info of an aggregate named by a regprocedure, cached in the
  *		calling function's fn_extra (so in its fn_mcxt).
@@ -921,17 +943,8 @@ sql_agg_info(FunctionCallInfo fcinfo, Oid aggfnoid, Oid collid,
 			return entry->info;
 	}
 
-	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(aggfnoid));
-	if (!HeapTupleIsValid(proctup))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("function with OID %u does not exist", aggfnoid)));
+	proctup = aggregate_proc_tuple(aggfnoid);
 	procform = (Form_pg_proc)GETSTRUCT(proctup);
-	if (procform->prokind != PROKIND_AGGREGATE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("function %s is not an aggregate",
-						format_procedure(aggfnoid))));
 
 	nargs = procform->pronargs;
 	argtypes = (Oid *)palloc(sizeof(Oid) * Max(nargs, 1));
@@ -1030,17 +1043,8 @@ agg_lookup(Oid aggfnoid, Oid inputcollid, int nargs, Oid *argtypes,
 	if (nargs > 0)
 		memcpy(info->argtypes, argtypes, sizeof(Oid) * nargs);
 
-	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(aggfnoid));
-	if (!HeapTupleIsValid(proctup))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("function with OID %u does not exist", aggfnoid)));
+	proctup = aggregate_proc_tuple(aggfnoid);
 	procform = (Form_pg_proc)GETSTRUCT(proctup);
-	if (procform->prokind != PROKIND_AGGREGATE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("function %s is not an aggregate",
-						format_procedure(aggfnoid))));
 	if (nargs != procform->pronargs && !OidIsValid(procform->provariadic))
 		elog(ERROR, "aggregate %s takes %d arguments, not %d",
 			 format_procedure(aggfnoid), procform->pronargs, nargs);
