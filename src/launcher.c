@@ -13,9 +13,11 @@
  *
  * Ingest workers are dynamic background workers that the postmaster never
  * restarts by itself (BGW_NEVER_RESTART): the launcher supervises them.
- * When one stops without having said why (it raised an error, or crashed
- * without taking the postmaster down), the launcher starts it again after
- * a second.  A SIGKILLed backend makes the postmaster reinitialize shared
+ * When one stops for any reason but a missing extension or a DROP
+ * DATABASE/EXTENSION (it raised an error, was terminated with
+ * pg_terminate_backend(), or crashed without taking the postmaster down),
+ * the launcher starts it again after a second.  At server shutdown the
+ * launcher stops too, and the postmaster starts no new workers.  A SIGKILLed backend makes the postmaster reinitialize shared
  * memory and restart everything, so after such a crash the launcher starts
  * from scratch, and the workers recover from their checkpoints.
  *
@@ -613,9 +615,9 @@ launcher_supervise(void)
 			if (!launcher_start_slot(i))
 				worker_handles[i] = NULL;
 		}
-		else if (slot->exit_reason != WORKER_RUNNING)
+		else if (slot->exit_reason == WORKER_EXIT_NO_EXTENSION || slot->exit_requested)
 		{
-			/* It said why it stopped: nothing to restart. */
+			/* No extension, or DROP DATABASE/EXTENSION: nothing to restart. */
 			slot->in_use = false;
 			slot->pid = 0;
 			slot->latch = NULL;
