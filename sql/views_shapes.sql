@@ -252,3 +252,31 @@ SELECT view, kind, events, groups > 0 AS has_groups, errors, state
 
 -- The extensions' objects go, so that later tests can drop the extensions.
 DROP VIEW shape_ext;
+
+-- A view sees every event committed after it was created, even when the
+-- events follow its creation at once (the worker must load the view before
+-- it processes them).
+CREATE FOREIGN TABLE race (v int) SERVER streamproc;
+CREATE VIEW race_base WITH (continuous) AS SELECT count(*) AS n FROM race;
+DO $$
+DECLARE
+    missed int := 0;
+    n bigint;
+BEGIN
+    FOR i IN 1..30 LOOP
+        EXECUTE format('CREATE VIEW race_%s WITH (continuous) AS SELECT count(*) AS n FROM race', i);
+        COMMIT;
+        INSERT INTO race SELECT g FROM generate_series(1, 100) g;
+        COMMIT;
+        PERFORM streamproc.sync();
+        EXECUTE format('SELECT n FROM race_%s', i) INTO n;
+        IF n <> 100 THEN
+            missed := missed + 1;
+        END IF;
+        EXECUTE format('DROP VIEW race_%s', i);
+        COMMIT;
+    END LOOP;
+    RAISE NOTICE 'views that missed events committed after their creation: %', missed;
+END
+$$;
+SELECT n AS all_events FROM race_base;

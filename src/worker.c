@@ -564,11 +564,23 @@ streamproc_worker_main(Datum main_arg)
 			batch_needed = true;
 		if (!over_budget && batch_needed)
 		{
+			bool reload = false;
+
 			foreach (lc, my_streams)
 			{
-				if (worker_batch((WStream *)lfirst(lc)) > 0)
+				int64 n = worker_batch((WStream *)lfirst(lc));
+
+				if (n > 0)
 					checkpoint_needed = true;
+				else if (n < 0)
+				{
+					/* The catalog changed under the batch: reload first. */
+					reload = true;
+					break;
+				}
 			}
+			if (reload)
+				continue;
 			batch_needed = false;
 			last_batch = GetCurrentTimestamp();
 		}
@@ -1169,7 +1181,8 @@ run_events_one_by_one(WStream *stream, WView *view, Datum *snap_args,
 /*
  * worker_batch
  *		Process one micro-batch of a stream (see the header comment);
- *		returns the number of events in it.
+ *		returns the number of events in it, or -1 without processing
+ *		anything when the catalog changed since it was loaded.
  */
 static int64
 worker_batch(WStream *stream)
@@ -1197,6 +1210,23 @@ worker_batch(WStream *stream)
 
 		snapshot = datumCopy(snapshot, false, -1);
 		MemoryContextSwitchTo(old);
+	}
+
+	/*
+	 * A catalog change that committed before this snapshot (a view created,
+	 * then events inserted for it) must be loaded before the batch runs, or
+	 * the new view would miss events committed after its creation.  The
+	 * generation is bumped before the creating transaction returns, so it
+	 * is visible here whenever the snapshot holds such events.
+	 */
+	pg_memory_barrier();
+	if (pg_atomic_read_u64(&streamproc_shared->catalog_generation) != catalog_generation_seen)
+	{
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		MemoryContextReset(batch_cxt);
+		return -1;
 	}
 
 	args[0] = snapshot;
