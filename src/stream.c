@@ -272,8 +272,7 @@ static void stream_object_access(ObjectAccessType access, Oid classId,
 static void refuse_read(Oid relid) pg_attribute_noreturn();
 static bool server_is_stream_server(Oid serverid);
 static Oid streams_relid(void);
-static Oid lookup_stream_log(Oid stream);
-static Oid lookup_log_stream(Oid log);
+static Oid lookup_streams_row(AttrNumber keycol, Oid key, AttrNumber resultcol);
 static bool stream_has_views(Oid stream);
 static void stream_log_cache_invalidate(Datum arg, Oid relid);
 static StreamInsertState *begin_insert(ResultRelInfo *rinfo, bool bulk);
@@ -807,78 +806,44 @@ streams_relid(void)
 }
 
 /*
- * lookup_stream_log
- *		Probe streamproc.streams by its primary key with a fresh catalog
- *		snapshot.  InvalidOid when there is no row.
+ * lookup_streams_row
+ *		Probe streamproc.streams for the row whose column keycol is key and
+ *		return its column resultcol, or InvalidOid when there is no row.
+ *		Reads with a fresh catalog snapshot.  By stream the primary key
+ *		index is used; by log it is a sequential scan (the table is small,
+ *		and only DDL on tables in schema streamproc asks by log).
  */
 static Oid
-lookup_stream_log(Oid stream)
+lookup_streams_row(AttrNumber keycol, Oid key, AttrNumber resultcol)
 {
 	Oid streams = streams_relid();
 	Relation rel;
-	ScanKeyData key;
+	ScanKeyData skey;
 	SysScanDesc scan;
 	HeapTuple tup;
-	Oid log = InvalidOid;
-	Oid index;
+	Oid result = InvalidOid;
+	Oid index = InvalidOid;
 
 	if (!OidIsValid(streams))
 		return InvalidOid;
 	rel = table_open(streams, AccessShareLock);
-	index = RelationGetPrimaryKeyIndex(rel);
-	ScanKeyInit(&key, Anum_streams_stream, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(stream));
-	scan = systable_beginscan(rel, index, OidIsValid(index), NULL, 1, &key);
+	if (keycol == Anum_streams_stream)
+		index = RelationGetPrimaryKeyIndex(rel);
+	ScanKeyInit(&skey, keycol, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(key));
+	scan = systable_beginscan(rel, index, OidIsValid(index), NULL, 1, &skey);
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup))
 	{
 		bool isnull;
-		Datum d = heap_getattr(tup, Anum_streams_log, RelationGetDescr(rel),
-							   &isnull);
+		Datum d = heap_getattr(tup, resultcol, RelationGetDescr(rel), &isnull);
 
 		if (!isnull)
-			log = DatumGetObjectId(d);
+			result = DatumGetObjectId(d);
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
-	return log;
-}
-
-/*
- * lookup_log_stream
- *		The stream whose log is log, or InvalidOid.  A sequential scan of
- *		streamproc.streams: only DDL on tables in schema streamproc calls
- *		this.
- */
-static Oid
-lookup_log_stream(Oid log)
-{
-	Oid streams = streams_relid();
-	Relation rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple tup;
-	Oid stream = InvalidOid;
-
-	if (!OidIsValid(streams))
-		return InvalidOid;
-	rel = table_open(streams, AccessShareLock);
-	ScanKeyInit(&key, Anum_streams_log, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(log));
-	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-	{
-		bool isnull;
-		Datum d = heap_getattr(tup, Anum_streams_stream,
-							   RelationGetDescr(rel), &isnull);
-
-		if (!isnull)
-			stream = DatumGetObjectId(d);
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return stream;
+	return result;
 }
 
 /*
@@ -965,7 +930,7 @@ streamproc_stream_log(Oid stream_relid)
 	if (entry != NULL)
 		return entry->log;
 
-	log = lookup_stream_log(stream_relid);
+	log = lookup_streams_row(Anum_streams_stream, stream_relid, Anum_streams_log);
 	if (OidIsValid(log))
 	{
 		entry = hash_search(stream_log_cache, &stream_relid, HASH_ENTER,
@@ -1424,7 +1389,7 @@ check_log_alter(Oid relid, Node *stmt)
 	if (!changes_shape)
 		return;
 
-	stream = lookup_log_stream(relid);
+	stream = lookup_streams_row(Anum_streams_log, relid, Anum_streams_stream);
 	if (OidIsValid(stream))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
