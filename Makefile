@@ -8,10 +8,12 @@ MODULE_big = streamproc
 OBJS = \
 	src/aggregates.o \
 	src/guc.o \
+	src/kafka.o \
 	src/launcher.o \
 	src/parse.o \
 	src/reader.o \
 	src/shmem.o \
+	src/source.o \
 	src/state.o \
 	src/stream.o \
 	src/streamproc.o \

@@ -57,7 +57,9 @@ CREATE TABLE streamproc.streams (
 -- of the previous batch or NULL: the batch is the log rows whose "$xid" is
 -- visible in $1 and not in $2.  event_query is the same query restricted
 -- to the one log row whose ctid is $1 (tid), used to isolate an event that
--- makes the batch fail.  agg_argtypes holds each aggregate's actual
+-- makes the batch fail.  source_query is the same query over the rows
+-- of a Kafka batch that the ingest worker holds in memory
+-- (streamproc._source_batch()).  agg_argtypes holds each aggregate's actual
 -- argument types, which resolve polymorphic aggregates (max(anyarray)).
 CREATE TABLE streamproc.views (
     view           regclass PRIMARY KEY,
@@ -70,7 +72,8 @@ CREATE TABLE streamproc.views (
     agg_collations oid[] NOT NULL DEFAULT '{}',
     rows_table     regclass,
     definition     text NOT NULL,
-    agg_argtypes   oidvector[] NOT NULL DEFAULT '{}'
+    agg_argtypes   oidvector[] NOT NULL DEFAULT '{}',
+    source_query   text NOT NULL
 );
 
 -- Checkpointed state of aggregating views: one row per (view, state slot,
@@ -95,6 +98,10 @@ CREATE TABLE streamproc.errors (
     view        regclass,
     position    text,
     event       text,
+    topic       text,
+    partition   int,
+    "offset"    bigint,
+    key         text,
     sqlstate    text NOT NULL,
     message     text NOT NULL,
     detail      text
@@ -213,6 +220,184 @@ AS 'MODULE_PATHNAME', 'streamproc_parse_messages';
 
 REVOKE ALL ON FUNCTION streamproc._parse_message(regclass, text, bytea, jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION streamproc._parse_messages(regclass, text, bytea[], jsonb) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------
+-- Kafka sources (src/source.c: the SQL surface; src/kafka.c: the
+-- consumers, run by the ingest workers).
+--
+-- A source feeds one stream from one topic.  Its partitions are split
+-- across `workers` ingest workers; each parses its messages in C and runs
+-- the stream's continuous views over them, and commits the partitions'
+-- next offsets (kafka_offsets) in the checkpoint transaction that commits
+-- the state they produced: exactly once.  options holds librdkafka
+-- settings, which may include credentials: the table is readable by
+-- superusers only; streamproc.kafka_sources shows it with secrets masked.
+-- ---------------------------------------------------------------------
+CREATE TABLE streamproc.sources (
+    name           text PRIMARY KEY,
+    stream         regclass NOT NULL,
+    topic          text NOT NULL,
+    brokers        text NOT NULL,
+    format         text NOT NULL CHECK (format IN ('json', 'csv', 'text')),
+    start_offset   text NOT NULL,
+    workers        int NOT NULL CHECK (workers BETWEEN 1 AND 64),
+    options        jsonb NOT NULL DEFAULT '{}',
+    format_options jsonb NOT NULL DEFAULT '{}',
+    group_id       text,
+    paused         boolean NOT NULL DEFAULT false,
+    owner          regrole NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+
+REVOKE ALL ON streamproc.sources FROM PUBLIC;
+
+-- Committed position of each partition of each source: the offset of the
+-- next message to consume.  Written by the ingest workers' checkpoints
+-- (and once when a partition is first assigned, with the resolved
+-- start_offset); deleted with the source.
+CREATE TABLE streamproc.kafka_offsets (
+    source     text NOT NULL REFERENCES streamproc.sources (name) ON DELETE CASCADE,
+    topic      text NOT NULL,
+    partition  int NOT NULL,
+    "offset"   bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source, partition)
+);
+
+GRANT SELECT ON streamproc.kafka_offsets TO PUBLIC;
+
+-- Internal: the rows of the Kafka batch an ingest worker is processing;
+-- continuous views' source_query reads it.  Elsewhere it raises an error.
+CREATE FUNCTION streamproc._source_batch()
+RETURNS SETOF record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'streamproc_source_batch';
+
+-- BEGIN source.c functions (create/drop/pause/resume, kafka_sources)
+
+-- Sources are managed through these functions, which write
+-- streamproc.sources directly (callers need no privilege on it) and check
+-- that the caller owns the stream.  They validate every field, the parser
+-- options against the stream's columns, and the librdkafka options by
+-- building a consumer; no broker is contacted.
+CREATE FUNCTION streamproc.create_kafka_source(
+    name text,
+    stream regclass,
+    topic text,
+    brokers text,
+    format text DEFAULT 'json',
+    start_offset text DEFAULT 'earliest',
+    workers int DEFAULT 1,
+    options jsonb DEFAULT '{}',
+    format_options jsonb DEFAULT '{}',
+    group_id text DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'streamproc_create_kafka_source';
+
+CREATE FUNCTION streamproc.drop_kafka_source(name text, if_exists boolean DEFAULT false)
+RETURNS void
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'streamproc_drop_kafka_source';
+
+CREATE FUNCTION streamproc.pause_source(name text)
+RETURNS void
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'streamproc_pause_source';
+
+CREATE FUNCTION streamproc.resume_source(name text)
+RETURNS void
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'streamproc_resume_source';
+
+COMMENT ON FUNCTION streamproc.create_kafka_source(text, regclass, text, text, text, text, int, jsonb, jsonb, text) IS
+    'create a Kafka source: the ingest workers consume topic into stream';
+COMMENT ON FUNCTION streamproc.drop_kafka_source(text, boolean) IS
+    'drop a Kafka source and its committed offsets';
+COMMENT ON FUNCTION streamproc.pause_source(text) IS
+    'stop consuming a Kafka source, keeping its offsets';
+COMMENT ON FUNCTION streamproc.resume_source(text) IS
+    'resume consuming a paused Kafka source from its committed offsets';
+
+-- The value of every secret option (password, secret, jaas, token, *.pem,
+-- ssl.key*) replaced by '********'; the rule lives in C
+-- (streamproc_kafka_option_is_secret), shared with the error messages.
+CREATE FUNCTION streamproc._mask_kafka_options(options jsonb)
+RETURNS jsonb
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'streamproc_mask_kafka_options';
+
+-- Every source, for every role, with secrets masked.
+CREATE VIEW streamproc.kafka_sources AS
+    SELECT name,
+           stream,
+           topic,
+           brokers,
+           format,
+           start_offset,
+           workers,
+           streamproc._mask_kafka_options(options) AS options,
+           format_options,
+           group_id,
+           paused,
+           owner,
+           created_at
+      FROM streamproc.sources;
+
+GRANT SELECT ON streamproc.kafka_sources TO PUBLIC;
+
+-- END source.c functions
+
+-- Consumers' statistics in shared memory (src/kafka.c): one row per
+-- partition being consumed (partition NULL: the source before its
+-- partitions are known).
+CREATE FUNCTION streamproc._source_stats(
+    OUT source text, OUT partition int, OUT worker int, OUT committed_offset bigint,
+    OUT next_offset bigint, OUT high_watermark bigint, OUT events bigint, OUT bytes bigint,
+    OUT events_per_second float8, OUT bytes_per_second float8, OUT errors bigint,
+    OUT state text, OUT last_error text, OUT last_checkpoint timestamptz)
+RETURNS SETOF record
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'streamproc_source_stats';
+
+-- Per source and partition: committed offset, high watermark and lag,
+-- recent rates, errors, state.  A paused source shows its committed
+-- offsets with state 'paused'.
+CREATE VIEW streamproc.stat_sources AS
+    SELECT s.name AS source,
+           s.topic,
+           p.partition,
+           p.worker,
+           p.committed_offset,
+           p.high_watermark,
+           greatest(p.high_watermark - coalesce(p.next_offset, p.committed_offset), 0) AS lag,
+           coalesce(p.events, 0) AS events,
+           coalesce(p.bytes, 0) AS bytes,
+           coalesce(p.events_per_second, 0) AS events_per_second,
+           coalesce(p.bytes_per_second, 0) AS bytes_per_second,
+           (SELECT count(*) FROM streamproc.errors e
+             WHERE e.source = s.name
+               AND (p.partition IS NULL OR e.partition = p.partition)) AS errors,
+           CASE WHEN s.paused THEN 'paused'
+                ELSE coalesce(p.state, 'starting') END AS state,
+           p.last_error,
+           p.last_checkpoint
+      FROM streamproc.sources s
+      LEFT JOIN LATERAL (
+          SELECT coalesce(st.partition, o.partition) AS partition,
+                 st.worker,
+                 coalesce(o."offset", st.committed_offset) AS committed_offset,
+                 st.next_offset,
+                 st.high_watermark,
+                 st.events, st.bytes, st.events_per_second, st.bytes_per_second,
+                 st.state, st.last_error,
+                 coalesce(st.last_checkpoint, o.updated_at) AS last_checkpoint
+            FROM (SELECT * FROM streamproc._source_stats() x WHERE x.source = s.name) st
+            FULL JOIN (SELECT * FROM streamproc.kafka_offsets k WHERE k.source = s.name) o
+              ON o.partition = st.partition
+      ) p ON true;
+
+GRANT SELECT ON streamproc.stat_sources TO PUBLIC;
 
 -- Last: at commit, ask the launcher to start this database's workers.
 CREATE FUNCTION streamproc._launch_workers()

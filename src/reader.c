@@ -285,7 +285,7 @@ streamproc_read_view(PG_FUNCTION_ARGS)
 
 	LWLockAcquire(streamproc_state_lock(), LW_SHARED);
 	shared = streamproc_state_lookup(MyDatabaseId, viewid);
-	if (shared != NULL && shared->ready)
+	if (shared != NULL && streamproc_state_ready(shared))
 	{
 		dshash_table *groups = streamproc_state_attach_groups(shared);
 
@@ -336,7 +336,7 @@ streamproc_view_stats(PG_FUNCTION_ARGS)
 		values[1] = Int64GetDatum((int64)v->events);
 		values[2] = Int64GetDatum(v->groups_count);
 		values[3] = Int64GetDatum(v->memory);
-		values[4] = BoolGetDatum(v->ready);
+		values[4] = BoolGetDatum(streamproc_state_ready(v));
 		if (v->last_checkpoint != 0)
 		{
 			values[5] = TimestampTzGetDatum(v->last_checkpoint);

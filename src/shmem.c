@@ -26,6 +26,7 @@
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
+#include "kafka.h"
 #include "launcher.h"
 #include "state.h"
 #include "streamproc.h"
@@ -35,7 +36,7 @@
 
 /* Named LWLock tranche for streamproc's shared structures. */
 #define STREAMPROC_LWLOCK_TRANCHE "streamproc"
-#define STREAMPROC_LWLOCK_COUNT   2
+#define STREAMPROC_LWLOCK_COUNT   3
 
 StreamprocShared *streamproc_shared = NULL;
 
@@ -79,6 +80,7 @@ streamproc_total_shmem_size(void)
 
 	size = add_size(size, streamproc_state_shmem_size());
 	size = add_size(size, streamproc_launcher_shmem_size());
+	size = add_size(size, streamproc_kafka_shmem_size());
 	return size;
 }
 
@@ -116,6 +118,7 @@ streamproc_shmem_startup(void)
 
 	streamproc_state_shmem_init(found);
 	streamproc_launcher_shmem_init();
+	streamproc_kafka_shmem_init();
 
 	LWLockRelease(AddinShmemInitLock);
 }

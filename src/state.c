@@ -20,9 +20,14 @@
  * Packed states are bytea values (varlena header included) copied into the
  * area: the same bytes the checkpoint writes to streamproc.view_state.
  *
- * A view's state is created and destroyed only by the worker that owns it
- * (ViewShared.owner, the worker of its stream): another worker destroying
- * it could pull the group table from under the owner's writes.
+ * Every ingest worker of the database registers every view and loads its
+ * own slot from the checkpoint, whether or not it feeds the view: a slot
+ * written before a restart (a Kafka source's second worker, a paused
+ * source) must be in memory for readers.  ViewShared.loaded has a bit per
+ * slot; readers use the shared state only when every slot is loaded, and
+ * read the checkpoint tables before.  The state is destroyed by the last
+ * worker that forgets the view (ViewShared.attached): destroying it
+ * earlier could pull the group table from under another worker's writes.
  *
  * Locking:
  *	- The registry array and every ViewShared field are protected by the
@@ -238,11 +243,12 @@ streamproc_state_lookup(Oid dbid, Oid viewid)
 
 /*
  * streamproc_state_register
- *		Find or create the registry entry and the group table of a view.
- *		Caller holds the registry lock exclusively.
+ *		Find or create the registry entry and the group table of a view, and
+ *		mark it attached by a worker slot.  Caller holds the registry lock
+ *		exclusively.
  */
 ViewShared *
-streamproc_state_register(Oid dbid, Oid viewid, int owner)
+streamproc_state_register(Oid dbid, Oid viewid, int slot)
 {
 	ViewShared *v = streamproc_state_lookup(dbid, viewid);
 	dshash_parameters params = state_params();
@@ -251,7 +257,7 @@ streamproc_state_register(Oid dbid, Oid viewid, int owner)
 
 	if (v != NULL)
 	{
-		v->owner = owner;
+		v->attached |= UINT64CONST(1) << slot;
 		return v;
 	}
 
@@ -277,10 +283,24 @@ streamproc_state_register(Oid dbid, Oid viewid, int owner)
 	v->dbid = dbid;
 	v->viewid = viewid;
 	v->groups = dshash_get_hash_table_handle(groups);
-	v->owner = owner;
-	v->ready = false;
+	v->attached = UINT64CONST(1) << slot;
+	v->loaded = 0;
 	dshash_detach(groups);
 	return v;
+}
+
+/*
+ * streamproc_state_ready
+ *		Has every worker slot been loaded from the checkpoint?  Caller holds
+ *		the registry lock.
+ */
+bool
+streamproc_state_ready(ViewShared *view)
+{
+	uint64 all = streamproc_workers >= 64 ? ~UINT64CONST(0)
+										  : (UINT64CONST(1) << streamproc_workers) - 1;
+
+	return (view->loaded & all) == all;
 }
 
 /*
@@ -367,11 +387,13 @@ streamproc_state_reset_slot(dshash_table *groups, ViewShared *view, int slot)
 
 /*
  * streamproc_state_forget
- *		Destroy a view's state and free its registry entry.  Takes the
- *		registry lock.
+ *		A worker slot is done with a view (dropped, or its database is going
+ *		away): free the slot's states, and destroy the view's state and
+ *		registry entry if no other slot is attached.  Takes the registry
+ *		lock.
  */
 void
-streamproc_state_forget(Oid dbid, Oid viewid)
+streamproc_state_forget(Oid dbid, Oid viewid, int slot)
 {
 	ViewShared *v;
 	dshash_table *groups;
@@ -380,21 +402,31 @@ streamproc_state_forget(Oid dbid, Oid viewid)
 	v = streamproc_state_lookup(dbid, viewid);
 	if (v != NULL)
 	{
+		v->attached &= ~(UINT64CONST(1) << slot);
+		v->loaded &= ~(UINT64CONST(1) << slot);
 		groups = streamproc_state_attach_groups(v);
-		streamproc_state_reset_slot(groups, v, -1);
-		dshash_destroy(groups);
-		memset(v, 0, sizeof(ViewShared));
+		if (v->attached != 0)
+		{
+			streamproc_state_reset_slot(groups, v, slot);
+			dshash_detach(groups);
+		}
+		else
+		{
+			streamproc_state_reset_slot(groups, v, -1);
+			dshash_destroy(groups);
+			memset(v, 0, sizeof(ViewShared));
+		}
 	}
 	LWLockRelease(state_shared->lock);
 }
 
 /*
  * streamproc_state_registered_views
- *		The views of a database that have state in shared memory, those of
- *		one owner (worker index) or, with owner < 0, all.
+ *		The views of a database that have state in shared memory, those a
+ *		worker slot is attached to or, with slot < 0, all.
  */
 List *
-streamproc_state_registered_views(Oid dbid, int owner)
+streamproc_state_registered_views(Oid dbid, int slot)
 {
 	List *result = NIL;
 	int i;
@@ -402,7 +434,7 @@ streamproc_state_registered_views(Oid dbid, int owner)
 	LWLockAcquire(state_shared->lock, LW_SHARED);
 	for (i = 0; i < state_shared->max_views; i++)
 		if (state_shared->views[i].dbid == dbid &&
-			(owner < 0 || state_shared->views[i].owner == owner))
+			(slot < 0 || (state_shared->views[i].attached & (UINT64CONST(1) << slot)) != 0))
 			result = lappend_oid(result, state_shared->views[i].viewid);
 	LWLockRelease(state_shared->lock);
 	return result;

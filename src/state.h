@@ -29,8 +29,8 @@ typedef struct ViewShared
 	Oid dbid; /* InvalidOid: the entry is free */
 	Oid viewid;
 	dshash_table_handle groups; /* group key -> per-slot packed states */
-	int owner;                  /* index of the worker that owns it */
-	bool ready;                 /* loaded from its checkpoint */
+	uint64 attached;            /* bit per worker slot that registered it */
+	uint64 loaded;              /* bit per worker slot loaded from its checkpoint */
 
 	/* statistics, maintained by the view's workers */
 	uint64 events;      /* events merged into the state */
@@ -48,9 +48,10 @@ extern dsa_area *streamproc_state_area(void);
 extern int64 streamproc_state_memory_used(void);
 
 extern ViewShared *streamproc_state_lookup(Oid dbid, Oid viewid);
-extern ViewShared *streamproc_state_register(Oid dbid, Oid viewid, int owner);
-extern void streamproc_state_forget(Oid dbid, Oid viewid);
-extern List *streamproc_state_registered_views(Oid dbid, int owner);
+extern ViewShared *streamproc_state_register(Oid dbid, Oid viewid, int slot);
+extern void streamproc_state_forget(Oid dbid, Oid viewid, int slot);
+extern List *streamproc_state_registered_views(Oid dbid, int slot);
+extern bool streamproc_state_ready(ViewShared *view);
 extern LWLock *streamproc_state_lock(void);
 
 extern dshash_table *streamproc_state_attach_groups(ViewShared *view);

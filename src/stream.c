@@ -128,6 +128,7 @@
 #include "utils/xid8.h"
 
 #include "launcher.h"
+#include "source.h"
 #include "stream.h"
 #include "streamproc.h"
 
@@ -1510,6 +1511,25 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 			before = read_shape(relid);
 			break;
 		}
+		case T_DropStmt:
+		{
+			DropStmt *stmt = (DropStmt *)parsetree;
+			ListCell *lc;
+
+			/* Refuse to drop a stream that Kafka sources read into. */
+			if (stmt->removeType != OBJECT_FOREIGN_TABLE ||
+				stmt->behavior != DROP_RESTRICT)
+				break;
+			foreach (lc, stmt->objects)
+			{
+				Oid relid = RangeVarGetRelid(makeRangeVarFromNameList((List *)lfirst(lc)),
+											 NoLock, true);
+
+				if (OidIsValid(relid))
+					streamproc_sources_check_drop(relid);
+			}
+			break;
+		}
 		case T_CopyStmt:
 		{
 			CopyStmt *stmt = (CopyStmt *)parsetree;
@@ -1603,6 +1623,7 @@ stream_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		if (found)
 		{
 			CommandCounterIncrement();
+			streamproc_sources_forget_stream(objectId);
 			streamproc_catalog_changed();
 		}
 	}

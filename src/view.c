@@ -110,7 +110,7 @@
 #define VIEWS_TABLE       "views"
 
 /* Columns of streamproc.views, in the order of streamproc--0.1.sql. */
-#define Natts_views               11
+#define Natts_views               12
 #define Anum_views_view           1
 #define Anum_views_stream         2
 #define Anum_views_kind           3
@@ -122,6 +122,15 @@
 #define Anum_views_rows_table     9
 #define Anum_views_definition     10
 #define Anum_views_agg_argtypes   11
+#define Anum_views_source_query   12
+
+/* Which input a generated query reads (build_log_query). */
+typedef enum LogQueryInput
+{
+	INPUT_LOG_BATCH, /* log rows of a snapshot range: $1, $2 pg_snapshot */
+	INPUT_LOG_EVENT, /* one log row: $1 tid */
+	INPUT_SOURCE     /* a Kafka batch held by the worker: _source_batch() */
+} LogQueryInput;
 
 /* The relation alias of read_view() in an aggregating view's body. */
 #define READ_ALIAS "s"
@@ -168,8 +177,8 @@ static void check_relation(RangeTblEntry *rte, ViewShape *shape);
 static bool find_stream_walker(Node *node, Oid *stream);
 static bool collect_aggs_walker(Node *node, List **aggs);
 static bool stream_column_walker(Node *node, ViewShape *shape);
-static char *build_batch_query(ViewShape *shape, bool event);
-static Query *build_log_query(Oid stream, bool event, List **colnames);
+static char *build_batch_query(ViewShape *shape, LogQueryInput input);
+static Query *build_log_query(Oid stream, LogQueryInput input, List **colnames);
 static char *build_read_query(ViewShape *shape, Oid viewid);
 static Node *read_expr_mutator(Node *node, ReadMutatorContext *ctx);
 static ObjectAddress define_view(ViewStmt *stmt, const char *sql, bool replace);
@@ -177,6 +186,7 @@ static Oid create_rows_table(ViewShape *shape, List *aliases, char **sql);
 static void insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
 							   const char *batch_query,
 							   const char *event_query,
+							   const char *source_query,
 							   const char *definition);
 static void delete_catalog_row(Oid viewid);
 static void check_alter_table(AlterTableStmt *stmt, Oid *owner_view,
@@ -383,6 +393,7 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 	int nestlevel;
 	char *batch_query;
 	char *event_query;
+	char *source_query;
 	char *definition;
 	ObjectAddress view;
 	Oid rows_table = InvalidOid;
@@ -476,8 +487,9 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 	(void)set_config_option("search_path", "pg_catalog", PGC_USERSET,
 							PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 
-	batch_query = build_batch_query(&shape, false);
-	event_query = build_batch_query(&shape, true);
+	batch_query = build_batch_query(&shape, INPUT_LOG_BATCH);
+	event_query = build_batch_query(&shape, INPUT_LOG_EVENT);
+	source_query = build_batch_query(&shape, INPUT_SOURCE);
 	definition = pg_get_querydef(query, false);
 
 	if (shape.kind == STREAMPROC_VIEW_AGGREGATING)
@@ -511,7 +523,7 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 	/* 5. Dependencies on everything the query uses, and the catalog row. */
 	recordDependencyOnExpr(&view, (Node *)query, NIL, DEPENDENCY_NORMAL);
 	insert_catalog_row(&shape, view.objectId, rows_table, batch_query,
-					   event_query, definition);
+					   event_query, source_query, definition);
 	streamproc_catalog_changed();
 }
 
@@ -888,7 +900,7 @@ stream_column_walker(Node *node, ViewShape *shape)
  *		the file header and view.h.  The caller has set search_path.
  */
 static char *
-build_batch_query(ViewShape *shape, bool event)
+build_batch_query(ViewShape *shape, LogQueryInput input)
 {
 	Query *query = copyObject(shape->query);
 	RangeTblEntry *orig = rt_fetch(shape->stream_rti, query->rtable);
@@ -900,7 +912,7 @@ build_batch_query(ViewShape *shape, bool event)
 
 	/* The stream becomes a subquery over its log, under the same alias. */
 	rte->rtekind = RTE_SUBQUERY;
-	rte->subquery = build_log_query(shape->stream, event, &colnames);
+	rte->subquery = build_log_query(shape->stream, input, &colnames);
 	rte->inFromCl = orig->inFromCl;
 
 	/* User-written column aliases stay, dropped columns get their names. */
@@ -959,7 +971,9 @@ build_batch_query(ViewShape *shape, bool event)
 /*
  * build_log_query
  *		The analyzed subquery that replaces the stream: its log rows of one
- *		batch ($1, $2 pg_snapshot), or of one event (event: $1 tid).
+ *		batch ($1, $2 pg_snapshot), of one event ($1 tid), or the rows of a
+ *		Kafka batch that the worker holds in memory (streamproc.
+ *		_source_batch(), worker.c), all with the same columns.
  *
  * Its columns are the stream's attributes in order, so that the Vars of
  * the user's query keep their attribute numbers; a dropped attribute's
@@ -967,7 +981,7 @@ build_batch_query(ViewShape *shape, bool event)
  * names are returned in *colnames.
  */
 static Query *
-build_log_query(Oid stream, bool event, List **colnames)
+build_log_query(Oid stream, LogQueryInput input, List **colnames)
 {
 	Relation rel = relation_open(stream, AccessShareLock);
 	TupleDesc desc = RelationGetDescr(rel);
@@ -975,12 +989,14 @@ build_log_query(Oid stream, bool event, List **colnames)
 	Oid snapshot_types[2] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID};
 	Oid event_types[1] = {TIDOID};
 	StringInfoData sql;
+	StringInfoData coldefs;
 	List *raws;
 	Query *query;
 	ListCell *lc;
 	int i;
 
 	initStringInfo(&sql);
+	initStringInfo(&coldefs);
 	appendStringInfoString(&sql, "SELECT ");
 	for (i = 0; i < desc->natts; i++)
 	{
@@ -992,24 +1008,47 @@ build_log_query(Oid stream, bool event, List **colnames)
 		if (attr->attisdropped)
 			appendStringInfo(&sql, "NULL::pg_catalog.int4 AS %s", name);
 		else
+		{
 			appendStringInfoString(&sql, name);
+			appendStringInfo(&coldefs, "%s%s %s", coldefs.len > 0 ? ", " : "",
+							 name,
+							 format_type_with_typemod(attr->atttypid, attr->atttypmod));
+			if (OidIsValid(attr->attcollation) &&
+				attr->attcollation != get_typcollation(attr->atttypid))
+				appendStringInfo(&coldefs, " COLLATE %s",
+								 generate_collation_name(attr->attcollation));
+		}
 		*colnames = lappend(*colnames,
 							makeString(pstrdup(NameStr(attr->attname))));
 	}
-	appendStringInfo(&sql, " FROM %s WHERE ",
-					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(log)),
-												get_rel_name(log)));
-	if (event)
-		appendStringInfoString(&sql, "ctid = $1");
-	else
-		appendStringInfoString(&sql,
-							   "pg_catalog.pg_visible_in_snapshot(\"$xid\", $1)"
-							   " AND ($2 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(\"$xid\", $2))");
+	switch (input)
+	{
+		case INPUT_LOG_BATCH:
+		case INPUT_LOG_EVENT:
+			appendStringInfo(&sql, " FROM %s WHERE ",
+							 quote_qualified_identifier(get_namespace_name(get_rel_namespace(log)),
+														get_rel_name(log)));
+			if (input == INPUT_LOG_EVENT)
+				appendStringInfoString(&sql, "ctid = $1");
+			else
+				appendStringInfoString(&sql,
+									   "pg_catalog.pg_visible_in_snapshot(\"$xid\", $1)"
+									   " AND ($2 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(\"$xid\", $2))");
+			break;
+		case INPUT_SOURCE:
+			/* A column definition list cannot be empty. */
+			if (coldefs.len == 0)
+				appendStringInfoString(&coldefs, "\"$none\" pg_catalog.int4");
+			appendStringInfo(&sql, " FROM %s.\"_source_batch\"() AS b(%s)",
+							 STREAMPROC_SCHEMA, coldefs.data);
+			break;
+	}
 
 	raws = raw_parser(sql.data, RAW_PARSE_DEFAULT);
 	query = parse_analyze_fixedparams(linitial_node(RawStmt, raws), sql.data,
-									  event ? event_types : snapshot_types,
-									  event ? 1 : 2, NULL);
+									  input == INPUT_LOG_EVENT ? event_types : snapshot_types,
+									  input == INPUT_LOG_EVENT ? 1 : (input == INPUT_LOG_BATCH ? 2 : 0),
+									  NULL);
 
 	/* The log must have the stream's columns with the stream's types. */
 	i = 0;
@@ -1271,7 +1310,7 @@ create_rows_table(ViewShape *shape, List *aliases, char **sql)
 static void
 insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
 				   const char *batch_query, const char *event_query,
-				   const char *definition)
+				   const char *source_query, const char *definition)
 {
 	Relation rel = table_open(views_catalog(false), RowExclusiveLock);
 	Datum values[Natts_views];
@@ -1314,6 +1353,7 @@ insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
 	values[Anum_views_kind - 1] = CharGetDatum(shape->kind);
 	values[Anum_views_batch_query - 1] = CStringGetTextDatum(batch_query);
 	values[Anum_views_event_query - 1] = CStringGetTextDatum(event_query);
+	values[Anum_views_source_query - 1] = CStringGetTextDatum(source_query);
 	values[Anum_views_group_types - 1] =
 		PointerGetDatum(construct_array(group_types, ngroups, REGTYPEOID,
 										sizeof(Oid), true, TYPALIGN_INT));

@@ -6,8 +6,13 @@
  *
  * Each database with streamproc runs streamproc.workers ingest workers
  * (launcher.c starts them).  Worker k owns the streams whose oid modulo
- * streamproc.workers is k, and slot k of every view's shared state; it is
- * the only writer of that slot.
+ * streamproc.workers is k (it alone reads their logs), the partitions of
+ * Kafka sources that kafka.c assigns it, and slot k of every view's shared
+ * state; it is the only writer of that slot.  Several workers feed a view
+ * when its stream has a Kafka source with workers > 1: each merges into
+ * its own slot, and readers combine the slots.  Every worker also loads
+ * its slot of the views it does not feed (what it wrote before a source
+ * was paused or resized), since readers need every slot.
  *
  * Micro-batch (one transaction per owned stream, REPEATABLE READ): take
  * the transaction's snapshot as a pg_snapshot S; the batch is the stream's
@@ -21,6 +26,15 @@
  * group's current state of our slot (aggregates.c) and store it in shared
  * memory (state.c).  Readers see it at once.
  *
+ * Kafka batch (kafka.c fetches the messages a consumer holds): parse them
+ * in C into rows of the stream (parse.c; bad messages are recorded for
+ * streamproc.errors), then run each aggregating view's source query, the
+ * same query over streamproc._source_batch(), which returns the rows held
+ * in memory: no log table is written or read.  The partitions' positions
+ * advance in memory; the checkpoint writes them to streamproc.kafka_offsets
+ * with the state.  Rows for append-only views are kept until the
+ * checkpoint, which appends them.
+ *
  * Errors: the batch query and the combining run in a subtransaction.  If it
  * fails, the batch is run again one event at a time, each in its own
  * subtransaction; the events that fail are recorded for streamproc.errors
@@ -30,11 +44,13 @@
  * reloading the catalog), one transaction: upsert the changed groups of our
  * slot into streamproc.view_state; append the rows of append-only views
  * for every log row visible in the last batch's snapshot; delete those log
- * rows; insert the recorded errors.  So the state, the consumed input and
- * the outputs commit together: exactly once.
+ * rows; write the Kafka partitions' positions; insert the recorded errors.
+ * So the state, the consumed input and the outputs commit together:
+ * exactly once.
  *
  * Recovery: at start a worker clears its slot and reloads it from
- * streamproc.view_state, then processes every log row still present.  A
+ * streamproc.view_state, then processes every log row still present and
+ * consumes its Kafka partitions from the checkpointed offsets.  A
  * worker that exits with an error is restarted by the launcher and recovers
  * the same way; a crash reinitializes shared memory.
  *
@@ -50,6 +66,7 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "access/xact.h"
 #include "commands/vacuum.h"
 #include "catalog/namespace.h"
@@ -76,11 +93,13 @@
 #include "utils/lsyscache.h"
 #include "utils/float.h"
 #include "utils/memutils.h"
+#include "mb/pg_wchar.h"
 #include "utils/numeric.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "aggregates.h"
+#include "kafka.h"
 #include "launcher.h"
 #include "state.h"
 #include "streamproc.h"
@@ -96,8 +115,9 @@ typedef struct WView
 	char *name;
 	char kind; /* 'a' aggregating, 'p' append */
 	Oid owner;
-	SPIPlanPtr batch_plan; /* 'a': partial states of a batch; 'p': INSERT */
-	SPIPlanPtr event_plan; /* the same for one log row */
+	SPIPlanPtr batch_plan;  /* 'a': partial states of a batch; 'p': INSERT */
+	SPIPlanPtr event_plan;  /* the same for one log row */
+	SPIPlanPtr source_plan; /* the same for the rows of a Kafka batch */
 	int ngroup;
 	FmgrInfo *group_send; /* send function of each group column */
 	Oid *group_types;     /* type of each group column */
@@ -126,9 +146,19 @@ typedef struct WStream
 	SPIPlanPtr delete_plan;
 	SPIPlanPtr unconsumed_plan; /* is any row not yet consumed? */
 	Oid logid;
-	bool vacuum_needed;  /* the last checkpoint deleted rows */
-	Datum last_snapshot; /* pg_snapshot of the last batch, or 0 */
-	List *views;         /* WView * */
+	bool vacuum_needed;        /* the last checkpoint deleted rows */
+	Datum last_snapshot;       /* pg_snapshot of the last batch, or 0 */
+	List *views;               /* WView * */
+	bool owns_log;             /* false: only Kafka sources of it are ours */
+	bool has_append;           /* it has append-only views */
+	TupleDesc desc;            /* the stream's columns */
+	List *sources;             /* KafkaSource * feeding it */
+	MemoryContext pending_cxt; /* Kafka rows for append views, until the checkpoint */
+	SourceRows pending;
+	int pending_cap;
+	int32 *pending_partitions; /* position of each pending row */
+	int64 *pending_offsets;
+	KafkaSource **pending_sources;
 } WStream;
 
 /* A key of WView.dirty. */
@@ -148,6 +178,10 @@ typedef struct FailedEvent
 	char *sqlstate;
 	char *message;
 	char *detail;
+	char *topic; /* Kafka messages: topic, partition, offset, key */
+	int32 partition;
+	int64 offset;
+	char *key;
 } FailedEvent;
 
 /* A group state computed in a subtransaction, stored after it commits. */
@@ -170,6 +204,14 @@ static bool batch_needed = true;       /* start, catalog reload: look at the log
 static TimestampTz last_batch = 0;
 static MemoryContext dirty_key_cxt = NULL; /* where dirty_keycopy allocates */
 static TimestampTz last_checkpoint = 0;
+static List *my_sources = NIL;                 /* KafkaSource * */
+static List *held_views = NIL;                 /* WView * of streams we do not feed */
+static rd_kafka_message_t **kafka_msgs = NULL; /* streamproc.batch_size entries */
+static int kafka_msgs_size = 0;
+static bool checkpoint_soon = false; /* pending Kafka rows for append views pile up */
+
+/* Pending Kafka rows of append views that force an early checkpoint. */
+#define PENDING_ROWS_CHECKPOINT 100000
 
 static void worker_load_catalog(void);
 static bool worker_has_extension(void);
@@ -178,6 +220,8 @@ static void worker_checkpoint(void);
 static void trim_log(WStream *stream);
 static void vacuum_log(WStream *stream);
 static void worker_exit(WorkerExit reason) pg_attribute_noreturn();
+static void publish_view_stats(WStream *stream);
+static int worker_source_batch(WStream *stream, KafkaSource *src, bool *more);
 
 /* ----------------------------------------------------------------
  * Packed states: the value of one slot of one group.
@@ -460,8 +504,10 @@ worker_exit(WorkerExit reason)
 		ListCell *lc;
 
 		foreach (lc, registered)
-			streamproc_state_forget(MyDatabaseId, lfirst_oid(lc));
+			streamproc_state_forget(MyDatabaseId, lfirst_oid(lc), my_index);
 	}
+	streamproc_kafka_stop(my_sources);
+	my_sources = NIL;
 	my_slot->exit_reason = reason;
 	proc_exit(0);
 }
@@ -510,6 +556,10 @@ streamproc_worker_main(Datum main_arg)
 		uint64 catalog_generation;
 		bool over_budget;
 		bool sync_requested;
+		bool more;
+		bool caught_up;
+		long kafka_wait;
+		long timeout;
 		ListCell *lc;
 
 		CHECK_FOR_INTERRUPTS();
@@ -568,7 +618,11 @@ streamproc_worker_main(Datum main_arg)
 
 			foreach (lc, my_streams)
 			{
-				int64 n = worker_batch((WStream *)lfirst(lc));
+				int64 n;
+
+				if (!((WStream *)lfirst(lc))->owns_log)
+					continue;
+				n = worker_batch((WStream *)lfirst(lc));
 
 				if (n > 0)
 					checkpoint_needed = true;
@@ -585,18 +639,64 @@ streamproc_worker_main(Datum main_arg)
 			last_batch = GetCurrentTimestamp();
 		}
 
+		/* Kafka: whatever the consumers hold, then their housekeeping. */
+		more = false;
+		if (!over_budget)
+		{
+			foreach (lc, my_streams)
+			{
+				WStream *stream = lfirst(lc);
+				ListCell *sc;
+
+				foreach (sc, stream->sources)
+				{
+					bool src_more = false;
+
+					if (worker_source_batch(stream, lfirst(sc), &src_more) > 0)
+					{
+						checkpoint_needed = true;
+						if (stream->pending.nrows >= PENDING_ROWS_CHECKPOINT)
+							checkpoint_soon = true;
+					}
+					more |= src_more;
+				}
+			}
+		}
+		kafka_wait = my_sources ? streamproc_kafka_maintain(my_sources) : -1;
+
+		/*
+		 * sync(): the Kafka partitions must also be processed up to the high
+		 * watermarks read after the call, and the result checkpointed.
+		 */
+		caught_up = !sync_requested || over_budget ||
+					streamproc_kafka_caught_up(my_sources, generation);
+
 		if (checkpoint_needed &&
-			(sync_requested ||
+			((sync_requested && caught_up) || checkpoint_soon ||
 			 TimestampDifferenceExceeds(last_checkpoint, GetCurrentTimestamp(),
 										streamproc_checkpoint_interval)))
+		{
 			worker_checkpoint();
+			checkpoint_soon = false;
+		}
 
-		if (!over_budget)
+		if (!over_budget && caught_up)
 			streamproc_worker_progress(my_slot, generation);
 
-		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						streamproc_max_batch_delay, PG_WAIT_EXTENSION);
+		timeout = more ? 0 : streamproc_max_batch_delay;
+		if (kafka_wait >= 0)
+			timeout = Min(timeout, kafka_wait);
+		if (!caught_up)
+			timeout = Min(timeout, 20);
+		if (my_sources)
+			(void)WaitLatchOrSocket(MyLatch,
+									WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH | WL_SOCKET_READABLE,
+									streamproc_kafka_wakeup_fd(), timeout, PG_WAIT_EXTENSION);
+		else
+			(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		streamproc_kafka_drain_wakeup();
 	}
 
 	if (checkpoint_needed)
@@ -643,7 +743,7 @@ prepare_or_die(const char *sql, int nargs, Oid *argtypes)
 /* Prepare a view's plans as its owner (names resolve as the owner's). */
 static void
 worker_prepare_view(WView *view, const char *batch_query, const char *event_query,
-					const char *rows_table)
+					const char *source_query, const char *rows_table)
 {
 	Oid snap_types[2] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID};
 	Oid tid_type[1] = {TIDOID};
@@ -656,6 +756,7 @@ worker_prepare_view(WView *view, const char *batch_query, const char *event_quer
 	{
 		view->batch_plan = prepare_or_die(batch_query, 2, snap_types);
 		view->event_plan = prepare_or_die(event_query, 1, tid_type);
+		view->source_plan = prepare_or_die(source_query, 0, NULL);
 	}
 	else
 	{
@@ -663,6 +764,8 @@ worker_prepare_view(WView *view, const char *batch_query, const char *event_quer
 										  2, snap_types);
 		view->event_plan = prepare_or_die(psprintf("INSERT INTO %s %s", rows_table, event_query),
 										  1, tid_type);
+		view->source_plan = prepare_or_die(psprintf("INSERT INTO %s %s", rows_table, source_query),
+										   0, NULL);
 	}
 	SetUserIdAndSecContext(save_userid, save_sec);
 }
@@ -670,19 +773,21 @@ worker_prepare_view(WView *view, const char *batch_query, const char *event_quer
 /*
  * worker_load_view_state
  *		Clear our slot of an aggregating view and reload it from the
- *		checkpoint.  Rows checkpointed under another slot (streamproc.workers
- *		changed) are folded into ours and rewritten at the next checkpoint.
+ *		checkpoint.  With fold (the worker that owns the view's stream log),
+ *		rows checkpointed under slots that no longer exist (streamproc.workers
+ *		was lowered) are folded into ours and rewritten at the next
+ *		checkpoint; the slots of other running workers are theirs alone.
  */
 static void
-worker_load_view_state(WView *view)
+worker_load_view_state(WView *view, bool fold)
 {
-	Datum arg[1];
+	Datum args[4];
 	uint64 i;
 	int ret;
 
 	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
 	view->shared = streamproc_state_register(MyDatabaseId, view->viewid, my_index);
-	view->shared->ready = false;
+	view->shared->loaded &= ~(UINT64CONST(1) << my_index);
 	if (view->groups == NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(catalog_cxt);
@@ -693,9 +798,13 @@ worker_load_view_state(WView *view)
 	streamproc_state_reset_slot(view->groups, view->shared, my_index);
 	LWLockRelease(streamproc_state_lock());
 
-	arg[0] = ObjectIdGetDatum(view->viewid);
-	ret = SPI_execute_with_args("SELECT key, state, slot FROM streamproc.view_state WHERE view = $1",
-								1, (Oid[]){OIDOID}, arg, NULL, true, 0);
+	args[0] = ObjectIdGetDatum(view->viewid);
+	args[1] = Int32GetDatum(my_index);
+	args[2] = BoolGetDatum(fold);
+	args[3] = Int32GetDatum(streamproc_workers);
+	ret = SPI_execute_with_args("SELECT key, state, slot FROM streamproc.view_state"
+								" WHERE view = $1 AND (slot = $2 OR ($3 AND slot >= $4))",
+								4, (Oid[]){OIDOID, INT4OID, BOOLOID, INT4OID}, args, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read streamproc.view_state: %s", SPI_result_code_string(ret));
 
@@ -728,7 +837,7 @@ worker_load_view_state(WView *view)
 	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
 	view->shared->groups_count += view->new_groups;
 	view->shared->memory += view->memory;
-	view->shared->ready = true;
+	view->shared->loaded |= UINT64CONST(1) << my_index;
 	LWLockRelease(streamproc_state_lock());
 	view->new_groups = 0;
 	view->memory = 0;
@@ -749,7 +858,7 @@ worker_load_catalog(void)
 	ListCell *lc;
 	uint64 i;
 	int ret;
-	Datum args[2];
+	Datum args[3];
 
 	/* Keep the last snapshots, forget the rest. */
 	catalog_cxt = AllocSetContextCreate(TopMemoryContext, "streamproc catalog",
@@ -769,6 +878,8 @@ worker_load_catalog(void)
 				SPI_freeplan(v->batch_plan);
 			if (v->event_plan)
 				SPI_freeplan(v->event_plan);
+			if (v->source_plan)
+				SPI_freeplan(v->source_plan);
 		}
 		if (s->last_snapshot)
 		{
@@ -788,6 +899,12 @@ worker_load_catalog(void)
 			SPI_freeplan(s->unconsumed_plan);
 	}
 	my_streams = NIL;
+	foreach (lc, held_views)
+		if (((WView *)lfirst(lc))->groups)
+			dshash_detach(((WView *)lfirst(lc))->groups);
+	held_views = NIL;
+	streamproc_kafka_stop(my_sources);
+	my_sources = NIL;
 	MemoryContextDelete(old_catalog);
 
 	StartTransactionCommand();
@@ -801,13 +918,24 @@ worker_load_catalog(void)
 	if (ret != SPI_OK_DELETE)
 		elog(ERROR, "could not clean streamproc.view_state: %s", SPI_result_code_string(ret));
 
+	/* Kafka sources we consume, then their streams and ours. */
+	my_sources = streamproc_kafka_load(my_index, catalog_cxt);
+	{
+		Datum *oids = palloc(sizeof(Datum) * Max(list_length(my_sources), 1));
+		int n = 0;
+
+		foreach (lc, my_sources)
+			oids[n++] = ObjectIdGetDatum(streamproc_kafka_stream(lfirst(lc)));
+		args[2] = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	}
 	args[0] = Int32GetDatum(streamproc_workers);
 	args[1] = Int32GetDatum(my_index);
-	ret = SPI_execute_with_args("SELECT s.stream::oid, s.stream::text, s.log::text, s.log::oid"
+	ret = SPI_execute_with_args("SELECT s.stream::oid, s.stream::text, s.log::text, s.log::oid,"
+								" (s.stream::oid::int8 % $1) = $2"
 								" FROM streamproc.streams s"
-								" WHERE (s.stream::oid::int8 % $1) = $2"
+								" WHERE (s.stream::oid::int8 % $1) = $2 OR s.stream::oid = ANY ($3)"
 								" ORDER BY 1",
-								2, (Oid[]){INT4OID, INT4OID}, args, NULL, true, 0);
+								3, (Oid[]){INT4OID, INT4OID, OIDARRAYOID}, args, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read streamproc.streams: %s", SPI_result_code_string(ret));
 
@@ -823,6 +951,18 @@ worker_load_catalog(void)
 		s->name = SPI_getvalue(tup, SPI_tuptable->tupdesc, 2);
 		s->logname = SPI_getvalue(tup, SPI_tuptable->tupdesc, 3);
 		s->logid = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 4, &isnull));
+		s->owns_log = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 5, &isnull));
+		foreach (sc, my_sources)
+			if (streamproc_kafka_stream(lfirst(sc)) == s->streamid)
+				s->sources = lappend(s->sources, lfirst(sc));
+		{
+			Relation rel = relation_open(s->streamid, AccessShareLock);
+
+			s->desc = CreateTupleDescCopy(RelationGetDescr(rel));
+			relation_close(rel, AccessShareLock);
+		}
+		s->pending_cxt = AllocSetContextCreate(catalog_cxt, "streamproc pending Kafka rows",
+											   ALLOCSET_DEFAULT_SIZES);
 		foreach (sc, old_snapshots)
 		{
 			List *pair = lfirst(sc);
@@ -864,7 +1004,7 @@ worker_load_catalog(void)
 		ret = SPI_execute_with_args("SELECT v.view::oid, v.view::text, v.kind, c.relowner,"
 									" v.batch_query, v.event_query, v.group_types::oid[],"
 									" v.aggregates::oid[], v.agg_collations, v.rows_table::text,"
-									" v.agg_argtypes"
+									" v.agg_argtypes, v.source_query"
 									" FROM streamproc.views v JOIN pg_catalog.pg_class c ON c.oid = v.view"
 									" WHERE v.stream = $1 ORDER BY 1",
 									1, (Oid[]){OIDOID}, args, NULL, true, 0);
@@ -920,7 +1060,10 @@ worker_load_catalog(void)
 													  DatumGetArrayTypeP(SPI_getbinval(tup, desc, 11, &isnull)),
 													  &v->nagg);
 
-				worker_prepare_view(v, batch_query, event_query, rows_table);
+				worker_prepare_view(v, batch_query, event_query,
+									SPI_getvalue(tup, desc, 12), rows_table);
+				if (v->kind != 'a')
+					s->has_append = true;
 				if (v->kind == 'a')
 				{
 					v->dirty_cxt = AllocSetContextCreate(catalog_cxt, "streamproc dirty groups",
@@ -944,21 +1087,57 @@ worker_load_catalog(void)
 			WView *v = lfirst(vc);
 
 			if (v->kind == 'a')
-				worker_load_view_state(v);
+				worker_load_view_state(v, s->owns_log);
 			else
 			{
 				/* No state, but statistics: register it all the same. */
 				LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
 				v->shared = streamproc_state_register(MyDatabaseId, v->viewid, my_index);
-				v->shared->ready = true;
+				v->shared->loaded |= UINT64CONST(1) << my_index;
 				LWLockRelease(streamproc_state_lock());
 			}
 		}
 	}
 
 	/*
-	 * Shared state of our views that are gone (dropped, or moved to another
-	 * worker): only the owner frees a view's state, so nobody is writing it.
+	 * Aggregating views of streams we do not feed: our slot of them may
+	 * hold what we wrote before (a Kafka source's other worker, paused or
+	 * resized since), and readers need every slot loaded.
+	 */
+	{
+		Datum *oids = palloc(sizeof(Datum) * Max(list_length(my_streams), 1));
+		int n = 0;
+		SPITupleTable *tab;
+		uint64 nheld;
+
+		foreach (lc, my_streams)
+			oids[n++] = ObjectIdGetDatum(((WStream *)lfirst(lc))->streamid);
+		args[0] = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+		ret = SPI_execute_with_args("SELECT v.view::oid FROM streamproc.views v"
+									" WHERE v.kind = 'a' AND v.stream::oid <> ALL ($1) ORDER BY 1",
+									1, (Oid[]){OIDARRAYOID}, args, NULL, true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read streamproc.views: %s", SPI_result_code_string(ret));
+		tab = SPI_tuptable;
+		nheld = SPI_processed;
+		for (i = 0; i < nheld; i++)
+		{
+			bool isnull;
+			MemoryContext old = MemoryContextSwitchTo(catalog_cxt);
+			WView *v = palloc0(sizeof(WView));
+
+			v->viewid = DatumGetObjectId(SPI_getbinval(tab->vals[i], tab->tupdesc, 1, &isnull));
+			v->kind = 'a';
+			held_views = lappend(held_views, v);
+			MemoryContextSwitchTo(old);
+			worker_load_view_state(v, false);
+		}
+		SPI_freetuptable(tab);
+	}
+
+	/*
+	 * Views we are attached to that are gone: free our slot; the last
+	 * worker to let go destroys the state, so nobody is writing it.
 	 */
 	{
 		List *registered = streamproc_state_registered_views(MyDatabaseId, my_index);
@@ -977,8 +1156,11 @@ worker_load_catalog(void)
 					if (((WView *)lfirst(vc))->viewid == viewid)
 						mine = true;
 			}
+			foreach (lc, held_views)
+				if (((WView *)lfirst(lc))->viewid == viewid)
+					mine = true;
 			if (!mine)
-				streamproc_state_forget(MyDatabaseId, viewid);
+				streamproc_state_forget(MyDatabaseId, viewid, my_index);
 		}
 	}
 
@@ -1128,8 +1310,66 @@ record_failed_event(WStream *stream, WView *view, const char *position,
 	f->sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
 	f->message = pstrdup(edata->message ? edata->message : "");
 	f->detail = edata->detail ? pstrdup(edata->detail) : NULL;
+	f->partition = -1;
+	f->offset = -1;
 	failed_events = lappend(failed_events, f);
 	view->errors++;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Bytes of a Kafka message as text for streamproc.errors: as they are when
+ * they are valid in the database encoding, else in bytea's hex form;
+ * truncated past ERROR_EVENT_MAX bytes.
+ */
+static char *
+message_text(const char *data, size_t len)
+{
+	size_t keep = Min(len, (size_t)ERROR_EVENT_MAX);
+
+	if (data == NULL)
+		return NULL;
+	if (memchr(data, '\0', keep) == NULL &&
+		pg_verifymbstr(data, (int)keep, true))
+		return pnstrdup(data, keep);
+	if (pg_verifymbstr(data, (int)pg_mbcliplen(data, (int)keep, (int)keep), true) &&
+		memchr(data, '\0', keep) == NULL)
+		return pnstrdup(data, pg_mbcliplen(data, (int)keep, (int)keep));
+	keep = Min(len, (size_t)ERROR_EVENT_MAX / 2);
+	{
+		char *hex = palloc(keep * 2 + 3);
+
+		hex[0] = '\\';
+		hex[1] = 'x';
+		hex_encode(data, keep, hex + 2);
+		hex[keep * 2 + 2] = '\0';
+		return hex;
+	}
+}
+
+/* A Kafka message that could not be parsed or processed (view NULL: parsing). */
+static void
+record_kafka_failure(KafkaSource *src, WView *view, const rd_kafka_message_t *m,
+					 int sqlerrcode, const char *message, const char *detail)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	FailedEvent *f = palloc0(sizeof(FailedEvent));
+
+	f->source = pstrdup(streamproc_kafka_name(src));
+	f->viewid = view ? view->viewid : InvalidOid;
+	f->position = psprintf("partition %d offset %lld", (int)m->partition, (long long)m->offset);
+	f->event = message_text(m->payload, m->len);
+	f->sqlstate = pstrdup(unpack_sql_state(sqlerrcode));
+	f->message = pstrdup(message);
+	f->detail = detail ? pstrdup(detail) : NULL;
+	f->topic = pstrdup(streamproc_kafka_topic(src));
+	f->partition = m->partition;
+	f->offset = m->offset;
+	f->key = message_text(m->key, m->key_len);
+	failed_events = lappend(failed_events, f);
+	if (view)
+		view->errors++;
+	streamproc_kafka_count_error(src);
 	MemoryContextSwitchTo(old);
 }
 
@@ -1273,8 +1513,16 @@ worker_batch(WStream *stream)
 	}
 	CommitTransactionCommand();
 	MemoryContextReset(batch_cxt);
+	publish_view_stats(stream);
+	return nevents;
+}
 
-	/* Publish statistics. */
+/* Publish the statistics of a stream's aggregating views after a batch. */
+static void
+publish_view_stats(WStream *stream)
+{
+	ListCell *lc;
+
 	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
 	foreach (lc, stream->views)
 	{
@@ -1289,7 +1537,244 @@ worker_batch(WStream *stream)
 		view->events = view->new_groups = view->memory = view->errors = 0;
 	}
 	LWLockRelease(streamproc_state_lock());
-	return nevents;
+}
+
+/*
+ * Keep a Kafka batch's parsed rows for the stream's append-only views,
+ * which the checkpoint writes (as it writes them from the log).
+ */
+static void
+keep_pending_rows(WStream *stream, KafkaSource *src, SourceRows *rows,
+				  rd_kafka_message_t **msgs, const int *rowmsg)
+{
+	MemoryContext old = MemoryContextSwitchTo(stream->pending_cxt);
+	SourceRows *p = &stream->pending;
+	int natts = rows->natts;
+	int i;
+	int j;
+
+	if (p->nrows + rows->count > stream->pending_cap)
+	{
+		int cap = Max(stream->pending_cap * 2, p->nrows + rows->count + 1024);
+
+		if (stream->pending_cap == 0)
+		{
+			p->values = palloc(sizeof(Datum) * cap * Max(natts, 1));
+			p->nulls = palloc(sizeof(bool) * cap * Max(natts, 1));
+			stream->pending_partitions = palloc(sizeof(int32) * cap);
+			stream->pending_offsets = palloc(sizeof(int64) * cap);
+			stream->pending_sources = palloc(sizeof(KafkaSource *) * cap);
+		}
+		else
+		{
+			p->values = repalloc(p->values, sizeof(Datum) * cap * Max(natts, 1));
+			p->nulls = repalloc(p->nulls, sizeof(bool) * cap * Max(natts, 1));
+			stream->pending_partitions = repalloc(stream->pending_partitions, sizeof(int32) * cap);
+			stream->pending_offsets = repalloc(stream->pending_offsets, sizeof(int64) * cap);
+			stream->pending_sources = repalloc(stream->pending_sources, sizeof(KafkaSource *) * cap);
+		}
+		stream->pending_cap = cap;
+	}
+	p->desc = stream->desc;
+	p->natts = natts;
+	for (i = 0; i < rows->count; i++)
+	{
+		int from = (rows->first + i) * natts;
+		int to = p->nrows * natts;
+
+		for (j = 0; j < natts; j++)
+		{
+			Form_pg_attribute attr = TupleDescAttr(stream->desc, j);
+
+			p->nulls[to + j] = rows->nulls[from + j];
+			p->values[to + j] = rows->nulls[from + j] ? (Datum)0 : datumCopy(rows->values[from + j], attr->attbyval, attr->attlen);
+		}
+		stream->pending_partitions[p->nrows] = msgs[rowmsg[rows->first + i]]->partition;
+		stream->pending_offsets[p->nrows] = msgs[rowmsg[rows->first + i]]->offset;
+		stream->pending_sources[p->nrows] = src;
+		p->nrows++;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * worker_source_batch
+ *		Process the messages of a Kafka source that are waiting: parse them
+ *		(bad ones go to streamproc.errors), run the stream's aggregating
+ *		views over the rows in memory (a failing batch is run again row by
+ *		row, as for the log), merge into our slot, and advance the
+ *		partitions' positions, which the next checkpoint commits with the
+ *		state.  Returns the number of messages consumed; *more says whether
+ *		more may be waiting.
+ */
+static int
+worker_source_batch(WStream *stream, KafkaSource *src, bool *more)
+{
+	StreamprocParser *parser = streamproc_kafka_parser(src);
+	int max = Max(streamproc_batch_size, 1);
+	int n;
+	int natts;
+	int nrows = 0;
+	StreamprocMessage *pm;
+	StreamprocMessageMeta *metas;
+	StreamprocParseError *errs;
+	Datum *values;
+	bool *nulls;
+	bool *ok;
+	int *rowmsg;
+	SourceRows rows;
+	MemoryContext old;
+	ListCell *lc;
+	int i;
+
+	if (kafka_msgs_size < max)
+	{
+		kafka_msgs = kafka_msgs ? repalloc(kafka_msgs, sizeof(rd_kafka_message_t *) * max)
+								: MemoryContextAlloc(TopMemoryContext, sizeof(rd_kafka_message_t *) * max);
+		kafka_msgs_size = max;
+	}
+	n = streamproc_kafka_fetch(src, kafka_msgs, max, more);
+	if (n == 0)
+		return 0;
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	old = MemoryContextSwitchTo(batch_cxt);
+
+	natts = streamproc_parser_natts(parser);
+	pm = palloc(sizeof(StreamprocMessage) * n);
+	metas = palloc(sizeof(StreamprocMessageMeta) * n);
+	errs = palloc(sizeof(StreamprocParseError) * n);
+	values = palloc(sizeof(Datum) * n * Max(natts, 1));
+	nulls = palloc(sizeof(bool) * n * Max(natts, 1));
+	ok = palloc(sizeof(bool) * n);
+	rowmsg = palloc(sizeof(int) * n);
+	for (i = 0; i < n; i++)
+	{
+		streamproc_kafka_message_meta(kafka_msgs[i], &metas[i]);
+		pm[i].data = kafka_msgs[i]->payload;
+		pm[i].len = kafka_msgs[i]->len;
+		pm[i].meta = &metas[i];
+	}
+	(void)streamproc_parser_parse_batch(parser, n, pm, values, nulls, ok, errs);
+
+	/* Rows that parsed, packed; the others are recorded. */
+	for (i = 0; i < n; i++)
+	{
+		if (!ok[i])
+		{
+			record_kafka_failure(src, NULL, kafka_msgs[i], errs[i].sqlerrcode,
+								 errs[i].message, NULL);
+			continue;
+		}
+		if (nrows != i)
+		{
+			memcpy(values + (Size)nrows * natts, values + (Size)i * natts, sizeof(Datum) * natts);
+			memcpy(nulls + (Size)nrows * natts, nulls + (Size)i * natts, sizeof(bool) * natts);
+		}
+		rowmsg[nrows++] = i;
+	}
+
+	rows.desc = stream->desc;
+	rows.natts = natts;
+	rows.nrows = nrows;
+	rows.values = values;
+	rows.nulls = nulls;
+	rows.first = 0;
+	rows.count = nrows;
+
+	if (nrows > 0)
+	{
+		streamproc_source_rows = &rows;
+		foreach (lc, stream->views)
+		{
+			WView *view = lfirst(lc);
+			List *pending = NIL;
+			ErrorData *edata = NULL;
+
+			if (view->kind != 'a')
+				continue;
+			if (run_in_subxact(view, view->source_plan, NULL, NULL, &pending, &edata))
+				store_results(view, pending);
+			else
+			{
+				for (i = 0; i < nrows; i++)
+				{
+					pending = NIL;
+					edata = NULL;
+					rows.first = i;
+					rows.count = 1;
+					if (run_in_subxact(view, view->source_plan, NULL, NULL, &pending, &edata))
+						store_results(view, pending);
+					else
+						record_kafka_failure(src, view, kafka_msgs[rowmsg[i]], edata->sqlerrcode,
+											 edata->message ? edata->message : "", edata->detail);
+				}
+				rows.first = 0;
+				rows.count = nrows;
+			}
+			view->events += nrows;
+		}
+		streamproc_source_rows = NULL;
+		if (stream->has_append)
+			keep_pending_rows(stream, src, &rows, kafka_msgs, rowmsg);
+	}
+
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	streamproc_kafka_consumed(src, kafka_msgs, n);
+	MemoryContextReset(batch_cxt);
+	publish_view_stats(stream);
+	return n;
+}
+
+/*
+ * checkpoint_pending_rows
+ *		In the checkpoint: append the Kafka rows kept for an append-only view
+ *		(row by row after a failure, like the log's).
+ */
+static void
+checkpoint_pending_rows(WStream *stream, WView *view)
+{
+	SourceRows *p = &stream->pending;
+	List *pending = NIL;
+	ErrorData *edata = NULL;
+	int i;
+
+	if (p->nrows == 0)
+		return;
+	p->first = 0;
+	p->count = p->nrows;
+	streamproc_source_rows = p;
+	if (run_in_subxact(view, view->source_plan, NULL, NULL, &pending, &edata))
+		view->events += view->appended;
+	else
+	{
+		for (i = 0; i < p->nrows; i++)
+		{
+			edata = NULL;
+			p->first = i;
+			p->count = 1;
+			if (run_in_subxact(view, view->source_plan, NULL, NULL, &pending, &edata))
+				view->events += view->appended;
+			else
+			{
+				rd_kafka_message_t m;
+
+				/* The payload is gone: the row's position identifies it. */
+				memset(&m, 0, sizeof(m));
+				m.partition = stream->pending_partitions[i];
+				m.offset = stream->pending_offsets[i];
+				record_kafka_failure(stream->pending_sources[i], view, &m, edata->sqlerrcode,
+									 edata->message ? edata->message : "", edata->detail);
+			}
+		}
+	}
+	streamproc_source_rows = NULL;
 }
 
 /* ----------------------------------------------------------------
@@ -1334,7 +1819,8 @@ checkpoint_view_state(WView *view)
 	{
 		args[0] = ObjectIdGetDatum(view->viewid);
 		args[1] = Int32GetDatum(my_index);
-		ret = SPI_execute_with_args("DELETE FROM streamproc.view_state WHERE view = $1 AND slot <> $2",
+		args[1] = Int32GetDatum(streamproc_workers);
+		ret = SPI_execute_with_args("DELETE FROM streamproc.view_state WHERE view = $1 AND slot >= $2",
 									2, (Oid[]){OIDOID, INT4OID}, args, NULL, false, 0);
 		if (ret != SPI_OK_DELETE)
 			elog(ERROR, "could not rewrite streamproc.view_state: %s", SPI_result_code_string(ret));
@@ -1361,24 +1847,34 @@ checkpoint_failed_events(void)
 	foreach (lc, failed_events)
 	{
 		FailedEvent *f = lfirst(lc);
-		Datum args[7];
-		char nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		Datum args[11];
+		char nulls[11];
 		int ret;
 
+		memset(nulls, ' ', sizeof(nulls));
 		args[0] = CStringGetTextDatum(f->source);
 		args[1] = ObjectIdGetDatum(f->viewid);
+		nulls[1] = OidIsValid(f->viewid) ? ' ' : 'n';
 		args[2] = CStringGetTextDatum(f->position);
-		args[3] = CStringGetTextDatum(f->event);
+		args[3] = f->event ? CStringGetTextDatum(f->event) : (Datum)0;
+		nulls[3] = f->event ? ' ' : 'n';
 		args[4] = CStringGetTextDatum(f->sqlstate);
 		args[5] = CStringGetTextDatum(f->message);
-		if (f->detail)
-			args[6] = CStringGetTextDatum(f->detail);
-		else
-			nulls[6] = 'n';
+		args[6] = f->detail ? CStringGetTextDatum(f->detail) : (Datum)0;
+		nulls[6] = f->detail ? ' ' : 'n';
+		args[7] = f->topic ? CStringGetTextDatum(f->topic) : (Datum)0;
+		nulls[7] = f->topic ? ' ' : 'n';
+		args[8] = Int32GetDatum(f->partition);
+		nulls[8] = f->partition >= 0 ? ' ' : 'n';
+		args[9] = Int64GetDatum(f->offset);
+		nulls[9] = f->offset >= 0 ? ' ' : 'n';
+		args[10] = f->key ? CStringGetTextDatum(f->key) : (Datum)0;
+		nulls[10] = f->key ? ' ' : 'n';
 		ret = SPI_execute_with_args("INSERT INTO streamproc.errors"
-									" (source, view, position, event, sqlstate, message, detail)"
-									" VALUES ($1, $2, $3, $4, $5, $6, $7)",
-									7, (Oid[]){TEXTOID, REGCLASSOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID},
+									" (source, view, position, event, sqlstate, message, detail,"
+									" topic, partition, \"offset\", key)"
+									" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+									11, (Oid[]){TEXTOID, REGCLASSOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID, TEXTOID},
 									args, nulls, false, 0);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "could not write streamproc.errors: %s", SPI_result_code_string(ret));
@@ -1516,17 +2012,21 @@ worker_checkpoint(void)
 
 			if (view->kind == 'a')
 				checkpoint_view_state(view);
-			else if (stream->last_snapshot)
+			else
 			{
-				List *pending = NIL;
-				ErrorData *edata = NULL;
+				if (stream->owns_log && stream->last_snapshot)
+				{
+					List *pending = NIL;
+					ErrorData *edata = NULL;
 
-				args[0] = stream->last_snapshot;
-				args[1] = (Datum)0;
-				if (run_in_subxact(view, view->batch_plan, args, nulls, &pending, &edata))
-					view->events += view->appended;
-				else
-					run_events_one_by_one(stream, view, args, nulls);
+					args[0] = stream->last_snapshot;
+					args[1] = (Datum)0;
+					if (run_in_subxact(view, view->batch_plan, args, nulls, &pending, &edata))
+						view->events += view->appended;
+					else
+						run_events_one_by_one(stream, view, args, nulls);
+				}
+				checkpoint_pending_rows(stream, view);
 			}
 		}
 
@@ -1537,9 +2037,10 @@ worker_checkpoint(void)
 		if (ret != SPI_OK_SELECT || SPI_processed == 0)
 			continue;
 
-		if (stream->last_snapshot)
+		if (stream->owns_log && stream->last_snapshot)
 			trim_log(stream);
 	}
+	streamproc_kafka_checkpoint(my_sources);
 	checkpoint_failed_events();
 
 	SPI_finish();
@@ -1549,10 +2050,14 @@ worker_checkpoint(void)
 
 	/* Committed: forget what it wrote, and vacuum what it deleted. */
 	checkpoint_needed = false;
+	streamproc_kafka_checkpointed(my_sources);
 	foreach (lc, my_streams)
 	{
 		WStream *stream = lfirst(lc);
 
+		MemoryContextReset(stream->pending_cxt);
+		stream->pending_cap = 0;
+		stream->pending.nrows = 0;
 		if (stream->vacuum_needed)
 			vacuum_log(stream);
 	}
