@@ -195,6 +195,23 @@ SourceRows *streamproc_source_rows = NULL;
 
 static int wakeup_pipe[2] = {-1, -1};
 
+/*
+ * Scratch memory of the calls made outside a transaction (housekeeping,
+ * fetch, sync), reset at each call so that a long run does not grow.
+ */
+static MemoryContext scratch_cxt = NULL;
+
+static MemoryContext
+scratch_begin(void)
+{
+	if (scratch_cxt == NULL)
+		scratch_cxt = AllocSetContextCreate(TopMemoryContext, "streamproc Kafka scratch",
+											ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(scratch_cxt);
+	return MemoryContextSwitchTo(scratch_cxt);
+}
+
 static void source_start(KafkaSource *src);
 static StreamprocParser *create_parser(KafkaSource *src, StreamprocFormat format,
 									   StreamprocParserOptions *popts, MemoryContext cxt);
@@ -1224,6 +1241,7 @@ streamproc_kafka_maintain(List *sources)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	long next = KAFKA_METADATA_INTERVAL;
+	MemoryContext old = scratch_begin();
 	ListCell *lc;
 
 	foreach (lc, sources)
@@ -1260,6 +1278,7 @@ streamproc_kafka_maintain(List *sources)
 		wait = (long)((src->next_metadata - GetCurrentTimestamp()) / 1000);
 		next = Min(next, Max(wait, 1));
 	}
+	MemoryContextSwitchTo(old);
 	return next;
 }
 
@@ -1279,9 +1298,22 @@ find_partition(KafkaSource *src, int32 partition)
 	return NULL;
 }
 
+static int fetch_messages(KafkaSource *src, rd_kafka_message_t **msgs, int max,
+						  bool *more);
+
 int
 streamproc_kafka_fetch(KafkaSource *src, rd_kafka_message_t **msgs, int max,
 					   bool *more)
+{
+	MemoryContext old = scratch_begin();
+	int n = fetch_messages(src, msgs, max, more);
+
+	MemoryContextSwitchTo(old);
+	return n;
+}
+
+static int
+fetch_messages(KafkaSource *src, rd_kafka_message_t **msgs, int max, bool *more)
 {
 	ssize_t got;
 	int kept = 0;
@@ -1492,8 +1524,20 @@ streamproc_kafka_checkpointed(List *sources)
 	}
 }
 
+static bool sources_caught_up(List *sources, uint64 generation);
+
 bool
 streamproc_kafka_caught_up(List *sources, uint64 generation)
+{
+	MemoryContext old = scratch_begin();
+	bool done = sources_caught_up(sources, generation);
+
+	MemoryContextSwitchTo(old);
+	return done;
+}
+
+static bool
+sources_caught_up(List *sources, uint64 generation)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	bool caught_up = true;

@@ -894,7 +894,7 @@ streamproc_sync(PG_FUNCTION_ARGS)
 							: errdetail("%d of %d workers of this database caught up.", done,
 										streamproc_workers),
 					 paused ? errhint("Increase \"streamproc.state_memory\" or drop continuous views.")
-							: errhint("Check the server log and streamproc.stat_views; pass a longer timeout.")));
+							: errhint("Check the server log, streamproc.stat_views and streamproc.stat_sources (a Kafka source whose brokers are unreachable holds sync() back); pass a longer timeout.")));
 		}
 		/* Re-check at least every second: workers may appear meanwhile. */
 		(void)ConditionVariableTimedSleep(&worker_shared->progress_cv,

@@ -75,6 +75,7 @@
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -1732,6 +1733,20 @@ worker_source_batch(WStream *stream, KafkaSource *src, bool *more)
 	return n;
 }
 
+/* Row i of rows as JSON text (row_to_json), for streamproc.errors. */
+static char *
+row_as_json(WStream *stream, SourceRows *rows, int i)
+{
+	TupleDesc desc = CreateTupleDescCopy(stream->desc);
+	HeapTuple tuple;
+
+	desc = BlessTupleDesc(desc);
+	tuple = heap_form_tuple(desc, rows->values + (Size)i * rows->natts,
+							rows->nulls + (Size)i * rows->natts);
+	return text_to_cstring(DatumGetTextPP(DirectFunctionCall1(row_to_json,
+															  HeapTupleGetDatum(tuple))));
+}
+
 /*
  * checkpoint_pending_rows
  *		In the checkpoint: append the Kafka rows kept for an append-only view
@@ -1764,11 +1779,17 @@ checkpoint_pending_rows(WStream *stream, WView *view)
 			else
 			{
 				rd_kafka_message_t m;
+				char *row = row_as_json(stream, p, i);
 
-				/* The payload is gone: the row's position identifies it. */
+				/*
+				 * The payload is gone: the row's position identifies it, and
+				 * the parsed row stands for the event.
+				 */
 				memset(&m, 0, sizeof(m));
 				m.partition = stream->pending_partitions[i];
 				m.offset = stream->pending_offsets[i];
+				m.payload = row;
+				m.len = strlen(row);
 				record_kafka_failure(stream->pending_sources[i], view, &m, edata->sqlerrcode,
 									 edata->message ? edata->message : "", edata->detail);
 			}
