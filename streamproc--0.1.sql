@@ -361,8 +361,10 @@ LANGUAGE C STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'streamproc_source_stats';
 
 -- Per source and partition: committed offset, high watermark and lag,
--- recent rates, errors, state.  A paused source shows its committed
--- offsets with state 'paused'.
+-- recent rates, errors, state.  A partition not being consumed (paused
+-- source, worker restarting) shows its committed offset, with the
+-- source's state; a source whose partitions are not known yet (its
+-- brokers were never reached) has one row with partition NULL.
 CREATE VIEW streamproc.stat_sources AS
     SELECT s.name AS source,
            s.topic,
@@ -370,7 +372,9 @@ CREATE VIEW streamproc.stat_sources AS
            p.worker,
            p.committed_offset,
            p.high_watermark,
-           greatest(p.high_watermark - coalesce(p.next_offset, p.committed_offset), 0) AS lag,
+           CASE WHEN p.high_watermark IS NOT NULL
+                THEN greatest(p.high_watermark - coalesce(p.next_offset, p.committed_offset), 0)
+           END AS lag,
            coalesce(p.events, 0) AS events,
            coalesce(p.bytes, 0) AS bytes,
            coalesce(p.events_per_second, 0) AS events_per_second,
@@ -379,10 +383,17 @@ CREATE VIEW streamproc.stat_sources AS
              WHERE e.source = s.name
                AND (p.partition IS NULL OR e.partition = p.partition)) AS errors,
            CASE WHEN s.paused THEN 'paused'
-                ELSE coalesce(p.state, 'starting') END AS state,
-           p.last_error,
+                ELSE coalesce(p.state, src.state, 'starting') END AS state,
+           coalesce(p.last_error, src.last_error) AS last_error,
            p.last_checkpoint
       FROM streamproc.sources s
+      LEFT JOIN LATERAL (
+          SELECT x.state, x.last_error
+            FROM streamproc._source_stats() x
+           WHERE x.source = s.name AND x.partition IS NULL
+           ORDER BY x.state = 'running', x.worker
+           LIMIT 1
+      ) src ON true
       LEFT JOIN LATERAL (
           SELECT coalesce(st.partition, o.partition) AS partition,
                  st.worker,
@@ -392,7 +403,8 @@ CREATE VIEW streamproc.stat_sources AS
                  st.events, st.bytes, st.events_per_second, st.bytes_per_second,
                  st.state, st.last_error,
                  coalesce(st.last_checkpoint, o.updated_at) AS last_checkpoint
-            FROM (SELECT * FROM streamproc._source_stats() x WHERE x.source = s.name) st
+            FROM (SELECT * FROM streamproc._source_stats() x
+                   WHERE x.source = s.name AND x.partition IS NOT NULL) st
             FULL JOIN (SELECT * FROM streamproc.kafka_offsets k WHERE k.source = s.name) o
               ON o.partition = st.partition
       ) p ON true;

@@ -31,11 +31,14 @@
  * Threads: librdkafka's threads never call PostgreSQL.  Its log lines go
  * to a log queue (log.queue) and its errors to the consumer queue; both are
  * served by the worker's own thread, whose callbacks only copy text into
- * the source; the worker turns them into log lines and statistics.  The
- * consumer queues write a byte to a pipe when they become non-empty
- * (rd_kafka_queue_io_event_enable); the worker waits on that pipe and its
- * latch together, so an idle source costs nothing and a message wakes the
- * worker at once.  During a broker outage librdkafka reconnects with its
+ * the source; the worker turns them into log lines and statistics.  When
+ * it has nothing to do, the worker waits for a message inside
+ * rd_kafka_consume_batch_queue() on a consumer queue, for at most
+ * KAFKA_WAIT_MAX ms at a time, and keeps the message it may get for the
+ * next batch: a message wakes it at once.  (librdkafka 2.0's queue wake-up
+ * events, io_event and cb_event, fire for barely one fetch response in
+ * fifty, so waiting on the latch alone delayed every batch to its timeout
+ * and ingestion ran at a fraction of the rate.)  During a broker outage librdkafka reconnects with its
  * own backoff; the worker retries metadata with an exponential backoff up
  * to 10 s, says once in the server log that the source is backing off and
  * once that it reconnected, and stat_sources shows the error meanwhile.
@@ -50,8 +53,6 @@
  */
 #include "postgres.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include "access/relation.h"
 #include "access/xact.h"
@@ -61,6 +62,7 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/array.h"
@@ -83,6 +85,10 @@
 /* Timeouts of the blocking librdkafka calls, in ms. */
 #define KAFKA_METADATA_TIMEOUT 1000
 #define KAFKA_OFFSETS_TIMEOUT  2000
+
+/* Longest wait for a message inside librdkafka, in ms: the latch is not
+ * looked at meanwhile, so this bounds the delay of sync() and shutdown. */
+#define KAFKA_WAIT_MAX 20
 
 /* Metadata refresh while healthy, and the backoff bounds, in ms. */
 #define KAFKA_METADATA_INTERVAL 5000
@@ -145,8 +151,20 @@ typedef struct KafkaPartition
 	int64 rate_bytes;
 	double events_per_second;
 	double bytes_per_second;
+	bool out_of_range; /* the broker no longer has position: see reset_ranges */
 	PartitionStats *stats;
 } KafkaPartition;
+
+/*
+ * Messages the broker deleted (retention) before we consumed them: written
+ * to streamproc.errors by the checkpoint that commits the new position.
+ */
+typedef struct KafkaGap
+{
+	int32 partition;
+	int64 from; /* first lost offset */
+	int64 to;   /* last lost offset */
+} KafkaGap;
 
 struct KafkaSource
 {
@@ -182,6 +200,9 @@ struct KafkaSource
 	TimestampTz next_sync_query;
 	int64 errors; /* unpublished message errors */
 
+	rd_kafka_message_t *stash; /* got while waiting, not processed yet */
+	List *gaps;                /* KafkaGap *, until the checkpoint */
+
 	/* Filled by librdkafka callbacks on the worker's thread. */
 	char pending_error[KAFKA_ERROR_LEN];
 	bool error_pending;
@@ -193,7 +214,6 @@ struct KafkaSource
 
 SourceRows *streamproc_source_rows = NULL;
 
-static int wakeup_pipe[2] = {-1, -1};
 
 /*
  * Scratch memory of the calls made outside a transaction (housekeeping,
@@ -540,29 +560,36 @@ log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
  * ----------------------------------------------------------------
  */
 
-int
-streamproc_kafka_wakeup_fd(void)
+/*
+ * streamproc_kafka_wait
+ *		Wait up to timeout_ms for a message of a source that has partitions,
+ *		inside librdkafka (see the header comment); the message is kept for
+ *		the next fetch.  Returns false, without waiting, when no source can
+ *		deliver anything.
+ */
+bool
+streamproc_kafka_wait(List *sources, long timeout_ms)
 {
-	if (wakeup_pipe[0] < 0)
+	ListCell *lc;
+
+	foreach (lc, sources)
 	{
-		if (pipe(wakeup_pipe) != 0)
-			elog(ERROR, "could not create pipe: %m");
-		if (fcntl(wakeup_pipe[0], F_SETFL, O_NONBLOCK) != 0 ||
-			fcntl(wakeup_pipe[1], F_SETFL, O_NONBLOCK) != 0)
-			elog(ERROR, "could not set pipe non-blocking: %m");
+		KafkaSource *src = lfirst(lc);
+		ssize_t n;
+
+		if (src->rk == NULL || src->npartitions == 0)
+			continue;
+		if (src->stash != NULL)
+			return true; /* something to do already */
+		pgstat_report_wait_start(PG_WAIT_EXTENSION);
+		n = rd_kafka_consume_batch_queue(src->queue, (int)Min(timeout_ms, KAFKA_WAIT_MAX),
+										 &src->stash, 1);
+		pgstat_report_wait_end();
+		if (n != 1)
+			src->stash = NULL;
+		return true;
 	}
-	return wakeup_pipe[0];
-}
-
-void
-streamproc_kafka_drain_wakeup(void)
-{
-	char buf[64];
-
-	if (wakeup_pipe[0] < 0)
-		return;
-	while (read(wakeup_pipe[0], buf, sizeof(buf)) > 0)
-		;
+	return false;
 }
 
 /*
@@ -710,31 +737,6 @@ create_parser(KafkaSource *src, StreamprocFormat format,
 	return parser;
 }
 
-/* Hide librdkafka's error text if it quotes the value of a secret option. */
-static void
-redact_secrets(KafkaSource *src, char *errbuf, size_t errlen)
-{
-	JsonbIterator *it = JsonbIteratorInit(&src->options->root);
-	JsonbValue v;
-	JsonbIteratorToken tok;
-	char *key = NULL;
-
-	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
-	{
-		if (tok == WJB_KEY)
-			key = pnstrdup(v.val.string.val, v.val.string.len);
-		else if (tok == WJB_VALUE && v.type == jbvString && key != NULL &&
-				 streamproc_kafka_option_is_secret(key) && v.val.string.len > 0)
-		{
-			char *value = pnstrdup(v.val.string.val, v.val.string.len);
-
-			if (strstr(errbuf, value) != NULL)
-				strlcpy(errbuf, "the consumer configuration was refused (the details quote a secret option and are not shown)",
-						errlen);
-		}
-	}
-}
-
 /* Set a configuration value that streamproc controls; cannot fail. */
 static void
 conf_set(rd_kafka_conf_t *conf, const char *key, const char *value)
@@ -761,6 +763,16 @@ source_start(KafkaSource *src)
 	/* Defaults the source's options may override. */
 	conf_set(conf, "client.id", psprintf("streamproc-%s", src->name));
 	conf_set(conf, "fetch.wait.max.ms", "50");
+
+	/*
+	 * librdkafka 2.0 compares queued.min.messages with the whole consumer
+	 * queue (every partition's messages are forwarded to it) and backs a
+	 * partition's fetching off once it is exceeded: with 64 partitions the
+	 * default of 100000 stalled ingestion at 140k events/s where this gives
+	 * 950k (bench/kafka_ingest.sh).  Memory stays bounded by
+	 * queued.max.messages.kbytes.
+	 */
+	conf_set(conf, "queued.min.messages", "1000000");
 	conf_set(conf, "queued.max.messages.kbytes", "65536");
 	conf_set(conf, "socket.keepalive.enable", "true");
 	if (!streamproc_kafka_conf_apply(conf, src->options, errbuf, sizeof(errbuf)))
@@ -778,27 +790,23 @@ source_start(KafkaSource *src)
 	conf_set(conf, "enable.auto.commit", "false");
 	conf_set(conf, "enable.auto.offset.store", "false");
 	conf_set(conf, "enable.partition.eof", "false");
-	conf_set(conf, "auto.offset.reset", "earliest");
+	conf_set(conf, "auto.offset.reset", "error"); /* see reset_ranges() */
 	conf_set(conf, "log.queue", "true");
 	rd_kafka_conf_set_error_cb(conf, error_cb);
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_opaque(conf, src);
 
-	src->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, sizeof(errbuf));
+	src->rk = streamproc_kafka_new(conf, errbuf, sizeof(errbuf));
 	if (src->rk == NULL)
 	{
-		redact_secrets(src, errbuf, sizeof(errbuf));
 		rd_kafka_conf_destroy(conf);
-		source_set_state(src, SOURCE_ERROR, errbuf);
+		source_set_state(src, SOURCE_ERROR, streamproc_kafka_redact(errbuf, src->options));
 		return;
 	}
 	src->logq = rd_kafka_queue_new(src->rk);
 	rd_kafka_set_log_queue(src->rk, src->logq);
 	rd_kafka_poll_set_consumer(src->rk);
 	src->queue = rd_kafka_queue_get_consumer(src->rk);
-	(void)streamproc_kafka_wakeup_fd();
-	rd_kafka_queue_io_event_enable(src->queue, wakeup_pipe[1], "1", 1);
-	rd_kafka_queue_io_event_enable(src->logq, wakeup_pipe[1], "1", 1);
 	src->state = SOURCE_STARTING;
 	src->next_metadata = 0;
 	src->backoff_ms = KAFKA_BACKOFF_MIN;
@@ -817,8 +825,9 @@ streamproc_kafka_stop(List *sources)
 
 		if (src->rk)
 		{
-			rd_kafka_queue_io_event_enable(src->queue, -1, NULL, 0);
-			rd_kafka_queue_io_event_enable(src->logq, -1, NULL, 0);
+			if (src->stash)
+				rd_kafka_message_destroy(src->stash);
+			src->stash = NULL;
 			(void)rd_kafka_assign(src->rk, NULL);
 			rd_kafka_queue_destroy(src->queue);
 			rd_kafka_queue_destroy(src->logq);
@@ -1005,6 +1014,7 @@ persist_start(KafkaSource *src, int n, int32 *partitions, int64 *offsets)
 		o[i] = Int64GetDatum(offsets[i]);
 	}
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -1197,6 +1207,99 @@ source_assign(KafkaSource *src)
 	return true;
 }
 
+/*
+ * reset_ranges
+ *		Partitions whose position the broker no longer has (auto.offset.reset
+ *		is "error", so librdkafka stops and tells us): the messages between
+ *		our position and the oldest one left were deleted by retention before
+ *		we consumed them.  Say so once in the server log and, with the
+ *		checkpoint that commits the new position, once in streamproc.errors;
+ *		then go on from the oldest message left.  A position beyond the end
+ *		(the topic was recreated) goes to the end.  Returns false on failure
+ *		(backoff).
+ */
+static bool
+reset_ranges(KafkaSource *src)
+{
+	bool reassign = false;
+	int i;
+
+	for (i = 0; i < src->npartitions; i++)
+	{
+		KafkaPartition *p = &src->parts[i];
+		rd_kafka_resp_err_t err;
+		int64 low;
+		int64 high;
+
+		if (!p->out_of_range)
+			continue;
+		err = rd_kafka_query_watermark_offsets(src->rk, src->topic, p->partition,
+											   &low, &high, KAFKA_OFFSETS_TIMEOUT);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			source_set_state(src, SOURCE_BACKING_OFF,
+							 psprintf("could not read the watermarks of partition %d: %s",
+									  p->partition, rd_kafka_err2str(err)));
+			return false;
+		}
+		if (p->position < low)
+		{
+			MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(src));
+			KafkaGap *gap = palloc(sizeof(KafkaGap));
+
+			gap->partition = p->partition;
+			gap->from = p->position;
+			gap->to = low - 1;
+			src->gaps = lappend(src->gaps, gap);
+			MemoryContextSwitchTo(old);
+			ereport(LOG,
+					(errmsg("streamproc: Kafka source \"%s\" lost messages %lld to %lld of partition %d",
+							src->name, (long long)gap->from, (long long)gap->to, p->partition),
+					 errdetail("The broker deleted them (retention) before they were consumed; consumption goes on at offset %lld.",
+							   (long long)low),
+					 errhint("Keep sources running, or raise the topic's retention.")));
+			stats_error(src, psprintf("messages %lld to %lld of partition %d were deleted by the broker before they were consumed",
+									  (long long)gap->from, (long long)gap->to, p->partition));
+			p->position = low;
+		}
+		else if (p->position > high)
+			p->position = high;
+		p->out_of_range = false;
+		reassign = true;
+	}
+
+	if (reassign)
+	{
+		rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(src->npartitions);
+		rd_kafka_resp_err_t err;
+
+		for (i = 0; i < src->npartitions; i++)
+			rd_kafka_topic_partition_list_add(list, src->topic, src->parts[i].partition)->offset =
+				src->parts[i].position;
+		err = rd_kafka_assign(src->rk, list);
+		rd_kafka_topic_partition_list_destroy(list);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			source_set_state(src, SOURCE_ERROR,
+							 psprintf("could not assign partitions: %s", rd_kafka_err2str(err)));
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Does the source have something only a checkpoint can make durable? */
+bool
+streamproc_kafka_checkpoint_needed(List *sources)
+{
+	ListCell *lc;
+
+	foreach (lc, sources)
+		if (((KafkaSource *)lfirst(lc))->gaps != NIL)
+			return true;
+	return false;
+}
+
 /* Recent rates, smoothed. */
 static void
 update_rates(KafkaSource *src, TimestampTz now)
@@ -1264,7 +1367,7 @@ streamproc_kafka_maintain(List *sources)
 
 		if (now >= src->next_metadata)
 		{
-			if (source_assign(src))
+			if (reset_ranges(src) && source_assign(src))
 			{
 				src->backoff_ms = KAFKA_BACKOFF_MIN;
 				src->next_metadata = now + (TimestampTz)KAFKA_METADATA_INTERVAL * 1000;
@@ -1322,14 +1425,27 @@ fetch_messages(KafkaSource *src, rd_kafka_message_t **msgs, int max, bool *more)
 	*more = false;
 	if (src->rk == NULL || src->npartitions == 0)
 		return 0;
-	got = rd_kafka_consume_batch_queue(src->queue, 0, msgs, max);
-	*more = (got == max);
+	if (src->stash != NULL)
+	{
+		/* The message the wait got comes first. */
+		msgs[0] = src->stash;
+		src->stash = NULL;
+		got = 1 + rd_kafka_consume_batch_queue(src->queue, 0, msgs + 1, max - 1);
+	}
+	else
+		got = rd_kafka_consume_batch_queue(src->queue, 0, msgs, max);
 	if (got < 0)
 	{
 		source_set_state(src, SOURCE_BACKING_OFF,
 						 psprintf("could not consume: %s", rd_kafka_err2str(rd_kafka_last_error())));
 		return 0;
 	}
+
+	/*
+	 * It also returns before max with messages still queued; call again at
+	 * once while it returns something.
+	 */
+	*more = got > 0;
 	for (i = 0; i < got; i++)
 	{
 		rd_kafka_message_t *m = msgs[i];
@@ -1337,7 +1453,18 @@ fetch_messages(KafkaSource *src, rd_kafka_message_t **msgs, int max, bool *more)
 
 		if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
-			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+				m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE)
+			{
+				/* Fetching stopped; maintain() finds where to go on. */
+				p = find_partition(src, m->partition);
+				if (p != NULL)
+				{
+					p->out_of_range = true;
+					src->next_metadata = 0;
+				}
+			}
+			else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 				source_set_state(src, SOURCE_BACKING_OFF,
 								 psprintf("partition %d: %s", m->partition,
 										  rd_kafka_message_errstr(m)));
@@ -1441,6 +1568,7 @@ streamproc_kafka_checkpoint(List *sources)
 		int n = 0;
 		int ret;
 		int i;
+		ListCell *gc;
 
 		for (i = 0; i < src->npartitions; i++)
 		{
@@ -1451,7 +1579,7 @@ streamproc_kafka_checkpoint(List *sources)
 			o[n] = Int64GetDatum(src->parts[i].position);
 			n++;
 		}
-		if (n == 0)
+		if (n == 0 && src->gaps == NIL)
 			continue;
 
 		/*
@@ -1467,6 +1595,30 @@ streamproc_kafka_checkpoint(List *sources)
 			continue;
 
 		args[1] = CStringGetTextDatum(src->topic);
+		foreach (gc, src->gaps)
+		{
+			KafkaGap *gap = lfirst(gc);
+			Datum gargs[5];
+
+			gargs[0] = args[0];
+			gargs[1] = args[1];
+			gargs[2] = Int32GetDatum(gap->partition);
+			gargs[3] = Int64GetDatum(gap->from);
+			gargs[4] = Int64GetDatum(gap->to);
+			ret = SPI_execute_with_args("INSERT INTO streamproc.errors"
+										" (source, position, sqlstate, message, detail, topic, partition, \"offset\")"
+										" VALUES ($1, pg_catalog.format('partition %s offsets %s to %s', $3, $4, $5),"
+										" '22000',"
+										" pg_catalog.format('messages %s to %s of partition %s were deleted by the broker before they were consumed', $4, $5, $3),"
+										" 'The topic''s retention removed them while the source was behind (paused, stopped or slower than the producers).',"
+										" $2, $3, $4)",
+										5, (Oid[]){TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID},
+										gargs, NULL, false, 0);
+			if (ret != SPI_OK_INSERT)
+				elog(ERROR, "could not write streamproc.errors: %s", SPI_result_code_string(ret));
+		}
+		if (n == 0)
+			continue;
 		args[2] = PointerGetDatum(construct_array(p, n, INT4OID, 4, true, TYPALIGN_INT));
 		args[3] = PointerGetDatum(construct_array(o, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		ret = SPI_execute_with_args("INSERT INTO streamproc.kafka_offsets AS k (source, topic, partition, \"offset\")"
@@ -1492,6 +1644,8 @@ streamproc_kafka_checkpointed(List *sources)
 		rd_kafka_topic_partition_list_t *list = NULL;
 		int i;
 
+		list_free_deep(src->gaps);
+		src->gaps = NIL;
 		for (i = 0; i < src->npartitions; i++)
 		{
 			KafkaPartition *p = &src->parts[i];

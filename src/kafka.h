@@ -82,6 +82,8 @@ extern void streamproc_kafka_message_meta(const rd_kafka_message_t *m,
 
 /* Checkpoint: upsert the positions that moved (in the checkpoint's transaction). */
 extern void streamproc_kafka_checkpoint(List *sources);
+/* Is a checkpoint needed for something other than processed messages? */
+extern bool streamproc_kafka_checkpoint_needed(List *sources);
 /* After the checkpoint committed. */
 extern void streamproc_kafka_checkpointed(List *sources);
 
@@ -91,8 +93,7 @@ extern void streamproc_kafka_checkpointed(List *sources);
  */
 extern bool streamproc_kafka_caught_up(List *sources, uint64 generation);
 
-/* The fd that becomes readable when a consumer queue has messages. */
-extern int streamproc_kafka_wakeup_fd(void);
-extern void streamproc_kafka_drain_wakeup(void);
+/* Wait for a message, up to timeout_ms; false if no source can deliver. */
+extern bool streamproc_kafka_wait(List *sources, long timeout_ms);
 
 #endif /* STREAMPROC_KAFKA_H */

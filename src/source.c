@@ -89,6 +89,9 @@
  */
 #include "postgres.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <librdkafka/rdkafka.h>
 
 #include "access/genam.h"
@@ -256,7 +259,6 @@ static bool apply_options(rd_kafka_conf_t *conf, Jsonb *options,
 						  OptionError *err);
 static void validate_kafka_config(const char *brokers, const char *group_id,
 								  Jsonb *options);
-static char *redact_secrets(const char *msg, Jsonb *options);
 static void kafka_log_discard(const rd_kafka_t *rk, int level,
 							  const char *fac, const char *buf);
 static bool parse_nonneg_int64(const char *s, int64 max, int64 *result);
@@ -1227,7 +1229,7 @@ validate_kafka_config(const char *brokers, const char *group_id,
 						  errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
 		rk = NULL;
 	else
-		rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+		rk = streamproc_kafka_new(conf, errstr, sizeof(errstr));
 	if (rk == NULL)
 	{
 		/* rd_kafka_new() takes conf only when it succeeds. */
@@ -1238,20 +1240,41 @@ validate_kafka_config(const char *brokers, const char *group_id,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid Kafka configuration"),
 				 errdetail("The Kafka consumer could not be created: %s%s",
-						   redact_secrets(errstr, options),
+						   streamproc_kafka_redact(errstr, options),
 						   len > 0 && errstr[len - 1] == '.' ? "" : ".")));
 	}
 	rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 }
 
 /*
- * redact_secrets
+ * streamproc_kafka_new
+ *		rd_kafka_new() for a consumer, with every signal blocked while
+ *		librdkafka creates its threads: they inherit the mask, so that
+ *		PostgreSQL's signal handlers (latch, timeouts, cancel, SIGTERM)
+ *		only ever run on the backend's own thread.
+ */
+rd_kafka_t *
+streamproc_kafka_new(rd_kafka_conf_t *conf, char *errstr, size_t errlen)
+{
+	sigset_t all;
+	sigset_t saved;
+	rd_kafka_t *rk;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errlen);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	return rk;
+}
+
+/*
+ * streamproc_kafka_redact
  *		msg with every occurrence of the value of a secret option (of at
  *		least REDACT_MIN_LEN bytes) replaced by "********", in a palloc'd
  *		string.
  */
-static char *
-redact_secrets(const char *msg, Jsonb *options)
+char *
+streamproc_kafka_redact(const char *msg, Jsonb *options)
 {
 	char *result = pstrdup(msg);
 	JsonbIterator *it = JsonbIteratorInit(&options->root);

@@ -89,6 +89,16 @@ extern bool streamproc_kafka_conf_apply(rd_kafka_conf_t *conf, Jsonb *options,
 extern bool streamproc_kafka_option_is_secret(const char *key);
 
 /*
+ * msg (librdkafka's error text) with the value of every secret option
+ * replaced by "********", palloc'd.
+ */
+extern char *streamproc_kafka_redact(const char *msg, Jsonb *options);
+
+/* rd_kafka_new() for a consumer, its threads blocking every signal. */
+extern rd_kafka_t *streamproc_kafka_new(rd_kafka_conf_t *conf, char *errstr,
+										size_t errlen);
+
+/*
  * streamproc_sources_check_drop
  *		DROP FOREIGN TABLE ... RESTRICT of relation stream: raise an ERROR
  *		if a Kafka source reads into it.  Called from the ProcessUtility

@@ -85,6 +85,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "storage/pmsignal.h"
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -664,6 +665,8 @@ streamproc_worker_main(Datum main_arg)
 			}
 		}
 		kafka_wait = my_sources ? streamproc_kafka_maintain(my_sources) : -1;
+		if (streamproc_kafka_checkpoint_needed(my_sources))
+			checkpoint_needed = true;
 
 		/*
 		 * sync(): the Kafka partitions must also be processed up to the high
@@ -689,15 +692,24 @@ streamproc_worker_main(Datum main_arg)
 			timeout = Min(timeout, kafka_wait);
 		if (!caught_up)
 			timeout = Min(timeout, 20);
-		if (my_sources)
-			(void)WaitLatchOrSocket(MyLatch,
-									WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH | WL_SOCKET_READABLE,
-									streamproc_kafka_wakeup_fd(), timeout, PG_WAIT_EXTENSION);
+		/*
+		 * Idle: with Kafka sources, wait for a message inside librdkafka
+		 * (kafka.c says why), a short while at a time; otherwise on the
+		 * latch.
+		 */
+		if (timeout > 0 && !MyLatch->is_set && my_sources != NIL &&
+			streamproc_kafka_wait(my_sources, timeout))
+		{
+			/* Not in WaitLatch: look after the postmaster ourselves. */
+			if (!PostmasterIsAlive())
+				proc_exit(1);
+		}
 		else
+		{
 			(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							timeout, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		streamproc_kafka_drain_wakeup();
+			ResetLatch(MyLatch);
+		}
 	}
 
 	if (checkpoint_needed)
@@ -711,6 +723,7 @@ worker_has_extension(void)
 {
 	bool found;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	found = OidIsValid(get_extension_oid("streamproc", true));
 	CommitTransactionCommand();
@@ -908,6 +921,7 @@ worker_load_catalog(void)
 	my_sources = NIL;
 	MemoryContextDelete(old_catalog);
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -1436,6 +1450,7 @@ worker_batch(WStream *stream)
 	int ret;
 	bool isnull;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	XactIsoLevel = XACT_REPEATABLE_READ;
 	SPI_connect();
@@ -1638,6 +1653,7 @@ worker_source_batch(WStream *stream, KafkaSource *src, bool *more)
 	if (n == 0)
 		return 0;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -1988,6 +2004,7 @@ vacuum_log(WStream *stream)
 
 	/* vacuum() allocates under PortalContext, which a worker has not got. */
 	PortalContext = vacuum_cxt;
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	vacuum(rels, &params, NULL, true);
 	CommitTransactionCommand();
@@ -2008,6 +2025,7 @@ worker_checkpoint(void)
 	ListCell *lc;
 	double elapsed_ms;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
