@@ -424,6 +424,39 @@ SELECT s.fmt, count(*) AS messages,
                   GROUP BY m)) r
  GROUP BY s.fmt ORDER BY s.fmt;
 
+-- ISO 8601 timestamps take a fast path in C (parse.c, iso_timestamptz):
+-- it must give exactly what timestamptz_in gives, for every shape it
+-- accepts, in any session time zone, and leave everything else to it.
+CREATE FOREIGN TABLE pts (ts timestamptz, ts3 timestamptz(3)) SERVER streamproc;
+SET timezone = 'America/New_York';
+WITH src AS (
+  SELECT to_char(t, 'YYYY-MM-DD') || (CASE WHEN g % 2 = 0 THEN 'T' ELSE ' ' END) ||
+         to_char(t, 'HH24:MI:SS') ||
+         (CASE g % 4 WHEN 0 THEN '' WHEN 1 THEN '.' || to_char(t, 'US')
+                     WHEN 2 THEN '.' || substr(to_char(t, 'US'), 1, 3) ELSE '.5' END) ||
+         (CASE g % 7 WHEN 0 THEN 'Z' WHEN 1 THEN '+02:00' WHEN 2 THEN '-0530' WHEN 3 THEN '+14'
+                     WHEN 4 THEN '-12:45' WHEN 5 THEN '+00:00' ELSE '-03' END) AS txt
+    FROM generate_series(1, 5000) g,
+         LATERAL (SELECT timestamp '1000-01-01 00:00:00' +
+                         g * interval '1 day 17 hours 3 minutes 5.123457 seconds' * 349 AS t) r
+)
+SELECT count(*) AS checked,
+       count(*) FILTER (WHERE NOT p.ok
+                           OR (p.row_json->>'ts')::timestamptz <> src.txt::timestamptz
+                           OR (p.row_json->>'ts3')::timestamptz <> src.txt::timestamptz(3)) AS differ
+  FROM src,
+       LATERAL streamproc._parse_message('pts', 'json',
+           convert_to(json_build_object('ts', src.txt, 'ts3', src.txt)::text, 'UTF8')) p;
+SELECT x, p.ok, coalesce(p.row_json->>'ts', p.error) AS parsed
+  FROM unnest(ARRAY['2024-02-29T12:00:00Z', '2023-02-29T12:00:00Z', '2024-12-31T23:59:60Z',
+                    '2024-01-01T00:00:00.1234567Z', '2024-01-01T00:00:00+16:00',
+                    '2024-01-01T24:00:00Z', '2024-01-01T00:00:00', '2024-01-01 00:00:00 UTC',
+                    '0999-01-01T00:00:00Z', '2024-06-01T12:00:00.5+05:30']) x,
+       LATERAL streamproc._parse_message('pts', 'json',
+           convert_to(json_build_object('ts', x)::text, 'UTF8')) p;
+RESET timezone;
+DROP FOREIGN TABLE pts;
+
 -- Internal: not for PUBLIC.
 SELECT has_function_privilege('public', 'streamproc._parse_message(regclass, text, bytea, jsonb, jsonb)', 'EXECUTE') AS public_single,
        has_function_privilege('public', 'streamproc._parse_messages(regclass, text, bytea[], jsonb)', 'EXECUTE') AS public_batch;
