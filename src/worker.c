@@ -66,6 +66,10 @@
  */
 #include "postgres.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "access/relation.h"
 #include "access/xact.h"
 #include "commands/vacuum.h"
@@ -534,6 +538,18 @@ streamproc_worker_main(Datum main_arg)
 										ALLOCSET_DEFAULT_SIZES);
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "streamproc batch",
 									  ALLOCSET_DEFAULT_SIZES);
+#ifdef __GLIBC__
+
+	/*
+	 * Each batch allocates and frees a few MB in large blocks; by default
+	 * glibc gives them back to the kernel (munmap, heap trimming) and the
+	 * next batch faults them in again, which was a fifth of a Kafka
+	 * worker's CPU.  Keep them in the process: its size then stays at the
+	 * largest batch's, instead of going up and down with every batch.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+#endif
 
 	/*
 	 * The catalog's queries are deparsed with only pg_catalog in the search
@@ -2103,6 +2119,7 @@ worker_checkpoint(void)
 	list_free_deep(failed_events);
 	failed_events = NIL;
 	elapsed_ms = (double)(GetCurrentTimestamp() - start) / 1000.0;
+	elog(DEBUG1, "streamproc worker %d: checkpoint in %.1f ms", my_index, elapsed_ms);
 	last_checkpoint = GetCurrentTimestamp();
 
 	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
