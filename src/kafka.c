@@ -1212,8 +1212,9 @@ source_assign(KafkaSource *src)
  *		Partitions whose position the broker no longer has (auto.offset.reset
  *		is "error", so librdkafka stops and tells us): the messages between
  *		our position and the oldest one left were deleted by retention before
- *		we consumed them.  Say so once in the server log and, with the
- *		checkpoint that commits the new position, once in streamproc.errors;
+ *		we consumed them.  Say so in the server log (again if a crash comes
+ *		before the checkpoint) and, with the checkpoint that commits the new
+ *		position, exactly once in streamproc.errors;
  *		then go on from the oldest message left.  A position beyond the end
  *		(the topic was recreated) goes to the end.  Returns false on failure
  *		(backoff).
