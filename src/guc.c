@@ -92,7 +92,9 @@ streamproc_define_gucs(void)
 	DefineCustomIntVariable("streamproc.checkpoint_interval",
 							"Time between two checkpoints of an ingest worker.",
 							"A checkpoint commits the worker's changed state "
-							"and input positions in one transaction.",
+							"and input positions in one transaction.  Slow "
+							"checkpoints are spaced further apart, so that "
+							"they take at most a tenth of a worker's time.",
 							&streamproc_checkpoint_interval,
 							1000, 10, 60 * 60 * 1000,
 							PGC_SIGHUP,

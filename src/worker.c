@@ -210,6 +210,7 @@ static bool batch_needed = true;       /* start, catalog reload: look at the log
 static TimestampTz last_batch = 0;
 static MemoryContext dirty_key_cxt = NULL; /* where dirty_keycopy allocates */
 static TimestampTz last_checkpoint = 0;
+static double last_checkpoint_ms = 0; /* how long the last one took */
 static List *my_sources = NIL;                 /* KafkaSource * */
 static List *held_views = NIL;                 /* WView * of streams we do not feed */
 static rd_kafka_message_t **kafka_msgs = NULL; /* streamproc.batch_size entries */
@@ -227,6 +228,7 @@ static void trim_log(WStream *stream);
 static void vacuum_log(WStream *stream);
 static void worker_exit(WorkerExit reason) pg_attribute_noreturn();
 static void publish_view_stats(WStream *stream);
+static int checkpoint_spacing(void);
 static int worker_source_batch(WStream *stream, KafkaSource *src, bool *more);
 
 /* ----------------------------------------------------------------
@@ -694,7 +696,7 @@ streamproc_worker_main(Datum main_arg)
 		if (checkpoint_needed &&
 			((sync_requested && caught_up) || checkpoint_soon ||
 			 TimestampDifferenceExceeds(last_checkpoint, GetCurrentTimestamp(),
-										streamproc_checkpoint_interval)))
+										checkpoint_spacing())))
 		{
 			worker_checkpoint();
 			checkpoint_soon = false;
@@ -731,6 +733,20 @@ streamproc_worker_main(Datum main_arg)
 	if (checkpoint_needed)
 		worker_checkpoint();
 	worker_exit(WORKER_EXIT_SHUTDOWN);
+}
+
+/*
+ * Milliseconds between two checkpoints: streamproc.checkpoint_interval,
+ * or more when checkpoints are slow (many changed groups), so that they
+ * take at most a tenth of the worker's time; ingestion would otherwise
+ * spend most of it writing the same groups again.  Views are live in
+ * shared memory either way; a longer spacing only means more input to
+ * replay after a crash.  sync() still checkpoints at once.
+ */
+static int
+checkpoint_spacing(void)
+{
+	return Max(streamproc_checkpoint_interval, (int)(last_checkpoint_ms * 9.0));
 }
 
 /* Does the database still have the extension? */
@@ -2120,6 +2136,7 @@ worker_checkpoint(void)
 	failed_events = NIL;
 	elapsed_ms = (double)(GetCurrentTimestamp() - start) / 1000.0;
 	elog(DEBUG1, "streamproc worker %d: checkpoint in %.1f ms", my_index, elapsed_ms);
+	last_checkpoint_ms = elapsed_ms;
 	last_checkpoint = GetCurrentTimestamp();
 
 	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
