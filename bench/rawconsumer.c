@@ -7,6 +7,8 @@
  * Usage:
  *		rawconsumer --brokers HOST:PORT --topic T [--expect N] [--timeout-s S]
  *					[--api poll|batch] [--watermarks] [-X key=value]...
+ *		rawconsumer --brokers HOST:PORT --topic T --follow PATH [--sample-ms MS]
+ *					[--timeout-s S] [--api poll|batch] [-X key=value]...
  *
  *		--watermarks only sums (high - low) over the partitions, prints that
  *		on stdout and exits without consuming (checked against --expect):
@@ -47,6 +49,25 @@
  *	  stderr and N alone on stdout.  The exit status is non-zero when
  *	  --expect is given and differs from N, when --timeout-s elapses before
  *	  the end is reached, or on any consumer error that loses data.
+ *
+ * Follow mode (--follow PATH): freshness baseline
+ * ----------------------------------------------
+ * For bench/kafka_ingest.sh's freshness figure.  Every partition is
+ * assigned at its high watermark (only messages produced from now on are
+ * read), and the consumer follows the topic until SIGTERM/SIGINT.  It
+ * parses the "ts" field of each json message (loadgen's
+ * "YYYY-MM-DDTHH:MM:SS.mmmZ"; produced with loadgen --ts now, the wall
+ * clock at production) and keeps the newest ts seen; every --sample-ms
+ * (default 10) it appends "EPOCH STALENESS_MS" to PATH: the wall clock of
+ * the sample (seconds) and the age of the newest message seen, in ms --
+ * the same measure the benchmark takes of a continuous view's max(ts).
+ * The consume call's timeout ends at the next sample, so a sample sees
+ * every message delivered to the consumer queue until then.  At the
+ * first SIGTERM/SIGINT it stops sampling, reads the partitions' high
+ * watermarks and consumes up to them (bounded by --timeout-s from then),
+ * then reports "rawconsumer: follow: N messages, B bytes, K samples in
+ * S s" on stderr and N on stdout; N is every message produced between
+ * the start and the signal (--expect checks it).
  *
  * Poll versus batch API
  * ---------------------
@@ -115,6 +136,7 @@ typedef struct PartState
 	int64_t high;  /* high watermark at start: the end */
 	bool assigned; /* non-empty, hence assigned */
 	bool done;     /* reached high */
+	int64_t next;  /* follow mode: offset after the last message read */
 } PartState;
 
 typedef struct Consumer
@@ -124,7 +146,10 @@ typedef struct Consumer
 	int remaining;    /* partitions not yet done */
 	int64_t messages;
 	int64_t bytes;
-	bool failed; /* an unrecoverable error happened */
+	bool failed;       /* an unrecoverable error happened */
+	bool follow;       /* --follow: parse ts, track the newest */
+	int64_t max_ts_ms; /* newest "ts" seen (ms since the epoch), -1: none */
+	int64_t unparsed;  /* messages without a parsable "ts" */
 } Consumer;
 
 static volatile sig_atomic_t got_signal = 0;
@@ -142,6 +167,89 @@ now_seconds(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Wall clock, seconds since the epoch. */
+static double
+wall_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
+static int64_t
+days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+	int64_t era;
+	int64_t yoe;
+	int64_t doy;
+	int64_t doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/* n decimal digits at p, or -1. */
+static int64_t
+digits(const char *p, int n)
+{
+	int64_t v = 0;
+	int i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	return v;
+}
+
+/*
+ * The "ts" of a json click event, "YYYY-MM-DDTHH:MM:SS[.mmm]Z", in ms
+ * since the epoch; -1 when there is none.
+ */
+static int64_t
+message_ts_ms(const char *payload, size_t len)
+{
+	static const char key[] = "\"ts\":\"";
+	const char *p = NULL;
+	const char *end = payload + len;
+	const char *q;
+	int64_t y, mo, d, h, mi, sec, ms = 0;
+
+	for (q = payload; q + sizeof(key) - 1 <= end; q++)
+		if (memcmp(q, key, sizeof(key) - 1) == 0)
+		{
+			p = q + sizeof(key) - 1;
+			break;
+		}
+	if (p == NULL || end - p < 20 || p[4] != '-' || p[7] != '-' ||
+		p[10] != 'T' || p[13] != ':' || p[16] != ':')
+		return -1;
+	y = digits(p, 4);
+	mo = digits(p + 5, 2);
+	d = digits(p + 8, 2);
+	h = digits(p + 11, 2);
+	mi = digits(p + 14, 2);
+	sec = digits(p + 17, 2);
+	if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || mi < 0 || sec < 0)
+		return -1;
+	if (end - p >= 23 && p[19] == '.')
+	{
+		ms = digits(p + 20, 3);
+		if (ms < 0)
+			return -1;
+	}
+	return ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * INT64_C(60000) +
+		   sec * 1000 + ms;
 }
 
 /*
@@ -168,9 +276,16 @@ usage(FILE *out)
 			"                   [--timeout-s S] [--api poll|batch]"
 			" [--watermarks]\n"
 			"                   [-X key=value]...\n"
+			"       rawconsumer --brokers HOST:PORT --topic T --follow PATH"
+			" [--sample-ms MS]\n"
+			"                   [--expect N] [--timeout-s S] [--api poll|batch]"
+			" [-X key=value]...\n"
 			"Reads all messages of T from the low to the high watermark"
 			" captured at start\n"
-			"and reports the rate.\n");
+			"and reports the rate.  --follow reads what is produced from"
+			" now on until\n"
+			"SIGTERM, sampling the age of the newest \"ts\" seen into PATH"
+			" every MS ms.\n");
 }
 
 static void
@@ -272,11 +387,21 @@ handle_message(Consumer *c, const rd_kafka_message_t *m)
 	}
 
 	/* produced after we started, or a stray partition: not ours to count */
-	if (!ps->assigned || m->offset >= ps->high)
+	if (!ps->assigned || m->offset >= ps->high || m->offset < ps->low)
 		return;
 
 	c->messages++;
 	c->bytes += (int64_t)m->len + (int64_t)m->key_len;
+	if (c->follow)
+	{
+		int64_t ts = m->payload ? message_ts_ms((const char *)m->payload, m->len) : -1;
+
+		if (ts < 0)
+			c->unparsed++;
+		else if (ts > c->max_ts_ms)
+			c->max_ts_ms = ts;
+		ps->next = m->offset + 1;
+	}
 	if (m->offset + 1 >= ps->high)
 		mark_done(c, ps);
 }
@@ -290,6 +415,12 @@ main(int argc, char **argv)
 	double timeout_s = 600.0;
 	ConsumeApi api = API_BATCH;
 	bool watermarks_only = false;
+	const char *follow_path = NULL;
+	FILE *follow_out = NULL;
+	double sample_s = 0.010;
+	double next_sample = 0;
+	int64_t samples = 0;
+	bool stopping = false;
 	const char *xopts[MAX_X_OPTIONS];
 	int nxopts = 0;
 	rd_kafka_conf_t *conf;
@@ -331,7 +462,8 @@ main(int argc, char **argv)
 		}
 		if (strcmp(a, "--brokers") != 0 && strcmp(a, "--topic") != 0 &&
 			strcmp(a, "--expect") != 0 && strcmp(a, "--timeout-s") != 0 &&
-			strcmp(a, "--api") != 0 && strcmp(a, "-X") != 0)
+			strcmp(a, "--api") != 0 && strcmp(a, "-X") != 0 &&
+			strcmp(a, "--follow") != 0 && strcmp(a, "--sample-ms") != 0)
 		{
 			usage(stderr);
 			die("unknown option: %s", a);
@@ -360,6 +492,15 @@ main(int argc, char **argv)
 			if (errno != 0 || *end != '\0' || end == v || timeout_s <= 0)
 				die("invalid --timeout-s: %s", v);
 		}
+		else if (strcmp(a, "--follow") == 0)
+			follow_path = v;
+		else if (strcmp(a, "--sample-ms") == 0)
+		{
+			errno = 0;
+			sample_s = strtod(v, &end) / 1000.0;
+			if (errno != 0 || *end != '\0' || end == v || sample_s <= 0)
+				die("invalid --sample-ms: %s", v);
+		}
 		else if (strcmp(a, "--api") == 0)
 		{
 			if (strcmp(v, "poll") == 0)
@@ -382,6 +523,16 @@ main(int argc, char **argv)
 	{
 		usage(stderr);
 		return 2;
+	}
+	if (follow_path != NULL && watermarks_only)
+		die("--follow and --watermarks exclude each other%s", "");
+	if (follow_path != NULL)
+	{
+		follow_out = fopen(follow_path, "w");
+		if (follow_out == NULL)
+			die("cannot open %s", follow_path);
+		c.follow = true;
+		c.max_ts_ms = -1;
 	}
 
 	deadline = now_seconds() + timeout_s;
@@ -478,7 +629,18 @@ main(int argc, char **argv)
 		if (watermarks_only)
 			fprintf(stderr, "rawconsumer: partition %" PRId32 " low %" PRId64 " high %" PRId64 "\n",
 					p, ps->low, ps->high);
-		if (ps->high > ps->low)
+		if (follow_path != NULL)
+		{
+			/* from the end on, until the stop signal sets the end */
+			ps->low = ps->high;
+			ps->next = ps->high;
+			ps->high = INT64_MAX;
+			ps->assigned = true;
+			c.remaining++;
+			rd_kafka_topic_partition_list_add(assignment, topic, p)->offset =
+				ps->low;
+		}
+		else if (ps->high > ps->low)
 		{
 			ps->assigned = true;
 			c.remaining++;
@@ -487,8 +649,12 @@ main(int argc, char **argv)
 				ps->low;
 		}
 	}
-	fprintf(stderr, "rawconsumer: topic %s: %d partitions, %" PRId64 " messages between the watermarks\n",
-			topic, mdt->partition_cnt, total_expected);
+	if (follow_path != NULL)
+		fprintf(stderr, "rawconsumer: topic %s: %d partitions, following from the end\n",
+				topic, mdt->partition_cnt);
+	else
+		fprintf(stderr, "rawconsumer: topic %s: %d partitions, %" PRId64 " messages between the watermarks\n",
+				topic, mdt->partition_cnt, total_expected);
 	rd_kafka_metadata_destroy(md);
 	rd_kafka_topic_destroy(rkt);
 
@@ -528,14 +694,70 @@ main(int argc, char **argv)
 	}
 	rd_kafka_topic_partition_list_destroy(assignment);
 
-	while (c.remaining > 0 && !c.failed && !got_signal)
+	next_sample = now_seconds() + sample_s;
+	while (c.remaining > 0 && !c.failed && (!got_signal || (c.follow && !stopping)))
 	{
+		int wait_ms = POLL_TIMEOUT_MS;
+
+		if (c.follow && !stopping)
+		{
+			double now = now_seconds();
+
+			if (got_signal)
+			{
+				/* Stop: read up to the current high watermarks. */
+				got_signal = 0;
+				stopping = true;
+				deadline = now + timeout_s;
+				for (i = 0; i < c.nparts; i++)
+				{
+					PartState *ps = &c.parts[i];
+					int64_t low;
+					int64_t high;
+
+					if (!ps->assigned)
+						continue;
+					err = rd_kafka_query_watermark_offsets(rk, topic, i, &low, &high,
+														   remaining_ms(deadline));
+					if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+					{
+						fprintf(stderr, "rawconsumer: cannot query watermarks of %s [%d]: %s\n",
+								topic, i, rd_kafka_err2str(err));
+						c.failed = true;
+						break;
+					}
+					ps->high = high;
+					if (ps->next >= high)
+						mark_done(&c, ps);
+				}
+				continue;
+			}
+			if (now >= next_sample)
+			{
+				if (c.max_ts_ms >= 0)
+				{
+					double wall = wall_seconds();
+
+					fprintf(follow_out, "%.6f %.3f\n", wall,
+							wall * 1000.0 - (double)c.max_ts_ms);
+					samples++;
+				}
+				next_sample += sample_s;
+				if (next_sample < now)
+					next_sample = now + sample_s;
+			}
+			wait_ms = (int)((next_sample - now) * 1000.0);
+			if (wait_ms < 0)
+				wait_ms = 0;
+			if (wait_ms > POLL_TIMEOUT_MS)
+				wait_ms = POLL_TIMEOUT_MS;
+		}
 		if (api == API_BATCH)
 		{
 			ssize_t n;
 			ssize_t j;
 
-			n = rd_kafka_consume_batch_queue(queue, POLL_TIMEOUT_MS,
+			n = rd_kafka_consume_batch_queue(queue, wait_ms,
 											 batch, BATCH_SIZE);
 			if (n < 0)
 			{
@@ -554,14 +776,14 @@ main(int argc, char **argv)
 		{
 			rd_kafka_message_t *m;
 
-			m = rd_kafka_consumer_poll(rk, POLL_TIMEOUT_MS);
+			m = rd_kafka_consumer_poll(rk, wait_ms);
 			if (m != NULL)
 			{
 				handle_message(&c, m);
 				rd_kafka_message_destroy(m);
 			}
 		}
-		if (c.remaining > 0 && now_seconds() > deadline)
+		if (c.remaining > 0 && (!c.follow || stopping) && now_seconds() > deadline)
 		{
 			timed_out = true;
 			break;
@@ -576,9 +798,21 @@ main(int argc, char **argv)
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
 
-	fprintf(stderr, "rawconsumer: %" PRId64 " messages, %" PRId64 " bytes in %.3f s, %.0f events/s\n",
-			c.messages, c.bytes, elapsed,
-			elapsed > 0 ? (double)c.messages / elapsed : 0.0);
+	if (c.follow)
+	{
+		if (fclose(follow_out) != 0)
+		{
+			fprintf(stderr, "rawconsumer: cannot write %s\n", follow_path);
+			c.failed = true;
+		}
+		fprintf(stderr, "rawconsumer: follow: %" PRId64 " messages, %" PRId64 " bytes, %" PRId64 " samples in %.3f s%s\n",
+				c.messages, c.bytes, samples, elapsed,
+				c.unparsed > 0 ? " (some messages had no json \"ts\")" : "");
+	}
+	else
+		fprintf(stderr, "rawconsumer: %" PRId64 " messages, %" PRId64 " bytes in %.3f s, %.0f events/s\n",
+				c.messages, c.bytes, elapsed,
+				elapsed > 0 ? (double)c.messages / elapsed : 0.0);
 	printf("%" PRId64 "\n", c.messages);
 	fflush(stdout);
 

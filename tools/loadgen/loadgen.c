@@ -17,8 +17,9 @@
  * the same sequence of message bytes, the same Kafka keys, the same oracle
  * CSV and the same malformed log, on every run and on every machine.  The
  * only exceptions are "--start-time now", which reads the wall clock once
- * at start, and --skew, whose Zipf table uses libm's pow() and is therefore
- * only guaranteed identical across machines sharing the same libm.
+ * at start, "--ts now", which stamps every message with the wall clock at
+ * its production, and --skew, whose Zipf table uses libm's pow() and is
+ * therefore only guaranteed identical across machines sharing the same libm.
  *
  * To get there:
  *
@@ -37,7 +38,11 @@
  *	  2^-32, deterministic); probabilities compare the top 53 bits of a draw
  *	  against round(FRAC * 2^53).
  *	- Event time is integer milliseconds: start + i * interval, minus, with
- *	  probability --disorder, a uniform delay in [1, --max-delay-ms].
+ *	  probability --disorder, a uniform delay in [1, --max-delay-ms].  With
+ *	  "--ts now" it is instead the wall clock (CLOCK_REALTIME, truncated to
+ *	  the millisecond) when message i is generated, just before it is
+ *	  written or produced, minus the same disorder delay: for measuring
+ *	  end-to-end freshness, not reproducible.
  *	  Amounts are integer cents in [1, 99999] printed as "%d.%02d".  Dates
  *	  are formatted by integer civil-calendar arithmetic (no time zone,
  *	  no locale, no floating point anywhere in the output path).
@@ -124,6 +129,8 @@ typedef struct LgOptions
 	double skew; /* 0 = uniform */
 	int64_t start_ms;
 	bool start_now;
+	bool ts_now;   /* --ts now: ts = wall clock at generation */
+	bool ts_fixed; /* --start-time or --interval-ms given */
 	int64_t interval_ms;
 	double disorder;
 	int64_t max_delay_ms;
@@ -212,6 +219,8 @@ usage(FILE *out)
 			"  --start-time T        ts of message 0, ISO-8601 UTC, or \"now\"\n"
 			"                        (default 2026-01-01T00:00:00Z)\n"
 			"  --interval-ms N       ts step between consecutive messages (default 1)\n"
+			"  --ts seq|now          seq: ts = start + i * interval (default); now: ts =\n"
+			"                        wall clock when each message is generated (ms)\n"
 			"  --disorder FRAC       probability that ts is moved back (default 0)\n"
 			"  --max-delay-ms N      maximum backward move, uniform in [1, N] (default 5000)\n"
 			"  --duplicates FRAC     probability of re-emitting a recent message (default 0)\n"
@@ -263,6 +272,16 @@ monotonic_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * INT64_C(1000000000) + ts.tv_nsec;
+}
+
+/* Wall clock in milliseconds since the epoch, truncated. */
+static int64_t
+realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void
@@ -883,7 +902,10 @@ generate(LgGenerator *gen, uint64_t i, LgKind *kind, const char **reason)
 	user = draw_user(gen, r[1]);
 	urlno = draw_range(r[2], 1, opts->urls);
 	cents = (int)draw_range(r[3], 1, LG_MAX_CENTS);
-	ts = opts->start_ms + (int64_t)i * opts->interval_ms;
+	if (opts->ts_now)
+		ts = realtime_ms();
+	else
+		ts = opts->start_ms + (int64_t)i * opts->interval_ms;
 	if (draw_chance(r[4], gen->thr_disorder))
 		ts -= draw_range(r[5], 1, opts->max_delay_ms);
 
@@ -1102,6 +1124,7 @@ enum
 	OPT_SKEW,
 	OPT_START_TIME,
 	OPT_INTERVAL_MS,
+	OPT_TS,
 	OPT_DISORDER,
 	OPT_MAX_DELAY_MS,
 	OPT_DUPLICATES,
@@ -1129,6 +1152,7 @@ parse_args(int argc, char **argv, LgOptions *opts)
 		{"skew", required_argument, NULL, OPT_SKEW},
 		{"start-time", required_argument, NULL, OPT_START_TIME},
 		{"interval-ms", required_argument, NULL, OPT_INTERVAL_MS},
+		{"ts", required_argument, NULL, OPT_TS},
 		{"disorder", required_argument, NULL, OPT_DISORDER},
 		{"max-delay-ms", required_argument, NULL, OPT_MAX_DELAY_MS},
 		{"duplicates", required_argument, NULL, OPT_DUPLICATES},
@@ -1177,9 +1201,19 @@ parse_args(int argc, char **argv, LgOptions *opts)
 				break;
 			case OPT_START_TIME:
 				start_time = optarg;
+				opts->ts_fixed = true;
 				break;
 			case OPT_INTERVAL_MS:
 				opts->interval_ms = option_int("interval-ms", optarg, 0, LG_MS_PER_DAY);
+				opts->ts_fixed = true;
+				break;
+			case OPT_TS:
+				if (strcmp(optarg, "now") == 0)
+					opts->ts_now = true;
+				else if (strcmp(optarg, "seq") == 0)
+					opts->ts_now = false;
+				else
+					bad_args("invalid value for --ts: \"%s\" (expected seq or now)", optarg);
 				break;
 			case OPT_DISORDER:
 				opts->disorder = option_double("disorder", optarg, 0.0, 1.0);
@@ -1265,6 +1299,8 @@ parse_args(int argc, char **argv, LgOptions *opts)
 		bad_args("--duplicates + --malformed must not exceed 1");
 	if (opts->skew > 0 && opts->users > LG_MAX_SKEW_USERS)
 		bad_args("--skew supports at most %d users", LG_MAX_SKEW_USERS);
+	if (opts->ts_now && opts->ts_fixed)
+		bad_args("--ts now cannot be combined with --start-time or --interval-ms");
 
 	if (strcmp(start_time, "now") == 0)
 	{
@@ -1282,7 +1318,7 @@ parse_args(int argc, char **argv, LgOptions *opts)
 	/* every timestamp must stay within years 0001..9999 */
 	if (opts->start_ms - opts->max_delay_ms < LG_MIN_TS_MS)
 		bad_args("--start-time minus --max-delay-ms is before year 1");
-	if (opts->count > 0 && opts->interval_ms > 0 &&
+	if (!opts->ts_now && opts->count > 0 && opts->interval_ms > 0 &&
 		(opts->count - 1 > (uint64_t)((LG_MAX_TS_MS - 1 - opts->start_ms) / opts->interval_ms)))
 		bad_args("timestamps would pass year 9999; lower --count or --interval-ms");
 }
@@ -1425,7 +1461,7 @@ main(int argc, char **argv)
 			}
 		}
 
-		if (opts.interval_ms > 0 &&
+		if (!opts.ts_now && opts.interval_ms > 0 &&
 			i > (uint64_t)((LG_MAX_TS_MS - 1 - opts.start_ms) / opts.interval_ms))
 		{
 			fprintf(stderr, "%s: stopping: timestamps would pass year 9999\n", progname);
