@@ -266,21 +266,21 @@ streamproc_kafka_shmem_init(void)
 static PartitionStats *
 stats_claim(KafkaSource *src, int32 partition, int worker)
 {
-	PartitionStats *free_entry = NULL;
+	PartitionStats *unused = NULL;
+	PartitionStats *released = NULL;
 	PartitionStats *e = NULL;
 	int i;
 
+	/*
+	 * The entry this (source, partition) had, in use or released by a
+	 * catalog reload, keeps its counters; otherwise a never used entry, or
+	 * one released by another partition.
+	 */
 	LWLockAcquire(kafka_shared->lock, LW_EXCLUSIVE);
 	for (i = 0; i < KAFKA_MAX_PARTITION_STATS; i++)
 	{
 		PartitionStats *s = &kafka_shared->entries[i];
 
-		if (!s->in_use)
-		{
-			if (free_entry == NULL)
-				free_entry = s;
-			continue;
-		}
 		if (s->dbid == MyDatabaseId && s->partition == partition &&
 			(partition >= 0 || s->worker == worker) &&
 			strcmp(s->source, src->name) == 0)
@@ -288,12 +288,15 @@ stats_claim(KafkaSource *src, int32 partition, int worker)
 			e = s;
 			break;
 		}
+		if (!s->in_use && s->dbid == InvalidOid && unused == NULL)
+			unused = s;
+		else if (!s->in_use && released == NULL)
+			released = s;
 	}
-	if (e == NULL && free_entry != NULL)
+	if (e == NULL && (unused != NULL || released != NULL))
 	{
-		e = free_entry;
+		e = unused ? unused : released;
 		memset(e, 0, sizeof(PartitionStats));
-		e->in_use = true;
 		e->dbid = MyDatabaseId;
 		strlcpy(e->source, src->name, NAMEDATALEN);
 		e->partition = partition;
@@ -301,6 +304,8 @@ stats_claim(KafkaSource *src, int32 partition, int worker)
 		e->high_watermark = -1;
 		e->position = -1;
 	}
+	if (e != NULL)
+		e->in_use = true;
 	if (e != NULL)
 	{
 		e->worker = worker;
@@ -1175,6 +1180,14 @@ source_assign(KafkaSource *src)
 			p->committed = newoffs[i];
 			p->sync_target = -1;
 			p->stats = stats_claim(src, p->partition, src->worker);
+			if (p->stats != NULL)
+			{
+				/* Counters survive catalog reloads (the entry is kept). */
+				p->events = p->rate_events = p->stats->events;
+				p->bytes = p->rate_bytes = p->stats->bytes;
+				p->events_per_second = p->stats->events_per_second;
+				p->bytes_per_second = p->stats->bytes_per_second;
+			}
 		}
 		if (src->parts)
 			pfree(src->parts);
