@@ -319,6 +319,15 @@ SELECT streamproc.create_kafka_source('src1', 'clicks1', 'json1', '$bs');
 	           FROM streamproc.stat_sources WHERE source = 'src1'}),
 		"4 true 0 20000 20000 $nmal1 true",
 		'stat_sources: 4 partitions running, lag 0, 20000 events, offsets, errors');
+	# DDL elsewhere in the database makes the workers reload their catalog
+	# (and recreate their consumers): the source's counters stay.
+	sql(q{CREATE FOREIGN TABLE other1 (x int) SERVER streamproc;
+	      CREATE VIEW other1_n WITH (continuous) AS SELECT count(*) FROM other1;
+	      DROP FOREIGN TABLE other1 CASCADE});
+	sql(q{SELECT streamproc.sync('60s')});
+	is(sql(q{SELECT sum(events) || ' ' || bool_and(state = 'running')
+	           FROM streamproc.stat_sources WHERE source = 'src1'}),
+		'20000 true', 'stat_sources counters survive a catalog reload');
 	is(sql(q{SELECT string_agg(view::text || ':' || errors, ' ' ORDER BY view::text)
 	           FROM streamproc.stat_views WHERE stream = 'clicks1'::regclass}),
 		'big1:0 per_user1:0', 'stat_views: parse errors belong to no view');
