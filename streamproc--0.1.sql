@@ -86,7 +86,7 @@ CREATE TABLE streamproc.view_state (
     key   bytea NOT NULL,
     state bytea NOT NULL,
     PRIMARY KEY (view, slot, key)
-);
+) WITH (fillfactor = 50);  -- room for HOT updates: checkpoints rewrite rows
 
 -- Events whose processing raised an error: the rest of their batch was
 -- processed; each failed event is recorded once, by the checkpoint that
