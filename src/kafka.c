@@ -1068,6 +1068,32 @@ persist_start(KafkaSource *src, int n, int32 *partitions, int64 *offsets)
 }
 
 /*
+ * Assign every partition we own, each at its position (rd_kafka_assign
+ * replaces the whole assignment).  False, with the error state, if
+ * librdkafka refuses.
+ */
+static bool
+assign_all(KafkaSource *src)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(src->npartitions);
+	rd_kafka_resp_err_t err;
+	int i;
+
+	for (i = 0; i < src->npartitions; i++)
+		rd_kafka_topic_partition_list_add(list, src->topic, src->parts[i].partition)->offset =
+			src->parts[i].position;
+	err = rd_kafka_assign(src->rk, list);
+	rd_kafka_topic_partition_list_destroy(list);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		source_set_state(src, SOURCE_ERROR,
+						 psprintf("could not assign partitions: %s", rd_kafka_err2str(err)));
+		return false;
+	}
+	return true;
+}
+
+/*
  * Read the topic's partition count and assign the partitions we own that
  * are not assigned yet.  Returns false on failure (backoff).
  */
@@ -1167,7 +1193,6 @@ source_assign(KafkaSource *src)
 	{
 		MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(src));
 		KafkaPartition *parts = palloc0(sizeof(KafkaPartition) * (src->npartitions + nnew));
-		rd_kafka_topic_partition_list_t *list;
 
 		if (src->npartitions > 0)
 			memcpy(parts, src->parts, sizeof(KafkaPartition) * src->npartitions);
@@ -1195,18 +1220,8 @@ source_assign(KafkaSource *src)
 		src->npartitions += nnew;
 		MemoryContextSwitchTo(old);
 
-		list = rd_kafka_topic_partition_list_new(src->npartitions);
-		for (i = 0; i < src->npartitions; i++)
-			rd_kafka_topic_partition_list_add(list, src->topic, src->parts[i].partition)->offset =
-				src->parts[i].position;
-		err = rd_kafka_assign(src->rk, list);
-		rd_kafka_topic_partition_list_destroy(list);
-		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		{
-			source_set_state(src, SOURCE_ERROR,
-							 psprintf("could not assign partitions: %s", rd_kafka_err2str(err)));
+		if (!assign_all(src))
 			return false;
-		}
 	}
 
 	/* The source-level entry is replaced by the partitions'. */
@@ -1282,24 +1297,7 @@ reset_ranges(KafkaSource *src)
 		reassign = true;
 	}
 
-	if (reassign)
-	{
-		rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(src->npartitions);
-		rd_kafka_resp_err_t err;
-
-		for (i = 0; i < src->npartitions; i++)
-			rd_kafka_topic_partition_list_add(list, src->topic, src->parts[i].partition)->offset =
-				src->parts[i].position;
-		err = rd_kafka_assign(src->rk, list);
-		rd_kafka_topic_partition_list_destroy(list);
-		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		{
-			source_set_state(src, SOURCE_ERROR,
-							 psprintf("could not assign partitions: %s", rd_kafka_err2str(err)));
-			return false;
-		}
-	}
-	return true;
+	return !reassign || assign_all(src);
 }
 
 /* Does the source have something only a checkpoint can make durable? */

@@ -36,6 +36,7 @@ use IPC::Run ();
 use Time::HiRes qw(time sleep);
 
 use Devbroker;
+use KafkaCrash ();
 
 # A child that exits early must not kill the test through SIGPIPE
 $SIG{PIPE} = 'IGNORE';
@@ -99,23 +100,8 @@ sub sql { return $node->safe_psql('postgres', $_[0]); }
 
 sub sync_all { sql("SELECT streamproc.sync('60s')"); }
 
-# Run a command with a bound on its run time: (status, stdout, stderr),
-# status -1 on timeout.
-sub run_cmd
-{
-	my ($cmd, %o) = @_;
-	my $in = $o{input} // '';
-	my ($out, $err) = ('', '');
-	my $h = IPC::Run::start($cmd, '<', \$in, '>', \$out, '2>', \$err,
-		IPC::Run::timeout($o{timeout} // 120));
-	my $ok = eval { $h->finish; 1 };
-	if (!$ok)
-	{
-		$h->kill_kill(grace => 2);
-		return (-1, $out, "$err\n(timed out: $@)");
-	}
-	return ($h->result(0), $out, $err);
-}
+# run_cmd: KafkaCrash::run_cmd (t/lib/KafkaCrash.pm)
+sub run_cmd { return KafkaCrash::run_cmd(@_); }
 
 my @kcat_opts = ('-X', 'socket.timeout.ms=10000', '-X', 'reconnect.backoff.max.ms=500');
 

@@ -74,23 +74,8 @@ sub sync_all { sql(q{SELECT streamproc.sync('120s')}); }
 
 my $clicks_cols = '(user_id int, url text, amount numeric, ts timestamptz)';
 
-# Run a command with a bound on its run time: (status, stdout, stderr),
-# status -1 on timeout.
-sub run_cmd
-{
-	my ($cmd, %o) = @_;
-	my $in = $o{input} // '';
-	my ($out, $err) = ('', '');
-	my $h = IPC::Run::start($cmd, '<', \$in, '>', \$out, '2>', \$err,
-		IPC::Run::timeout($o{timeout} // 120));
-	my $ok = eval { $h->finish; 1 };
-	if (!$ok)
-	{
-		$h->kill_kill(grace => 2);
-		return (-1, $out, "$err\n(timed out: $@)");
-	}
-	return ($h->result(0), $out, $err);
-}
+# run_cmd: KafkaCrash::run_cmd (t/lib/KafkaCrash.pm)
+sub run_cmd { return KafkaCrash::run_cmd(@_); }
 
 # loadgen: $count well-formed json messages to $topic
 sub loadgen

@@ -293,6 +293,24 @@ sub broker_offsets
 	return \@off;
 }
 
+# Run a command with a bound on its run time: (status, stdout, stderr),
+# status -1 on timeout.
+sub run_cmd
+{
+	my ($cmd, %o) = @_;
+	my $in = $o{input} // '';
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start($cmd, '<', \$in, '>', \$out, '2>', \$err,
+		IPC::Run::timeout($o{timeout} // 120));
+	my $ok = eval { $h->finish; 1 };
+	if (!$ok)
+	{
+		$h->kill_kill(grace => 2);
+		return (-1, $out, "$err\n(timed out: $@)");
+	}
+	return ($h->result(0), $out, $err);
+}
+
 # Run one query with psql -c (nothing is written to psql's stdin, so a
 # server that drops the connection at once cannot make IPC::Run die of a
 # broken pipe, as poll_query_until and psql can while the postmaster
