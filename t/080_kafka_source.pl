@@ -19,6 +19,7 @@
 #  9. drop_kafka_source while producing; DROP FOREIGN TABLE [CASCADE]
 # 10. credentials: masking, privileges, nothing in stats, errors or the log
 # 11. partitions added later (skipped: the devbroker cannot add partitions)
+# 12. group_id: offsets also committed to Kafka for lag tools
 #  6. restarts: fast (messages produced while down) and immediate (while
 #     consuming, with malformed messages and a failing view expression),
 #     a source paused across them; last, so that it also rechecks every
@@ -69,6 +70,7 @@ my $broker = Devbroker->start(
 		expr5    => 2,
 		restart6 => 4,
 		pause7   => 2,
+		group12  => 2,
 		latest8  => 2,
 		offsets8 => 4,
 		seq8     => 1,
@@ -664,6 +666,41 @@ SELECT streamproc.create_kafka_source('src7', 'clicks7', 'pause7', '$bs');
 	is(sql(q{SELECT count(*) || ' ' || bool_and(state = 'running') || ' ' || sum(lag) || ' ' || sum(committed_offset)
 	           FROM streamproc.stat_sources WHERE source = 'src7'}),
 		'2 true 0 3000', 'running again, lag 0, all 3000 messages committed');
+};
+
+# ---------------------------------------------------------------------
+# 12. group_id
+subtest '12. group_id: offsets also committed to Kafka' => sub {
+	sql(qq{
+CREATE FOREIGN TABLE clicks12 $clicks_cols SERVER streamproc;
+CREATE VIEW n12 WITH (continuous) AS SELECT count(*) AS n FROM clicks12;
+SELECT streamproc.create_kafka_source('src12', 'clicks12', 'group12', '$bs',
+                                      group_id => 'lagtools12');
+});
+	loadgen(topic => 'group12', count => 1000, seed => 121);
+	sync_all();
+	is(sql('SELECT n FROM n12'), '1000', 'the source consumed 1000 messages');
+	loadgen(topic => 'group12', count => 300, seed => 122);
+
+	# A consumer of the group starts at the group's committed offsets: it
+	# must read exactly the 300 messages the source has not consumed.  The
+	# commit to Kafka is asynchronous (after the database commit): poll.
+	my $got;
+	my $took = wait_until(
+		sub {
+			my ($rc, $out, $err) = run_cmd(
+				[
+					$kcat, '-C', '-b', $bs, '-G', 'lagtools12', 'group12', '-e', '-q',
+					'-X', 'enable.auto.commit=false', '-X', 'auto.offset.reset=latest',
+					'-f', '%o\n', @kcat_opts
+				],
+				timeout => 30);
+			$got = ($rc == 0) ? scalar(() = $out =~ /\n/g) : "kcat failed: $err";
+			return $got eq '300';
+		},
+		60);
+	ok(defined $took, "a consumer of group_id 'lagtools12' starts where the source is (read $got)");
+	sql(q{SELECT streamproc.drop_kafka_source('src12')});
 };
 
 # ---------------------------------------------------------------------
