@@ -1000,13 +1000,59 @@ resolve_start(KafkaSource *src, int n, int32 *partitions, int64 *offsets)
 }
 
 /*
+ * Lock a source's catalog row against drop_kafka_source() until the
+ * transaction ends; false when the source is gone (nothing left to keep).
+ */
+static bool
+lock_source_row(KafkaSource *src)
+{
+	Datum arg = CStringGetTextDatum(src->name);
+	int ret;
+
+	ret = SPI_execute_with_args("SELECT 1 FROM streamproc.sources WHERE name = $1 FOR KEY SHARE",
+								1, (Oid[]){TEXTOID}, &arg, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not lock streamproc.sources: %s", SPI_result_code_string(ret));
+	return SPI_processed > 0;
+}
+
+/*
+ * Write n partitions' positions (int4 and int8 Datums) to kafka_offsets:
+ * replacing the rows there (checkpoint), or only where there is none (start
+ * positions, where a row written first wins).
+ */
+static void
+write_offsets(KafkaSource *src, int n, Datum *partitions, Datum *offsets,
+			  bool overwrite)
+{
+	Datum args[4];
+	int ret;
+
+	args[0] = CStringGetTextDatum(src->name);
+	args[1] = CStringGetTextDatum(src->topic);
+	args[2] = PointerGetDatum(construct_array(partitions, n, INT4OID, 4, true, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(offsets, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	ret = SPI_execute_with_args(psprintf("INSERT INTO streamproc.kafka_offsets (source, topic, partition, \"offset\")"
+										 " SELECT $1, $2, u.p, u.o"
+										 " FROM ROWS FROM (pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::int8[])) AS u(p, o)"
+										 " ON CONFLICT (source, partition) DO %s",
+										 overwrite ? "UPDATE SET \"offset\" = excluded.\"offset\", topic = excluded.topic,"
+													 " updated_at = pg_catalog.now()"
+												   : "NOTHING"),
+								4, (Oid[]){TEXTOID, TEXTOID, INT4ARRAYOID, INT8ARRAYOID},
+								args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not write streamproc.kafka_offsets: %s", SPI_result_code_string(ret));
+}
+
+/*
  * Write the start positions of new partitions, unless another process
  * did (the row wins).  Returns false when the source is gone.
  */
 static bool
 persist_start(KafkaSource *src, int n, int32 *partitions, int64 *offsets)
 {
-	Datum args[4];
+	Datum args[2];
 	Datum *p = palloc(sizeof(Datum) * n);
 	Datum *o = palloc(sizeof(Datum) * n);
 	bool exists;
@@ -1023,30 +1069,17 @@ persist_start(KafkaSource *src, int n, int32 *partitions, int64 *offsets)
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	args[0] = CStringGetTextDatum(src->name);
-	ret = SPI_execute_with_args("SELECT 1 FROM streamproc.sources WHERE name = $1 FOR KEY SHARE",
-								1, (Oid[]){TEXTOID}, args, NULL, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not lock streamproc.sources: %s", SPI_result_code_string(ret));
-	exists = SPI_processed > 0;
+	exists = lock_source_row(src);
 	if (exists)
 	{
-		args[1] = CStringGetTextDatum(src->topic);
-		args[2] = PointerGetDatum(construct_array(p, n, INT4OID, 4, true, TYPALIGN_INT));
-		args[3] = PointerGetDatum(construct_array(o, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		ret = SPI_execute_with_args("INSERT INTO streamproc.kafka_offsets (source, topic, partition, \"offset\")"
-									" SELECT $1, $2, u.p, u.o FROM ROWS FROM (pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::int8[])) AS u(p, o)"
-									" ON CONFLICT (source, partition) DO NOTHING",
-									4, (Oid[]){TEXTOID, TEXTOID, INT4ARRAYOID, INT8ARRAYOID},
-									args, NULL, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "could not write streamproc.kafka_offsets: %s", SPI_result_code_string(ret));
+		write_offsets(src, n, p, o, false);
 
 		/* Read back: a row written before ours wins. */
+		args[0] = CStringGetTextDatum(src->name);
+		args[1] = PointerGetDatum(construct_array(p, n, INT4OID, 4, true, TYPALIGN_INT));
 		ret = SPI_execute_with_args("SELECT partition, \"offset\" FROM streamproc.kafka_offsets"
-									" WHERE source = $1 AND partition = ANY ($3::int4[])",
-									4, (Oid[]){TEXTOID, TEXTOID, INT4ARRAYOID, INT8ARRAYOID},
-									args, NULL, false, 0);
+									" WHERE source = $1 AND partition = ANY ($2::int4[])",
+									2, (Oid[]){TEXTOID, INT4ARRAYOID}, args, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read streamproc.kafka_offsets: %s", SPI_result_code_string(ret));
 		for (i = 0; i < (int)SPI_processed; i++)
@@ -1576,7 +1609,6 @@ streamproc_kafka_checkpoint(List *sources)
 		KafkaSource *src = lfirst(lc);
 		Datum *p = palloc(sizeof(Datum) * Max(src->npartitions, 1));
 		Datum *o = palloc(sizeof(Datum) * Max(src->npartitions, 1));
-		Datum args[4];
 		int n = 0;
 		int ret;
 		int i;
@@ -1594,26 +1626,17 @@ streamproc_kafka_checkpoint(List *sources)
 		if (n == 0 && src->gaps == NIL)
 			continue;
 
-		/*
-		 * Lock the source's row against drop_kafka_source() until we
-		 * commit; a source dropped meanwhile has nothing left to keep.
-		 */
-		args[0] = CStringGetTextDatum(src->name);
-		ret = SPI_execute_with_args("SELECT 1 FROM streamproc.sources WHERE name = $1 FOR KEY SHARE",
-									1, (Oid[]){TEXTOID}, args, NULL, false, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "could not lock streamproc.sources: %s", SPI_result_code_string(ret));
-		if (SPI_processed == 0)
+		/* A source dropped meanwhile has nothing left to keep. */
+		if (!lock_source_row(src))
 			continue;
 
-		args[1] = CStringGetTextDatum(src->topic);
 		foreach (gc, src->gaps)
 		{
 			KafkaGap *gap = lfirst(gc);
 			Datum gargs[5];
 
-			gargs[0] = args[0];
-			gargs[1] = args[1];
+			gargs[0] = CStringGetTextDatum(src->name);
+			gargs[1] = CStringGetTextDatum(src->topic);
 			gargs[2] = Int32GetDatum(gap->partition);
 			gargs[3] = Int64GetDatum(gap->from);
 			gargs[4] = Int64GetDatum(gap->to);
@@ -1629,18 +1652,8 @@ streamproc_kafka_checkpoint(List *sources)
 			if (ret != SPI_OK_INSERT)
 				elog(ERROR, "could not write streamproc.errors: %s", SPI_result_code_string(ret));
 		}
-		if (n == 0)
-			continue;
-		args[2] = PointerGetDatum(construct_array(p, n, INT4OID, 4, true, TYPALIGN_INT));
-		args[3] = PointerGetDatum(construct_array(o, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		ret = SPI_execute_with_args("INSERT INTO streamproc.kafka_offsets AS k (source, topic, partition, \"offset\")"
-									" SELECT $1, $2, u.p, u.o FROM ROWS FROM (pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::int8[])) AS u(p, o)"
-									" ON CONFLICT (source, partition) DO UPDATE"
-									" SET \"offset\" = excluded.\"offset\", topic = excluded.topic, updated_at = pg_catalog.now()",
-									4, (Oid[]){TEXTOID, TEXTOID, INT4ARRAYOID, INT8ARRAYOID},
-									args, NULL, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "could not write streamproc.kafka_offsets: %s", SPI_result_code_string(ret));
+		if (n > 0)
+			write_offsets(src, n, p, o, true);
 	}
 }
 

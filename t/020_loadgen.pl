@@ -37,6 +37,7 @@ use Scalar::Util qw(looks_like_number);
 use Time::HiRes qw(time sleep);
 
 use lib "$FindBin::RealBin/lib";
+use KafkaCrash ();
 
 my ($pg_bindir, $pg_perl_ok, $pg_perl_error);
 
@@ -545,43 +546,8 @@ for my $args (
 # 5. Kafka, through the development broker
 # ---------------------------------------------------------------------------
 
-# Kafka's (Java client's) murmur2, as librdkafka's murmur2_random uses it
-sub murmur2_partition
-{
-	my ($key, $partitions) = @_;
-	my $m = 0x5bd1e995;
-	my @b = unpack('C*', $key);
-	my $len = @b;
-	my $h = (0x9747b28c ^ $len) & 0xffffffff;
-	my $mul = sub {
-		my ($x, $y) = @_;
-		# 32x32 bit multiply mod 2^32, exact in 64-bit integers
-		return ((($x & 0xffff) * $y) + (((($x >> 16) * $y) & 0xffff) << 16))
-		  & 0xffffffff;
-	};
-	my $i = 0;
-	for (; $i + 4 <= $len; $i += 4)
-	{
-		my $k = $b[$i] | ($b[ $i + 1 ] << 8) | ($b[ $i + 2 ] << 16) | ($b[ $i + 3 ] << 24);
-		$k = $mul->($k, $m);
-		$k ^= $k >> 24;
-		$k = $mul->($k, $m);
-		$h = $mul->($h, $m);
-		$h ^= $k;
-	}
-	my $rem = $len % 4;
-	$h ^= $b[ $i + 2 ] << 16 if $rem >= 3;
-	$h ^= $b[ $i + 1 ] << 8 if $rem >= 2;
-	if ($rem >= 1)
-	{
-		$h ^= $b[$i];
-		$h = $mul->($h, $m);
-	}
-	$h ^= $h >> 13;
-	$h = $mul->($h, $m);
-	$h ^= $h >> 15;
-	return ($h & 0x7fffffff) % $partitions;
-}
+# Kafka's murmur2 partitioner: KafkaCrash::murmur2_partition (t/lib)
+sub murmur2_partition { return KafkaCrash::murmur2_partition(@_); }
 
 SKIP:
 {

@@ -41,17 +41,7 @@ my $started = time();
 my $loadgen = KafkaCrash::loadgen_binary();
 my $kcat    = KafkaCrash::kcat_binary();
 
-# Missing prerequisites are failures, not skips.
-for my $missing (
-	[ !-x $loadgen, "loadgen binary $loadgen (make tools)" ],
-	[ !-x Devbroker::binary(), 'devbroker binary ' . Devbroker::binary() . ' (make tools)' ],
-	[ system("$kcat -V >/dev/null 2>&1") != 0, "kcat ($kcat)" ])
-{
-	next unless $missing->[0];
-	fail("prerequisite missing: $missing->[1]");
-	done_testing();
-	exit 1;
-}
+KafkaCrash::check_prerequisites();
 
 my $broker = Devbroker->start(topics => { ret1 => 1, ret2 => 1, ts3 => 1 });
 my $bs = $broker->bootstrap;
@@ -119,19 +109,8 @@ sub log_since
 
 sub log_pos { return length(slurp_file($node->logfile)); }
 
-# Poll $cond (a Perl sub) every 20 ms for at most $timeout seconds;
-# returns the seconds it took, or undef.
-sub wait_until
-{
-	my ($cond, $timeout) = @_;
-	my $t0 = time();
-	while (time() - $t0 < $timeout)
-	{
-		return time() - $t0 if $cond->();
-		sleep(0.02);
-	}
-	return $cond->() ? time() - $t0 : undef;
-}
+# wait_until: KafkaCrash::wait_until (t/lib/KafkaCrash.pm)
+sub wait_until { return KafkaCrash::wait_until(@_); }
 
 # Wait until the source's consumer is gone (pause_source took effect).
 sub wait_paused

@@ -18,7 +18,7 @@ package KafkaCrash;
 #
 # Binaries: $STREAMPROC_LOADGEN, else tools/loadgen/loadgen relative to
 # this file; $KCAT, else kcat in PATH.  Missing prerequisites are failures
-# (BAIL_OUT), not skips.
+# (a failed test and exit), not skips.
 
 use strict;
 use warnings;
@@ -49,18 +49,23 @@ sub loadgen_binary
 
 sub kcat_binary { return $ENV{KCAT} // 'kcat'; }
 
-# Stop early, clearly, when a tool is missing.
+# Stop early, clearly, when a tool is missing: a failure, not a skip.
 sub check_prerequisites
 {
-	my $lg = loadgen_binary();
-	BAIL_OUT("loadgen binary $lg not built (make tools, or set STREAMPROC_LOADGEN)")
-	  unless -x $lg;
+	my $lg   = loadgen_binary();
 	my $kcat = kcat_binary();
-	BAIL_OUT("kcat not found (apt-get install kcat, or set KCAT)")
-	  unless system("$kcat -V >/dev/null 2>&1") == 0;
-	my $db = Devbroker::binary();
-	BAIL_OUT("devbroker binary $db not built (make tools, or set STREAMPROC_DEVBROKER)")
-	  unless -x $db;
+	my $db   = Devbroker::binary();
+
+	for my $missing (
+		[ !-x $lg, "loadgen binary $lg (make tools, or set STREAMPROC_LOADGEN)" ],
+		[ !-x $db, "devbroker binary $db (make tools, or set STREAMPROC_DEVBROKER)" ],
+		[ system("$kcat -V >/dev/null 2>&1") != 0, "kcat ($kcat: apt-get install kcat, or set KCAT)" ])
+	{
+		next unless $missing->[0];
+		fail("prerequisite missing: $missing->[1]");
+		done_testing();
+		exit 1;
+	}
 }
 
 # A node that preloads streamproc.  Statement and connection logging are
@@ -193,7 +198,7 @@ sub finish_loadgen
 }
 
 # Kafka's (Java client's) murmur2, as librdkafka's murmur2_random uses it:
-# the partition of a keyed message (copied from t/020_loadgen.pl).
+# the partition of a keyed message.
 sub murmur2_partition
 {
 	my ($key, $partitions) = @_;
@@ -291,6 +296,20 @@ sub broker_offsets
 		$off[$1] = $2;
 	}
 	return \@off;
+}
+
+# Poll $cond (a Perl sub) every 20 ms for at most $timeout seconds;
+# returns the seconds it took, or undef.
+sub wait_until
+{
+	my ($cond, $timeout) = @_;
+	my $t0 = time();
+	while (time() - $t0 < $timeout)
+	{
+		return time() - $t0 if $cond->();
+		sleep(0.02);
+	}
+	return $cond->() ? time() - $t0 : undef;
 }
 
 # Run a command with a bound on its run time: (status, stdout, stderr),
