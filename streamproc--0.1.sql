@@ -73,7 +73,26 @@ CREATE TABLE streamproc.views (
     rows_table     regclass,
     definition     text NOT NULL,
     agg_argtypes   oidvector[] NOT NULL DEFAULT '{}',
-    source_query   text NOT NULL
+    source_query   text NOT NULL,
+    -- Windowed views (src/windows.c); window_kind is NULL for the others.
+    --  window_kind 't' tumble, 'h' hop, 's' session, 'c' count
+    --  window_size, window_slide: microseconds (tumble: slide = size;
+    --      hop: state is kept per slide; session: size is the gap;
+    --      count: size is the number of events)
+    --  window_roles: per group column, 0 an ordinary key, 1 the window's
+    --      start, 2 its end
+    --  late_query: INSERT of late events into late_events, from
+    --      streamproc._source_batch(), $1 the watermark, $2 the reason
+    window_kind      "char" CHECK (window_kind IN ('t', 'h', 's', 'c')),
+    window_size      bigint,
+    window_slide     bigint,
+    window_origin    timestamptz,
+    window_roles     int2[],
+    allowed_lateness bigint NOT NULL DEFAULT 0,
+    retention        bigint,
+    emit             "char" NOT NULL DEFAULT 'u' CHECK (emit IN ('u', 'f')),
+    late_events      regclass,
+    late_query       text
 );
 
 -- Checkpointed state of aggregating views: one row per (view, state slot,
@@ -87,6 +106,29 @@ CREATE TABLE streamproc.view_state (
     state bytea NOT NULL,
     PRIMARY KEY (view, slot, key)
 ) WITH (fillfactor = 50);  -- room for HOT updates: checkpoints rewrite rows
+
+-- Closed windows of windowed views: one row per (view, state slot, window
+-- and group), moved out of shared memory by the checkpoint that closes
+-- them and never changed afterwards; removed after the view's retention.
+CREATE TABLE streamproc.window_state (
+    view       oid NOT NULL,
+    slot       int NOT NULL,
+    key        bytea NOT NULL,
+    state      bytea NOT NULL,
+    window_end timestamptz NOT NULL,
+    PRIMARY KEY (view, slot, key)
+);
+CREATE INDEX ON streamproc.window_state (view, slot, window_end);
+
+-- The watermark up to which each state slot of a windowed view has closed
+-- its windows, written by the checkpoint that closes them: the view's
+-- watermark never goes back, also across restarts.
+CREATE TABLE streamproc.view_watermarks (
+    view      oid NOT NULL,
+    slot      int NOT NULL,
+    watermark timestamptz NOT NULL,
+    PRIMARY KEY (view, slot)
+);
 
 -- Events whose processing raised an error: the rest of their batch was
 -- processed; each failed event is recorded once, by the checkpoint that
@@ -127,7 +169,8 @@ COMMENT ON FUNCTION streamproc.sync(interval) IS
 
 CREATE FUNCTION streamproc._view_stats(
     OUT view oid, OUT events bigint, OUT groups bigint, OUT memory_bytes bigint,
-    OUT ready boolean, OUT last_checkpoint timestamptz, OUT last_checkpoint_ms float8)
+    OUT ready boolean, OUT last_checkpoint timestamptz, OUT last_checkpoint_ms float8,
+    OUT watermark timestamptz, OUT late_events bigint)
 RETURNS SETOF record
 LANGUAGE C STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'streamproc_view_stats';
@@ -154,6 +197,8 @@ CREATE VIEW streamproc.stat_views AS
            (SELECT count(*) FROM streamproc.errors e WHERE e.view = v.view) AS errors,
            s.last_checkpoint,
            s.last_checkpoint_ms,
+           s.watermark,
+           s.late_events,
            CASE
                WHEN EXISTS (SELECT 1 FROM streamproc._workers() w WHERE w.paused) THEN 'paused'
                WHEN v.kind = 'a' AND NOT coalesce(s.ready, false) THEN 'loading'
@@ -502,3 +547,45 @@ REVOKE ALL ON FUNCTION streamproc.combine(regprocedure, bytea) FROM PUBLIC;
 REVOKE ALL ON FUNCTION streamproc.combine(regprocedure, bytea, regcollation) FROM PUBLIC;
 REVOKE ALL ON FUNCTION streamproc.finalize(regprocedure, bytea, anyelement) FROM PUBLIC;
 REVOKE ALL ON FUNCTION streamproc._combine_pair(regprocedure, bytea, bytea) FROM PUBLIC;
+
+--
+-- Event-time windows (src/windows.c).  Used in the FROM clause of a
+-- continuous view, grouped by their columns; they work as well over a
+-- table, which is how a window query is checked as a batch query.
+--
+CREATE FUNCTION streamproc.tumble(ts timestamptz, size interval,
+    origin timestamptz DEFAULT '1970-01-01 00:00:00+00',
+    OUT window_start timestamptz, OUT window_end timestamptz)
+RETURNS record
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'streamproc_tumble';
+
+COMMENT ON FUNCTION streamproc.tumble(timestamptz, interval, timestamptz) IS
+    'the tumbling window of the given size that contains ts';
+
+CREATE FUNCTION streamproc.hop(ts timestamptz, slide interval, size interval,
+    origin timestamptz DEFAULT '1970-01-01 00:00:00+00',
+    OUT window_start timestamptz, OUT window_end timestamptz)
+RETURNS SETOF record
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 5
+AS 'MODULE_PATHNAME', 'streamproc_hop';
+
+COMMENT ON FUNCTION streamproc.hop(timestamptz, interval, interval, timestamptz) IS
+    'every hopping window of the given size, starting every slide, that contains ts';
+
+CREATE FUNCTION streamproc.session(ts timestamptz, gap interval,
+    OUT window_start timestamptz, OUT window_end timestamptz)
+RETURNS record
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'streamproc_session';
+
+COMMENT ON FUNCTION streamproc.session(timestamptz, interval) IS
+    'the session window [ts, ts + gap) of one event; continuous views merge the windows of a group that overlap';
+
+CREATE FUNCTION streamproc.count_window(size bigint, OUT window_id bigint)
+RETURNS bigint
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'streamproc_count_window';
+
+COMMENT ON FUNCTION streamproc.count_window(bigint) IS
+    'count windows: window_id numbers every size events of a group, in processing order (continuous views only)';

@@ -161,8 +161,13 @@ COMMIT;
 SELECT * FROM clicks_v;
 DROP VIEW clicks_v;
 
--- Streams take no options yet.
-CREATE FOREIGN TABLE bad_opt (a int) SERVER streamproc OPTIONS (event_time 'a');
+-- Streams take only the event-time options, with valid intervals.
+CREATE FOREIGN TABLE bad_opt (a int) SERVER streamproc OPTIONS (partitions '4');
+CREATE FOREIGN TABLE bad_opt (a int) SERVER streamproc OPTIONS (watermark_delay 'soon');
+CREATE FOREIGN TABLE bad_opt (a int) SERVER streamproc OPTIONS (watermark_delay '-1 second');
+CREATE FOREIGN TABLE bad_opt (a int) SERVER streamproc OPTIONS (idle_timeout '0');
+CREATE FOREIGN TABLE bad_opt (a int) SERVER streamproc OPTIONS (idle_timeout '1 month');
+CREATE FOREIGN TABLE bad_opt (a int) SERVER streamproc OPTIONS (event_time '');
 CREATE FOREIGN TABLE bad_col_opt (a int OPTIONS (x '1')) SERVER streamproc;
 CREATE SERVER bad_server FOREIGN DATA WRAPPER streamproc OPTIONS (host 'x');
 -- "$xid" is reserved.

@@ -153,6 +153,8 @@ typedef struct KafkaPartition
 	double bytes_per_second;
 	bool out_of_range; /* the broker no longer has position: see reset_ranges */
 	PartitionStats *stats;
+	TimestampTz max_event_time; /* greatest event time processed (windows) */
+	TimestampTz last_event;     /* when we last processed an event, or assigned it */
 } KafkaPartition;
 
 /*
@@ -189,7 +191,6 @@ struct KafkaSource
 	int ncommitted; /* positions read from kafka_offsets at load */
 	int32 *committed_partitions;
 	int64 *committed_offsets;
-	bool assigned_all; /* every partition we own has a position */
 
 	SourceState state;
 	PartitionStats *source_stats; /* partition -1 entry until assigned */
@@ -1237,6 +1238,8 @@ source_assign(KafkaSource *src)
 			p->position = newoffs[i];
 			p->committed = newoffs[i];
 			p->sync_target = -1;
+			p->max_event_time = DT_NOBEGIN;
+			p->last_event = GetCurrentTimestamp();
 			p->stats = stats_claim(src, p->partition, src->worker);
 			if (p->stats != NULL)
 			{
@@ -1779,4 +1782,60 @@ sources_caught_up(List *sources, uint64 generation)
 				caught_up = false;
 	}
 	return caught_up;
+}
+
+/* ----------------------------------------------------------------
+ * Event time (watermarks of windowed views, worker.c)
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * streamproc_kafka_note_event_time
+ *		Events of a partition up to event time max_time were processed now.
+ */
+void
+streamproc_kafka_note_event_time(KafkaSource *src, int32 partition,
+								 TimestampTz max_time, TimestampTz now)
+{
+	KafkaPartition *p = find_partition(src, partition);
+
+	if (p == NULL)
+		return;
+	if (max_time > p->max_event_time)
+		p->max_event_time = max_time;
+	p->last_event = now;
+}
+
+/*
+ * streamproc_kafka_min_event_time
+ *		The least greatest event time over the source's active partitions:
+ *		those that had an event (or were assigned) less than idle_timeout
+ *		ago, all of them when idle_timeout < 0.  A partition without events
+ *		yet holds it at -infinity (DT_NOBEGIN), and so does a source whose
+ *		partitions are not assigned yet.  Returns false when no partition is
+ *		active.
+ */
+bool
+streamproc_kafka_min_event_time(KafkaSource *src, TimestampTz now,
+								int64 idle_timeout, TimestampTz *min_time)
+{
+	bool active = false;
+	int i;
+
+	if (src->npartitions == 0)
+	{
+		*min_time = DT_NOBEGIN;
+		return true;
+	}
+	for (i = 0; i < src->npartitions; i++)
+	{
+		KafkaPartition *p = &src->parts[i];
+
+		if (idle_timeout >= 0 && now - p->last_event >= idle_timeout)
+			continue;
+		if (!active || p->max_event_time < *min_time)
+			*min_time = p->max_event_time;
+		active = true;
+	}
+	return active;
 }

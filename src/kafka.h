@@ -15,6 +15,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "access/tupdesc.h"
+#include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 
 #include "parse.h"
@@ -95,5 +96,13 @@ extern bool streamproc_kafka_caught_up(List *sources, uint64 generation);
 
 /* Wait for a message, up to timeout_ms; false if no source can deliver. */
 extern bool streamproc_kafka_wait(List *sources, long timeout_ms);
+
+/* Event time of the processed messages, for watermarks (worker.c). */
+extern void streamproc_kafka_note_event_time(KafkaSource *src, int32 partition,
+											 TimestampTz max_time,
+											 TimestampTz now);
+extern bool streamproc_kafka_min_event_time(KafkaSource *src, TimestampTz now,
+											int64 idle_timeout,
+											TimestampTz *min_time);
 
 #endif /* STREAMPROC_KAFKA_H */

@@ -285,6 +285,9 @@ streamproc_state_register(Oid dbid, Oid viewid, int slot)
 	v->groups = dshash_get_hash_table_handle(groups);
 	v->attached = UINT64CONST(1) << slot;
 	v->loaded = 0;
+	v->watermark = DT_NOBEGIN;
+	for (i = 0; i < STREAMPROC_MAX_SLOTS; i++)
+		v->closed[i] = DT_NOBEGIN;
 	dshash_detach(groups);
 	return v;
 }
@@ -529,6 +532,47 @@ streamproc_state_store(dshash_table *groups, const char *key, uint32 keylen,
 		pg_atomic_sub_fetch_u64(&state_shared->memory, -delta);
 	*new_group = !found;
 	return delta;
+}
+
+/*
+ * streamproc_state_remove
+ *		Remove one slot's state of a group (a window that closed), deleting
+ *		the group when no slot has state left (*deleted).  Returns the bytes
+ *		freed.  Only the slot's owner calls this.
+ */
+int64
+streamproc_state_remove(dshash_table *groups, const char *key, uint32 keylen,
+						int slot, bool *deleted)
+{
+	dsa_area *area = streamproc_state_area();
+	StateKey search;
+	StateEntry *entry;
+	int64 freed;
+
+	*deleted = false;
+	search.hash = hash_bytes((const unsigned char *)key, keylen);
+	search.len = keylen;
+	search.dp = InvalidDsaPointer;
+	search.local = key;
+
+	entry = dshash_find(groups, &search, true);
+	if (entry == NULL)
+		return 0;
+	freed = state_free_entry(area, entry, slot);
+	if (state_entry_empty(entry))
+	{
+		if (DsaPointerIsValid(entry->key.dp))
+		{
+			freed += entry->key.len;
+			dsa_free(area, entry->key.dp);
+		}
+		dshash_delete_entry(groups, entry);
+		*deleted = true;
+	}
+	else
+		dshash_release_lock(groups, entry);
+	pg_atomic_sub_fetch_u64(&state_shared->memory, freed);
+	return freed;
 }
 
 /* One group copied out of shared memory by streamproc_state_scan. */

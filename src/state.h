@@ -39,6 +39,20 @@ typedef struct ViewShared
 	int64 memory;       /* bytes of keys and states in the area */
 	TimestampTz last_checkpoint;
 	double last_checkpoint_ms;
+
+	/*
+	 * Windowed views (worker.c, windows.c).  watermark never goes back: it
+	 * is the greatest of the minimum over input_slots of input_watermark,
+	 * computed once every slot is loaded.  closed[slot] is the watermark
+	 * the slot last closed its windows at; writers has a bit per slot that
+	 * has merged events into the view.
+	 */
+	TimestampTz watermark;
+	uint64 input_slots;
+	TimestampTz input_watermark[STREAMPROC_MAX_SLOTS];
+	TimestampTz closed[STREAMPROC_MAX_SLOTS];
+	uint64 writers;
+	uint64 late_events;
 } ViewShared;
 
 extern Size streamproc_state_shmem_size(void);
@@ -59,6 +73,8 @@ extern void streamproc_state_reset_slot(dshash_table *groups, ViewShared *view,
 										int slot);
 extern bytea *streamproc_state_fetch(dshash_table *groups, const char *key,
 									 uint32 keylen, int slot);
+extern int64 streamproc_state_remove(dshash_table *groups, const char *key,
+									 uint32 keylen, int slot, bool *deleted);
 extern int64 streamproc_state_store(dshash_table *groups, const char *key,
 									uint32 keylen, int slot, bytea *state,
 									bool *new_group);

@@ -103,6 +103,9 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_foreign_table.h"
+#include "catalog/pg_user_mapping.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "executor/executor.h"
@@ -125,12 +128,14 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "utils/xid8.h"
 
 #include "launcher.h"
 #include "source.h"
 #include "stream.h"
 #include "streamproc.h"
+#include "windows.h"
 
 /* Name of the foreign data wrapper whose foreign tables are streams. */
 #define STREAM_FDW_NAME "streamproc"
@@ -165,13 +170,16 @@ typedef struct StreamColumn
 	Oid collid;
 } StreamColumn;
 
-/* The columns and owner of a stream at one point in time. */
+/* The columns, owner and event-time options of a stream at one point in time. */
 typedef struct StreamShape
 {
 	Oid relid;
 	Oid owner;
 	int ncols;
 	StreamColumn *cols;
+	char *event_time; /* NULL: none */
+	int64 watermark_delay;
+	int64 idle_timeout;
 } StreamShape;
 
 /*
@@ -283,7 +291,7 @@ static void fill_log_slot(StreamInsertState *st, TupleTableSlot *src,
 static StreamShape *read_shape(Oid relid);
 static void create_stream_log(Oid relid);
 static void sync_log(StreamShape *before, StreamShape *after);
-static Oid first_continuous_view(Oid stream);
+static Oid first_continuous_view(Oid stream, bool windowed);
 static void check_log_alter(Oid relid, Node *stmt);
 static void internal_begin(InternalContext *ic, Oid userid);
 static void internal_end(InternalContext *ic);
@@ -342,18 +350,69 @@ streamproc_fdw_handler(PG_FUNCTION_ARGS)
 }
 
 /*
+ * stream_interval_option
+ *		The value of watermark_delay (zero allowed) or idle_timeout, in
+ *		microseconds.
+ */
+static int64
+stream_interval_option(DefElem *def)
+{
+	bool delay = strcmp(def->defname, "watermark_delay") == 0;
+	Datum value;
+
+	value = DirectFunctionCall3(interval_in, CStringGetDatum(defGetString(def)),
+								ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	return streamproc_interval_usecs(DatumGetIntervalP(value),
+									 delay ? "watermark_delay" : "idle_timeout",
+									 delay);
+}
+
+/*
+ * streamproc_stream_time_options
+ *		A stream's event-time options: the event_time column's name (NULL
+ *		when the stream has none), watermark_delay and idle_timeout in
+ *		microseconds (0 and -1 when not set).
+ */
+char *
+streamproc_stream_time_options(Oid stream, int64 *delay, int64 *idle)
+{
+	ForeignTable *ft = GetForeignTable(stream);
+	char *event_time = NULL;
+	ListCell *lc;
+
+	*delay = 0;
+	*idle = -1;
+	foreach (lc, ft->options)
+	{
+		DefElem *def = lfirst_node(DefElem, lc);
+
+		if (strcmp(def->defname, "event_time") == 0)
+			event_time = pstrdup(defGetString(def));
+		else if (strcmp(def->defname, "watermark_delay") == 0)
+			*delay = stream_interval_option(def);
+		else if (strcmp(def->defname, "idle_timeout") == 0)
+			*idle = stream_interval_option(def);
+	}
+	return event_time;
+}
+
+/*
  * streamproc_fdw_validator
- *		Streams take no options yet: reject every option of the wrapper,
- *		its servers, user mappings, foreign tables and columns.
+ *		Foreign tables (streams) take the event-time options event_time,
+ *		watermark_delay and idle_timeout (windows.c); the wrapper, its
+ *		servers, user mappings and columns take none.
  *
  * PostgreSQL calls the validator even when no option is given, so this is
  * also where creating a stream fails when the library is not preloaded
- * (the hooks that create its log would be missing).
+ * (the hooks that create its log would be missing).  That event_time names
+ * a timestamptz column is checked when a windowed view is created: the
+ * validator does not see the columns.
  */
 Datum
 streamproc_fdw_validator(PG_FUNCTION_ARGS)
 {
 	List *options = untransformRelOptions(PG_GETARG_DATUM(0));
+	Oid catalog = PG_GETARG_OID(1);
 	ListCell *lc;
 
 	streamproc_check_preloaded();
@@ -361,12 +420,30 @@ streamproc_fdw_validator(PG_FUNCTION_ARGS)
 	foreach (lc, options)
 	{
 		DefElem *def = lfirst_node(DefElem, lc);
+		bool known = strcmp(def->defname, "event_time") == 0 ||
+					 strcmp(def->defname, "watermark_delay") == 0 ||
+					 strcmp(def->defname, "idle_timeout") == 0;
 
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
-				 errmsg("option \"%s\" is not supported for streams",
-						def->defname),
-				 errhint("Streams take no options in this release.")));
+		if (!known || catalog != ForeignTableRelationId)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("option \"%s\" is not supported for %s",
+							def->defname,
+							catalog == ForeignTableRelationId    ? "streams"
+							: catalog == AttributeRelationId     ? "stream columns"
+							: catalog == ForeignServerRelationId ? "streamproc servers"
+							: catalog == UserMappingRelationId   ? "streamproc user mappings"
+																 : "the streamproc foreign-data wrapper"),
+					 errhint("Streams take the options event_time, watermark_delay and idle_timeout.")));
+		if (strcmp(def->defname, "event_time") == 0)
+		{
+			if (defGetString(def)[0] == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+						 errmsg("option \"event_time\" must name a column of the stream")));
+		}
+		else
+			(void)stream_interval_option(def);
 	}
 
 	PG_RETURN_VOID();
@@ -1060,6 +1137,8 @@ read_shape(Oid relid)
 
 	shape->relid = relid;
 	shape->owner = rel->rd_rel->relowner;
+	shape->event_time = streamproc_stream_time_options(relid, &shape->watermark_delay,
+													   &shape->idle_timeout);
 	shape->cols = palloc0(sizeof(StreamColumn) * Max(desc->natts, 1));
 	for (i = 0; i < desc->natts; i++)
 	{
@@ -1161,11 +1240,12 @@ create_stream_log(Oid relid)
 
 /*
  * first_continuous_view
- *		A continuous view reading stream (the first by OID), or InvalidOid.
+ *		A continuous view reading stream (the first by OID; windowed: a
+ *		windowed one), or InvalidOid.
  *		The caller is connected to SPI.
  */
 static Oid
-first_continuous_view(Oid stream)
+first_continuous_view(Oid stream, bool windowed)
 {
 	Oid argtypes[1] = {REGCLASSOID};
 	Datum values[1];
@@ -1175,8 +1255,11 @@ first_continuous_view(Oid stream)
 
 	values[0] = ObjectIdGetDatum(stream);
 	internal_begin(&ic, BOOTSTRAP_SUPERUSERID);
-	rc = SPI_execute_with_args("SELECT view::pg_catalog.oid FROM streamproc.views"
-							   " WHERE stream = $1 ORDER BY 1 LIMIT 1",
+	rc = SPI_execute_with_args(windowed
+								   ? "SELECT view::pg_catalog.oid FROM streamproc.views"
+									 " WHERE stream = $1 AND window_kind IS NOT NULL ORDER BY 1 LIMIT 1"
+								   : "SELECT view::pg_catalog.oid FROM streamproc.views"
+									 " WHERE stream = $1 ORDER BY 1 LIMIT 1",
 							   1, argtypes, values, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read streamproc.views: %s",
@@ -1298,6 +1381,31 @@ sync_log(StreamShape *before, StreamShape *after)
 		}
 	}
 
+	/*
+	 * Event-time options: workers read them when they load the catalog.  The
+	 * event-time column of windowed views cannot change under them.
+	 */
+	if ((before->event_time == NULL) != (after->event_time == NULL) ||
+		(before->event_time && strcmp(before->event_time, after->event_time) != 0))
+	{
+		Oid view;
+
+		SPI_connect();
+		view = first_continuous_view(after->relid, true);
+		SPI_finish();
+		if (OidIsValid(view))
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot change the event_time of stream \"%s\"", stream_name),
+					 errdetail("Windowed continuous view \"%s\" reads stream \"%s\".",
+							   get_rel_name(view), stream_name),
+					 errhint("Drop the windowed views of the stream first.")));
+		streamproc_catalog_changed();
+	}
+	if (before->watermark_delay != after->watermark_delay ||
+		before->idle_timeout != after->idle_timeout)
+		streamproc_catalog_changed();
+
 	if (renames.len == 0 && alter.len == 0 && before->owner == after->owner)
 		return;
 
@@ -1305,7 +1413,7 @@ sync_log(StreamShape *before, StreamShape *after)
 
 	if (change != NULL)
 	{
-		Oid view = first_continuous_view(after->relid);
+		Oid view = first_continuous_view(after->relid, false);
 
 		if (OidIsValid(view))
 			ereport(ERROR,

@@ -22,6 +22,12 @@
 #define STREAM_XID_COLUMN "$xid"
 
 /*
+ * Name of the column that numbers the events of a batch in the batch query
+ * of a count-window view (view.c); not a column of streams or logs.
+ */
+#define STREAM_SEQ_COLUMN "$seq"
+
+/*
  * streamproc_stream_init
  *		Install the stream DDL hooks (ProcessUtility_hook,
  *		object_access_hook).  Called once from _PG_init while the library
@@ -54,5 +60,14 @@ extern bool streamproc_is_stream(Oid relid);
  * dependency), so a lock on the stream protects it too.
  */
 extern Oid streamproc_stream_log(Oid stream_relid);
+
+/*
+ * streamproc_stream_time_options
+ *		A stream's event_time column name (NULL: none) and its
+ *		watermark_delay and idle_timeout in microseconds (0 and -1 when
+ *		unset), from its foreign-table options.
+ */
+extern char *streamproc_stream_time_options(Oid stream, int64 *delay,
+											int64 *idle);
 
 #endif /* STREAMPROC_STREAM_H */

@@ -83,6 +83,8 @@
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "parser/analyze.h"
+#include "parser/parse_func.h"
+#include "parser/parse_oper.h"
 #include "parser/parse_relation.h"
 #include "parser/parser.h"
 #include "parser/parsetree.h"
@@ -99,18 +101,21 @@
 #include "utils/rel.h"
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/regproc.h"
 
 #include "aggregates.h"
 #include "stream.h"
 #include "streamproc.h"
 #include "view.h"
+#include "windows.h"
 
 /* The extension's schema and catalog table. */
 #define STREAMPROC_SCHEMA "streamproc"
 #define VIEWS_TABLE       "views"
 
 /* Columns of streamproc.views, in the order of streamproc--0.1.sql. */
-#define Natts_views               12
+#define Natts_views               22
 #define Anum_views_view           1
 #define Anum_views_stream         2
 #define Anum_views_kind           3
@@ -123,6 +128,16 @@
 #define Anum_views_definition     10
 #define Anum_views_agg_argtypes   11
 #define Anum_views_source_query   12
+#define Anum_views_window_kind    13
+#define Anum_views_window_size    14
+#define Anum_views_window_slide   15
+#define Anum_views_window_origin  16
+#define Anum_views_window_roles   17
+#define Anum_views_lateness       18
+#define Anum_views_retention      19
+#define Anum_views_emit           20
+#define Anum_views_late_events    21
+#define Anum_views_late_query     22
 
 /* Which input a generated query reads (build_log_query). */
 typedef enum LogQueryInput
@@ -147,6 +162,14 @@ typedef struct ViewShape
 	char kind;        /* STREAMPROC_VIEW_AGGREGATING or _APPEND */
 	List *group_tles; /* TargetEntry of each GROUP BY item, in order */
 	List *aggs;       /* distinct Aggrefs of target list and HAVING */
+
+	/* Windowed views (check_window()); window_rti is 0 for the others. */
+	Index window_rti;      /* range table index of the window function */
+	FuncExpr *window_func; /* its call */
+	WindowSpec window;     /* kind, size, slide, origin and options */
+	AttrNumber event_time; /* the stream's event_time column */
+	RangeVar *late_events; /* the late_events option, or NULL */
+	List *window_options;  /* the window options given (DefElem) */
 } ViewShape;
 
 /* State of read_expr_mutator. */
@@ -174,11 +197,24 @@ static void check_query(Query *query, ViewShape *shape);
 static void check_from_item(Query *query, Node *item, bool nullable,
 							ViewShape *shape);
 static void check_relation(RangeTblEntry *rte, ViewShape *shape);
+static char window_function_kind(RangeTblEntry *rte);
+static List *take_window_options(List *options, List **rest);
+static void check_window(ViewShape *shape, List *window_options);
+static bool window_column_walker(Node *node, ViewShape *shape);
+static int window_role(ViewShape *shape, TargetEntry *tle);
+static void check_window_grouping(ViewShape *shape);
+static void check_count_window(ViewShape *shape, List *window_options);
+static Datum window_constant(Node *arg, const char *what, const char *func);
+static Oid create_late_table(ViewShape *shape, Oid owner);
+static char *build_late_query(ViewShape *shape, Oid viewid, Oid late_table);
 static bool find_stream_walker(Node *node, Oid *stream);
 static bool collect_aggs_walker(Node *node, List **aggs);
 static bool stream_column_walker(Node *node, ViewShape *shape);
 static char *build_batch_query(ViewShape *shape, LogQueryInput input);
-static Query *build_log_query(Oid stream, LogQueryInput input, List **colnames);
+static Query *build_log_query(Oid stream, LogQueryInput input,
+							  AttrNumber event_time, bool with_seq,
+							  List **colnames);
+static List *window_batch_tlist(ViewShape *shape, Query *query);
 static char *build_read_query(ViewShape *shape, Oid viewid);
 static Node *read_expr_mutator(Node *node, ReadMutatorContext *ctx);
 static ObjectAddress define_view(ViewStmt *stmt, const char *sql, bool replace);
@@ -187,7 +223,8 @@ static void insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
 							   const char *batch_query,
 							   const char *event_query,
 							   const char *source_query,
-							   const char *definition);
+							   const char *definition, Oid late_table,
+							   const char *late_query);
 static void delete_catalog_row(Oid viewid);
 static void check_alter_table(AlterTableStmt *stmt, Oid *owner_view,
 							  Oid *new_owner);
@@ -397,6 +434,9 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 	char *definition;
 	ObjectAddress view;
 	Oid rows_table = InvalidOid;
+	Oid late_table = InvalidOid;
+	char *late_query = NULL;
+	List *window_options;
 
 	if (!OidIsValid(get_extension_oid("streamproc", true)))
 		ereport(ERROR,
@@ -459,7 +499,9 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 	raw->stmt_location = -1;
 	raw->stmt_len = 0;
 	query = parse_analyze_fixedparams(raw, queryString, NULL, 0, NULL);
+	window_options = take_window_options(options, &options);
 	check_query(query, &shape);
+	check_window(&shape, window_options);
 
 	/* 2. The creating user must be able to read what the view reads. */
 	(void)ExecCheckRTPerms(query->rtable, true);
@@ -518,12 +560,24 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 		recordDependencyOn(&rows, &view, DEPENDENCY_INTERNAL);
 	}
 
+	/* A windowed view's late events go to a table of the view's owner. */
+	if (shape.late_events != NULL)
+	{
+		ObjectAddress late;
+
+		late_table = create_late_table(&shape, GetUserId());
+		late_query = build_late_query(&shape, view.objectId, late_table);
+		ObjectAddressSet(late, RelationRelationId, late_table);
+		recordDependencyOn(&view, &late, DEPENDENCY_NORMAL);
+	}
+
 	AtEOXact_GUC(true, nestlevel);
 
 	/* 5. Dependencies on everything the query uses, and the catalog row. */
 	recordDependencyOnExpr(&view, (Node *)query, NIL, DEPENDENCY_NORMAL);
 	insert_catalog_row(&shape, view.objectId, rows_table, batch_query,
-					   event_query, source_query, definition);
+					   event_query, source_query, definition, late_table,
+					   late_query);
 	streamproc_catalog_changed();
 }
 
@@ -540,6 +594,8 @@ check_query(Query *query, ViewShape *shape)
 
 	memset(shape, 0, sizeof(ViewShape));
 	shape->query = query;
+	shape->window.retention = -1;
+	shape->window.emit = 'u';
 
 	if (query->commandType != CMD_SELECT || query->utilityStmt != NULL)
 		ereport(ERROR,
@@ -750,6 +806,19 @@ check_from_item(Query *query, Node *item, bool nullable, ViewShape *shape)
 						 errhint("Create an ordinary view for the subquery and join it.")));
 				break;
 			case RTE_FUNCTION:
+				if (window_function_kind(rte) != 0)
+				{
+					if (shape->window_rti != 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+								 errmsg("a continuous view can have only one window function"),
+								 errhint("Create one continuous view per window.")));
+					shape->window_rti = rti;
+					shape->window_func = (FuncExpr *)linitial_node(RangeTblFunction, rte->functions)->funcexpr;
+					shape->window.kind = window_function_kind(rte);
+					break;
+				}
+				/* FALLTHROUGH */
 			case RTE_TABLEFUNC:
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -794,6 +863,492 @@ check_relation(RangeTblEntry *rte, ViewShape *shape)
 							   get_rel_name(rte->relid), get_rel_name(stream)),
 					 errhint("Use the stream itself in the FROM clause of the continuous view.")));
 	}
+}
+
+/* ----------------------------------------------------------------
+ * Windowed views (see windows.c for the model)
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * window_function_kind
+ *		WINDOW_TUMBLE, WINDOW_HOP or WINDOW_SESSION when a FROM function is
+ *		one of streamproc's window functions, else 0.
+ */
+static char
+window_function_kind(RangeTblEntry *rte)
+{
+	RangeTblFunction *rtfunc;
+	FuncExpr *func;
+	char *name;
+
+	if (list_length(rte->functions) != 1 || rte->funcordinality)
+		return 0;
+	rtfunc = linitial_node(RangeTblFunction, rte->functions);
+	if (!IsA(rtfunc->funcexpr, FuncExpr))
+		return 0;
+	func = (FuncExpr *)rtfunc->funcexpr;
+	if (get_func_namespace(func->funcid) != get_namespace_oid(STREAMPROC_SCHEMA, true))
+		return 0;
+	name = get_func_name(func->funcid);
+	if (strcmp(name, "tumble") == 0)
+		return WINDOW_TUMBLE;
+	if (strcmp(name, "hop") == 0)
+		return WINDOW_HOP;
+	if (strcmp(name, "session") == 0)
+		return WINDOW_SESSION;
+	if (strcmp(name, "count_window") == 0)
+		return WINDOW_COUNT;
+	return 0;
+}
+
+/*
+ * take_window_options
+ *		Move the window options (allowed_lateness, late_events, retention,
+ *		emit) out of a CREATE VIEW's options: PostgreSQL would reject them.
+ */
+static List *
+take_window_options(List *options, List **rest)
+{
+	List *result = NIL;
+	ListCell *lc;
+
+	*rest = NIL;
+	foreach (lc, options)
+	{
+		DefElem *def = lfirst_node(DefElem, lc);
+
+		if (def->defnamespace == NULL &&
+			(strcmp(def->defname, "allowed_lateness") == 0 ||
+			 strcmp(def->defname, "late_events") == 0 ||
+			 strcmp(def->defname, "retention") == 0 ||
+			 strcmp(def->defname, "emit") == 0))
+			result = lappend(result, def);
+		else
+			*rest = lappend(*rest, def);
+	}
+	return result;
+}
+
+/* A constant interval or timestamptz argument of a window function. */
+static Datum
+window_constant(Node *arg, const char *what, const char *func)
+{
+	Node *folded = eval_const_expressions(NULL, copyObject(arg));
+
+	if (!IsA(folded, Const) || contain_var_clause(arg))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the %s of %s() must be a constant", what, func),
+				 errhint("Write it as a literal, for example %s.",
+						 exprType(arg) == INTERVALOID      ? "interval '1 minute'"
+						 : exprType(arg) == TIMESTAMPTZOID ? "timestamptz '2026-01-01 00:00+00'"
+														   : "100")));
+	if (((Const *)folded)->constisnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the %s of %s() cannot be null", what, func)));
+	return ((Const *)folded)->constvalue;
+}
+
+/* An interval option of a windowed view, in microseconds. */
+static int64
+window_interval_option(DefElem *def, bool allow_zero)
+{
+	Datum value = DirectFunctionCall3(interval_in, CStringGetDatum(defGetString(def)),
+									  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+
+	return streamproc_interval_usecs(DatumGetIntervalP(value), def->defname, allow_zero);
+}
+
+/*
+ * check_window
+ *		Check a view's window function and window options, and fill in
+ *		shape->window.  Views without a window function take no window
+ *		option.
+ */
+static void
+check_window(ViewShape *shape, List *window_options)
+{
+	FuncExpr *func = shape->window_func;
+	const char *fname;
+	char *event_time;
+	int64 delay;
+	int64 idle;
+	Var *ts;
+	ListCell *lc;
+	int nargs;
+
+	if (shape->window_rti == 0)
+	{
+		if (window_options != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" applies only to windowed continuous views",
+							linitial_node(DefElem, window_options)->defname),
+					 errhint("Add a window function such as streamproc.tumble() to FROM, or remove the option.")));
+		return;
+	}
+	fname = shape->window.kind == WINDOW_TUMBLE  ? "streamproc.tumble"
+			: shape->window.kind == WINDOW_HOP   ? "streamproc.hop"
+			: shape->window.kind == WINDOW_COUNT ? "streamproc.count_window"
+												 : "streamproc.session";
+
+	/* Count windows: processing order, no event time. */
+	if (shape->window.kind == WINDOW_COUNT)
+	{
+		check_count_window(shape, window_options);
+		return;
+	}
+
+	/* The first argument is the stream's event-time column. */
+	event_time = streamproc_stream_time_options(shape->stream, &delay, &idle);
+	if (event_time == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("stream \"%s\" has no event-time column", get_rel_name(shape->stream)),
+				 errdetail("%s() assigns events to windows by the stream's event_time column.", fname),
+				 errhint("Set it with ALTER FOREIGN TABLE %s OPTIONS (ADD event_time 'column').",
+						 quote_identifier(get_rel_name(shape->stream)))));
+	shape->event_time = get_attnum(shape->stream, event_time);
+	if (shape->event_time == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("event_time column \"%s\" of stream \"%s\" does not exist",
+						event_time, get_rel_name(shape->stream)),
+				 errhint("Set the stream's event_time option to one of its timestamptz columns.")));
+	if (get_atttype(shape->stream, shape->event_time) != TIMESTAMPTZOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("event_time column \"%s\" of stream \"%s\" has type %s, not timestamp with time zone",
+						event_time, get_rel_name(shape->stream),
+						format_type_be(get_atttype(shape->stream, shape->event_time))),
+				 errhint("Use a timestamptz column for event time.")));
+	nargs = list_length(func->args);
+	ts = (Var *)linitial(func->args);
+	if (!IsA(ts, Var) || ts->varno != shape->stream_rti || ts->varlevelsup != 0 ||
+		ts->varattno != shape->event_time)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the first argument of %s() must be the stream's event_time column \"%s\"",
+						fname, event_time),
+				 errhint("Windows follow the stream's event time; for processing time, fill a column at arrival and make it the event_time.")));
+
+	/* Sizes: constant, positive, no months; hop size a multiple of slide. */
+	shape->window.origin = 0; /* 2000-01-01; replaced below */
+	switch (shape->window.kind)
+	{
+		case WINDOW_TUMBLE:
+			shape->window.size = streamproc_interval_usecs(DatumGetIntervalP(window_constant(lsecond(func->args), "size", fname)),
+														   "window size", false);
+			shape->window.slide = shape->window.size;
+			break;
+		case WINDOW_HOP:
+			shape->window.slide = streamproc_interval_usecs(DatumGetIntervalP(window_constant(lsecond(func->args), "slide", fname)),
+															"hop slide", false);
+			shape->window.size = streamproc_interval_usecs(DatumGetIntervalP(window_constant(lthird(func->args), "size", fname)),
+														   "window size", false);
+			if (shape->window.size % shape->window.slide != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("hop window size must be a multiple of its slide"),
+						 errhint("Choose a slide that divides the size, for example a size of 10 seconds with a slide of 2 seconds.")));
+			break;
+		case WINDOW_SESSION:
+			shape->window.size = streamproc_interval_usecs(DatumGetIntervalP(window_constant(lsecond(func->args), "gap", fname)),
+														   "session gap", false);
+			shape->window.slide = shape->window.size;
+			break;
+	}
+	if (shape->window.kind != WINDOW_SESSION)
+	{
+		int origin_arg = shape->window.kind == WINDOW_TUMBLE ? 3 : 4;
+
+		if (nargs >= origin_arg)
+		{
+			shape->window.origin = DatumGetTimestampTz(window_constant(list_nth(func->args, origin_arg - 1),
+																	   "origin", fname));
+			if (TIMESTAMP_NOT_FINITE(shape->window.origin))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("the origin of %s() must be finite", fname)));
+		}
+		else
+			shape->window.origin = -((TimestampTz)(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+	}
+
+	check_window_grouping(shape);
+
+	/* The view's window options. */
+	foreach (lc, window_options)
+	{
+		DefElem *def = lfirst_node(DefElem, lc);
+
+		if (strcmp(def->defname, "allowed_lateness") == 0)
+			shape->window.lateness = window_interval_option(def, true);
+		else if (strcmp(def->defname, "retention") == 0)
+			shape->window.retention = window_interval_option(def, false);
+		else if (strcmp(def->defname, "late_events") == 0)
+		{
+			RangeVar *rv = makeRangeVarFromNameList(stringToQualifiedNameList(defGetString(def)));
+			Oid existing = RangeVarGetRelid(rv, NoLock, true);
+
+			/* Resolved now: the view is created with another search_path. */
+			if (rv->schemaname == NULL)
+				rv->schemaname = get_namespace_name(OidIsValid(existing)
+														? get_rel_namespace(existing)
+														: RangeVarGetCreationNamespace(rv));
+			shape->late_events = rv;
+		}
+		else if (strcmp(def->defname, "emit") == 0)
+		{
+			char *emit = defGetString(def);
+
+			if (strcmp(emit, "updates") == 0)
+				shape->window.emit = 'u';
+			else if (strcmp(emit, "final") == 0)
+				shape->window.emit = 'f';
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid value for option \"emit\": \"%s\"", emit),
+						 errhint("Use emit = 'updates' (open windows are visible as they change) or emit = 'final' (only closed windows).")));
+		}
+	}
+}
+
+/*
+ * check_window_grouping
+ *		A windowed view groups by its window, whose columns are used nowhere
+ *		else.
+ */
+static void
+check_window_grouping(ViewShape *shape)
+{
+	const char *hint = shape->window.kind == WINDOW_COUNT
+						   ? "Add GROUP BY w.window_id (with the window function's alias)."
+						   : "Add GROUP BY w.window_start, w.window_end (with the window function's alias).";
+	bool grouped = false;
+	ListCell *lc;
+
+	if (shape->kind == STREAMPROC_VIEW_AGGREGATING)
+		foreach (lc, shape->group_tles)
+			if (window_role(shape, lfirst_node(TargetEntry, lc)) != WINDOW_ROLE_KEY)
+				grouped = true;
+	if (!grouped)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a windowed continuous view must group by its window"),
+				 errhint("%s", hint)));
+	foreach (lc, shape->group_tles)
+		if (window_role(shape, lfirst_node(TargetEntry, lc)) == WINDOW_ROLE_KEY)
+			(void)window_column_walker((Node *)lfirst_node(TargetEntry, lc)->expr, shape);
+	(void)window_column_walker((Node *)shape->query->jointree, shape); /* WHERE, ON */
+	(void)window_column_walker((Node *)shape->aggs, shape);
+}
+
+/*
+ * check_count_window
+ *		streamproc.count_window(n): n a positive constant, the function a
+ *		FROM item of its own (the batch query leaves it out), no event-time
+ *		options.
+ */
+static void
+check_count_window(ViewShape *shape, List *window_options)
+{
+	bool top_level = false;
+	ListCell *lc;
+
+	shape->window.size = DatumGetInt64(window_constant(linitial(shape->window_func->args),
+													   "size", "streamproc.count_window"));
+	if (shape->window.size <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("count window size must be positive"),
+				 errdetail("It is " INT64_FORMAT ".", shape->window.size)));
+	shape->window.slide = shape->window.size;
+	foreach (lc, shape->query->jointree->fromlist)
+		if (IsA(lfirst(lc), RangeTblRef) &&
+			((RangeTblRef *)lfirst(lc))->rtindex == (int)shape->window_rti)
+			top_level = true;
+	if (!top_level)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("streamproc.count_window() must be an item of FROM of its own"),
+				 errhint("Write FROM stream, streamproc.count_window(n) AS w.")));
+	check_window_grouping(shape);
+	foreach (lc, window_options)
+	{
+		DefElem *def = lfirst_node(DefElem, lc);
+
+		if (strcmp(def->defname, "retention") == 0)
+			shape->window.retention = window_interval_option(def, false);
+		else if (strcmp(def->defname, "emit") == 0)
+		{
+			char *emit = defGetString(def);
+
+			if (strcmp(emit, "updates") != 0 && strcmp(emit, "final") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid value for option \"emit\": \"%s\"", emit),
+						 errhint("Use emit = 'updates' (open windows are visible as they change) or emit = 'final' (only closed windows).")));
+			shape->window.emit = emit[0];
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" does not apply to count windows", def->defname),
+					 errdetail("Count windows follow processing order: no event is late."),
+					 errhint("Remove the option.")));
+	}
+}
+
+/* The role of a group column of a windowed view (WINDOW_ROLE_*). */
+static int
+window_role(ViewShape *shape, TargetEntry *tle)
+{
+	Var *var = (Var *)tle->expr;
+
+	if (shape->window_rti == 0 || !IsA(var, Var) ||
+		var->varno != shape->window_rti || var->varlevelsup != 0)
+		return WINDOW_ROLE_KEY;
+	return var->varattno == 1 ? WINDOW_ROLE_START : WINDOW_ROLE_END;
+}
+
+/*
+ * window_column_walker
+ *		Refuse the window's columns outside the GROUP BY items that are the
+ *		columns themselves: the engine computes them per slice or session,
+ *		not per event.
+ */
+static bool
+window_column_walker(Node *node, ViewShape *shape)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var) && ((Var *)node)->varno == shape->window_rti &&
+		((Var *)node)->varlevelsup == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous views use window_start and window_end only as GROUP BY columns"),
+				 errhint("Group by the window's columns themselves, and compute expressions of them in the query that reads the view.")));
+	return expression_tree_walker(node, window_column_walker, shape);
+}
+
+/*
+ * create_late_table
+ *		The table of a view's late_events option: created, owned by the
+ *		view's owner, when it does not exist, with the stream's columns and
+ *		"view", watermark and reason; else it must have those columns and
+ *		the owner must be allowed to insert into it.
+ */
+static Oid
+create_late_table(ViewShape *shape, Oid owner)
+{
+	Oid relid = RangeVarGetRelid(shape->late_events, RowExclusiveLock, true);
+	Relation stream = relation_open(shape->stream, AccessShareLock);
+	TupleDesc desc = RelationGetDescr(stream);
+	int i;
+
+	if (!OidIsValid(relid))
+	{
+		StringInfoData sql;
+		List *raws;
+
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "CREATE TABLE %s (",
+						 quote_qualified_identifier(shape->late_events->schemaname,
+													shape->late_events->relname));
+		for (i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute attr = TupleDescAttr(desc, i);
+
+			if (attr->attisdropped)
+				continue;
+			appendStringInfo(&sql, "%s %s, ", quote_identifier(NameStr(attr->attname)),
+							 format_type_with_typemod(attr->atttypid, attr->atttypmod));
+		}
+		appendStringInfoString(&sql, "view pg_catalog.regclass, watermark pg_catalog.timestamptz,"
+									 " reason pg_catalog.text)");
+		raws = raw_parser(sql.data, RAW_PARSE_DEFAULT);
+		{
+			PlannedStmt *pstmt = makeNode(PlannedStmt);
+
+			pstmt->commandType = CMD_UTILITY;
+			pstmt->utilityStmt = linitial_node(RawStmt, raws)->stmt;
+			pstmt->stmt_location = -1;
+			ProcessUtility(pstmt, sql.data, false, PROCESS_UTILITY_SUBCOMMAND, NULL, NULL,
+						   None_Receiver, NULL);
+		}
+		CommandCounterIncrement();
+		relid = RangeVarGetRelid(shape->late_events, RowExclusiveLock, false);
+	}
+	else
+	{
+		const char *extra[] = {"view", "watermark", "reason"};
+
+		if (get_rel_relkind(relid) != RELKIND_RELATION &&
+			get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("late_events \"%s\" is not a table", get_rel_name(relid))));
+		for (i = 0; i < desc->natts + 3; i++)
+		{
+			const char *col = i < desc->natts ? NameStr(TupleDescAttr(desc, i)->attname)
+											  : extra[i - desc->natts];
+
+			if (i < desc->natts && TupleDescAttr(desc, i)->attisdropped)
+				continue;
+			if (get_attnum(relid, col) == InvalidAttrNumber)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("late_events table \"%s\" has no column \"%s\"",
+								get_rel_name(relid), col),
+						 errhint("The table needs the stream's columns and \"view\", \"watermark\" and \"reason\"; name a new table to have it created.")));
+		}
+		if (pg_class_aclcheck(relid, owner, ACL_INSERT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
+	}
+	relation_close(stream, AccessShareLock);
+	return relid;
+}
+
+/*
+ * build_late_query
+ *		INSERT of a batch of late events (streamproc._source_batch(), worker.c)
+ *		into the late_events table, $1 the watermark, $2 the reason.
+ */
+static char *
+build_late_query(ViewShape *shape, Oid viewid, Oid late_table)
+{
+	Relation stream = relation_open(shape->stream, AccessShareLock);
+	TupleDesc desc = RelationGetDescr(stream);
+	StringInfoData cols;
+	StringInfoData coldefs;
+	StringInfoData sql;
+	int i;
+
+	initStringInfo(&cols);
+	initStringInfo(&coldefs);
+	initStringInfo(&sql);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, i);
+		const char *name = quote_identifier(NameStr(attr->attname));
+
+		if (attr->attisdropped)
+			continue;
+		appendStringInfo(&cols, "%s, ", name);
+		appendStringInfo(&coldefs, "%s%s %s", coldefs.len > 0 ? ", " : "", name,
+						 format_type_with_typemod(attr->atttypid, attr->atttypmod));
+	}
+	appendStringInfo(&sql, "INSERT INTO %s (%sview, watermark, reason) SELECT %s%u::pg_catalog.regclass, $1, $2"
+						   " FROM %s.\"_source_batch\"() AS b(%s)",
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(late_table)),
+												get_rel_name(late_table)),
+					 cols.data, cols.data, viewid, STREAMPROC_SCHEMA, coldefs.data);
+	relation_close(stream, AccessShareLock);
+	return sql.data;
 }
 
 /*
@@ -912,7 +1467,11 @@ build_batch_query(ViewShape *shape, LogQueryInput input)
 
 	/* The stream becomes a subquery over its log, under the same alias. */
 	rte->rtekind = RTE_SUBQUERY;
-	rte->subquery = build_log_query(shape->stream, input, &colnames);
+	rte->subquery = build_log_query(shape->stream, input,
+									shape->window_rti && shape->window.kind != WINDOW_COUNT
+										? shape->event_time
+										: InvalidAttrNumber,
+									shape->window.kind == WINDOW_COUNT, &colnames);
 	rte->inFromCl = orig->inFromCl;
 
 	/* User-written column aliases stay, dropped columns get their names. */
@@ -923,6 +1482,8 @@ build_batch_query(ViewShape *shape, LogQueryInput input)
 		erefnames = lappend(erefnames,
 							makeString(name[0] == '\0' ? strVal(lfirst(lc2)) : name));
 	}
+	if (shape->window.kind == WINDOW_COUNT)
+		erefnames = lappend(erefnames, makeString(pstrdup(STREAM_SEQ_COLUMN)));
 	rte->eref = makeAlias(orig->eref->aliasname, erefnames);
 	rte->alias = makeAlias(orig->eref->aliasname,
 						   (orig->alias && orig->alias->colnames) ? erefnames : NIL);
@@ -936,16 +1497,24 @@ build_batch_query(ViewShape *shape, LogQueryInput input)
 		int i = 1;
 
 		/* g1..gn: the GROUP BY expressions, in order. */
-		foreach (lc, shape->group_tles)
+		if (shape->window_rti != 0)
 		{
-			TargetEntry *tle = lfirst_node(TargetEntry, lc);
-			TargetEntry *gtle;
+			tlist = window_batch_tlist(shape, query);
+			resno = list_length(tlist) + 1;
+		}
+		else
+		{
+			foreach (lc, shape->group_tles)
+			{
+				TargetEntry *tle = lfirst_node(TargetEntry, lc);
+				TargetEntry *gtle;
 
-			gtle = makeTargetEntry(copyObject(tle->expr), resno,
-								   psprintf("g%d", resno), false);
-			gtle->ressortgroupref = tle->ressortgroupref;
-			tlist = lappend(tlist, gtle);
-			resno++;
+				gtle = makeTargetEntry(copyObject(tle->expr), resno,
+									   psprintf("g%d", resno), false);
+				gtle->ressortgroupref = tle->ressortgroupref;
+				tlist = lappend(tlist, gtle);
+				resno++;
+			}
 		}
 
 		/* a1..am: streamproc.partial(<aggregate call>). */
@@ -969,6 +1538,94 @@ build_batch_query(ViewShape *shape, LogQueryInput input)
 }
 
 /*
+ * window_batch_tlist
+ *		The group columns of a windowed view's batch query: the window's
+ *		start and end, then the other GROUP BY expressions; the query's
+ *		GROUP BY is rebuilt to match.  A hop window is computed per slide
+ *		(tumble(ts, slide, origin)): the state is kept per slice.
+ */
+static List *
+window_batch_tlist(ViewShape *shape, Query *query)
+{
+	RangeTblEntry *wrte = rt_fetch(shape->window_rti, query->rtable);
+	RangeTblFunction *rtfunc = linitial_node(RangeTblFunction, wrte->functions);
+	List *exprs = NIL;
+	List *tlist = NIL;
+	ListCell *lc;
+	int resno = 1;
+
+	if (shape->window.kind == WINDOW_HOP)
+	{
+		FuncExpr *hop = (FuncExpr *)rtfunc->funcexpr;
+		List *args = list_make2(copyObject(linitial(hop->args)),
+								copyObject(lsecond(hop->args)));
+		Oid argtypes[3] = {TIMESTAMPTZOID, INTERVALOID, TIMESTAMPTZOID};
+		Oid tumble;
+
+		args = lappend(args, makeConst(TIMESTAMPTZOID, -1, InvalidOid, sizeof(TimestampTz),
+									   TimestampTzGetDatum(shape->window.origin), false,
+									   FLOAT8PASSBYVAL));
+		tumble = LookupFuncName(list_make2(makeString(STREAMPROC_SCHEMA), makeString("tumble")),
+								3, argtypes, false);
+		rtfunc->funcexpr = (Node *)makeFuncExpr(tumble, RECORDOID, args, InvalidOid,
+												InvalidOid, COERCE_EXPLICIT_CALL);
+	}
+
+	if (shape->window.kind == WINDOW_COUNT)
+	{
+		/*
+		 * One row per event, by its number in the batch; the window function
+		 * is left out of FROM (the worker numbers the windows).
+		 */
+		int natts = list_length(rt_fetch(shape->stream_rti, query->rtable)->eref->colnames);
+		ListCell *fc;
+
+		exprs = lappend(exprs, makeVar(shape->stream_rti, natts, INT8OID, -1, InvalidOid, 0));
+		exprs = lappend(exprs, makeConst(INT8OID, -1, InvalidOid, sizeof(int64),
+										 Int64GetDatum(0), false, FLOAT8PASSBYVAL));
+		foreach (fc, query->jointree->fromlist)
+			if (IsA(lfirst(fc), RangeTblRef) &&
+				((RangeTblRef *)lfirst(fc))->rtindex == (int)shape->window_rti)
+			{
+				query->jointree->fromlist = foreach_delete_current(query->jointree->fromlist, fc);
+				break;
+			}
+	}
+	else
+	{
+		exprs = lappend(exprs, makeVar(shape->window_rti, 1, TIMESTAMPTZOID, -1, InvalidOid, 0));
+		exprs = lappend(exprs, makeVar(shape->window_rti, 2, TIMESTAMPTZOID, -1, InvalidOid, 0));
+	}
+	foreach (lc, shape->group_tles)
+		if (window_role(shape, lfirst_node(TargetEntry, lc)) == WINDOW_ROLE_KEY)
+			exprs = lappend(exprs, copyObject(lfirst_node(TargetEntry, lc)->expr));
+
+	query->groupClause = NIL;
+	foreach (lc, exprs)
+	{
+		Expr *expr = lfirst(lc);
+		TargetEntry *tle = makeTargetEntry(expr, resno, psprintf("g%d", resno), false);
+		SortGroupClause *sgc = makeNode(SortGroupClause);
+		Oid sortop;
+		Oid eqop;
+		bool hashable;
+
+		get_sort_group_operators(exprType((Node *)expr), false, true, false,
+								 &sortop, &eqop, NULL, &hashable);
+		tle->ressortgroupref = resno;
+		sgc->tleSortGroupRef = resno;
+		sgc->eqop = eqop;
+		sgc->sortop = sortop;
+		sgc->nulls_first = false;
+		sgc->hashable = hashable;
+		query->groupClause = lappend(query->groupClause, sgc);
+		tlist = lappend(tlist, tle);
+		resno++;
+	}
+	return tlist;
+}
+
+/*
  * build_log_query
  *		The analyzed subquery that replaces the stream: its log rows of one
  *		batch ($1, $2 pg_snapshot), of one event ($1 tid), or the rows of a
@@ -981,13 +1638,16 @@ build_batch_query(ViewShape *shape, LogQueryInput input)
  * names are returned in *colnames.
  */
 static Query *
-build_log_query(Oid stream, LogQueryInput input, List **colnames)
+build_log_query(Oid stream, LogQueryInput input, AttrNumber event_time,
+				bool with_seq, List **colnames)
 {
 	Relation rel = relation_open(stream, AccessShareLock);
 	TupleDesc desc = RelationGetDescr(rel);
 	Oid log = streamproc_stream_log(stream);
 	Oid snapshot_types[2] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID};
 	Oid event_types[1] = {TIDOID};
+	Oid param_types[3];
+	int nparams;
 	StringInfoData sql;
 	StringInfoData coldefs;
 	List *raws;
@@ -1021,6 +1681,13 @@ build_log_query(Oid stream, LogQueryInput input, List **colnames)
 		*colnames = lappend(*colnames,
 							makeString(pstrdup(NameStr(attr->attname))));
 	}
+	/* Count windows: the events' processing order (worker.c). */
+	if (with_seq)
+	{
+		appendStringInfo(&sql, ", pg_catalog.row_number() OVER () AS %s",
+						 quote_identifier(STREAM_SEQ_COLUMN));
+		*colnames = lappend(*colnames, makeString(pstrdup(STREAM_SEQ_COLUMN)));
+	}
 	switch (input)
 	{
 		case INPUT_LOG_BATCH:
@@ -1044,18 +1711,36 @@ build_log_query(Oid stream, LogQueryInput input, List **colnames)
 			break;
 	}
 
+	/*
+	 * Windowed views: only the events that are not late, those at or after
+	 * the cutoff passed as the last parameter (windows.c).
+	 */
+	nparams = input == INPUT_LOG_EVENT ? 1 : (input == INPUT_LOG_BATCH ? 2 : 0);
+	memcpy(param_types, input == INPUT_LOG_EVENT ? event_types : snapshot_types,
+		   sizeof(Oid) * nparams);
+	if (event_time != InvalidAttrNumber)
+	{
+		param_types[nparams++] = TIMESTAMPTZOID;
+		appendStringInfo(&sql, " %s %s >= $%d",
+						 input == INPUT_SOURCE ? "WHERE" : "AND",
+						 quote_identifier(NameStr(TupleDescAttr(desc, event_time - 1)->attname)),
+						 nparams);
+	}
+
 	raws = raw_parser(sql.data, RAW_PARSE_DEFAULT);
 	query = parse_analyze_fixedparams(linitial_node(RawStmt, raws), sql.data,
-									  input == INPUT_LOG_EVENT ? event_types : snapshot_types,
-									  input == INPUT_LOG_EVENT ? 1 : (input == INPUT_LOG_BATCH ? 2 : 0),
-									  NULL);
+									  param_types, nparams, NULL);
 
 	/* The log must have the stream's columns with the stream's types. */
 	i = 0;
 	foreach (lc, query->targetList)
 	{
-		Form_pg_attribute attr = TupleDescAttr(desc, i++);
+		Form_pg_attribute attr;
 		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+
+		if (i >= desc->natts)
+			break; /* "$seq" */
+		attr = TupleDescAttr(desc, i++);
 
 		if (!attr->attisdropped &&
 			exprType((Node *)tle->expr) != attr->atttypid)
@@ -1310,7 +1995,8 @@ create_rows_table(ViewShape *shape, List *aliases, char **sql)
 static void
 insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
 				   const char *batch_query, const char *event_query,
-				   const char *source_query, const char *definition)
+				   const char *source_query, const char *definition,
+				   Oid late_table, const char *late_query)
 {
 	Relation rel = table_open(views_catalog(false), RowExclusiveLock);
 	Datum values[Natts_views];
@@ -1369,6 +2055,41 @@ insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
 	values[Anum_views_agg_argtypes - 1] =
 		PointerGetDatum(construct_array(argtypes, naggs, OIDVECTOROID,
 										-1, false, TYPALIGN_INT));
+
+	if (shape->window_rti != 0)
+	{
+		Datum *roles = palloc0(sizeof(Datum) * (ngroups + 1));
+
+		i = 0;
+		foreach (lc, shape->group_tles)
+			roles[i++] = Int16GetDatum(window_role(shape, lfirst_node(TargetEntry, lc)));
+		values[Anum_views_window_kind - 1] = CharGetDatum(shape->window.kind);
+		values[Anum_views_window_size - 1] = Int64GetDatum(shape->window.size);
+		values[Anum_views_window_slide - 1] = Int64GetDatum(shape->window.slide);
+		values[Anum_views_window_origin - 1] = TimestampTzGetDatum(shape->window.origin);
+		nulls[Anum_views_window_origin - 1] = shape->window.kind == WINDOW_SESSION ||
+											  shape->window.kind == WINDOW_COUNT;
+		values[Anum_views_window_roles - 1] =
+			PointerGetDatum(construct_array(roles, ngroups, INT2OID, sizeof(int16),
+											true, TYPALIGN_SHORT));
+		values[Anum_views_retention - 1] = Int64GetDatum(shape->window.retention);
+		nulls[Anum_views_retention - 1] = shape->window.retention < 0;
+	}
+	else
+	{
+		nulls[Anum_views_window_kind - 1] = true;
+		nulls[Anum_views_window_size - 1] = true;
+		nulls[Anum_views_window_slide - 1] = true;
+		nulls[Anum_views_window_origin - 1] = true;
+		nulls[Anum_views_window_roles - 1] = true;
+		nulls[Anum_views_retention - 1] = true;
+	}
+	values[Anum_views_lateness - 1] = Int64GetDatum(shape->window.lateness);
+	values[Anum_views_emit - 1] = CharGetDatum(shape->window.emit);
+	values[Anum_views_late_events - 1] = ObjectIdGetDatum(late_table);
+	nulls[Anum_views_late_events - 1] = !OidIsValid(late_table);
+	values[Anum_views_late_query - 1] = late_query ? CStringGetTextDatum(late_query) : (Datum)0;
+	nulls[Anum_views_late_query - 1] = late_query == NULL;
 
 	tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
 	CatalogTupleInsert(rel, tuple);

@@ -108,7 +108,9 @@
 #include "kafka.h"
 #include "launcher.h"
 #include "state.h"
+#include "stream.h"
 #include "streamproc.h"
+#include "windows.h"
 #include "worker.h"
 
 /* Longest event text kept in streamproc.errors. */
@@ -139,6 +141,23 @@ typedef struct WView
 	int64 new_groups;
 	int64 memory;
 	int64 errors;
+
+	/* Windowed views (windows.c); window.kind is 0 for the others. */
+	WindowSpec window;
+	int key_first;           /* batch column of the first ordinary group key */
+	TimestampTz closed;      /* watermark our slot last closed windows at */
+	TimestampTz cutoff;      /* events before it are late (from closed) */
+	TimestampTz min_end;     /* no window of our slot closes before this */
+	SPIPlanPtr late_plan;    /* INSERT into late_events, or NULL */
+	MemoryContext late_cxt;  /* late events kept until the checkpoint */
+	SourceRows late;         /* ... their rows */
+	TimestampTz *late_marks; /* ... and the watermark each was late at */
+	int late_cap;
+	int64 late_count;         /* late events since the statistics update */
+	HTAB *sessions;           /* session views: our open sessions per group */
+	HTAB *counters;           /* count-window views: our current window per group */
+	TimestampTz closing_mark; /* the checkpoint in progress closes at this */
+	List *closing_removed;    /* ... and removes these (DirtyKey *, batch_cxt) */
 } WView;
 
 /* A stream this worker owns. */
@@ -165,6 +184,14 @@ typedef struct WStream
 	int32 *pending_partitions; /* position of each pending row */
 	int64 *pending_offsets;
 	KafkaSource **pending_sources;
+
+	/* Event time, when the stream has windowed views (windows.c). */
+	AttrNumber event_time; /* 0: no windowed view */
+	int64 watermark_delay;
+	int64 idle_timeout;         /* -1: inputs never go idle */
+	TimestampTz log_max_time;   /* greatest event time read from the log */
+	TimestampTz log_last_event; /* when the log last had events, 0: never */
+	SPIPlanPtr late_rows_plan;  /* log rows of a batch before a cutoff */
 } WStream;
 
 /* A key of WView.dirty. */
@@ -195,8 +222,43 @@ typedef struct PendingState
 {
 	char *key;
 	uint32 keylen;
-	bytea *state;
+	bytea *state; /* NULL: remove the group from our slot (merged session) */
 } PendingState;
+
+/* Session views: the open sessions of one group in our slot. */
+typedef struct SessionGroup
+{
+	DirtyKey key; /* the group key without its window prefix */
+	List *spans;  /* SessionSpan * */
+} SessionGroup;
+
+typedef struct SessionSpan
+{
+	TimestampTz start;
+	TimestampTz end;
+} SessionSpan;
+
+/*
+ * A row of a session or count-window view's batch query (a session
+ * [start, end); an event numbered start), or an open session of our slot.
+ */
+typedef struct WindowPiece
+{
+	char *gkey; /* group key without the window prefix */
+	uint32 glen;
+	TimestampTz start;
+	TimestampTz end;
+	bytea *state;  /* NULL: an open session's, fetched when merged */
+	bool existing; /* an open session of our slot */
+} WindowPiece;
+
+/* Count-window views: the current window of one group in our slot. */
+typedef struct CountGroup
+{
+	DirtyKey key; /* the group key without its window prefix */
+	int64 id;     /* its window id */
+	int64 count;  /* events in it */
+} CountGroup;
 
 static WorkerSlot *my_slot = NULL;
 static int my_index;
@@ -236,6 +298,19 @@ static void worker_exit(WorkerExit reason) pg_attribute_noreturn();
 static void publish_view_stats(WStream *stream);
 static int checkpoint_spacing(void);
 static int worker_source_batch(WStream *stream, KafkaSource *src, bool *more);
+static List *merge_sessions(WView *view);
+static List *count_events(WView *view);
+static WindowPiece **window_pieces(WView *view, int *npieces);
+static bytea *row_states(WView *view, HeapTuple tup, TupleDesc desc);
+static void count_index(WView *view, const char *key, uint32 keylen, int64 id, int64 count);
+static void session_index(WView *view, const char *key, uint32 keylen, bool add);
+static void window_stored(WView *view, const char *key, uint32 keylen, bool new_group);
+static void publish_watermarks(WStream *stream);
+static void record_failed_event(WStream *stream, WView *view, const char *position,
+								const char *event, ErrorData *edata);
+static char *row_as_json(WStream *stream, SourceRows *rows, int i);
+static bool run_in_subxact(WView *view, SPIPlanPtr plan, Datum *args, const char *nulls,
+						   List **pending, ErrorData **edata);
 
 /* ----------------------------------------------------------------
  * Packed states: the value of one slot of one group.
@@ -424,10 +499,22 @@ serialize_key(WView *view, HeapTuple tuple, TupleDesc desc, StringInfo buf)
 	int i;
 
 	resetStringInfo(buf);
+	if (view->window.kind != 0)
+	{
+		/* Windowed: the window's start and end first (windows.c). */
+		bool isnull;
+		TimestampTz start = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 1, &isnull));
+		TimestampTz end = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 2, &isnull));
+
+		enlargeStringInfo(buf, WINDOW_KEY_PREFIX);
+		streamproc_window_key_prefix(buf->data, start, end);
+		buf->len = WINDOW_KEY_PREFIX;
+		buf->data[buf->len] = '\0';
+	}
 	for (i = 0; i < view->ngroup; i++)
 	{
 		bool isnull;
-		Datum value = SPI_getbinval(tuple, desc, i + 1, &isnull);
+		Datum value = SPI_getbinval(tuple, desc, view->key_first + i, &isnull);
 
 		appendStringInfoChar(buf, isnull ? 0 : 1);
 		if (!isnull)
@@ -689,6 +776,10 @@ streamproc_worker_main(Datum main_arg)
 			}
 		}
 		kafka_wait = my_sources ? streamproc_kafka_maintain(my_sources) : -1;
+
+		/* Inputs go idle as time passes: watermarks move without events. */
+		foreach (lc, my_streams)
+			publish_watermarks(lfirst(lc));
 		if (streamproc_kafka_checkpoint_needed(my_sources))
 			checkpoint_needed = true;
 
@@ -795,7 +886,8 @@ prepare_or_die(const char *sql, int nargs, Oid *argtypes)
 /* Prepare a view's plans as its owner (names resolve as the owner's). */
 static void
 worker_prepare_view(WView *view, const char *batch_query, const char *event_query,
-					const char *source_query, const char *rows_table)
+					const char *source_query, const char *rows_table,
+					const char *late_query)
 {
 	Oid snap_types[2] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID};
 	Oid tid_type[1] = {TIDOID};
@@ -804,7 +896,21 @@ worker_prepare_view(WView *view, const char *batch_query, const char *event_quer
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(view->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	if (view->kind == 'a')
+	if (view->kind == 'a' && view->window.kind != 0)
+	{
+		/* Windowed: the late cutoff is the last parameter. */
+		Oid batch_types[3] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID, TIMESTAMPTZOID};
+		Oid event_types[2] = {TIDOID, TIMESTAMPTZOID};
+		Oid source_types[1] = {TIMESTAMPTZOID};
+		Oid late_types[2] = {TIMESTAMPTZOID, TEXTOID};
+
+		view->batch_plan = prepare_or_die(batch_query, 3, batch_types);
+		view->event_plan = prepare_or_die(event_query, 2, event_types);
+		view->source_plan = prepare_or_die(source_query, 1, source_types);
+		if (late_query != NULL)
+			view->late_plan = prepare_or_die(late_query, 2, late_types);
+	}
+	else if (view->kind == 'a')
 	{
 		view->batch_plan = prepare_or_die(batch_query, 2, snap_types);
 		view->event_plan = prepare_or_die(event_query, 1, tid_type);
@@ -835,7 +941,9 @@ worker_load_view_state(WView *view, bool fold)
 {
 	Datum args[4];
 	uint64 i;
+	uint64 nrows;
 	int ret;
+	TimestampTz closed = DT_NOBEGIN;
 
 	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
 	view->shared = streamproc_state_register(MyDatabaseId, view->viewid, my_index);
@@ -860,6 +968,7 @@ worker_load_view_state(WView *view, bool fold)
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read streamproc.view_state: %s", SPI_result_code_string(ret));
 
+	nrows = SPI_processed;
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple tup = SPI_tuptable->vals[i];
@@ -883,6 +992,48 @@ worker_load_view_state(WView *view, bool fold)
 											   state, &new_group);
 		if (new_group)
 			view->new_groups++;
+		if (view->window.kind != 0)
+			window_stored(view, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), new_group);
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	/* Count windows: each group goes on after its last closed window. */
+	if (view->window.kind == WINDOW_COUNT)
+	{
+		ret = SPI_execute_with_args("SELECT DISTINCT ON (pg_catalog.substr(key, 17)) key"
+									" FROM streamproc.window_state WHERE view = $1 AND slot = $2"
+									" ORDER BY pg_catalog.substr(key, 17), pg_catalog.substr(key, 1, 8) DESC",
+									2, (Oid[]){OIDOID, INT4OID}, args, NULL, true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read streamproc.window_state: %s", SPI_result_code_string(ret));
+		for (i = 0; i < SPI_processed; i++)
+		{
+			bool isnull;
+			bytea *key = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			TimestampTz id;
+			TimestampTz count;
+
+			streamproc_window_key_decode(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &id, &count);
+			count_index(view, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), id, count);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+
+	/* The watermark our slot closed windows at: it never goes back. */
+	ret = SPI_execute_with_args("SELECT watermark FROM streamproc.view_watermarks WHERE view = $1 AND slot = $2",
+								2, (Oid[]){OIDOID, INT4OID}, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read streamproc.view_watermarks: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		bool isnull;
+
+		closed = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (view->window.kind != 0)
+		{
+			view->closed = closed;
+			view->cutoff = streamproc_window_cutoff(&view->window, closed);
+		}
 	}
 	SPI_freetuptable(SPI_tuptable);
 
@@ -890,6 +1041,11 @@ worker_load_view_state(WView *view, bool fold)
 	view->shared->groups_count += view->new_groups;
 	view->shared->memory += view->memory;
 	view->shared->loaded |= UINT64CONST(1) << my_index;
+	view->shared->closed[my_index] = closed;
+	if (closed > view->shared->watermark)
+		view->shared->watermark = closed;
+	if (nrows > 0 || closed != DT_NOBEGIN)
+		view->shared->writers |= UINT64CONST(1) << my_index;
 	LWLockRelease(streamproc_state_lock());
 	view->new_groups = 0;
 	view->memory = 0;
@@ -932,6 +1088,8 @@ worker_load_catalog(void)
 				SPI_freeplan(v->event_plan);
 			if (v->source_plan)
 				SPI_freeplan(v->source_plan);
+			if (v->late_plan)
+				SPI_freeplan(v->late_plan);
 		}
 		if (s->last_snapshot)
 		{
@@ -949,6 +1107,8 @@ worker_load_catalog(void)
 			SPI_freeplan(s->delete_plan);
 		if (s->unconsumed_plan)
 			SPI_freeplan(s->unconsumed_plan);
+		if (s->late_rows_plan)
+			SPI_freeplan(s->late_rows_plan);
 	}
 	my_streams = NIL;
 	foreach (lc, held_views)
@@ -965,11 +1125,21 @@ worker_load_catalog(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 
 	/* Checkpoint rows of views that no longer exist (idempotent). */
-	ret = SPI_execute("DELETE FROM streamproc.view_state s WHERE NOT EXISTS"
-					  " (SELECT 1 FROM streamproc.views v WHERE v.view = s.view)",
-					  false, 0);
-	if (ret != SPI_OK_DELETE)
-		elog(ERROR, "could not clean streamproc.view_state: %s", SPI_result_code_string(ret));
+	{
+		const char *const tables[] = {"view_state", "window_state", "view_watermarks"};
+		int t;
+
+		for (t = 0; t < lengthof(tables); t++)
+		{
+			ret = SPI_execute(psprintf("DELETE FROM streamproc.%s s WHERE NOT EXISTS"
+									   " (SELECT 1 FROM streamproc.views v WHERE v.view = s.view)",
+									   tables[t]),
+							  false, 0);
+			if (ret != SPI_OK_DELETE)
+				elog(ERROR, "could not clean streamproc.%s: %s", tables[t],
+					 SPI_result_code_string(ret));
+		}
+	}
 
 	view_state_relid = get_relname_relid("view_state", get_namespace_oid("streamproc", false));
 
@@ -1040,9 +1210,6 @@ worker_load_catalog(void)
 		MemoryContext old;
 
 		old = MemoryContextSwitchTo(catalog_cxt);
-		s->count_plan = prepare_or_die(psprintf("SELECT count(*) FROM %s l WHERE %s",
-												s->logname, pred),
-									   2, snap_types);
 		s->rows_plan = prepare_or_die(psprintf("SELECT l.ctid, (pg_catalog.to_jsonb(l) - '$xid')::text"
 											   " FROM %s l WHERE %s ORDER BY l.ctid",
 											   s->logname, pred),
@@ -1059,7 +1226,9 @@ worker_load_catalog(void)
 		ret = SPI_execute_with_args("SELECT v.view::oid, v.view::text, v.kind, c.relowner,"
 									" v.batch_query, v.event_query, v.group_types::oid[],"
 									" v.aggregates::oid[], v.agg_collations, v.rows_table::text,"
-									" v.agg_argtypes, v.source_query"
+									" v.agg_argtypes, v.source_query, v.window_kind, v.window_size,"
+									" v.window_slide, v.window_origin, v.window_roles, v.allowed_lateness,"
+									" v.retention, v.emit, v.late_query"
 									" FROM streamproc.views v JOIN pg_catalog.pg_class c ON c.oid = v.view"
 									" WHERE v.stream = $1 ORDER BY 1",
 									1, (Oid[]){OIDOID}, args, NULL, true, 0);
@@ -1083,6 +1252,7 @@ worker_load_catalog(void)
 				char *batch_query;
 				char *event_query;
 				char *rows_table;
+				int16 *roles;
 
 				old = MemoryContextSwitchTo(catalog_cxt);
 				v = palloc0(sizeof(WView));
@@ -1097,17 +1267,84 @@ worker_load_catalog(void)
 				arr = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 7, &isnull));
 				deconstruct_array(arr, OIDOID, sizeof(Oid), true, TYPALIGN_INT,
 								  &elems, NULL, &nelems);
-				v->ngroup = nelems;
+
+				/* Windowed views: the window, and which group columns are it. */
+				v->key_first = 1;
+				roles = NULL;
+				(void)SPI_getbinval(tup, desc, 13, &isnull);
+				if (!isnull)
+				{
+					Datum *relems;
+					int nroles;
+
+					v->window.kind = DatumGetChar(SPI_getbinval(tup, desc, 13, &isnull));
+					v->window.size = DatumGetInt64(SPI_getbinval(tup, desc, 14, &isnull));
+					v->window.slide = DatumGetInt64(SPI_getbinval(tup, desc, 15, &isnull));
+					v->window.origin = DatumGetTimestampTz(SPI_getbinval(tup, desc, 16, &isnull));
+					deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 17, &isnull)),
+									  INT2OID, sizeof(int16), true, TYPALIGN_SHORT,
+									  &relems, NULL, &nroles);
+					roles = palloc0(sizeof(int16) * Max(nelems, 1));
+					for (j = 0; j < nroles && j < nelems; j++)
+						roles[j] = DatumGetInt16(relems[j]);
+					v->window.lateness = DatumGetInt64(SPI_getbinval(tup, desc, 18, &isnull));
+					v->window.retention = DatumGetInt64(SPI_getbinval(tup, desc, 19, &isnull));
+					if (isnull)
+						v->window.retention = -1;
+					v->window.emit = DatumGetChar(SPI_getbinval(tup, desc, 20, &isnull));
+					v->key_first = 3; /* after the window's start and end */
+					v->closed = DT_NOBEGIN;
+					v->cutoff = DT_NOBEGIN;
+					v->min_end = DT_NOBEGIN;
+					v->late_cxt = AllocSetContextCreate(catalog_cxt, "streamproc late events",
+														ALLOCSET_DEFAULT_SIZES);
+					if (v->window.kind == WINDOW_SESSION || v->window.kind == WINDOW_COUNT)
+					{
+						HASHCTL ctl;
+						HTAB *index;
+
+						ctl.keysize = sizeof(DirtyKey);
+						ctl.entrysize = v->window.kind == WINDOW_SESSION ? sizeof(SessionGroup)
+																		 : sizeof(CountGroup);
+						ctl.hash = dirty_hash;
+						ctl.match = dirty_match;
+						ctl.keycopy = dirty_keycopy;
+						ctl.hcxt = AllocSetContextCreate(catalog_cxt, "streamproc window index",
+														 ALLOCSET_DEFAULT_SIZES);
+						index = hash_create("streamproc window index", 1024, &ctl,
+											HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
+												HASH_KEYCOPY | HASH_CONTEXT);
+						if (v->window.kind == WINDOW_SESSION)
+							v->sessions = index;
+						else
+							v->counters = index;
+					}
+					if (s->event_time == InvalidAttrNumber)
+					{
+						char *column = streamproc_stream_time_options(s->streamid,
+																	  &s->watermark_delay,
+																	  &s->idle_timeout);
+
+						s->event_time = column ? get_attnum(s->streamid, column) : InvalidAttrNumber;
+						s->log_max_time = DT_NOBEGIN;
+					}
+				}
+
+				/* The ordinary group keys: their send functions. */
 				v->group_send = palloc0(sizeof(FmgrInfo) * Max(nelems, 1));
 				v->group_types = palloc0(sizeof(Oid) * Max(nelems, 1));
+				v->ngroup = 0;
 				for (j = 0; j < nelems; j++)
 				{
 					Oid sendfn;
 					bool varlena;
 
-					v->group_types[j] = DatumGetObjectId(elems[j]);
+					if (roles != NULL && roles[j] != WINDOW_ROLE_KEY)
+						continue;
+					v->group_types[v->ngroup] = DatumGetObjectId(elems[j]);
 					getTypeBinaryOutputInfo(DatumGetObjectId(elems[j]), &sendfn, &varlena);
-					fmgr_info_cxt(sendfn, &v->group_send[j], catalog_cxt);
+					fmgr_info_cxt(sendfn, &v->group_send[v->ngroup], catalog_cxt);
+					v->ngroup++;
 				}
 
 				v->aggs = streamproc_lookup_view_aggs(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 8, &isnull)),
@@ -1116,7 +1353,8 @@ worker_load_catalog(void)
 													  &v->nagg);
 
 				worker_prepare_view(v, batch_query, event_query,
-									SPI_getvalue(tup, desc, 12), rows_table);
+									SPI_getvalue(tup, desc, 12), rows_table,
+									SPI_getvalue(tup, desc, 21));
 				if (v->kind != 'a')
 					s->has_append = true;
 				if (v->kind == 'a')
@@ -1130,6 +1368,42 @@ worker_load_catalog(void)
 			}
 			SPI_freetuptable(views);
 		}
+
+		/*
+		 * A batch's size; with windowed views also its least and greatest
+		 * event time and how many events have none, and the plan that reads
+		 * the events before a cutoff (late).
+		 */
+		old = MemoryContextSwitchTo(catalog_cxt);
+		if (s->event_time != InvalidAttrNumber)
+		{
+			const char *ev = quote_identifier(NameStr(TupleDescAttr(s->desc, s->event_time - 1)->attname));
+			StringInfoData cols;
+			int j;
+
+			s->count_plan = prepare_or_die(psprintf("SELECT count(*), min(l.%s), max(l.%s),"
+													" count(*) FILTER (WHERE l.%s IS NULL)"
+													" FROM %s l WHERE %s",
+													ev, ev, ev, s->logname, pred),
+										   2, snap_types);
+			initStringInfo(&cols);
+			for (j = 0; j < s->desc->natts; j++)
+				if (!TupleDescAttr(s->desc, j)->attisdropped)
+					appendStringInfo(&cols, ", l.%s",
+									 quote_identifier(NameStr(TupleDescAttr(s->desc, j)->attname)));
+			s->late_rows_plan = prepare_or_die(psprintf("SELECT l.ctid, (pg_catalog.to_jsonb(l) - '$xid')::text%s"
+														" FROM %s l WHERE %s AND (l.%s < $3 OR l.%s IS NULL)"
+														" ORDER BY l.ctid",
+														cols.data, s->logname, pred, ev, ev),
+											   3, (Oid[]){PG_SNAPSHOTOID, PG_SNAPSHOTOID, TIMESTAMPTZOID});
+		}
+		else
+			s->count_plan = prepare_or_die(psprintf("SELECT count(*), NULL::pg_catalog.timestamptz,"
+													" NULL::pg_catalog.timestamptz, 0::pg_catalog.int8"
+													" FROM %s l WHERE %s",
+													s->logname, pred),
+										   2, snap_types);
+		MemoryContextSwitchTo(old);
 	}
 
 	foreach (lc, my_streams)
@@ -1225,9 +1499,883 @@ worker_load_catalog(void)
 }
 
 /* ----------------------------------------------------------------
+ * Windows (see windows.c for the model)
+ *
+ * Our slot's windows close in the checkpoint: the watermark has passed
+ * their end plus the allowed lateness.  close_windows() writes them to
+ * streamproc.window_state and deletes them from view_state in the
+ * checkpoint's transaction; after the commit, windows_closed() publishes
+ * the watermark our slot closed at (ViewShared.closed) and removes them
+ * from shared memory, under the registry lock.  Readers count a window of
+ * a slot from window_state when it ends at or before the slot's published
+ * closing bound, and from shared memory otherwise (hop slices stay there
+ * while later windows need them), so a reader never sees a window twice
+ * or not at all.
+ * ----------------------------------------------------------------
+ */
+
+/* Add (add) or remove a session of our slot in the view's session index. */
+static void
+session_index(WView *view, const char *key, uint32 keylen, bool add)
+{
+	SessionGroup *g;
+	DirtyKey k;
+	TimestampTz start;
+	TimestampTz end;
+	ListCell *lc;
+	bool found;
+
+	if (view->sessions == NULL)
+		return;
+	streamproc_window_key_decode(key, keylen, &start, &end);
+	k.len = keylen - WINDOW_KEY_PREFIX;
+	k.bytes = (char *)key + WINDOW_KEY_PREFIX;
+	dirty_key_cxt = GetMemoryChunkContext(view->sessions);
+	g = hash_search(view->sessions, &k, add ? HASH_ENTER : HASH_FIND, &found);
+	if (!found)
+	{
+		if (add)
+			g->spans = NIL;
+		else
+			return;
+	}
+	foreach (lc, g->spans)
+	{
+		SessionSpan *span = lfirst(lc);
+
+		if (span->start == start && span->end == end)
+		{
+			if (!add)
+			{
+				g->spans = foreach_delete_current(g->spans, lc);
+				pfree(span);
+				if (g->spans == NIL)
+				{
+					char *bytes = g->key.bytes;
+
+					(void)hash_search(view->sessions, &k, HASH_REMOVE, NULL);
+					pfree(bytes);
+				}
+			}
+			return;
+		}
+	}
+	if (add)
+	{
+		MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(view->sessions));
+		SessionSpan *span = palloc(sizeof(SessionSpan));
+
+		span->start = start;
+		span->end = end;
+		g->spans = lappend(g->spans, span);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/* Bookkeeping after storing a window's state in our slot. */
+static void
+window_stored(WView *view, const char *key, uint32 keylen, bool new_group)
+{
+	TimestampTz start;
+	TimestampTz end;
+
+	streamproc_window_key_decode(key, keylen, &start, &end);
+	if (view->window.kind == WINDOW_COUNT)
+	{
+		count_index(view, key, keylen, start, end);
+		if (end >= view->window.size)
+			view->min_end = DT_NOBEGIN; /* a full window: close it */
+		return;
+	}
+	if (end < view->min_end)
+		view->min_end = end; /* a hop slice's first window ends with it */
+	session_index(view, key, keylen, true);
+}
+
+/* Our current window of a group is (id, count), unless we know a later one. */
+static void
+count_index(WView *view, const char *key, uint32 keylen, int64 id, int64 count)
+{
+	CountGroup *g;
+	DirtyKey k;
+	bool found;
+
+	k.len = keylen - WINDOW_KEY_PREFIX;
+	k.bytes = (char *)key + WINDOW_KEY_PREFIX;
+	dirty_key_cxt = GetMemoryChunkContext(view->counters);
+	g = hash_search(view->counters, &k, HASH_ENTER, &found);
+	if (!found || id > g->id || (id == g->id && count > g->count))
+	{
+		g->id = id;
+		g->count = count;
+	}
+}
+
+/* Append the state of window (id, count) of a group to pending. */
+static List *
+count_window_done(WView *view, List *pending, WindowPiece *g, int64 id, int64 count,
+				  int64 old_count, bytea *state)
+{
+	PendingState *p = palloc(sizeof(PendingState));
+
+	p->keylen = WINDOW_KEY_PREFIX + g->glen;
+	p->key = palloc(p->keylen);
+	streamproc_window_key_prefix(p->key, id, count);
+	memcpy(p->key + WINDOW_KEY_PREFIX, g->gkey, g->glen);
+	if (old_count > 0 && old_count != count)
+	{
+		PendingState *drop = palloc(sizeof(PendingState));
+
+		drop->keylen = p->keylen;
+		drop->key = palloc(p->keylen);
+		memcpy(drop->key, p->key, p->keylen);
+		streamproc_window_key_prefix(drop->key, id, old_count);
+		drop->state = NULL;
+		pending = lappend(pending, drop);
+	}
+	p->state = state;
+	return lappend(pending, p);
+}
+
+/*
+ * count_events
+ *		combine_results() of a count-window view: the batch query yields one
+ *		row per event with its number in the batch.  Per group, in that
+ *		order, the events fill the group's current window up to the size and
+ *		then start the next one.  A window's key carries its id and how many
+ *		events it has, so a growing window is stored under a new key.
+ */
+static List *
+count_events(WView *view)
+{
+	List *pending = NIL;
+	WindowPiece **pieces;
+	int npieces = 0;
+	int first;
+
+	pieces = window_pieces(view, &npieces);
+
+	for (first = 0; first < npieces;)
+	{
+		WindowPiece *g = pieces[first];
+		CountGroup *current;
+		DirtyKey k;
+		int64 id = 0;
+		int64 count = 0;
+		int64 old_count = 0;
+		bytea *state = NULL;
+
+		k.len = g->glen;
+		k.bytes = g->gkey;
+		current = hash_search(view->counters, &k, HASH_FIND, NULL);
+		if (current != NULL)
+		{
+			id = current->id;
+			count = old_count = current->count;
+		}
+		if (count >= view->window.size)
+		{
+			id++;
+			count = old_count = 0;
+		}
+		else if (count > 0)
+		{
+			uint32 keylen = WINDOW_KEY_PREFIX + g->glen;
+			char *open = palloc(keylen);
+
+			streamproc_window_key_prefix(open, id, count);
+			memcpy(open + WINDOW_KEY_PREFIX, g->gkey, g->glen);
+			state = streamproc_state_fetch(view->groups, open, keylen, my_index);
+		}
+		for (; first < npieces && pieces[first]->glen == g->glen &&
+			   memcmp(pieces[first]->gkey, g->gkey, g->glen) == 0;
+			 first++)
+		{
+			state = streamproc_combine_packed(view->aggs, view->nagg, state, pieces[first]->state);
+			count++;
+			if (count == view->window.size)
+			{
+				pending = count_window_done(view, pending, g, id, count, old_count, state);
+				id++;
+				count = old_count = 0;
+				state = NULL;
+			}
+		}
+		if (count > 0)
+			pending = count_window_done(view, pending, g, id, count, old_count, state);
+	}
+	return pending;
+}
+
+/* Order pieces by group, then start. */
+static int
+window_piece_cmp(const void *a, const void *b)
+{
+	const WindowPiece *x = *(WindowPiece *const *)a;
+	const WindowPiece *y = *(WindowPiece *const *)b;
+	int c;
+
+	if (x->glen != y->glen)
+		return x->glen < y->glen ? -1 : 1;
+	c = memcmp(x->gkey, y->gkey, x->glen);
+	if (c != 0)
+		return c;
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return 0;
+}
+
+/*
+ * The rows of a session or count-window view's batch query (in
+ * SPI_tuptable) as pieces, sorted by group and start.
+ */
+static WindowPiece **
+window_pieces(WView *view, int *npieces)
+{
+	WindowPiece **pieces = palloc(sizeof(WindowPiece *) * Max(SPI_processed, 1));
+	StringInfoData key;
+	uint64 i;
+
+	initStringInfo(&key);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple tup = SPI_tuptable->vals[i];
+		WindowPiece *p = palloc0(sizeof(WindowPiece));
+
+		serialize_key(view, tup, SPI_tuptable->tupdesc, &key);
+		streamproc_window_key_decode(key.data, key.len, &p->start, &p->end);
+		p->glen = key.len - WINDOW_KEY_PREFIX;
+		p->gkey = palloc(Max(p->glen, 1));
+		memcpy(p->gkey, key.data + WINDOW_KEY_PREFIX, p->glen);
+		p->state = row_states(view, tup, SPI_tuptable->tupdesc);
+		pieces[i] = p;
+	}
+	*npieces = (int)SPI_processed;
+	qsort(pieces, *npieces, sizeof(WindowPiece *), window_piece_cmp);
+	return pieces;
+}
+
+static char *
+session_key(WindowPiece *p, TimestampTz start, TimestampTz end, uint32 *keylen)
+{
+	char *key = palloc(WINDOW_KEY_PREFIX + Max(p->glen, 1));
+
+	streamproc_window_key_prefix(key, start, end);
+	memcpy(key + WINDOW_KEY_PREFIX, p->gkey, p->glen);
+	*keylen = WINDOW_KEY_PREFIX + p->glen;
+	return key;
+}
+
+/*
+ * merge_sessions
+ *		combine_results() of a session view: the batch query yields one
+ *		window [ts, ts + gap) per group and distinct event time.  Per group,
+ *		sort them with our slot's open sessions by start and merge the ones
+ *		that overlap (gaps and islands); every merged session that took a
+ *		new window replaces the open sessions it swallowed.
+ */
+static List *
+merge_sessions(WView *view)
+{
+	List *pending = NIL;
+	WindowPiece **pieces;
+	int npieces = 0;
+	int j;
+	int first;
+
+	pieces = window_pieces(view, &npieces);
+
+	for (first = 0; first < npieces;)
+	{
+		WindowPiece *g = pieces[first];
+		List *run = NIL;
+		SessionGroup *open;
+		DirtyKey k;
+		int last = first;
+		ListCell *lc;
+		WindowPiece *cur = NULL;
+		List *members = NIL;
+		bool has_new = false;
+
+		while (last < npieces && pieces[last]->glen == g->glen &&
+			   memcmp(pieces[last]->gkey, g->gkey, g->glen) == 0)
+			run = lappend(run, pieces[last++]);
+
+		/* The group's open sessions join the run. */
+		k.len = g->glen;
+		k.bytes = g->gkey;
+		open = hash_search(view->sessions, &k, HASH_FIND, NULL);
+		if (open != NULL)
+		{
+			foreach (lc, open->spans)
+			{
+				SessionSpan *span = lfirst(lc);
+				WindowPiece *p = palloc0(sizeof(WindowPiece));
+
+				p->gkey = g->gkey;
+				p->glen = g->glen;
+				p->start = span->start;
+				p->end = span->end;
+				p->existing = true;
+				run = lappend(run, p);
+			}
+			list_sort(run, (list_sort_comparator)window_piece_cmp);
+		}
+
+		/* Sweep: pieces that overlap the current session join it. */
+		for (j = 0; j <= list_length(run); j++)
+		{
+			WindowPiece *p = j < list_length(run) ? list_nth(run, j) : NULL;
+
+			if (cur != NULL && p != NULL && p->start < cur->end)
+			{
+				cur->end = Max(cur->end, p->end);
+				members = lappend(members, p);
+				has_new |= !p->existing;
+				continue;
+			}
+			if (cur != NULL && has_new)
+			{
+				PendingState *out = palloc(sizeof(PendingState));
+				bytea *state = NULL;
+				ListCell *mc;
+
+				out->key = session_key(cur, cur->start, cur->end, &out->keylen);
+				foreach (mc, members)
+				{
+					WindowPiece *m = lfirst(mc);
+					bytea *mstate = m->state;
+
+					if (m->existing)
+					{
+						uint32 mlen;
+						char *mkey = session_key(m, m->start, m->end, &mlen);
+
+						mstate = streamproc_state_fetch(view->groups, mkey, mlen, my_index);
+						if (mlen != out->keylen || memcmp(mkey, out->key, mlen) != 0)
+						{
+							PendingState *drop = palloc(sizeof(PendingState));
+
+							drop->key = mkey;
+							drop->keylen = mlen;
+							drop->state = NULL;
+							pending = lappend(pending, drop);
+						}
+					}
+					if (mstate != NULL)
+						state = streamproc_combine_packed(view->aggs, view->nagg, state, mstate);
+				}
+				out->state = state;
+				pending = lappend(pending, out);
+			}
+			if (p == NULL)
+				break;
+			cur = palloc(sizeof(WindowPiece));
+			*cur = *p;
+			members = list_make1(p);
+			has_new = !p->existing;
+		}
+		first = last;
+	}
+	return pending;
+}
+
+/*
+ * publish_watermarks
+ *		Our inputs' watermark for a stream's windowed views: the least
+ *		greatest event time of its active inputs (the log once it had
+ *		events, each Kafka partition we read) minus watermark_delay; the
+ *		view's watermark moves up to the minimum over the slots with active
+ *		inputs, once every slot is loaded.  Asks for a checkpoint when a
+ *		view's watermark passed the one our slot closed windows at.
+ */
+static void
+publish_watermarks(WStream *stream)
+{
+	TimestampTz now;
+	TimestampTz least = DT_NOEND;
+	TimestampTz mark = DT_NOBEGIN;
+	bool active = false;
+	ListCell *lc;
+
+	if (stream->event_time == InvalidAttrNumber)
+		return;
+	now = GetCurrentTimestamp();
+	if (stream->owns_log && stream->log_last_event != 0 &&
+		(stream->idle_timeout < 0 || now - stream->log_last_event < stream->idle_timeout))
+	{
+		least = stream->log_max_time;
+		active = true;
+	}
+	foreach (lc, stream->sources)
+	{
+		TimestampTz t;
+
+		if (streamproc_kafka_min_event_time(lfirst(lc), now, stream->idle_timeout, &t))
+		{
+			least = Min(least, t);
+			active = true;
+		}
+	}
+	if (active && !TIMESTAMP_NOT_FINITE(least) &&
+		(pg_sub_s64_overflow(least, stream->watermark_delay, &mark) || !IS_VALID_TIMESTAMP(mark)))
+		mark = DT_NOBEGIN;
+
+	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
+	foreach (lc, stream->views)
+	{
+		WView *view = lfirst(lc);
+		ViewShared *shared = view->shared;
+		uint64 bit = UINT64CONST(1) << my_index;
+
+		if (view->window.kind == 0 || view->window.kind == WINDOW_COUNT || shared == NULL)
+			continue;
+		if (active)
+		{
+			shared->input_slots |= bit;
+			shared->input_watermark[my_index] = mark;
+		}
+		else
+			shared->input_slots &= ~bit;
+		if (shared->input_slots != 0 && streamproc_state_ready(shared))
+		{
+			TimestampTz least_slot = DT_NOEND;
+			int i;
+
+			for (i = 0; i < streamproc_workers; i++)
+				if (shared->input_slots & (UINT64CONST(1) << i))
+					least_slot = Min(least_slot, shared->input_watermark[i]);
+			if (least_slot > shared->watermark && !TIMESTAMP_NOT_FINITE(least_slot))
+				shared->watermark = least_slot;
+		}
+		if (shared->watermark > view->closed)
+			checkpoint_needed = true;
+	}
+	LWLockRelease(streamproc_state_lock());
+}
+
+/* A group of our slot copied by close_windows()'s scan. */
+typedef struct ClosingScan
+{
+	WView *view;
+	TimestampTz old_bound; /* windows ending at or before it are closed */
+	TimestampTz new_bound; /* ... and now these */
+	WindowTable *closed;   /* the windows that close */
+	List *removed;         /* DirtyKey * of groups that leave our slot */
+	TimestampTz min_end;   /* the earliest window left to close */
+	TimestampTz closed_at; /* count windows: their window_end in window_state */
+} ClosingScan;
+
+static void
+closing_scan_callback(const char *key, uint32 keylen, bytea **slots, int nslots,
+					  void *arg)
+{
+	ClosingScan *cs = arg;
+	const WindowSpec *spec = &cs->view->window;
+	bytea *state = slots[my_index];
+	TimestampTz start;
+	TimestampTz end;
+	TimestampTz last_end;
+
+	if (state == NULL)
+		return;
+	streamproc_window_key_decode(key, keylen, &start, &end);
+	if (spec->kind == WINDOW_COUNT && end < cs->new_bound)
+		return; /* not full yet */
+	/* A hop slice's last window starts with it. */
+	last_end = spec->kind == WINDOW_HOP ? start + spec->size : end;
+	if (spec->kind == WINDOW_HOP)
+	{
+		if (end <= cs->new_bound && last_end > cs->old_bound)
+			streamproc_window_table_add_slice(cs->closed, spec, key, keylen, state,
+											  cs->old_bound, cs->new_bound);
+	}
+	else if (end <= cs->new_bound)
+		streamproc_window_table_add(cs->closed, key, keylen, state);
+
+	if (last_end <= cs->new_bound)
+	{
+		DirtyKey *k = palloc(sizeof(DirtyKey));
+
+		k->len = keylen;
+		k->bytes = palloc(Max(keylen, 1));
+		memcpy(k->bytes, key, keylen);
+		cs->removed = lappend(cs->removed, k);
+	}
+	else
+	{
+		TimestampTz next = end;
+
+		/* The next window of the slice to close. */
+		if (spec->kind == WINDOW_HOP && end <= cs->new_bound)
+			next = streamproc_window_bin(cs->new_bound, spec->slide, spec->origin) + spec->slide;
+		cs->min_end = Min(cs->min_end, next);
+	}
+}
+
+/* Rows of streamproc.window_state for the windows that close. */
+typedef struct ClosedRows
+{
+	Datum *keys;
+	Datum *states;
+	Datum *ends;
+	int count;
+	TimestampTz closed_at; /* count windows: the window_end of every row */
+} ClosedRows;
+
+static void
+closed_row_callback(const char *key, uint32 keylen, bytea *state, void *arg)
+{
+	ClosedRows *rows = arg;
+	bytea *k = palloc(keylen + VARHDRSZ);
+	TimestampTz start;
+	TimestampTz end;
+
+	SET_VARSIZE(k, keylen + VARHDRSZ);
+	memcpy(VARDATA(k), key, keylen);
+	streamproc_window_key_decode(key, keylen, &start, &end);
+	rows->keys[rows->count] = PointerGetDatum(k);
+	rows->states[rows->count] = PointerGetDatum(state);
+	rows->ends[rows->count] = TimestampTzGetDatum(rows->closed_at != DT_NOBEGIN ? rows->closed_at : end);
+	rows->count++;
+}
+
+/*
+ * close_windows
+ *		In the checkpoint: move our slot's windows that the view's watermark
+ *		closed to streamproc.window_state, record the watermark, and apply
+ *		the retention.  What leaves shared memory is kept in *removed
+ *		(batch_cxt) for windows_closed() after the commit.
+ */
+static void
+close_windows(WView *view, TimestampTz *mark, List **removed)
+{
+	TimestampTz watermark;
+	ClosingScan cs;
+	Datum args[5];
+	int ret;
+
+	*removed = NIL;
+	if (view->window.kind == WINDOW_COUNT)
+	{
+		/* Full windows close now: the mark is the checkpoint's time. */
+		watermark = Max(GetCurrentTimestamp(), view->closed + 1);
+		cs.old_bound = view->closed;
+		cs.new_bound = view->window.size;
+		cs.closed_at = watermark;
+	}
+	else
+	{
+		LWLockAcquire(streamproc_state_lock(), LW_SHARED);
+		watermark = view->shared->watermark;
+		LWLockRelease(streamproc_state_lock());
+		if (watermark <= view->closed)
+		{
+			*mark = watermark;
+			return;
+		}
+		cs.old_bound = streamproc_window_close_bound(&view->window, view->closed);
+		cs.new_bound = streamproc_window_close_bound(&view->window, watermark);
+		cs.closed_at = DT_NOBEGIN;
+	}
+	*mark = watermark;
+	cs.view = view;
+	cs.removed = NIL;
+	cs.min_end = DT_NOEND;
+	if (cs.new_bound >= view->min_end)
+	{
+		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+		ClosedRows rows;
+		long n;
+		ListCell *lc;
+		Datum *keys;
+		int nkeys = 0;
+
+		cs.closed = streamproc_window_table_create(view->aggs, view->nagg, batch_cxt);
+		LWLockAcquire(streamproc_state_lock(), LW_SHARED);
+		streamproc_state_scan(view->groups, closing_scan_callback, &cs);
+		LWLockRelease(streamproc_state_lock());
+
+		n = streamproc_window_table_count(cs.closed);
+		rows.keys = palloc(sizeof(Datum) * Max(n, 1));
+		rows.states = palloc(sizeof(Datum) * Max(n, 1));
+		rows.ends = palloc(sizeof(Datum) * Max(n, 1));
+		rows.count = 0;
+		rows.closed_at = cs.closed_at;
+		streamproc_window_table_emit(cs.closed, closed_row_callback, &rows);
+		keys = palloc(sizeof(Datum) * Max(list_length(cs.removed), 1));
+		foreach (lc, cs.removed)
+		{
+			DirtyKey *k = lfirst(lc);
+			bytea *b = palloc(k->len + VARHDRSZ);
+
+			SET_VARSIZE(b, k->len + VARHDRSZ);
+			memcpy(VARDATA(b), k->bytes, k->len);
+			keys[nkeys++] = PointerGetDatum(b);
+			dirty_key_cxt = view->dirty_cxt;
+			(void)hash_search(view->dirty, k, HASH_REMOVE, NULL);
+		}
+		MemoryContextSwitchTo(old);
+
+		args[0] = ObjectIdGetDatum(view->viewid);
+		args[1] = Int32GetDatum(my_index);
+		if (rows.count > 0)
+		{
+			args[2] = PointerGetDatum(construct_array(rows.keys, rows.count, BYTEAOID, -1, false, TYPALIGN_INT));
+			args[3] = PointerGetDatum(construct_array(rows.states, rows.count, BYTEAOID, -1, false, TYPALIGN_INT));
+			args[4] = PointerGetDatum(construct_array(rows.ends, rows.count, TIMESTAMPTZOID, sizeof(TimestampTz),
+													  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			ret = SPI_execute_with_args("INSERT INTO streamproc.window_state (view, slot, key, state, window_end)"
+										" SELECT $1, $2, u.k, u.s, u.e FROM ROWS FROM (pg_catalog.unnest($3::bytea[]),"
+										" pg_catalog.unnest($4::bytea[]), pg_catalog.unnest($5::timestamptz[])) AS u(k, s, e)",
+										5, (Oid[]){OIDOID, INT4OID, BYTEAARRAYOID, BYTEAARRAYOID, TIMESTAMPTZARRAYOID},
+										args, NULL, false, 0);
+			if (ret != SPI_OK_INSERT)
+				elog(ERROR, "could not write streamproc.window_state: %s", SPI_result_code_string(ret));
+		}
+		if (nkeys > 0)
+		{
+			args[2] = PointerGetDatum(construct_array(keys, nkeys, BYTEAOID, -1, false, TYPALIGN_INT));
+			ret = SPI_execute_with_args("DELETE FROM streamproc.view_state WHERE view = $1 AND slot = $2 AND key = ANY ($3)",
+										3, (Oid[]){OIDOID, INT4OID, BYTEAARRAYOID}, args, NULL, false, 0);
+			if (ret != SPI_OK_DELETE)
+				elog(ERROR, "could not write streamproc.view_state: %s", SPI_result_code_string(ret));
+			state_rows_written += nkeys;
+		}
+		view->min_end = cs.min_end;
+		*removed = cs.removed;
+	}
+
+	args[0] = ObjectIdGetDatum(view->viewid);
+	args[1] = Int32GetDatum(my_index);
+	args[2] = TimestampTzGetDatum(watermark);
+	ret = SPI_execute_with_args("INSERT INTO streamproc.view_watermarks AS w (view, slot, watermark) VALUES ($1, $2, $3)"
+								" ON CONFLICT (view, slot) DO UPDATE SET watermark = GREATEST(w.watermark, excluded.watermark)",
+								3, (Oid[]){OIDOID, INT4OID, TIMESTAMPTZOID}, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not write streamproc.view_watermarks: %s", SPI_result_code_string(ret));
+
+	if (view->window.retention >= 0 && !TIMESTAMP_NOT_FINITE(watermark) &&
+		watermark - view->window.retention > MIN_TIMESTAMP)
+	{
+		args[2] = TimestampTzGetDatum(watermark - view->window.retention);
+		ret = SPI_execute_with_args("DELETE FROM streamproc.window_state WHERE view = $1 AND slot = $2 AND window_end < $3",
+									3, (Oid[]){OIDOID, INT4OID, TIMESTAMPTZOID}, args, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "could not apply the retention of streamproc.window_state: %s",
+				 SPI_result_code_string(ret));
+	}
+}
+
+/*
+ * windows_closed
+ *		After the checkpoint committed: publish the watermark our slot closed
+ *		at and remove the closed windows from shared memory, both under the
+ *		registry lock, so that a reader (which holds it while it scans) sees
+ *		either neither change or both.
+ */
+static void
+windows_closed(WView *view, TimestampTz mark, List *removed)
+{
+	ListCell *lc;
+
+	if (mark <= view->closed)
+		return;
+	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
+	view->shared->closed[my_index] = mark;
+	foreach (lc, removed)
+	{
+		DirtyKey *k = lfirst(lc);
+		bool deleted;
+
+		view->memory -= streamproc_state_remove(view->groups, k->bytes, k->len, my_index,
+												&deleted);
+		if (deleted)
+			view->new_groups--;
+	}
+	LWLockRelease(streamproc_state_lock());
+	foreach (lc, removed)
+		session_index(view, ((DirtyKey *)lfirst(lc))->bytes, ((DirtyKey *)lfirst(lc))->len, false);
+	view->closed = mark;
+	view->cutoff = streamproc_window_cutoff(&view->window, mark);
+}
+
+/* Keep a late event (a row of the stream) for the view's late_events table. */
+static void
+keep_late_row(WView *view, TupleDesc desc, Datum *values, bool *nulls)
+{
+	MemoryContext old = MemoryContextSwitchTo(view->late_cxt);
+	SourceRows *l = &view->late;
+	int natts = desc->natts;
+	int j;
+
+	if (l->nrows >= view->late_cap)
+	{
+		int cap = Max(view->late_cap * 2, 256);
+
+		l->values = view->late_cap ? repalloc(l->values, sizeof(Datum) * cap * Max(natts, 1))
+								   : palloc(sizeof(Datum) * cap * Max(natts, 1));
+		l->nulls = view->late_cap ? repalloc(l->nulls, sizeof(bool) * cap * Max(natts, 1))
+								  : palloc(sizeof(bool) * cap * Max(natts, 1));
+		view->late_marks = view->late_cap ? repalloc(view->late_marks, sizeof(TimestampTz) * cap)
+										  : palloc(sizeof(TimestampTz) * cap);
+		view->late_cap = cap;
+	}
+	l->desc = desc;
+	l->natts = natts;
+	for (j = 0; j < natts; j++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, j);
+		int to = l->nrows * natts + j;
+
+		l->nulls[to] = nulls[j] || attr->attisdropped;
+		l->values[to] = l->nulls[to] ? (Datum)0 : datumCopy(values[j], attr->attbyval, attr->attlen);
+	}
+	view->late_marks[l->nrows] = view->closed;
+	l->nrows++;
+	MemoryContextSwitchTo(old);
+}
+
+/* A late event: counted, and kept for late_events when the view has it. */
+static void
+late_event(WView *view, TupleDesc desc, Datum *values, bool *nulls)
+{
+	view->late_count++;
+	if (view->late_plan != NULL)
+		keep_late_row(view, desc, values, nulls);
+}
+
+/* An event without event time: an error of the windowed view. */
+static void
+record_null_event_time(WStream *stream, WView *view, const char *position,
+					   const char *event)
+{
+	ErrorData edata;
+
+	memset(&edata, 0, sizeof(edata));
+	edata.sqlerrcode = ERRCODE_NOT_NULL_VIOLATION;
+	edata.message = psprintf("event time column \"%s\" is null",
+							 NameStr(TupleDescAttr(stream->desc, stream->event_time - 1)->attname));
+	record_failed_event(stream, view, position, event, &edata);
+}
+
+/*
+ * log_late_events
+ *		The log rows of a batch that are late for a windowed view (or have
+ *		no event time): the batch query skipped them.
+ */
+static void
+log_late_events(WStream *stream, WView *view, Datum *snap_args, const char *snap_nulls)
+{
+	Datum args[3];
+	char nulls[3];
+	Datum *values = palloc(sizeof(Datum) * Max(stream->desc->natts, 1));
+	bool *isnull = palloc(sizeof(bool) * Max(stream->desc->natts, 1));
+	uint64 i;
+	int ret;
+
+	args[0] = snap_args[0];
+	args[1] = snap_args[1];
+	args[2] = TimestampTzGetDatum(view->cutoff);
+	nulls[0] = snap_nulls[0];
+	nulls[1] = snap_nulls[1];
+	nulls[2] = ' ';
+	ret = SPI_execute_plan(stream->late_rows_plan, args, nulls, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read late events: %s", SPI_result_code_string(ret));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple tup = SPI_tuptable->vals[i];
+		int col = 3;
+		int j;
+
+		for (j = 0; j < stream->desc->natts; j++)
+		{
+			if (TupleDescAttr(stream->desc, j)->attisdropped)
+			{
+				values[j] = (Datum)0;
+				isnull[j] = true;
+				continue;
+			}
+			values[j] = SPI_getbinval(tup, SPI_tuptable->tupdesc, col++, &isnull[j]);
+		}
+		if (isnull[stream->event_time - 1])
+			record_null_event_time(stream, view,
+								   psprintf("log row %s", SPI_getvalue(tup, SPI_tuptable->tupdesc, 1)),
+								   SPI_getvalue(tup, SPI_tuptable->tupdesc, 2));
+		else
+			late_event(view, stream->desc, values, isnull);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * checkpoint_late_rows
+ *		In the checkpoint: insert the view's late events into its
+ *		late_events table, one statement per watermark (row by row after a
+ *		failure, which goes to streamproc.errors).
+ */
+static void
+checkpoint_late_rows(WStream *stream, WView *view)
+{
+	SourceRows *l = &view->late;
+	int first = 0;
+
+	if (view->late_plan == NULL || l->nrows == 0)
+		return;
+	streamproc_source_rows = l;
+	while (first < l->nrows)
+	{
+		int last = first;
+		Datum args[2];
+		List *pending = NIL;
+		ErrorData *edata = NULL;
+
+		while (last < l->nrows && view->late_marks[last] == view->late_marks[first])
+			last++;
+		args[0] = TimestampTzGetDatum(view->late_marks[first]);
+		args[1] = CStringGetTextDatum("window closed");
+		l->first = first;
+		l->count = last - first;
+		if (!run_in_subxact(view, view->late_plan, args, "  ", &pending, &edata))
+		{
+			int i;
+
+			for (i = first; i < last; i++)
+			{
+				edata = NULL;
+				l->first = i;
+				l->count = 1;
+				if (!run_in_subxact(view, view->late_plan, args, "  ", &pending, &edata))
+					record_failed_event(stream, view, "late event", row_as_json(stream, l, i), edata);
+			}
+		}
+		first = last;
+	}
+	streamproc_source_rows = NULL;
+}
+
+/* ----------------------------------------------------------------
  * Micro-batches
  * ----------------------------------------------------------------
  */
+
+/* The packed partial states of a row of a view's batch query. */
+static bytea *
+row_states(WView *view, HeapTuple tup, TupleDesc desc)
+{
+	bytea **states = palloc0(sizeof(bytea *) * Max(view->nagg, 1));
+	int j;
+
+	for (j = 0; j < view->nagg; j++)
+	{
+		bool isnull;
+		Datum d = SPI_getbinval(tup, desc, view->key_first + view->ngroup + j, &isnull);
+
+		states[j] = isnull ? NULL : DatumGetByteaPCopy(d);
+	}
+	return pack_states(view->nagg, states);
+}
 
 /*
  * Combine the rows of a batch or event query (in SPI_tuptable) with our
@@ -1240,25 +2388,21 @@ combine_results(WView *view)
 	List *pending = NIL;
 	StringInfoData key;
 	uint64 i;
-	int j;
+
+	if (view->window.kind == WINDOW_SESSION)
+		return merge_sessions(view);
+	if (view->window.kind == WINDOW_COUNT)
+		return count_events(view);
 
 	initStringInfo(&key);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple tup = SPI_tuptable->vals[i];
 		TupleDesc desc = SPI_tuptable->tupdesc;
-		bytea **states = palloc0(sizeof(bytea *) * Max(view->nagg, 1));
 		bytea *current;
 		PendingState *p;
 
 		serialize_key(view, tup, desc, &key);
-		for (j = 0; j < view->nagg; j++)
-		{
-			bool isnull;
-			Datum d = SPI_getbinval(tup, desc, view->ngroup + j + 1, &isnull);
-
-			states[j] = isnull ? NULL : DatumGetByteaPCopy(d);
-		}
 		current = streamproc_state_fetch(view->groups, key.data, key.len, my_index);
 
 		p = palloc(sizeof(PendingState));
@@ -1266,7 +2410,7 @@ combine_results(WView *view)
 		p->key = palloc(Max(key.len, 1));
 		memcpy(p->key, key.data, key.len);
 		p->state = streamproc_combine_packed(view->aggs, view->nagg, current,
-											 pack_states(view->nagg, states));
+											 row_states(view, tup, desc));
 		pending = lappend(pending, p);
 	}
 	return pending;
@@ -1282,10 +2426,25 @@ store_results(WView *view, List *pending)
 		PendingState *p = lfirst(lc);
 		bool new_group;
 
-		view->memory += streamproc_state_store(view->groups, p->key, p->keylen,
-											   my_index, p->state, &new_group);
-		if (new_group)
-			view->new_groups++;
+		if (p->state == NULL)
+		{
+			bool deleted;
+
+			view->memory -= streamproc_state_remove(view->groups, p->key, p->keylen,
+													my_index, &deleted);
+			if (deleted)
+				view->new_groups--;
+			session_index(view, p->key, p->keylen, false);
+		}
+		else
+		{
+			view->memory += streamproc_state_store(view->groups, p->key, p->keylen,
+												   my_index, p->state, &new_group);
+			if (new_group)
+				view->new_groups++;
+			if (view->window.kind != 0)
+				window_stored(view, p->key, p->keylen, new_group);
+		}
 		dirty_add(view, p->key, p->keylen);
 	}
 }
@@ -1307,6 +2466,7 @@ run_in_subxact(WView *view, SPIPlanPtr plan, Datum *args, const char *nulls,
 	Oid save_userid;
 	int save_sec;
 	bool ok = true;
+	bool merge = view->kind == 'a' && plan != view->late_plan; /* not an INSERT */
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	BeginInternalSubTransaction(NULL);
@@ -1321,10 +2481,10 @@ run_in_subxact(WView *view, SPIPlanPtr plan, Datum *args, const char *nulls,
 		if (ret < 0)
 			elog(ERROR, "streamproc batch query failed: %s", SPI_result_code_string(ret));
 		SetUserIdAndSecContext(save_userid, save_sec);
-		if (view->kind != 'a')
+		if (!merge)
 			view->appended = (int64)SPI_processed;
 
-		if (view->kind == 'a')
+		if (merge)
 		{
 			MemoryContextSwitchTo(batch_cxt);
 			*pending = combine_results(view);
@@ -1457,7 +2617,10 @@ run_events_one_by_one(WStream *stream, WView *view, Datum *snap_args,
 		List *pending = NIL;
 		ErrorData *edata = NULL;
 
-		if (run_in_subxact(view, view->event_plan, &ctid, " ", &pending, &edata))
+		Datum event_args[2] = {ctid, TimestampTzGetDatum(view->cutoff)};
+
+		/* (The cutoff is for windowed views; the others take one argument.) */
+		if (run_in_subxact(view, view->event_plan, event_args, "  ", &pending, &edata))
 		{
 			if (view->kind == 'a')
 				store_results(view, pending);
@@ -1483,12 +2646,17 @@ static int64
 worker_batch(WStream *stream)
 {
 	Datum snapshot;
-	Datum args[2];
-	char nulls[2] = {' ', ' '};
+	Datum args[3];
+	char nulls[3] = {' ', ' ', ' '};
 	int64 nevents = 0;
 	ListCell *lc;
 	int ret;
 	bool isnull;
+	bool min_isnull;
+	bool max_isnull;
+	TimestampTz min_time;
+	TimestampTz max_time;
+	int64 null_times;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -1534,6 +2702,9 @@ worker_batch(WStream *stream)
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not count stream log rows: %s", SPI_result_code_string(ret));
 	nevents = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	min_time = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &min_isnull));
+	max_time = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &max_isnull));
+	null_times = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 
 	if (nevents > 0)
 	{
@@ -1547,11 +2718,27 @@ worker_batch(WStream *stream)
 			if (view->kind != 'a')
 				continue;
 
+			/* Windowed views skip the late events: $3 is the cutoff. */
+			args[2] = TimestampTzGetDatum(view->cutoff);
 			if (run_in_subxact(view, view->batch_plan, args, nulls, &pending, &edata))
 				store_results(view, pending);
 			else
 				run_events_one_by_one(stream, view, args, nulls);
 			view->events += nevents;
+			if (view->window.kind != 0 && view->window.kind != WINDOW_COUNT &&
+				(null_times > 0 || (!min_isnull && min_time < view->cutoff)))
+			{
+				int64 before = view->late_count + view->errors;
+
+				log_late_events(stream, view, args, nulls);
+				view->events -= view->late_count + view->errors - before;
+			}
+		}
+		if (stream->event_time != InvalidAttrNumber)
+		{
+			stream->log_last_event = GetCurrentTimestamp();
+			if (!max_isnull && max_time > stream->log_max_time)
+				stream->log_max_time = max_time;
 		}
 	}
 
@@ -1570,6 +2757,7 @@ worker_batch(WStream *stream)
 	CommitTransactionCommand();
 	MemoryContextReset(batch_cxt);
 	publish_view_stats(stream);
+	publish_watermarks(stream);
 	return nevents;
 }
 
@@ -1586,11 +2774,15 @@ publish_view_stats(WStream *stream)
 
 		if (view->kind != 'a' || view->shared == NULL)
 			continue;
+		if (view->events > 0)
+			view->shared->writers |= UINT64CONST(1) << my_index;
 		view->shared->events += view->events;
 		view->shared->groups_count += view->new_groups;
 		view->shared->memory += view->memory;
 		view->shared->errors += view->errors;
+		view->shared->late_events += view->late_count;
 		view->events = view->new_groups = view->memory = view->errors = 0;
+		view->late_count = 0;
 	}
 	LWLockRelease(streamproc_state_lock());
 }
@@ -1651,6 +2843,78 @@ keep_pending_rows(WStream *stream, KafkaSource *src, SourceRows *rows,
 		p->nrows++;
 	}
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * source_late_events
+ *		The rows of a Kafka batch that are late for a windowed view, or have
+ *		no event time: its source query skipped them.
+ */
+static void
+source_late_events(WStream *stream, KafkaSource *src, WView *view, SourceRows *rows,
+				   const int *rowmsg)
+{
+	int att = stream->event_time - 1;
+	int before = view->late_count + view->errors;
+	int i;
+
+	for (i = 0; i < rows->nrows; i++)
+	{
+		Datum *values = rows->values + (Size)i * rows->natts;
+		bool *nulls = rows->nulls + (Size)i * rows->natts;
+
+		if (nulls[att])
+			record_kafka_failure(src, view, kafka_msgs[rowmsg[i]], ERRCODE_NOT_NULL_VIOLATION,
+								 psprintf("event time column \"%s\" is null",
+										  NameStr(TupleDescAttr(stream->desc, att)->attname)),
+								 NULL);
+		else if (DatumGetTimestampTz(values[att]) < view->cutoff)
+			late_event(view, stream->desc, values, nulls);
+	}
+	view->events -= view->late_count + view->errors - before;
+}
+
+/*
+ * note_event_times
+ *		Tell kafka.c the greatest event time of each partition of a batch,
+ *		and that the partition had events (for idle_timeout).
+ */
+static void
+note_event_times(WStream *stream, KafkaSource *src, SourceRows *rows, int nmsgs,
+				 const int *rowmsg)
+{
+	int att = stream->event_time - 1;
+	int32 *parts = palloc(sizeof(int32) * Max(nmsgs, 1));
+	TimestampTz *maxes = palloc(sizeof(TimestampTz) * Max(nmsgs, 1));
+	int nparts = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	int i;
+	int j;
+
+	for (i = 0; i < nmsgs; i++)
+	{
+		for (j = 0; j < nparts; j++)
+			if (parts[j] == kafka_msgs[i]->partition)
+				break;
+		if (j == nparts)
+		{
+			parts[nparts] = kafka_msgs[i]->partition;
+			maxes[nparts++] = DT_NOBEGIN;
+		}
+	}
+	for (i = 0; i < rows->nrows; i++)
+	{
+		TimestampTz t;
+
+		if (rows->nulls[(Size)i * rows->natts + att])
+			continue;
+		t = DatumGetTimestampTz(rows->values[(Size)i * rows->natts + att]);
+		for (j = 0; j < nparts; j++)
+			if (parts[j] == kafka_msgs[rowmsg[i]]->partition && t > maxes[j])
+				maxes[j] = t;
+	}
+	for (j = 0; j < nparts; j++)
+		streamproc_kafka_note_event_time(src, parts[j], maxes[j], now);
 }
 
 /*
@@ -1749,10 +3013,12 @@ worker_source_batch(WStream *stream, KafkaSource *src, bool *more)
 			WView *view = lfirst(lc);
 			List *pending = NIL;
 			ErrorData *edata = NULL;
+			Datum cutoff = TimestampTzGetDatum(view->cutoff);
 
 			if (view->kind != 'a')
 				continue;
-			if (run_in_subxact(view, view->source_plan, NULL, NULL, &pending, &edata))
+			/* Windowed views skip the late events: $1 is the cutoff. */
+			if (run_in_subxact(view, view->source_plan, &cutoff, " ", &pending, &edata))
 				store_results(view, pending);
 			else
 			{
@@ -1762,7 +3028,7 @@ worker_source_batch(WStream *stream, KafkaSource *src, bool *more)
 					edata = NULL;
 					rows.first = i;
 					rows.count = 1;
-					if (run_in_subxact(view, view->source_plan, NULL, NULL, &pending, &edata))
+					if (run_in_subxact(view, view->source_plan, &cutoff, " ", &pending, &edata))
 						store_results(view, pending);
 					else
 						record_kafka_failure(src, view, kafka_msgs[rowmsg[i]], edata->sqlerrcode,
@@ -1772,11 +3038,16 @@ worker_source_batch(WStream *stream, KafkaSource *src, bool *more)
 				rows.count = nrows;
 			}
 			view->events += nrows;
+			if (view->window.kind != 0 && view->window.kind != WINDOW_COUNT)
+				source_late_events(stream, src, view, &rows, rowmsg);
 		}
 		streamproc_source_rows = NULL;
 		if (stream->has_append)
 			keep_pending_rows(stream, src, &rows, kafka_msgs, rowmsg);
 	}
+
+	if (stream->event_time != InvalidAttrNumber)
+		note_event_times(stream, src, &rows, n, rowmsg);
 
 	MemoryContextSwitchTo(old);
 	SPI_finish();
@@ -1786,6 +3057,7 @@ worker_source_batch(WStream *stream, KafkaSource *src, bool *more)
 	streamproc_kafka_consumed(src, kafka_msgs, n);
 	MemoryContextReset(batch_cxt);
 	publish_view_stats(stream);
+	publish_watermarks(stream);
 	return n;
 }
 
@@ -1867,6 +3139,8 @@ checkpoint_view_state(WView *view)
 	long n = hash_get_num_entries(view->dirty);
 	Datum *keys;
 	Datum *states;
+	Datum *gone;
+	int ngone = 0;
 	int count = 0;
 	Datum args[4];
 	int ret;
@@ -1876,26 +3150,41 @@ checkpoint_view_state(WView *view)
 
 	keys = palloc(sizeof(Datum) * Max(n, 1));
 	states = palloc(sizeof(Datum) * Max(n, 1));
+	gone = palloc(sizeof(Datum) * Max(n, 1));
 	hash_seq_init(&seq, view->dirty);
 	while ((k = hash_seq_search(&seq)) != NULL)
 	{
 		bytea *state = streamproc_state_fetch(view->groups, k->bytes, k->len, my_index);
 		bytea *key;
 
-		if (state == NULL)
-			continue;
 		key = palloc(k->len + VARHDRSZ);
 		SET_VARSIZE(key, k->len + VARHDRSZ);
 		memcpy(VARDATA(key), k->bytes, k->len);
+		if (state == NULL)
+		{
+			/* A session merged into another one: gone from our slot. */
+			gone[ngone++] = PointerGetDatum(key);
+			continue;
+		}
 		keys[count] = PointerGetDatum(key);
 		states[count] = PointerGetDatum(state);
 		count++;
 	}
 
-	if (view->rewrite_slots)
+	if (ngone > 0)
 	{
 		args[0] = ObjectIdGetDatum(view->viewid);
 		args[1] = Int32GetDatum(my_index);
+		args[2] = PointerGetDatum(construct_array(gone, ngone, BYTEAOID, -1, false, TYPALIGN_INT));
+		ret = SPI_execute_with_args("DELETE FROM streamproc.view_state WHERE view = $1 AND slot = $2 AND key = ANY ($3)",
+									3, (Oid[]){OIDOID, INT4OID, BYTEAARRAYOID}, args, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "could not write streamproc.view_state: %s", SPI_result_code_string(ret));
+	}
+
+	if (view->rewrite_slots)
+	{
+		args[0] = ObjectIdGetDatum(view->viewid);
 		args[1] = Int32GetDatum(streamproc_workers);
 		ret = SPI_execute_with_args("DELETE FROM streamproc.view_state WHERE view = $1 AND slot >= $2",
 									2, (Oid[]){OIDOID, INT4OID}, args, NULL, false, 0);
@@ -2120,7 +3409,14 @@ worker_checkpoint(void)
 				continue;
 
 			if (view->kind == 'a')
+			{
+				if (view->window.kind != 0)
+				{
+					close_windows(view, &view->closing_mark, &view->closing_removed);
+					checkpoint_late_rows(stream, view);
+				}
 				checkpoint_view_state(view);
+			}
 			else
 			{
 				if (stream->owns_log && stream->last_snapshot)
@@ -2155,10 +3451,30 @@ worker_checkpoint(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	MemoryContextReset(batch_cxt);
 
 	/* Committed: forget what it wrote, and vacuum what it deleted. */
 	checkpoint_needed = false;
+	foreach (lc, my_streams)
+	{
+		WStream *stream = lfirst(lc);
+		ListCell *vc;
+
+		foreach (vc, stream->views)
+		{
+			WView *view = lfirst(vc);
+
+			if (view->kind != 'a' || view->window.kind == 0)
+				continue;
+			windows_closed(view, view->closing_mark, view->closing_removed);
+			view->closing_mark = DT_NOBEGIN;
+			view->closing_removed = NIL;
+			MemoryContextReset(view->late_cxt);
+			memset(&view->late, 0, sizeof(SourceRows));
+			view->late_cap = 0;
+		}
+		publish_view_stats(stream);
+	}
+	MemoryContextReset(batch_cxt);
 	streamproc_kafka_checkpointed(my_sources);
 	foreach (lc, my_streams)
 	{
