@@ -40,6 +40,11 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies: every object depends on every header
+# of the extension, so that changing a shared structure (state.h) rebuilds
+# all of its users.
+$(OBJS): $(wildcard src/*.h)
+
 .PHONY: tools tools-clean test demo demo-stop bench format format-check deps
 
 tools:

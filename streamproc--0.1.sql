@@ -81,8 +81,6 @@ CREATE TABLE streamproc.views (
     --      count: size is the number of events)
     --  window_roles: per group column, 0 an ordinary key, 1 the window's
     --      start, 2 its end
-    --  late_query: INSERT of late events into late_events, from
-    --      streamproc._source_batch(), $1 the watermark, $2 the reason
     window_kind      "char" CHECK (window_kind IN ('t', 'h', 's', 'c')),
     window_size      bigint,
     window_slide     bigint,
@@ -91,8 +89,7 @@ CREATE TABLE streamproc.views (
     allowed_lateness bigint NOT NULL DEFAULT 0,
     retention        bigint,
     emit             "char" NOT NULL DEFAULT 'u' CHECK (emit IN ('u', 'f')),
-    late_events      regclass,
-    late_query       text
+    late_events      regclass
 );
 
 -- Checkpointed state of aggregating views: one row per (view, state slot,
@@ -584,7 +581,7 @@ COMMENT ON FUNCTION streamproc.session(timestamptz, interval) IS
 
 CREATE FUNCTION streamproc.count_window(size bigint, OUT window_id bigint)
 RETURNS bigint
-LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE C IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'streamproc_count_window';
 
 COMMENT ON FUNCTION streamproc.count_window(bigint) IS

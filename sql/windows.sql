@@ -642,3 +642,33 @@ SELECT (SELECT count(*) FROM streamproc.window_state s
          WHERE NOT EXISTS (SELECT 1 FROM streamproc.views v WHERE v.view::oid = s.view)) AS view_watermarks,
        (SELECT count(*) FROM streamproc.view_state s
          WHERE NOT EXISTS (SELECT 1 FROM streamproc.views v WHERE v.view::oid = s.view)) AS view_state;
+
+--
+-- Named arguments; a late_events table renamed, then altered so that it no
+-- longer fits: late events follow the rename, then go to streamproc.errors
+-- (the worker reloads its catalog at every DDL on a continuous view).
+--
+CREATE FOREIGN TABLE wev (v int, ts timestamptz) SERVER streamproc
+    OPTIONS (event_time 'ts');
+CREATE VIEW wev_hourly WITH (continuous, late_events = 'wev_late') AS
+    SELECT w.window_start, count(*) AS n
+      FROM wev, streamproc.tumble(ts => ts, size => interval '1 hour',
+                                 origin => '2026-01-01 00:15+00') AS w
+     GROUP BY w.window_start;
+INSERT INTO wev VALUES (1, '2026-01-01 10:00+00');
+SELECT streamproc.sync();
+SELECT * FROM wev_hourly;
+ALTER TABLE wev_late RENAME TO wev_late_renamed;
+CREATE VIEW wev_count WITH (continuous) AS SELECT count(*) FROM wev;
+INSERT INTO wev VALUES (2, '2026-01-01 08:00+00');
+SELECT streamproc.sync();
+SELECT v, ts, view, reason FROM wev_late_renamed;
+ALTER TABLE wev_late_renamed DROP COLUMN reason;
+DROP VIEW wev_count;
+INSERT INTO wev VALUES (3, '2026-01-01 08:30+00');
+SELECT streamproc.sync();
+SELECT view, position, sqlstate, message, event FROM streamproc.errors
+ WHERE view = 'wev_hourly'::regclass;
+SELECT * FROM wev_hourly;
+DROP FOREIGN TABLE wev CASCADE;
+DROP TABLE wev_late_renamed;

@@ -1807,34 +1807,35 @@ streamproc_kafka_note_event_time(KafkaSource *src, int32 partition,
 }
 
 /*
- * streamproc_kafka_min_event_time
- *		The least greatest event time over the source's active partitions:
- *		those that had an event (or were assigned) less than idle_timeout
- *		ago, all of them when idle_timeout < 0.  A partition without events
- *		yet holds it at -infinity (DT_NOBEGIN), and so does a source whose
- *		partitions are not assigned yet.  Returns false when no partition is
- *		active.
+ * streamproc_kafka_event_times
+ *		The least greatest event time over the source's active partitions
+ *		(*least; false is returned when none is active) and the greatest
+ *		over all of them (*greatest, DT_NOBEGIN before any event).  A
+ *		partition is active when it had an event, or was assigned, less than
+ *		idle_timeout ago (always, when idle_timeout < 0); one without events
+ *		holds *least at -infinity (DT_NOBEGIN), and so does a source whose
+ *		partitions are not assigned yet.
  */
 bool
-streamproc_kafka_min_event_time(KafkaSource *src, TimestampTz now,
-								int64 idle_timeout, TimestampTz *min_time)
+streamproc_kafka_event_times(KafkaSource *src, TimestampTz now, int64 idle_timeout,
+							 TimestampTz *least, TimestampTz *greatest)
 {
 	bool active = false;
 	int i;
 
+	*least = DT_NOBEGIN;
+	*greatest = DT_NOBEGIN;
 	if (src->npartitions == 0)
-	{
-		*min_time = DT_NOBEGIN;
 		return true;
-	}
 	for (i = 0; i < src->npartitions; i++)
 	{
 		KafkaPartition *p = &src->parts[i];
 
+		*greatest = Max(*greatest, p->max_event_time);
 		if (idle_timeout >= 0 && now - p->last_event >= idle_timeout)
 			continue;
-		if (!active || p->max_event_time < *min_time)
-			*min_time = p->max_event_time;
+		if (!active || p->max_event_time < *least)
+			*least = p->max_event_time;
 		active = true;
 	}
 	return active;

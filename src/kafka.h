@@ -101,8 +101,8 @@ extern bool streamproc_kafka_wait(List *sources, long timeout_ms);
 extern void streamproc_kafka_note_event_time(KafkaSource *src, int32 partition,
 											 TimestampTz max_time,
 											 TimestampTz now);
-extern bool streamproc_kafka_min_event_time(KafkaSource *src, TimestampTz now,
-											int64 idle_timeout,
-											TimestampTz *min_time);
+extern bool streamproc_kafka_event_times(KafkaSource *src, TimestampTz now,
+										 int64 idle_timeout, TimestampTz *least,
+										 TimestampTz *greatest);
 
 #endif /* STREAMPROC_KAFKA_H */

@@ -43,12 +43,14 @@ typedef struct ViewShared
 	/*
 	 * Windowed views (worker.c, windows.c).  watermark never goes back: it
 	 * is the greatest of the minimum over input_slots of input_watermark,
-	 * computed once every slot is loaded.  closed[slot] is the watermark
+	 * computed once every slot in source_slots has published (worker.c).  closed[slot] is the watermark
 	 * the slot last closed its windows at; writers has a bit per slot that
 	 * has merged events into the view.
 	 */
 	TimestampTz watermark;
-	uint64 input_slots;
+	uint64 input_slots;     /* slots that publish an input watermark */
+	uint64 published_slots; /* slots that published since source_slots changed */
+	uint64 source_slots;    /* slots that read a Kafka source of the stream */
 	TimestampTz input_watermark[STREAMPROC_MAX_SLOTS];
 	TimestampTz closed[STREAMPROC_MAX_SLOTS];
 	uint64 writers;

@@ -115,7 +115,7 @@
 #define VIEWS_TABLE       "views"
 
 /* Columns of streamproc.views, in the order of streamproc--0.1.sql. */
-#define Natts_views               22
+#define Natts_views               21
 #define Anum_views_view           1
 #define Anum_views_stream         2
 #define Anum_views_kind           3
@@ -137,7 +137,6 @@
 #define Anum_views_retention      19
 #define Anum_views_emit           20
 #define Anum_views_late_events    21
-#define Anum_views_late_query     22
 
 /* Which input a generated query reads (build_log_query). */
 typedef enum LogQueryInput
@@ -166,6 +165,7 @@ typedef struct ViewShape
 	/* Windowed views (check_window()); window_rti is 0 for the others. */
 	Index window_rti;      /* range table index of the window function */
 	FuncExpr *window_func; /* its call */
+	List *window_args;     /* its arguments by position, defaults added */
 	WindowSpec window;     /* kind, size, slide, origin and options */
 	AttrNumber event_time; /* the stream's event_time column */
 	RangeVar *late_events; /* the late_events option, or NULL */
@@ -198,6 +198,7 @@ static void check_from_item(Query *query, Node *item, bool nullable,
 							ViewShape *shape);
 static void check_relation(RangeTblEntry *rte, ViewShape *shape);
 static char window_function_kind(RangeTblEntry *rte);
+static List *window_arguments(FuncExpr *func);
 static List *take_window_options(List *options, List **rest);
 static void check_window(ViewShape *shape, List *window_options);
 static bool window_column_walker(Node *node, ViewShape *shape);
@@ -206,7 +207,6 @@ static void check_window_grouping(ViewShape *shape);
 static void check_count_window(ViewShape *shape, List *window_options);
 static Datum window_constant(Node *arg, const char *what, const char *func);
 static Oid create_late_table(ViewShape *shape, Oid owner);
-static char *build_late_query(ViewShape *shape, Oid viewid, Oid late_table);
 static bool find_stream_walker(Node *node, Oid *stream);
 static bool collect_aggs_walker(Node *node, List **aggs);
 static bool stream_column_walker(Node *node, ViewShape *shape);
@@ -223,8 +223,7 @@ static void insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
 							   const char *batch_query,
 							   const char *event_query,
 							   const char *source_query,
-							   const char *definition, Oid late_table,
-							   const char *late_query);
+							   const char *definition, Oid late_table);
 static void delete_catalog_row(Oid viewid);
 static void check_alter_table(AlterTableStmt *stmt, Oid *owner_view,
 							  Oid *new_owner);
@@ -435,7 +434,6 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 	ObjectAddress view;
 	Oid rows_table = InvalidOid;
 	Oid late_table = InvalidOid;
-	char *late_query = NULL;
 	List *window_options;
 
 	if (!OidIsValid(get_extension_oid("streamproc", true)))
@@ -566,7 +564,6 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 		ObjectAddress late;
 
 		late_table = create_late_table(&shape, GetUserId());
-		late_query = build_late_query(&shape, view.objectId, late_table);
 		ObjectAddressSet(late, RelationRelationId, late_table);
 		recordDependencyOn(&view, &late, DEPENDENCY_NORMAL);
 	}
@@ -576,8 +573,7 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 	/* 5. Dependencies on everything the query uses, and the catalog row. */
 	recordDependencyOnExpr(&view, (Node *)query, NIL, DEPENDENCY_NORMAL);
 	insert_catalog_row(&shape, view.objectId, rows_table, batch_query,
-					   event_query, source_query, definition, late_table,
-					   late_query);
+					   event_query, source_query, definition, late_table);
 	streamproc_catalog_changed();
 }
 
@@ -815,6 +811,7 @@ check_from_item(Query *query, Node *item, bool nullable, ViewShape *shape)
 								 errhint("Create one continuous view per window.")));
 					shape->window_rti = rti;
 					shape->window_func = (FuncExpr *)linitial_node(RangeTblFunction, rte->functions)->funcexpr;
+					shape->window_args = window_arguments(shape->window_func);
 					shape->window.kind = window_function_kind(rte);
 					break;
 				}
@@ -903,6 +900,25 @@ window_function_kind(RangeTblEntry *rte)
 }
 
 /*
+ * window_arguments
+ *		A window function call's arguments by position, with named
+ *		arguments put in place and defaults added (as the planner does).
+ */
+static List *
+window_arguments(FuncExpr *func)
+{
+	HeapTuple proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(func->funcid));
+	List *args;
+
+	if (!HeapTupleIsValid(proctup))
+		elog(ERROR, "cache lookup failed for function %u", func->funcid);
+	args = expand_function_arguments(copyObject(func->args), false, func->funcresulttype,
+									 proctup);
+	ReleaseSysCache(proctup);
+	return args;
+}
+
+/*
  * take_window_options
  *		Move the window options (allowed_lateness, late_events, retention,
  *		emit) out of a CREATE VIEW's options: PostgreSQL would reject them.
@@ -970,7 +986,6 @@ window_interval_option(DefElem *def, bool allow_zero)
 static void
 check_window(ViewShape *shape, List *window_options)
 {
-	FuncExpr *func = shape->window_func;
 	const char *fname;
 	char *event_time;
 	int64 delay;
@@ -1024,8 +1039,8 @@ check_window(ViewShape *shape, List *window_options)
 						event_time, get_rel_name(shape->stream),
 						format_type_be(get_atttype(shape->stream, shape->event_time))),
 				 errhint("Use a timestamptz column for event time.")));
-	nargs = list_length(func->args);
-	ts = (Var *)linitial(func->args);
+	nargs = list_length(shape->window_args);
+	ts = (Var *)linitial(shape->window_args);
 	if (!IsA(ts, Var) || ts->varno != shape->stream_rti || ts->varlevelsup != 0 ||
 		ts->varattno != shape->event_time)
 		ereport(ERROR,
@@ -1039,14 +1054,14 @@ check_window(ViewShape *shape, List *window_options)
 	switch (shape->window.kind)
 	{
 		case WINDOW_TUMBLE:
-			shape->window.size = streamproc_interval_usecs(DatumGetIntervalP(window_constant(lsecond(func->args), "size", fname)),
+			shape->window.size = streamproc_interval_usecs(DatumGetIntervalP(window_constant(lsecond(shape->window_args), "size", fname)),
 														   "window size", false);
 			shape->window.slide = shape->window.size;
 			break;
 		case WINDOW_HOP:
-			shape->window.slide = streamproc_interval_usecs(DatumGetIntervalP(window_constant(lsecond(func->args), "slide", fname)),
+			shape->window.slide = streamproc_interval_usecs(DatumGetIntervalP(window_constant(lsecond(shape->window_args), "slide", fname)),
 															"hop slide", false);
-			shape->window.size = streamproc_interval_usecs(DatumGetIntervalP(window_constant(lthird(func->args), "size", fname)),
+			shape->window.size = streamproc_interval_usecs(DatumGetIntervalP(window_constant(lthird(shape->window_args), "size", fname)),
 														   "window size", false);
 			if (shape->window.size % shape->window.slide != 0)
 				ereport(ERROR,
@@ -1055,7 +1070,7 @@ check_window(ViewShape *shape, List *window_options)
 						 errhint("Choose a slide that divides the size, for example a size of 10 seconds with a slide of 2 seconds.")));
 			break;
 		case WINDOW_SESSION:
-			shape->window.size = streamproc_interval_usecs(DatumGetIntervalP(window_constant(lsecond(func->args), "gap", fname)),
+			shape->window.size = streamproc_interval_usecs(DatumGetIntervalP(window_constant(lsecond(shape->window_args), "gap", fname)),
 														   "session gap", false);
 			shape->window.slide = shape->window.size;
 			break;
@@ -1066,7 +1081,7 @@ check_window(ViewShape *shape, List *window_options)
 
 		if (nargs >= origin_arg)
 		{
-			shape->window.origin = DatumGetTimestampTz(window_constant(list_nth(func->args, origin_arg - 1),
+			shape->window.origin = DatumGetTimestampTz(window_constant(list_nth(shape->window_args, origin_arg - 1),
 																	   "origin", fname));
 			if (TIMESTAMP_NOT_FINITE(shape->window.origin))
 				ereport(ERROR,
@@ -1159,7 +1174,7 @@ check_count_window(ViewShape *shape, List *window_options)
 	bool top_level = false;
 	ListCell *lc;
 
-	shape->window.size = DatumGetInt64(window_constant(linitial(shape->window_func->args),
+	shape->window.size = DatumGetInt64(window_constant(linitial(shape->window_args),
 													   "size", "streamproc.count_window"));
 	if (shape->window.size <= 0)
 		ereport(ERROR,
@@ -1314,14 +1329,16 @@ create_late_table(ViewShape *shape, Oid owner)
 }
 
 /*
- * build_late_query
+ * streamproc_late_query
  *		INSERT of a batch of late events (streamproc._source_batch(), worker.c)
- *		into the late_events table, $1 the watermark, $2 the reason.
+ *		into a windowed view's late_events table, $1 the watermark, $2 the
+ *		reason.  Built when a worker loads the view, so that it follows the
+ *		table's renames.
  */
-static char *
-build_late_query(ViewShape *shape, Oid viewid, Oid late_table)
+char *
+streamproc_late_query(Oid stream_relid, Oid viewid, Oid late_table)
 {
-	Relation stream = relation_open(shape->stream, AccessShareLock);
+	Relation stream = relation_open(stream_relid, AccessShareLock);
 	TupleDesc desc = RelationGetDescr(stream);
 	StringInfoData cols;
 	StringInfoData coldefs;
@@ -1556,9 +1573,8 @@ window_batch_tlist(ViewShape *shape, Query *query)
 
 	if (shape->window.kind == WINDOW_HOP)
 	{
-		FuncExpr *hop = (FuncExpr *)rtfunc->funcexpr;
-		List *args = list_make2(copyObject(linitial(hop->args)),
-								copyObject(lsecond(hop->args)));
+		List *args = list_make2(copyObject(linitial(shape->window_args)),
+								copyObject(lsecond(shape->window_args)));
 		Oid argtypes[3] = {TIMESTAMPTZOID, INTERVALOID, TIMESTAMPTZOID};
 		Oid tumble;
 
@@ -1996,7 +2012,7 @@ static void
 insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
 				   const char *batch_query, const char *event_query,
 				   const char *source_query, const char *definition,
-				   Oid late_table, const char *late_query)
+				   Oid late_table)
 {
 	Relation rel = table_open(views_catalog(false), RowExclusiveLock);
 	Datum values[Natts_views];
@@ -2088,8 +2104,6 @@ insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
 	values[Anum_views_emit - 1] = CharGetDatum(shape->window.emit);
 	values[Anum_views_late_events - 1] = ObjectIdGetDatum(late_table);
 	nulls[Anum_views_late_events - 1] = !OidIsValid(late_table);
-	values[Anum_views_late_query - 1] = late_query ? CStringGetTextDatum(late_query) : (Datum)0;
-	nulls[Anum_views_late_query - 1] = late_query == NULL;
 
 	tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
 	CatalogTupleInsert(rel, tuple);

@@ -77,4 +77,6 @@ extern StreamprocView *streamproc_view_load(Oid relid, bool missing_ok);
  */
 extern List *streamproc_view_list(Oid stream);
 
+extern char *streamproc_late_query(Oid stream_relid, Oid viewid, Oid late_table);
+
 #endif /* STREAMPROC_VIEW_H */

@@ -110,6 +110,7 @@
 #include "state.h"
 #include "stream.h"
 #include "streamproc.h"
+#include "view.h"
 #include "windows.h"
 #include "worker.h"
 
@@ -149,6 +150,7 @@ typedef struct WView
 	TimestampTz cutoff;      /* events before it are late (from closed) */
 	TimestampTz min_end;     /* no window of our slot closes before this */
 	SPIPlanPtr late_plan;    /* INSERT into late_events, or NULL */
+	char *late_error;        /* late_events is set but does not fit: why */
 	MemoryContext late_cxt;  /* late events kept until the checkpoint */
 	SourceRows late;         /* ... their rows */
 	TimestampTz *late_marks; /* ... and the watermark each was late at */
@@ -311,6 +313,7 @@ static void record_failed_event(WStream *stream, WView *view, const char *positi
 static char *row_as_json(WStream *stream, SourceRows *rows, int i);
 static bool run_in_subxact(WView *view, SPIPlanPtr plan, Datum *args, const char *nulls,
 						   List **pending, ErrorData **edata);
+static SPIPlanPtr prepare_late_plan(WView *view, const char *late_query, Oid *types);
 
 /* ----------------------------------------------------------------
  * Packed states: the value of one slot of one group.
@@ -883,6 +886,47 @@ prepare_or_die(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
+/*
+ * The INSERT of a windowed view's late events.  Its table belongs to the
+ * user, who may have altered it so that it no longer fits: then the late
+ * events go to streamproc.errors (view->late_error), rather than the
+ * worker failing at every start.
+ */
+static SPIPlanPtr
+prepare_late_plan(WView *view, const char *late_query, Oid *types)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	SPIPlanPtr plan = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		plan = prepare_or_die(late_query, 2, types);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt); /* the view's context, not the transaction's */
+		view->late_error = psprintf("late events of continuous view \"%s\" cannot be written to its late_events table: %s",
+									view->name, edata->message);
+		ereport(WARNING, (errmsg("%s", view->late_error),
+						  errhint("Late events go to streamproc.errors until the table has the stream's columns and \"view\", \"watermark\" and \"reason\" again.")));
+		plan = NULL;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return plan;
+}
+
 /* Prepare a view's plans as its owner (names resolve as the owner's). */
 static void
 worker_prepare_view(WView *view, const char *batch_query, const char *event_query,
@@ -908,7 +952,7 @@ worker_prepare_view(WView *view, const char *batch_query, const char *event_quer
 		view->event_plan = prepare_or_die(event_query, 2, event_types);
 		view->source_plan = prepare_or_die(source_query, 1, source_types);
 		if (late_query != NULL)
-			view->late_plan = prepare_or_die(late_query, 2, late_types);
+			view->late_plan = prepare_late_plan(view, late_query, late_types);
 	}
 	else if (view->kind == 'a')
 	{
@@ -1228,7 +1272,7 @@ worker_load_catalog(void)
 									" v.aggregates::oid[], v.agg_collations, v.rows_table::text,"
 									" v.agg_argtypes, v.source_query, v.window_kind, v.window_size,"
 									" v.window_slide, v.window_origin, v.window_roles, v.allowed_lateness,"
-									" v.retention, v.emit, v.late_query"
+									" v.retention, v.emit, v.late_events::oid"
 									" FROM streamproc.views v JOIN pg_catalog.pg_class c ON c.oid = v.view"
 									" WHERE v.stream = $1 ORDER BY 1",
 									1, (Oid[]){OIDOID}, args, NULL, true, 0);
@@ -1352,9 +1396,14 @@ worker_load_catalog(void)
 													  DatumGetArrayTypeP(SPI_getbinval(tup, desc, 11, &isnull)),
 													  &v->nagg);
 
-				worker_prepare_view(v, batch_query, event_query,
-									SPI_getvalue(tup, desc, 12), rows_table,
-									SPI_getvalue(tup, desc, 21));
+				{
+					Oid late = DatumGetObjectId(SPI_getbinval(tup, desc, 21, &isnull));
+
+					worker_prepare_view(v, batch_query, event_query,
+										SPI_getvalue(tup, desc, 12), rows_table,
+										isnull ? NULL
+											   : streamproc_late_query(s->streamid, v->viewid, late));
+				}
 				if (v->kind != 'a')
 					s->has_append = true;
 				if (v->kind == 'a')
@@ -1426,6 +1475,49 @@ worker_load_catalog(void)
 				LWLockRelease(streamproc_state_lock());
 			}
 		}
+	}
+
+	/*
+	 * Windowed views: the slots that read the stream's Kafka sources must
+	 * all publish before the view's watermark moves (publish_watermarks).
+	 */
+	foreach (lc, my_streams)
+	{
+		WStream *s = lfirst(lc);
+		uint64 slots = 0;
+		ListCell *vc;
+
+		if (s->event_time == InvalidAttrNumber)
+			continue;
+		args[0] = ObjectIdGetDatum(s->streamid);
+		ret = SPI_execute_with_args("SELECT workers FROM streamproc.sources WHERE stream = $1 AND NOT paused",
+									1, (Oid[]){OIDOID}, args, NULL, true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read streamproc.sources: %s", SPI_result_code_string(ret));
+		for (i = 0; i < SPI_processed; i++)
+		{
+			bool isnull;
+			int members = Min(DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+														  SPI_tuptable->tupdesc, 1, &isnull)),
+							  streamproc_workers);
+			int m;
+
+			for (m = 0; m < members; m++)
+				slots |= UINT64CONST(1) << ((s->streamid % (Oid)streamproc_workers + m) % streamproc_workers);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
+		foreach (vc, s->views)
+		{
+			ViewShared *shared = ((WView *)lfirst(vc))->shared;
+
+			if (((WView *)lfirst(vc))->window.kind == 0 || shared == NULL)
+				continue;
+			/* A slot that joins must publish anew. */
+			shared->published_slots &= ~(slots & ~shared->source_slots);
+			shared->source_slots = slots;
+		}
+		LWLockRelease(streamproc_state_lock());
 	}
 
 	/*
@@ -1882,42 +1974,57 @@ merge_sessions(WView *view)
 
 /*
  * publish_watermarks
- *		Our inputs' watermark for a stream's windowed views: the least
- *		greatest event time of its active inputs (the log once it had
- *		events, each Kafka partition we read) minus watermark_delay; the
- *		view's watermark moves up to the minimum over the slots with active
- *		inputs, once every slot is loaded.  Asks for a checkpoint when a
- *		view's watermark passed the one our slot closed windows at.
+ *		Our inputs' watermark for a stream's windowed views, minus
+ *		watermark_delay: the least greatest event time of our active inputs
+ *		(the log once it had events, each Kafka partition we read); when all
+ *		of them are idle, the greatest, so that windows close once a stream
+ *		goes quiet.  The view's watermark moves up to the minimum over the
+ *		slots with inputs, once every worker that reads one of the stream's
+ *		Kafka sources has published (a worker that has not loaded a new
+ *		source yet, after a restart or a new source, would otherwise not hold
+ *		it back).
+ *		Asks for a checkpoint when a view's watermark passed the one our slot
+ *		closed windows at.
  */
 static void
 publish_watermarks(WStream *stream)
 {
 	TimestampTz now;
 	TimestampTz least = DT_NOEND;
+	TimestampTz greatest = DT_NOBEGIN;
 	TimestampTz mark = DT_NOBEGIN;
 	bool active = false;
+	bool inputs;
 	ListCell *lc;
 
 	if (stream->event_time == InvalidAttrNumber)
 		return;
 	now = GetCurrentTimestamp();
-	if (stream->owns_log && stream->log_last_event != 0 &&
-		(stream->idle_timeout < 0 || now - stream->log_last_event < stream->idle_timeout))
+	if (stream->owns_log && stream->log_last_event != 0)
 	{
-		least = stream->log_max_time;
-		active = true;
+		greatest = stream->log_max_time;
+		if (stream->idle_timeout < 0 || now - stream->log_last_event < stream->idle_timeout)
+		{
+			least = stream->log_max_time;
+			active = true;
+		}
 	}
 	foreach (lc, stream->sources)
 	{
 		TimestampTz t;
+		TimestampTz g;
 
-		if (streamproc_kafka_min_event_time(lfirst(lc), now, stream->idle_timeout, &t))
+		if (streamproc_kafka_event_times(lfirst(lc), now, stream->idle_timeout, &t, &g))
 		{
 			least = Min(least, t);
 			active = true;
 		}
+		greatest = Max(greatest, g);
 	}
-	if (active && !TIMESTAMP_NOT_FINITE(least) &&
+	if (!active)
+		least = greatest;
+	inputs = active || greatest != DT_NOBEGIN;
+	if (inputs && !TIMESTAMP_NOT_FINITE(least) &&
 		(pg_sub_s64_overflow(least, stream->watermark_delay, &mark) || !IS_VALID_TIMESTAMP(mark)))
 		mark = DT_NOBEGIN;
 
@@ -1930,14 +2037,16 @@ publish_watermarks(WStream *stream)
 
 		if (view->window.kind == 0 || view->window.kind == WINDOW_COUNT || shared == NULL)
 			continue;
-		if (active)
+		shared->published_slots |= bit;
+		if (inputs)
 		{
 			shared->input_slots |= bit;
 			shared->input_watermark[my_index] = mark;
 		}
 		else
 			shared->input_slots &= ~bit;
-		if (shared->input_slots != 0 && streamproc_state_ready(shared))
+		if (shared->input_slots != 0 &&
+			(shared->source_slots & ~shared->published_slots) == 0)
 		{
 			TimestampTz least_slot = DT_NOEND;
 			int i;
@@ -2241,8 +2350,12 @@ static void
 late_event(WView *view, TupleDesc desc, Datum *values, bool *nulls)
 {
 	view->late_count++;
-	if (view->late_plan != NULL)
+	if (view->late_plan != NULL || view->late_error != NULL)
+	{
 		keep_late_row(view, desc, values, nulls);
+		if (view->late.nrows >= PENDING_ROWS_CHECKPOINT)
+			checkpoint_soon = true; /* they are kept in memory until then */
+	}
 }
 
 /* An event without event time: an error of the windowed view. */
@@ -2321,8 +2434,20 @@ checkpoint_late_rows(WStream *stream, WView *view)
 	SourceRows *l = &view->late;
 	int first = 0;
 
-	if (view->late_plan == NULL || l->nrows == 0)
+	if (l->nrows == 0)
 		return;
+	if (view->late_plan == NULL)
+	{
+		ErrorData edata;
+		int i;
+
+		memset(&edata, 0, sizeof(edata));
+		edata.sqlerrcode = ERRCODE_UNDEFINED_COLUMN;
+		edata.message = view->late_error;
+		for (i = 0; i < l->nrows; i++)
+			record_failed_event(stream, view, "late event", row_as_json(stream, l, i), &edata);
+		return;
+	}
 	streamproc_source_rows = l;
 	while (first < l->nrows)
 	{
