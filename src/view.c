@@ -1557,61 +1557,76 @@ build_batch_query(ViewShape *shape, LogQueryInput input)
 /*
  * window_batch_tlist
  *		The group columns of a windowed view's batch query: the window's
- *		start and end, then the other GROUP BY expressions; the query's
- *		GROUP BY is rebuilt to match.  A hop window is computed per slide
- *		(tumble(ts, slide, origin)): the state is kept per slice.
+ *		start (count windows: the event's number in the batch), then the
+ *		other GROUP BY expressions; the query's GROUP BY is rebuilt to match.
+ *		The worker derives the window's end (windows.c).
+ *
+ *		A window function that is an item of FROM of its own is left out of
+ *		FROM, and its start computed as a scalar: date_bin(size, ts, origin)
+ *		for tumble, date_bin(slide, ts, origin) for hop (the state is kept per
+ *		slice of one slide), ts for sessions.  This spares the executor a
+ *		function scan and a lateral join per event.  Inside a join it stays,
+ *		hop replaced by tumble(ts, slide, origin).
  */
 static List *
 window_batch_tlist(ViewShape *shape, Query *query)
 {
 	RangeTblEntry *wrte = rt_fetch(shape->window_rti, query->rtable);
 	RangeTblFunction *rtfunc = linitial_node(RangeTblFunction, wrte->functions);
+	Node *ts = copyObject(linitial(shape->window_args));
+	Interval *slide = palloc0(sizeof(Interval));
+	Const *origin = makeConst(TIMESTAMPTZOID, -1, InvalidOid, sizeof(TimestampTz),
+							  TimestampTzGetDatum(shape->window.origin), false, FLOAT8PASSBYVAL);
+	Const *slide_const;
+	Expr *start;
 	List *exprs = NIL;
 	List *tlist = NIL;
 	ListCell *lc;
+	bool top_level = false;
 	int resno = 1;
 
-	if (shape->window.kind == WINDOW_HOP)
-	{
-		List *args = list_make2(copyObject(linitial(shape->window_args)),
-								copyObject(lsecond(shape->window_args)));
-		Oid argtypes[3] = {TIMESTAMPTZOID, INTERVALOID, TIMESTAMPTZOID};
-		Oid tumble;
-
-		args = lappend(args, makeConst(TIMESTAMPTZOID, -1, InvalidOid, sizeof(TimestampTz),
-									   TimestampTzGetDatum(shape->window.origin), false,
-									   FLOAT8PASSBYVAL));
-		tumble = LookupFuncName(list_make2(makeString(STREAMPROC_SCHEMA), makeString("tumble")),
-								3, argtypes, false);
-		rtfunc->funcexpr = (Node *)makeFuncExpr(tumble, RECORDOID, args, InvalidOid,
-												InvalidOid, COERCE_EXPLICIT_CALL);
-	}
+	foreach (lc, query->jointree->fromlist)
+		if (IsA(lfirst(lc), RangeTblRef) &&
+			((RangeTblRef *)lfirst(lc))->rtindex == (int)shape->window_rti)
+		{
+			query->jointree->fromlist = foreach_delete_current(query->jointree->fromlist, lc);
+			top_level = true;
+			break;
+		}
+	slide->time = shape->window.slide;
+	slide_const = makeConst(INTERVALOID, -1, InvalidOid, sizeof(Interval),
+							PointerGetDatum(slide), false, false);
 
 	if (shape->window.kind == WINDOW_COUNT)
 	{
-		/*
-		 * One row per event, by its number in the batch; the window function
-		 * is left out of FROM (the worker numbers the windows).
-		 */
+		/* One row per event (the worker numbers the windows). */
 		int natts = list_length(rt_fetch(shape->stream_rti, query->rtable)->eref->colnames);
-		ListCell *fc;
 
-		exprs = lappend(exprs, makeVar(shape->stream_rti, natts, INT8OID, -1, InvalidOid, 0));
-		exprs = lappend(exprs, makeConst(INT8OID, -1, InvalidOid, sizeof(int64),
-										 Int64GetDatum(0), false, FLOAT8PASSBYVAL));
-		foreach (fc, query->jointree->fromlist)
-			if (IsA(lfirst(fc), RangeTblRef) &&
-				((RangeTblRef *)lfirst(fc))->rtindex == (int)shape->window_rti)
-			{
-				query->jointree->fromlist = foreach_delete_current(query->jointree->fromlist, fc);
-				break;
-			}
+		start = (Expr *)makeVar(shape->stream_rti, natts, INT8OID, -1, InvalidOid, 0);
 	}
+	else if (top_level && shape->window.kind == WINDOW_SESSION)
+		start = (Expr *)ts;
+	else if (top_level)
+		start = (Expr *)makeFuncExpr(F_DATE_BIN_INTERVAL_TIMESTAMPTZ_TIMESTAMPTZ, TIMESTAMPTZOID,
+									 list_make3(slide_const, ts, origin), InvalidOid,
+									 InvalidOid, COERCE_EXPLICIT_CALL);
 	else
 	{
-		exprs = lappend(exprs, makeVar(shape->window_rti, 1, TIMESTAMPTZOID, -1, InvalidOid, 0));
-		exprs = lappend(exprs, makeVar(shape->window_rti, 2, TIMESTAMPTZOID, -1, InvalidOid, 0));
+		if (shape->window.kind == WINDOW_HOP)
+		{
+			Oid argtypes[3] = {TIMESTAMPTZOID, INTERVALOID, TIMESTAMPTZOID};
+			Oid tumble = LookupFuncName(list_make2(makeString(STREAMPROC_SCHEMA),
+												   makeString("tumble")),
+										3, argtypes, false);
+
+			rtfunc->funcexpr = (Node *)makeFuncExpr(tumble, RECORDOID,
+													list_make3(ts, slide_const, origin),
+													InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+		}
+		start = (Expr *)makeVar(shape->window_rti, 1, TIMESTAMPTZOID, -1, InvalidOid, 0);
 	}
+
+	exprs = list_make1(start);
 	foreach (lc, shape->group_tles)
 		if (window_role(shape, lfirst_node(TargetEntry, lc)) == WINDOW_ROLE_KEY)
 			exprs = lappend(exprs, copyObject(lfirst_node(TargetEntry, lc)->expr));

@@ -11,19 +11,20 @@
  * this).  The functions are ordinary SQL functions, so the same query over
  * a table is the batch query a view is checked against.
  *
- * Inside the engine, the batch query groups by (window start, window end,
- * the other group keys), and the group key of the view's state starts with
- * the window's start and end as big-endian int64 (WINDOW_KEY_PREFIX bytes),
- * followed by the ordinary serialized key (worker.c).  So the worker can
- * tell each group's window without decoding the key, and rows of
- * streamproc.window_state sort by window.
+ * Inside the engine, the batch query groups by the window's start (view.c
+ * computes it as a scalar, date_bin(), rather than calling the function)
+ * and the other group keys; the group key of the view's state starts with
+ * the window's start and end (start + slide, worker.c) as big-endian int64
+ * (WINDOW_KEY_PREFIX bytes), followed by the ordinary serialized key.  So
+ * the worker can tell each group's window without decoding the key, and
+ * rows of streamproc.window_state sort by window.
  *
  *	- tumble: one state per window.
- *	- hop: the batch query calls tumble(ts, slide) instead, so the state is
- *	  kept per slice of one slide, and a window of size/slide slices is
- *	  combined from them when it is read or closed (Flink's window slicing):
- *	  an event costs one state update, not size/slide of them.  view.c
- *	  requires size to be a multiple of slide.
+ *	- hop: the batch query bins by the slide instead, so the state is kept
+ *	  per slice of one slide, and a window of size/slide slices is combined
+ *	  from them when it is read or closed (Flink's window slicing): an event
+ *	  costs one state update, not size/slide of them.  view.c requires size
+ *	  to be a multiple of slide.
  *	- session: the batch query yields [ts, ts + gap) per distinct event
  *	  time and group; the worker merges the windows of a group that
  *	  overlap with the open sessions of its slot (worker.c), so the key of
@@ -382,8 +383,8 @@ struct WindowTable
 
 typedef struct WindowEntry
 {
-	bytea *key; /* the hash key: its bytes hash and compare */
-	bytea *state;
+	bytea *key;      /* the hash key: its bytes hash and compare */
+	PackedAccum acc; /* the window's states, combined when emitted */
 } WindowEntry;
 
 static uint32
@@ -424,7 +425,7 @@ streamproc_window_table_create(StreamprocAggInfo **aggs, int nagg, MemoryContext
 	return table;
 }
 
-/* Combine state into the window of key (copied). */
+/* Add state (kept, not copied) to the window of key (copied). */
 void
 streamproc_window_table_add(WindowTable *table, const char *key, uint32 keylen,
 							bytea *state)
@@ -439,8 +440,9 @@ streamproc_window_table_add(WindowTable *table, const char *key, uint32 keylen,
 	entry = hash_search(table->hash, &k, HASH_ENTER, &found);
 	if (found)
 		pfree(k);
-	entry->state = streamproc_combine_packed(table->aggs, table->nagg,
-											 found ? entry->state : NULL, state);
+	else
+		streamproc_packed_accum_init(&entry->acc, table->aggs, table->nagg, table->cxt);
+	streamproc_packed_accum_add(&entry->acc, state);
 	MemoryContextSwitchTo(old);
 }
 
@@ -482,7 +484,8 @@ streamproc_window_table_emit(WindowTable *table, WindowEmitCallback cb, void *ar
 
 	hash_seq_init(&seq, table->hash);
 	while ((entry = hash_seq_search(&seq)) != NULL)
-		cb(VARDATA(entry->key), VARSIZE(entry->key) - VARHDRSZ, entry->state, arg);
+		cb(VARDATA(entry->key), VARSIZE(entry->key) - VARHDRSZ,
+		   streamproc_packed_accum_result(&entry->acc), arg);
 }
 
 long

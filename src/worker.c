@@ -414,6 +414,79 @@ streamproc_combine_packed(StreamprocAggInfo **aggs, int nagg, bytea *a, bytea *b
 }
 
 /*
+ * Combining many packed states (a merged session, a count window, a hop
+ * window from its slices): one accumulator per aggregate (aggregates.c), so
+ * that each state is deserialized once and the result serialized once,
+ * instead of both at every pair as streamproc_combine_packed() does.  A
+ * single state is passed through untouched.
+ */
+void
+streamproc_packed_accum_init(PackedAccum *pa, StreamprocAggInfo **aggs, int nagg,
+							 MemoryContext cxt)
+{
+	memset(pa, 0, sizeof(PackedAccum));
+	pa->aggs = aggs;
+	pa->nagg = nagg;
+	pa->cxt = cxt;
+}
+
+static void
+packed_accum_add_states(PackedAccum *pa, bytea *packed)
+{
+	bytea **states = streamproc_unpack_states(packed, pa->nagg);
+	int i;
+
+	for (i = 0; i < pa->nagg; i++)
+		streamproc_agg_accum_add(pa->accs[i], states[i]);
+}
+
+void
+streamproc_packed_accum_add(PackedAccum *pa, bytea *packed)
+{
+	int i;
+
+	if (packed == NULL)
+		return;
+	if (pa->count == 0)
+	{
+		pa->first = packed;
+		pa->count = 1;
+		return;
+	}
+	if (pa->count == 1)
+	{
+		pa->accs = MemoryContextAlloc(pa->cxt, sizeof(StreamprocAggAccum *) * Max(pa->nagg, 1));
+		for (i = 0; i < pa->nagg; i++)
+			pa->accs[i] = streamproc_agg_accum_create(pa->aggs[i], pa->cxt);
+		packed_accum_add_states(pa, pa->first);
+	}
+	packed_accum_add_states(pa, packed);
+	pa->count++;
+}
+
+/* The combined packed state (palloc'd), or NULL; frees the accumulators. */
+bytea *
+streamproc_packed_accum_result(PackedAccum *pa)
+{
+	bytea **states;
+	bytea *result;
+	int i;
+
+	if (pa->count <= 1)
+		return pa->first;
+	states = palloc(sizeof(bytea *) * Max(pa->nagg, 1));
+	for (i = 0; i < pa->nagg; i++)
+	{
+		states[i] = streamproc_agg_accum_serialize(pa->accs[i], CurrentMemoryContext);
+		streamproc_agg_accum_free(pa->accs[i]);
+	}
+	result = pack_states(pa->nagg, states);
+	pa->count = 0;
+	pa->first = NULL;
+	return result;
+}
+
+/*
  * streamproc_lookup_view_aggs
  *		Look up the aggregates of a view from its catalog row's aggregates
  *		(regprocedure[]), agg_collations (oid[]) and agg_argtypes
@@ -504,10 +577,13 @@ serialize_key(WView *view, HeapTuple tuple, TupleDesc desc, StringInfo buf)
 	resetStringInfo(buf);
 	if (view->window.kind != 0)
 	{
-		/* Windowed: the window's start and end first (windows.c). */
+		/*
+		 * Windowed: the window's start and end first (windows.c); the batch
+		 * query yields the start (count windows: the event's number).
+		 */
 		bool isnull;
 		TimestampTz start = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 1, &isnull));
-		TimestampTz end = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 2, &isnull));
+		TimestampTz end = view->window.kind == WINDOW_COUNT ? 0 : start + view->window.slide;
 
 		enlargeStringInfo(buf, WINDOW_KEY_PREFIX);
 		streamproc_window_key_prefix(buf->data, start, end);
@@ -1336,7 +1412,7 @@ worker_load_catalog(void)
 					if (isnull)
 						v->window.retention = -1;
 					v->window.emit = DatumGetChar(SPI_getbinval(tup, desc, 20, &isnull));
-					v->key_first = 3; /* after the window's start and end */
+					v->key_first = 2; /* after the window's start */
 					v->closed = DT_NOBEGIN;
 					v->cutoff = DT_NOBEGIN;
 					v->min_end = DT_NOBEGIN;
@@ -1756,6 +1832,7 @@ count_events(WView *view)
 		int64 count = 0;
 		int64 old_count = 0;
 		bytea *state = NULL;
+		PackedAccum acc;
 
 		k.len = g->glen;
 		k.bytes = g->gkey;
@@ -1779,22 +1856,25 @@ count_events(WView *view)
 			memcpy(open + WINDOW_KEY_PREFIX, g->gkey, g->glen);
 			state = streamproc_state_fetch(view->groups, open, keylen, my_index);
 		}
+		streamproc_packed_accum_init(&acc, view->aggs, view->nagg, CurrentMemoryContext);
+		streamproc_packed_accum_add(&acc, state);
 		for (; first < npieces && pieces[first]->glen == g->glen &&
 			   memcmp(pieces[first]->gkey, g->gkey, g->glen) == 0;
 			 first++)
 		{
-			state = streamproc_combine_packed(view->aggs, view->nagg, state, pieces[first]->state);
+			streamproc_packed_accum_add(&acc, pieces[first]->state);
 			count++;
 			if (count == view->window.size)
 			{
-				pending = count_window_done(view, pending, g, id, count, old_count, state);
+				pending = count_window_done(view, pending, g, id, count, old_count,
+											streamproc_packed_accum_result(&acc));
 				id++;
 				count = old_count = 0;
-				state = NULL;
 			}
 		}
 		if (count > 0)
-			pending = count_window_done(view, pending, g, id, count, old_count, state);
+			pending = count_window_done(view, pending, g, id, count, old_count,
+										streamproc_packed_accum_result(&acc));
 	}
 	return pending;
 }
@@ -1929,10 +2009,11 @@ merge_sessions(WView *view)
 			if (cur != NULL && has_new)
 			{
 				PendingState *out = palloc(sizeof(PendingState));
-				bytea *state = NULL;
+				PackedAccum acc;
 				ListCell *mc;
 
 				out->key = session_key(cur, cur->start, cur->end, &out->keylen);
+				streamproc_packed_accum_init(&acc, view->aggs, view->nagg, CurrentMemoryContext);
 				foreach (mc, members)
 				{
 					WindowPiece *m = lfirst(mc);
@@ -1954,10 +2035,9 @@ merge_sessions(WView *view)
 							pending = lappend(pending, drop);
 						}
 					}
-					if (mstate != NULL)
-						state = streamproc_combine_packed(view->aggs, view->nagg, state, mstate);
+					streamproc_packed_accum_add(&acc, mstate);
 				}
-				out->state = state;
+				out->state = streamproc_packed_accum_result(&acc);
 				pending = lappend(pending, out);
 			}
 			if (p == NULL)

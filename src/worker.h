@@ -22,4 +22,20 @@ extern StreamprocAggInfo **streamproc_lookup_view_aggs(ArrayType *aggregates,
 extern bytea *streamproc_combine_packed(StreamprocAggInfo **aggs, int nagg,
 										bytea *a, bytea *b);
 
+/* Combining many packed states (see worker.c). */
+typedef struct PackedAccum
+{
+	StreamprocAggInfo **aggs;
+	int nagg;
+	int count;                 /* states added */
+	bytea *first;              /* the only one while count is 1 */
+	StreamprocAggAccum **accs; /* per aggregate, once count > 1 */
+	MemoryContext cxt;
+} PackedAccum;
+
+extern void streamproc_packed_accum_init(PackedAccum *pa, StreamprocAggInfo **aggs,
+										 int nagg, MemoryContext cxt);
+extern void streamproc_packed_accum_add(PackedAccum *pa, bytea *packed);
+extern bytea *streamproc_packed_accum_result(PackedAccum *pa);
+
 #endif /* STREAMPROC_WORKER_H */

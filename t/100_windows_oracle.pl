@@ -21,6 +21,7 @@
 # Then, deterministically, on a second stream: two sessions of a user
 # merged by an out-of-order event that bridges them, the session closing,
 # a late event and a new session after it.
+# The views, their oracle and the checks are in t/lib/WindowOracle.pm.
 use strict;
 use warnings;
 
@@ -30,15 +31,10 @@ use Test::More;
 use Time::HiRes qw(time);
 
 use KafkaCrash ();
+use WindowOracle ();
 
 my $t_start = time();
-my $loadgen = KafkaCrash::loadgen_binary();
-if (!-x $loadgen)
-{
-	fail("prerequisite missing: loadgen binary $loadgen (make tools, or set STREAMPROC_LOADGEN)");
-	done_testing();
-	exit 1;
-}
+WindowOracle::check_loadgen();
 
 my $count = 120_000;    # 10 ms apart: 1200 s of event time
 my $tmp   = PostgreSQL::Test::Utils::tempdir();
@@ -52,48 +48,8 @@ $node->start;
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub sync_all { sql("SELECT streamproc.sync('60s')"); }
 
-my $cols = '(user_id int, url text, amount numeric, ts timestamptz)';
-sql(qq{
-CREATE EXTENSION streamproc;
-CREATE FOREIGN TABLE clicks $cols SERVER streamproc
-    OPTIONS (event_time 'ts', watermark_delay '2 seconds');
-CREATE TABLE events $cols;
-
-CREATE VIEW tumble_url WITH (continuous, late_events = 'late_tumble') AS
-    SELECT w.window_start, w.window_end, url, count(*) AS n, sum(amount) AS total
-      FROM clicks, streamproc.tumble(ts, interval '10 seconds') AS w
-     GROUP BY w.window_start, w.window_end, url;
-CREATE VIEW hop_url WITH (continuous, late_events = 'late_hop') AS
-    SELECT w.window_start, w.window_end, url, count(*) AS n
-      FROM clicks, streamproc.hop(ts, interval '2 seconds', interval '10 seconds') AS w
-     GROUP BY w.window_start, w.window_end, url;
-CREATE VIEW sess_user WITH (continuous, late_events = 'late_sess') AS
-    SELECT w.window_start, w.window_end, user_id, count(*) AS n, sum(amount) AS total
-      FROM clicks, streamproc.session(ts, interval '3 seconds') AS w
-     GROUP BY w.window_start, w.window_end, user_id;
-CREATE VIEW lat_url WITH (continuous, allowed_lateness = '1 second', late_events = 'late_lat') AS
-    SELECT w.window_start, w.window_end, url, count(*) AS n, max(amount) AS top
-      FROM clicks, streamproc.tumble(ts, interval '5 seconds') AS w
-     GROUP BY w.window_start, w.window_end, url;
-CREATE VIEW final_url WITH (continuous, emit = 'final', allowed_lateness = '1 second',
-                            late_events = 'late_final') AS
-    SELECT w.window_end, url, count(*) AS n, sum(amount) AS total
-      FROM clicks, streamproc.tumble(ts, interval '10 seconds') AS w
-     GROUP BY w.window_end, url;
-CREATE VIEW ret_url WITH (continuous, retention = '60 seconds', late_events = 'late_ret') AS
-    SELECT w.window_start, url, count(*) AS n
-      FROM clicks, streamproc.tumble(ts, interval '10 seconds') AS w
-     GROUP BY w.window_start, url;
-});
-
 my @views = qw(tumble_url hop_url sess_user lat_url final_url ret_url);
-my %late  = (
-	tumble_url => 'late_tumble',
-	hop_url    => 'late_hop',
-	sess_user  => 'late_sess',
-	lat_url    => 'late_lat',
-	final_url  => 'late_final',
-	ret_url    => 'late_ret');
+WindowOracle::create_schema($node, views => \@views);
 
 is(sql(q{SELECT count(*) FILTER (WHERE watermark IS NULL) || ' ' || count(*)
            FROM streamproc.stat_views WHERE stream = 'clicks'::regclass}),
@@ -106,77 +62,24 @@ is(sql(q{SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_class c
 # ---------------------------------------------------------------------
 # The events, in chunks
 # ---------------------------------------------------------------------
-my ($rc, $csv, $err) = KafkaCrash::run_cmd(
-	[
-		$loadgen,         '--count',   $count, '--seed', 100,
-		'--format',       'csv',       '--users', 200,
-		'--interval-ms',  10,          '--disorder', '0.1',
-		'--max-delay-ms', 4000,        '--quiet'
-	]);
-die "loadgen failed ($rc): $err" unless $rc == 0;
-my @lines = split /^/m, $csv;
+my @lines = WindowOracle::loadgen_lines(count => $count, seed => 100, args => [ '--format', 'csv' ]);
 is(scalar(@lines), $count, "loadgen generated $count events");
 
-# Chunk boundaries.  Event i has ts = i * 10 ms (before disorder), so a
-# chunk ending before event 1000 m + 206 ends at T = 10 m + 2.05 s: after
-# the sync, the watermark T - 2 s is just past a 10 s boundary, and the
-# moved-back events at the start of the next chunk are late for the 10 s
-# tumbles (and the 2 s hop slices).  Ending before 1000 m + 306 does the
-# same for the tumbles with allowed_lateness 1 s (C = T - 3 s = 10 m + 0.05
-# s; the 5 s tumble too).  Sessions get late events at every boundary.
-my @chunks;
-my $pos = 0;
-my $m   = 0;
-my $i   = 0;
-while ($pos < @lines)
-{
-	$m += 1 + $i % 3;
-	my $end = 1000 * $m + ($i % 2 ? 306 : 206);
-	$end = scalar(@lines) if $end > @lines;
-	my $path = "$tmp/chunk$i.csv";
-	open(my $fh, '>', $path) or die "cannot write $path: $!";
-	print $fh @lines[ $pos .. $end - 1 ];
-	close($fh) or die "cannot write $path: $!";
-	push @chunks, $path;
-	$pos = $end;
-	$i++;
-}
+# Chunk boundaries just past the 10 s grid: see WindowOracle::chunk_bounds
+my @bounds = WindowOracle::chunk_bounds(scalar @lines);
+my @chunks = map { WindowOracle::write_chunk("$tmp/chunk$_.csv", \@lines, @{ $bounds[$_] }) } 0 .. $#bounds;
 note(scalar(@chunks) . ' chunks');
 
-# Watermark samples: (stat_views watermark, max view_watermarks) per view.
-my %last_wm;
-my $went_back = 0;
-sub sample_watermarks
-{
-	my ($when) = @_;
-	for my $row (split /\n/, sql(q{
-SELECT v.view || '|' || coalesce(extract(epoch FROM v.watermark)::text, '') || '|' ||
-       coalesce((SELECT extract(epoch FROM max(w.watermark))::text FROM streamproc.view_watermarks w
-                  WHERE w.view = v.view::oid), '')
-  FROM streamproc.stat_views v WHERE v.stream = 'clicks'::regclass}))
-	{
-		my ($view, $wm, $vw) = split /\|/, $row, -1;
-		for my $k ([ "$view stat", $wm ], [ "$view persisted", $vw ])
-		{
-			next if $k->[1] eq '';
-			if (defined $last_wm{ $k->[0] } && $k->[1] < $last_wm{ $k->[0] })
-			{
-				$went_back++;
-				diag("$k->[0] watermark went back $when: $last_wm{$k->[0]} -> $k->[1]");
-			}
-			$last_wm{ $k->[0] } = $k->[1];
-		}
-	}
-}
+# Watermark samples: stat_views and view_watermarks, per view
+my $wms = WindowOracle::watermark_sampler($node, stream => 'clicks');
 
 my $closed_midway;
 for my $c (0 .. $#chunks)
 {
-	sql("BEGIN; COPY clicks FROM '$chunks[$c]' (FORMAT csv);"
-		  . " COPY events FROM '$chunks[$c]' (FORMAT csv); COMMIT;");
+	sql(WindowOracle::copy_sql($chunks[$c]));
 	# every third chunk follows the previous one without a barrier
 	sync_all() unless $c % 3 == 1;
-	sample_watermarks("after chunk $c");
+	WindowOracle::sample_watermarks($wms, "after chunk $c");
 	if ($c == int(@chunks / 2))
 	{
 		sync_all();
@@ -185,8 +88,8 @@ for my $c (0 .. $#chunks)
 	}
 }
 sync_all();
-sample_watermarks('at the end');
-is($went_back, 0, 'the watermarks sampled after each chunk never went back');
+WindowOracle::sample_watermarks($wms, 'at the end');
+is(join("\n", @{ $wms->{errors} }), '', 'the watermarks sampled after each chunk never went back');
 cmp_ok($closed_midway, '>', 0, "windows closed during the run ($closed_midway tumble windows half way)");
 
 is(sql('SELECT count(*) FROM events'), $count, 'the oracle holds every event');
@@ -195,152 +98,46 @@ is(sql('SELECT count(*) FROM streamproc.errors'), '0', 'no errors');
 # ---------------------------------------------------------------------
 # Watermarks
 # ---------------------------------------------------------------------
-my $wm = sql(q{SELECT max(ts) - interval '2 seconds' FROM events});
-is(sql(q{SELECT string_agg(DISTINCT watermark::text, ',') FROM streamproc.stat_views
-          WHERE stream = 'clicks'::regclass}),
-	$wm, "every view's watermark is max(ts) - watermark_delay ($wm)");
-is(sql(q{SELECT string_agg(DISTINCT w.watermark::text, ',') FROM streamproc.view_watermarks w
-          JOIN streamproc.stat_views v ON v.view::oid = w.view
-         WHERE v.stream = 'clicks'::regclass}),
-	$wm, 'view_watermarks holds it (sync() checkpointed it)');
+my $wm = WindowOracle::expected_watermark($node);
+is(WindowOracle::live_watermarks($node, 'clicks'), $wm,
+	"every view's watermark is max(ts) - watermark_delay ($wm)");
+is(WindowOracle::persisted_watermarks($node, 'clicks'), $wm,
+	'view_watermarks holds it (sync() checkpointed it)');
 
 # ---------------------------------------------------------------------
 # Oracle checks
 # ---------------------------------------------------------------------
 
-# rows of $view vs $oracle: "extra missing rows"
-sub compare
-{
-	my ($name, $view, $oracle) = @_;
-	my $r = sql("SELECT (SELECT count(*) FROM (($view) EXCEPT ALL ($oracle)) a) || ' ' ||"
-		  . " (SELECT count(*) FROM (($oracle) EXCEPT ALL ($view)) b) || ' ' ||"
-		  . " (SELECT count(*) FROM ($oracle) c)");
-	my ($extra, $missing, $rows) = split / /, $r;
-	my $ok = is("$extra $missing", '0 0', "$name ($rows rows; extra and missing rows)");
-	if (!$ok)
-	{
-		diag(sql("SELECT 'view-only', * FROM (($view) EXCEPT ALL ($oracle) LIMIT 10) a"));
-		diag(sql("SELECT 'oracle-only', * FROM (($oracle) EXCEPT ALL ($view) LIMIT 10) b"));
-	}
-	return $rows;
-}
-
-# the events a view counted: all of them except its late rows
-sub ok_events
-{
-	my ($view) = @_;
-	return "(SELECT user_id, url, amount, ts FROM events EXCEPT ALL"
-	  . " SELECT user_id, url, amount, ts FROM $late{$view})";
-}
-
-sub sessions_of
-{
-	my ($events) = @_;
-	return qq{
-SELECT min(ts) AS window_start, max(ts) + interval '3 seconds' AS window_end, user_id,
-       count(*) AS n, sum(amount) AS total
-  FROM (SELECT *, sum(brk) OVER (PARTITION BY user_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS sid
-          FROM (SELECT *, CASE WHEN ts - lag(ts) OVER (PARTITION BY user_id ORDER BY ts)
-                                    < interval '3 seconds' THEN 0 ELSE 1 END AS brk
-                  FROM $events e) b) s
- GROUP BY user_id, sid};
-}
-
-my $final_c = sql(q{SELECT watermark - interval '1 second' FROM streamproc.stat_views
-                     WHERE view = 'final_url'::regclass});
-my $ret_min = sql(q{SELECT watermark - interval '60 seconds' FROM streamproc.stat_views
-                     WHERE view = 'ret_url'::regclass});
-my %oracle = (
-	tumble_url => 'SELECT w.window_start, w.window_end, url, count(*), sum(amount) FROM '
-	  . ok_events('tumble_url')
-	  . q{ e, streamproc.tumble(e.ts, interval '10 seconds') w GROUP BY 1, 2, 3},
-	hop_url => 'SELECT w.window_start, w.window_end, url, count(*) FROM '
-	  . ok_events('hop_url')
-	  . q{ e, streamproc.hop(e.ts, interval '2 seconds', interval '10 seconds') w GROUP BY 1, 2, 3},
-	sess_user => sessions_of(ok_events('sess_user')),
-	lat_url   => 'SELECT w.window_start, w.window_end, url, count(*), max(amount) FROM '
-	  . ok_events('lat_url')
-	  . q{ e, streamproc.tumble(e.ts, interval '5 seconds') w GROUP BY 1, 2, 3},
-	final_url => 'SELECT w.window_end, url, count(*), sum(amount) FROM '
-	  . ok_events('final_url')
-	  . qq{ e, streamproc.tumble(e.ts, interval '10 seconds') w
-	        WHERE w.window_end <= '$final_c' GROUP BY 1, 2},
-	ret_url => 'SELECT w.window_start, url, count(*) FROM '
-	  . ok_events('ret_url')
-	  . qq{ e, streamproc.tumble(e.ts, interval '10 seconds') w
-	        WHERE w.window_end >= '$ret_min' GROUP BY 1, 2});
-
-# sum of the view's counts over the events it counted (hop: 5 windows each)
-my %per_event = (hop_url => 5);
-
+# each view against the oracle, its late rows, late by the rule
 for my $view (@views)
 {
-	my $rows = compare("$view equals the oracle over all events except $late{$view}",
-		"SELECT * FROM $view", $oracle{$view});
-	cmp_ok($rows, '>', 0, "$view: the oracle is not empty");
-
-	my ($nlate, $stray, $stat) = split /\|/, sql(qq{
-SELECT (SELECT count(*) FROM $late{$view}),
-       (SELECT count(*) FROM (SELECT user_id, url, amount, ts FROM $late{$view}
-                              EXCEPT ALL SELECT user_id, url, amount, ts FROM events) x),
-       (SELECT late_events FROM streamproc.stat_views WHERE view = '$view'::regclass)});
-	cmp_ok($nlate, '>', 0, "$view: some events were late ($nlate)");
-	is($stray, 0, "$view: every row of $late{$view} is an event of the stream, no duplicates");
-	is($stat, $nlate, "$view: stat_views.late_events counts them");
-	is(sql(qq{SELECT count(*) FROM $late{$view}
-	           WHERE view <> '$view'::regclass OR reason <> 'window closed'
-	              OR watermark IS NULL OR watermark > '$wm'}),
-		'0', "$view: late rows name the view, the reason and a past watermark");
-	next if $view eq 'final_url' || $view eq 'ret_url';
-	my $f = $per_event{$view} // 1;
-	is(sql("SELECT (SELECT sum(n) FROM $view) + $f * (SELECT count(*) FROM $late{$view})"),
-		$f * $count, "$view: counted events + late events = all events");
+	WindowOracle::check_view($node, $view, events => $count, stat => 1, watermark => $wm);
 }
-
-# Late by the rule, against the watermark of the checkpoint that judged it
-is(sql(q{SELECT count(*) FROM late_tumble
-          WHERE ts >= date_bin('10 seconds', watermark, '1970-01-01 00:00+00')}),
-	'0', 'tumble: every late event is before the first open window');
-is(sql(q{SELECT count(*) FROM late_hop
-          WHERE ts >= date_bin('2 seconds', watermark, '1970-01-01 00:00+00')}),
-	'0', 'hop: every late event is before the first open slice');
-is(sql(q{SELECT count(*) FROM late_sess WHERE ts >= watermark}),
-	'0', 'session: every late event is before the watermark');
-is(sql(q{SELECT count(*) FROM late_lat
-          WHERE ts >= date_bin('5 seconds', watermark - interval '1 second', '1970-01-01 00:00+00')}),
-	'0', 'allowed_lateness: every late event is before the first open window of watermark - lateness');
+WindowOracle::check_late_rule($node, $_) for qw(tumble_url hop_url sess_user lat_url);
 cmp_ok(sql('SELECT count(*) FROM late_lat'), '<', sql('SELECT count(*) FROM late_tumble'),
 	'allowed_lateness admits events that were late without it');
 
 # emit 'final': only closed windows, and some windows are still open
-my ($fin_open, $fin_states) = split /\|/, sql(qq{
-SELECT (SELECT count(DISTINCT w.window_end) FROM events e,
-               streamproc.tumble(e.ts, interval '10 seconds') w WHERE w.window_end > '$final_c'),
-       (SELECT count(*) FROM streamproc.window_state WHERE view = 'final_url'::regclass)});
+my $final_c    = WindowOracle::cutoff($node, 'final_url');
+my $fin_open   = WindowOracle::count_tumbles($node, "> '$final_c'");
+my $fin_states = sql(q{SELECT count(*) FROM streamproc.window_state WHERE view = 'final_url'::regclass});
 cmp_ok($fin_open, '>', 0, "emit 'final': $fin_open windows of the events are still open and not shown");
 is(sql('SELECT count(*) FROM final_url'), $fin_states,
 	"emit 'final': the view shows exactly the rows of window_state");
 
 # retention: old windows are gone
+my $ret_min = WindowOracle::cutoff($node, 'ret_url');
 is(sql(qq{SELECT count(*) FROM streamproc.window_state
           WHERE view = 'ret_url'::regclass AND window_end < '$ret_min'}),
 	'0', 'retention: no closed window older than watermark - retention is kept');
-cmp_ok(sql(qq{SELECT count(DISTINCT w.window_end) FROM events e,
-               streamproc.tumble(e.ts, interval '10 seconds') w WHERE w.window_end < '$ret_min'}),
-	'>', 100, 'retention: most windows were deleted');
+cmp_ok(WindowOracle::count_tumbles($node, "< '$ret_min'"), '>', 100, 'retention: most windows were deleted');
 cmp_ok(sql(q{SELECT count(*) FROM streamproc.window_state WHERE view = 'ret_url'::regclass}),
 	'>', 0, 'retention: the recent closed windows are kept');
 
 # closed windows are in window_state, once
-is(sql(q{SELECT count(*) FROM (SELECT view, slot, key FROM streamproc.window_state
-                                GROUP BY 1, 2, 3 HAVING count(*) > 1) d}),
-	'0', 'window_state has no duplicate windows');
-is(sql(qq{SELECT count(*) FROM streamproc.window_state
-          WHERE view = 'tumble_url'::regclass AND window_end > '$wm'}),
-	'0', 'no window after the watermark is closed');
-is(sql(q{SELECT count(*) FROM streamproc.window_state WHERE view = 'tumble_url'::regclass}),
-	sql(qq{SELECT count(*) FROM tumble_url WHERE window_end <= '$wm'}),
-	'every tumble window that ended by the watermark is closed');
+WindowOracle::check_no_duplicate_windows($node, per_slot => 1);
+WindowOracle::check_none_closed_after($node, $wm, 'tumble_url');
+WindowOracle::check_closed_tumbles($node, $wm);
 
 # A restart keeps everything
 my %before;
@@ -352,9 +149,7 @@ for my $view (@views)
 	is(sql("SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM $view t"),
 		$before{$view}, "$view unchanged by a restart");
 }
-is(sql(q{SELECT string_agg(DISTINCT watermark::text, ',') FROM streamproc.stat_views
-          WHERE stream = 'clicks'::regclass}),
-	$wm, 'the watermark survives the restart');
+is(WindowOracle::live_watermarks($node, 'clicks'), $wm, 'the watermark survives the restart');
 
 # ---------------------------------------------------------------------
 # Sessions, deterministic: an out-of-order event bridges two sessions

@@ -25,6 +25,7 @@
 # busy when the source is created: until that worker has assigned its
 # partitions (among them the empty one), the first worker's partitions
 # alone must not move the watermark.
+# The views, their oracle and the checks are in t/lib/WindowOracle.pm.
 use strict;
 use warnings;
 
@@ -35,13 +36,13 @@ use Time::HiRes qw(time sleep);
 
 use Devbroker;
 use KafkaCrash ();
+use WindowOracle ();
 
 $SIG{PIPE} = 'IGNORE';
 
 KafkaCrash::check_prerequisites();
 
 my $t_start = time();
-my $loadgen = KafkaCrash::loadgen_binary();
 my $kcat    = KafkaCrash::kcat_binary();
 my $count   = 60_000;    # 10 ms apart: 600 s of event time
 my $topic   = 'wclicks';
@@ -61,34 +62,14 @@ sub sync_all { sql("SELECT streamproc.sync('60s')"); }
 # ---------------------------------------------------------------------
 # The events and the oracle
 # ---------------------------------------------------------------------
-my ($rc, $out, $err) = KafkaCrash::run_cmd(
-	[
-		$loadgen,         '--count',      $count, '--seed', 102,
-		'--users',        200,            '--interval-ms', 10,
-		'--disorder',     '0.1',          '--max-delay-ms', 4000,
-		'--print-key',    '--oracle-csv', "$tmp/oracle.csv",
-		'--quiet'
-	]);
-die "loadgen failed ($rc): $err" unless $rc == 0;
-my @lines = split /^/m, $out;
+my @lines = WindowOracle::loadgen_lines(count => $count, seed => 102,
+	args => [ '--print-key', '--oracle-csv', "$tmp/oracle.csv" ]);
 is(scalar(@lines), $count, "loadgen generated $count keyed events");
 
 # Chunks end at 10 m + 2.05 s or 10 m + 3.05 s of event time (see
-# t/100_windows_oracle.pl): the moved-back events that open the next chunk
-# are late for the 10 s tumbles.
-my @chunks;
-{
-	my ($pos, $m, $i) = (0, 0, 0);
-	while ($pos < $count)
-	{
-		$m += 1 + $i % 3;
-		my $end = 1000 * $m + ($i % 2 ? 306 : 206);
-		$end = $count if $end > $count;
-		push @chunks, [ @lines[ $pos .. $end - 1 ] ];
-		$pos = $end;
-		$i++;
-	}
-}
+# WindowOracle::chunk_bounds): the moved-back events that open the next
+# chunk are late for the 10 s tumbles.
+my @chunks = map { [ @lines[ $_->[0] .. $_->[1] - 1 ] ] } WindowOracle::chunk_bounds($count);
 
 # Produce a chunk: partition = user_id (the key) mod 3, never 3.
 my @kcat_opts = ('-X', 'socket.timeout.ms=10000', '-X', 'reconnect.backoff.max.ms=500');
@@ -116,32 +97,12 @@ sub produce_chunk
 # ---------------------------------------------------------------------
 # Schema
 # ---------------------------------------------------------------------
-my $cols = '(user_id int, url text, amount numeric, ts timestamptz)';
-sql(qq{
-CREATE EXTENSION streamproc;
-CREATE TABLE events $cols;
-CREATE FOREIGN TABLE clicks $cols SERVER streamproc
-    OPTIONS (event_time 'ts', watermark_delay '2 seconds', idle_timeout '3 seconds');
-CREATE VIEW tumble_url WITH (continuous, late_events = 'late_tumble') AS
-    SELECT w.window_start, w.window_end, url, count(*) AS n, sum(amount) AS total
-      FROM clicks, streamproc.tumble(ts, interval '10 seconds') AS w
-     GROUP BY w.window_start, w.window_end, url;
-CREATE VIEW sess_user WITH (continuous, late_events = 'late_sess') AS
-    SELECT w.window_start, w.window_end, user_id, count(*) AS n, sum(amount) AS total
-      FROM clicks, streamproc.session(ts, interval '3 seconds') AS w
-     GROUP BY w.window_start, w.window_end, user_id;
-CREATE VIEW hop_url WITH (continuous, late_events = 'late_hop') AS
-    SELECT w.window_start, w.window_end, url, count(*) AS n
-      FROM clicks, streamproc.hop(ts, interval '2 seconds', interval '10 seconds') AS w
-     GROUP BY w.window_start, w.window_end, url;
-
-CREATE FOREIGN TABLE clicks_noidle $cols SERVER streamproc
-    OPTIONS (event_time 'ts', watermark_delay '2 seconds');
-CREATE VIEW noidle_url WITH (continuous, late_events = 'late_noidle') AS
-    SELECT w.window_start, w.window_end, url, count(*) AS n, sum(amount) AS total
-      FROM clicks_noidle, streamproc.tumble(ts, interval '10 seconds') AS w
-     GROUP BY w.window_start, w.window_end, url;
-});
+# clicks_noidle: the same tumbles as tumble_url, over a stream without
+# idle_timeout; its oracle is over all events (none is late)
+WindowOracle::define_view('noidle_url', like => 'tumble_url', stream => 'clicks_noidle', late => 'late_noidle');
+WindowOracle::create_schema($node, views => [qw(tumble_url sess_user hop_url)],
+	stream_options => q{idle_timeout '3 seconds'});
+sql(WindowOracle::stream_sql('clicks_noidle') . WindowOracle::view_sql('noidle_url'));
 my $t_source = time();
 sql(qq{
 SELECT streamproc.create_kafka_source('src', 'clicks', '$topic', '$bs', workers => 2);
@@ -236,78 +197,13 @@ is(sql("SELECT '$wm'::timestamptz BETWEEN '$lo' AND '$hi'"), 't',
 is(sql(q{SELECT count(DISTINCT coalesce(watermark::text, 'null')) FROM streamproc.stat_views
           WHERE stream = 'clicks'::regclass}), '1', 'the three views share it');
 
-sub compare
-{
-	my ($name, $view, $oracle) = @_;
-	my $r = sql("SELECT (SELECT count(*) FROM (($view) EXCEPT ALL ($oracle)) a) || ' ' ||"
-		  . " (SELECT count(*) FROM (($oracle) EXCEPT ALL ($view)) b) || ' ' ||"
-		  . " (SELECT count(*) FROM ($oracle) c)");
-	my ($extra, $missing, $rows) = split / /, $r;
-	my $ok = is("$extra $missing", '0 0', "$name ($rows rows; extra and missing rows)");
-	if (!$ok)
-	{
-		diag(sql("SELECT 'view-only', * FROM (($view) EXCEPT ALL ($oracle) LIMIT 10) a"));
-		diag(sql("SELECT 'oracle-only', * FROM (($oracle) EXCEPT ALL ($view) LIMIT 10) b"));
-	}
-	return $rows;
-}
-
-my %late = (tumble_url => 'late_tumble', sess_user => 'late_sess', hop_url => 'late_hop',
-	noidle_url => 'late_noidle');
-sub ok_events
-{
-	my ($view) = @_;
-	return "(SELECT user_id, url, amount, ts FROM events EXCEPT ALL"
-	  . " SELECT user_id, url, amount, ts FROM $late{$view})";
-}
-my %oracle = (
-	tumble_url => 'SELECT w.window_start, w.window_end, url, count(*), sum(amount) FROM '
-	  . ok_events('tumble_url')
-	  . q{ e, streamproc.tumble(e.ts, interval '10 seconds') w GROUP BY 1, 2, 3},
-	hop_url => 'SELECT w.window_start, w.window_end, url, count(*) FROM '
-	  . ok_events('hop_url')
-	  . q{ e, streamproc.hop(e.ts, interval '2 seconds', interval '10 seconds') w GROUP BY 1, 2, 3},
-	sess_user => q{
-SELECT min(ts), max(ts) + interval '3 seconds', user_id, count(*), sum(amount)
-  FROM (SELECT *, sum(brk) OVER (PARTITION BY user_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS sid
-          FROM (SELECT *, CASE WHEN ts - lag(ts) OVER (PARTITION BY user_id ORDER BY ts)
-                                    < interval '3 seconds' THEN 0 ELSE 1 END AS brk
-                  FROM } . ok_events('sess_user') . q{ e) b) s
- GROUP BY user_id, sid},
-	noidle_url => q{SELECT w.window_start, w.window_end, url, count(*), sum(amount)
-	                  FROM events e, streamproc.tumble(e.ts, interval '10 seconds') w GROUP BY 1, 2, 3});
-my %per_event = (hop_url => 5);
-
 for my $view (qw(tumble_url hop_url sess_user))
 {
-	my $rows = compare("$view equals the oracle over all events except $late{$view}",
-		"SELECT * FROM $view", $oracle{$view});
-	cmp_ok($rows, '>', 1000, "$view: the oracle has rows");
-	my ($nlate, $stray, $stat) = split /\|/, sql(qq{
-SELECT (SELECT count(*) FROM $late{$view}),
-       (SELECT count(*) FROM (SELECT user_id, url, amount, ts FROM $late{$view}
-                              EXCEPT ALL SELECT user_id, url, amount, ts FROM events) x),
-       (SELECT late_events FROM streamproc.stat_views WHERE view = '$view'::regclass)});
-	cmp_ok($nlate, '>', 0, "$view: some events were late ($nlate)");
-	is($stray, 0, "$view: $late{$view} holds only events of the stream, none twice");
-	is($stat, $nlate, "$view: stat_views.late_events counts them");
-	my $f = $per_event{$view} // 1;
-	is(sql("SELECT (SELECT sum(n) FROM $view) + $f * (SELECT count(*) FROM $late{$view})"),
-		$f * $count, "$view: counted events + late events = all events");
-	is(sql(qq{SELECT count(*) FROM $late{$view}
-	           WHERE view <> '$view'::regclass OR reason <> 'window closed' OR watermark > '$wm'}),
-		'0', "$view: the late rows name the view, the reason and a past watermark");
+	WindowOracle::check_view($node, $view, min_rows => 1000, events => $count, stat => 1, watermark => $wm);
 }
-is(sql(q{SELECT count(*) FROM late_tumble
-          WHERE ts >= date_bin('10 seconds', watermark, '1970-01-01 00:00+00')}),
-	'0', 'tumble: every late event is before the first open window');
-is(sql(q{SELECT count(*) FROM late_sess WHERE ts >= watermark}),
-	'0', 'session: every late event is before the watermark');
-is(sql(q{SELECT count(*) FROM (SELECT view, slot, key FROM streamproc.window_state
-                                GROUP BY 1, 2, 3 HAVING count(*) > 1) d}),
-	'0', 'window_state has no duplicate windows');
-is(sql(qq{SELECT count(*) FROM streamproc.window_state WHERE window_end > '$wm'}),
-	'0', 'no window after the watermark is closed');
+WindowOracle::check_late_rule($node, $_) for qw(tumble_url sess_user);
+WindowOracle::check_no_duplicate_windows($node, per_slot => 1);
+WindowOracle::check_none_closed_after($node, $wm);
 
 # ---------------------------------------------------------------------
 # Without idle_timeout the idle partition holds the watermark for good
@@ -321,7 +217,8 @@ is(sql(q{SELECT count(*) FROM streamproc.window_state WHERE view = 'noidle_url':
 	  . sql(q{SELECT count(*) FROM late_noidle}),
 	'0 0', 'without idle_timeout: no window closed, the late table is empty');
 cmp_ok(time() - $t_source, '>', 6, 'although partition 3 has been idle for more than twice idle_timeout');
-compare('noidle_url equals the oracle over all events', 'SELECT * FROM noidle_url', $oracle{noidle_url});
+WindowOracle::compare($node, 'noidle_url equals the oracle over all events', 'SELECT * FROM noidle_url',
+	WindowOracle::oracle($node, 'noidle_url', events => 'events'));
 
 # ---------------------------------------------------------------------
 # A source read by two workers, the second one busy when the source is
