@@ -18,6 +18,7 @@ OBJS = \
 	src/stream.o \
 	src/streamproc.o \
 	src/view.o \
+	src/window_worker.o \
 	src/windows.o \
 	src/worker.o
 

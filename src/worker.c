@@ -54,6 +54,13 @@
  * worker that exits with an error is restarted by the launcher and recovers
  * the same way; a crash reinitializes shared memory.
  *
+ * Windowed views (window_worker.c): the batch queries take the lateness
+ * cutoff as their last parameter, the late events are read apart and kept
+ * until the checkpoint, each batch publishes the inputs' watermarks, and
+ * the checkpoint closes the windows the watermark passed.  Session and
+ * count-window views merge their batch's rows with the slot's open
+ * windows instead of combining group by group.
+ *
  * Memory budget: before each batch the worker compares the state area's
  * size with streamproc.state_memory; over it, ingestion pauses (inserts
  * still land in the logs), the slot says so for sync() and stat_views, and
@@ -113,95 +120,10 @@
 #include "view.h"
 #include "windows.h"
 #include "worker.h"
+#include "worker_int.h"
 
 /* Longest event text kept in streamproc.errors. */
 #define ERROR_EVENT_MAX 2048
-
-/* A continuous view as the worker runs it. */
-typedef struct WView
-{
-	Oid viewid;
-	char *name;
-	char kind; /* 'a' aggregating, 'p' append */
-	Oid owner;
-	SPIPlanPtr batch_plan;  /* 'a': partial states of a batch; 'p': INSERT */
-	SPIPlanPtr event_plan;  /* the same for one log row */
-	SPIPlanPtr source_plan; /* the same for the rows of a Kafka batch */
-	int ngroup;
-	FmgrInfo *group_send; /* send function of each group column */
-	Oid *group_types;     /* type of each group column */
-	int nagg;
-	StreamprocAggInfo **aggs;
-	ViewShared *shared;      /* 'a': registry entry (stable address) */
-	dshash_table *groups;    /* 'a': attached group table */
-	HTAB *dirty;             /* 'a': keys changed since the checkpoint */
-	MemoryContext dirty_cxt; /* 'a': holds dirty and its keys */
-	bool rewrite_slots;      /* 'a': checkpoint must fold other slots' rows */
-	int64 events;            /* since the last statistics update */
-	int64 appended;          /* 'p': rows of the last INSERT */
-	int64 new_groups;
-	int64 memory;
-	int64 errors;
-
-	/* Windowed views (windows.c); window.kind is 0 for the others. */
-	WindowSpec window;
-	int key_first;           /* batch column of the first ordinary group key */
-	TimestampTz closed;      /* watermark our slot last closed windows at */
-	TimestampTz cutoff;      /* events before it are late (from closed) */
-	TimestampTz min_end;     /* no window of our slot closes before this */
-	SPIPlanPtr late_plan;    /* INSERT into late_events, or NULL */
-	char *late_error;        /* late_events is set but does not fit: why */
-	MemoryContext late_cxt;  /* late events kept until the checkpoint */
-	SourceRows late;         /* ... their rows */
-	TimestampTz *late_marks; /* ... and the watermark each was late at */
-	int late_cap;
-	int64 late_count;         /* late events since the statistics update */
-	HTAB *sessions;           /* session views: our open sessions per group */
-	HTAB *counters;           /* count-window views: our current window per group */
-	TimestampTz closing_mark; /* the checkpoint in progress closes at this */
-	List *closing_removed;    /* ... and removes these (DirtyKey *, batch_cxt) */
-} WView;
-
-/* A stream this worker owns. */
-typedef struct WStream
-{
-	Oid streamid;
-	char *name;
-	char *logname; /* quoted, schema-qualified */
-	SPIPlanPtr count_plan;
-	SPIPlanPtr rows_plan; /* ctid and event text of a batch's rows */
-	SPIPlanPtr delete_plan;
-	SPIPlanPtr unconsumed_plan; /* is any row not yet consumed? */
-	Oid logid;
-	bool vacuum_needed;        /* the last checkpoint deleted rows */
-	Datum last_snapshot;       /* pg_snapshot of the last batch, or 0 */
-	List *views;               /* WView * */
-	bool owns_log;             /* false: only Kafka sources of it are ours */
-	bool has_append;           /* it has append-only views */
-	TupleDesc desc;            /* the stream's columns */
-	List *sources;             /* KafkaSource * feeding it */
-	MemoryContext pending_cxt; /* Kafka rows for append views, until the checkpoint */
-	SourceRows pending;
-	int pending_cap;
-	int32 *pending_partitions; /* position of each pending row */
-	int64 *pending_offsets;
-	KafkaSource **pending_sources;
-
-	/* Event time, when the stream has windowed views (windows.c). */
-	AttrNumber event_time; /* 0: no windowed view */
-	int64 watermark_delay;
-	int64 idle_timeout;         /* -1: inputs never go idle */
-	TimestampTz log_max_time;   /* greatest event time read from the log */
-	TimestampTz log_last_event; /* when the log last had events, 0: never */
-	SPIPlanPtr late_rows_plan;  /* log rows of a batch before a cutoff */
-} WStream;
-
-/* A key of WView.dirty. */
-typedef struct DirtyKey
-{
-	uint32 len;
-	char *bytes;
-} DirtyKey;
 
 /* An event that failed, waiting for the checkpoint. */
 typedef struct FailedEvent
@@ -219,75 +141,30 @@ typedef struct FailedEvent
 	char *key;
 } FailedEvent;
 
-/* A group state computed in a subtransaction, stored after it commits. */
-typedef struct PendingState
-{
-	char *key;
-	uint32 keylen;
-	bytea *state; /* NULL: remove the group from our slot (merged session) */
-} PendingState;
-
-/* Session views: the open sessions of one group in our slot. */
-typedef struct SessionGroup
-{
-	DirtyKey key; /* the group key without its window prefix */
-	List *spans;  /* SessionSpan * */
-} SessionGroup;
-
-typedef struct SessionSpan
-{
-	TimestampTz start;
-	TimestampTz end;
-} SessionSpan;
-
-/*
- * A row of a session or count-window view's batch query (a session
- * [start, end); an event numbered start), or an open session of our slot.
- */
-typedef struct WindowPiece
-{
-	char *gkey; /* group key without the window prefix */
-	uint32 glen;
-	TimestampTz start;
-	TimestampTz end;
-	bytea *state;  /* NULL: an open session's, fetched when merged */
-	bool existing; /* an open session of our slot */
-} WindowPiece;
-
-/* Count-window views: the current window of one group in our slot. */
-typedef struct CountGroup
-{
-	DirtyKey key; /* the group key without its window prefix */
-	int64 id;     /* its window id */
-	int64 count;  /* events in it */
-} CountGroup;
-
 static WorkerSlot *my_slot = NULL;
-static int my_index;
+int worker_index;
 static List *my_streams = NIL;
 static List *failed_events = NIL;
 static MemoryContext catalog_cxt = NULL; /* streams, views, plans */
-static MemoryContext batch_cxt = NULL;   /* reset after every batch */
+MemoryContext worker_batch_cxt = NULL;   /* reset after every batch */
 static uint64 catalog_generation_seen = 0;
-static bool checkpoint_needed = false; /* batches merged since the last one */
+bool worker_checkpoint_needed = false; /* batches merged since the last one */
 static bool batch_needed = true;       /* start, catalog reload: look at the logs */
 static TimestampTz last_batch = 0;
-static MemoryContext dirty_key_cxt = NULL; /* where dirty_keycopy allocates */
+MemoryContext worker_dirty_key_cxt = NULL; /* where worker_dirty_keycopy allocates */
 static TimestampTz last_checkpoint = 0;
 static double last_checkpoint_ms = 0; /* how long the last one took */
 static Oid view_state_relid = InvalidOid;
-static int64 state_rows_written = 0; /* view_state rows since its last vacuum */
+int64 worker_state_rows_written = 0; /* view_state rows since its last vacuum */
 
 /* Fewest rewritten view_state rows that call for a vacuum of it. */
 #define STATE_VACUUM_MIN_ROWS 10000
 static List *my_sources = NIL;                 /* KafkaSource * */
 static List *held_views = NIL;                 /* WView * of streams we do not feed */
-static rd_kafka_message_t **kafka_msgs = NULL; /* streamproc.batch_size entries */
+rd_kafka_message_t **worker_kafka_msgs = NULL; /* streamproc.batch_size entries */
 static int kafka_msgs_size = 0;
-static bool checkpoint_soon = false; /* pending Kafka rows for append views pile up */
+bool worker_checkpoint_soon = false; /* pending Kafka rows for append views pile up */
 
-/* Pending Kafka rows of append views that force an early checkpoint. */
-#define PENDING_ROWS_CHECKPOINT 100000
 
 static void worker_load_catalog(void);
 static bool worker_has_extension(void);
@@ -300,20 +177,6 @@ static void worker_exit(WorkerExit reason) pg_attribute_noreturn();
 static void publish_view_stats(WStream *stream);
 static int checkpoint_spacing(void);
 static int worker_source_batch(WStream *stream, KafkaSource *src, bool *more);
-static List *merge_sessions(WView *view);
-static List *count_events(WView *view);
-static WindowPiece **window_pieces(WView *view, int *npieces);
-static bytea *row_states(WView *view, HeapTuple tup, TupleDesc desc);
-static void count_index(WView *view, const char *key, uint32 keylen, int64 id, int64 count);
-static void session_index(WView *view, const char *key, uint32 keylen, bool add);
-static void window_stored(WView *view, const char *key, uint32 keylen, bool new_group);
-static void publish_watermarks(WStream *stream);
-static void record_failed_event(WStream *stream, WView *view, const char *position,
-								const char *event, ErrorData *edata);
-static char *row_as_json(WStream *stream, SourceRows *rows, int i);
-static bool run_in_subxact(WView *view, SPIPlanPtr plan, Datum *args, const char *nulls,
-						   List **pending, ErrorData **edata);
-static SPIPlanPtr prepare_late_plan(WView *view, const char *late_query, Oid *types);
 
 /* ----------------------------------------------------------------
  * Packed states: the value of one slot of one group.
@@ -569,8 +432,8 @@ canonical_key_value(Oid type, Datum value)
 	}
 }
 
-static void
-serialize_key(WView *view, HeapTuple tuple, TupleDesc desc, StringInfo buf)
+void
+worker_serialize_key(WView *view, HeapTuple tuple, TupleDesc desc, StringInfo buf)
 {
 	int i;
 
@@ -608,16 +471,16 @@ serialize_key(WView *view, HeapTuple tuple, TupleDesc desc, StringInfo buf)
 	}
 }
 
-static uint32
-dirty_hash(const void *key, Size keysize)
+uint32
+worker_dirty_hash(const void *key, Size keysize)
 {
 	const DirtyKey *k = key;
 
 	return hash_bytes((const unsigned char *)k->bytes, k->len);
 }
 
-static int
-dirty_match(const void *key1, const void *key2, Size keysize)
+int
+worker_dirty_match(const void *key1, const void *key2, Size keysize)
 {
 	const DirtyKey *a = key1;
 	const DirtyKey *b = key2;
@@ -627,14 +490,14 @@ dirty_match(const void *key1, const void *key2, Size keysize)
 	return memcmp(a->bytes, b->bytes, a->len);
 }
 
-static void *
-dirty_keycopy(void *dest, const void *src, Size keysize)
+void *
+worker_dirty_keycopy(void *dest, const void *src, Size keysize)
 {
 	DirtyKey *d = dest;
 	const DirtyKey *s = src;
 
 	d->len = s->len;
-	d->bytes = MemoryContextAlloc(dirty_key_cxt, Max(s->len, 1));
+	d->bytes = MemoryContextAlloc(worker_dirty_key_cxt, Max(s->len, 1));
 	memcpy(d->bytes, s->bytes, s->len);
 	return dest;
 }
@@ -646,9 +509,9 @@ dirty_create(MemoryContext cxt)
 
 	ctl.keysize = sizeof(DirtyKey);
 	ctl.entrysize = sizeof(DirtyKey);
-	ctl.hash = dirty_hash;
-	ctl.match = dirty_match;
-	ctl.keycopy = dirty_keycopy;
+	ctl.hash = worker_dirty_hash;
+	ctl.match = worker_dirty_match;
+	ctl.keycopy = worker_dirty_keycopy;
 	ctl.hcxt = cxt;
 	return hash_create("streamproc dirty groups", 1024, &ctl,
 					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_KEYCOPY | HASH_CONTEXT);
@@ -661,7 +524,7 @@ dirty_add(WView *view, const char *key, uint32 len)
 
 	k.len = len;
 	k.bytes = (char *)key;
-	dirty_key_cxt = view->dirty_cxt;
+	worker_dirty_key_cxt = view->dirty_cxt;
 	(void)hash_search(view->dirty, &k, HASH_ENTER, NULL);
 }
 
@@ -680,11 +543,11 @@ worker_exit(WorkerExit reason)
 	 */
 	if (reason == WORKER_EXIT_NO_EXTENSION || my_slot->exit_requested)
 	{
-		List *registered = streamproc_state_registered_views(MyDatabaseId, my_index);
+		List *registered = streamproc_state_registered_views(MyDatabaseId, worker_index);
 		ListCell *lc;
 
 		foreach (lc, registered)
-			streamproc_state_forget(MyDatabaseId, lfirst_oid(lc), my_index);
+			streamproc_state_forget(MyDatabaseId, lfirst_oid(lc), worker_index);
 	}
 	streamproc_kafka_stop(my_sources);
 	my_sources = NIL;
@@ -700,18 +563,18 @@ void
 streamproc_worker_main(Datum main_arg)
 {
 	my_slot = streamproc_worker_slot(DatumGetInt32(main_arg));
-	my_index = my_slot->index;
+	worker_index = my_slot->index;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(my_slot->dbid, InvalidOid, 0);
-	pgstat_report_appname(psprintf("streamproc worker %d", my_index));
+	pgstat_report_appname(psprintf("streamproc worker %d", worker_index));
 
 	catalog_cxt = AllocSetContextCreate(TopMemoryContext, "streamproc catalog",
 										ALLOCSET_DEFAULT_SIZES);
-	batch_cxt = AllocSetContextCreate(TopMemoryContext, "streamproc batch",
-									  ALLOCSET_DEFAULT_SIZES);
+	worker_batch_cxt = AllocSetContextCreate(TopMemoryContext, "streamproc batch",
+											 ALLOCSET_DEFAULT_SIZES);
 #ifdef __GLIBC__
 
 	/*
@@ -740,7 +603,7 @@ streamproc_worker_main(Datum main_arg)
 	catalog_generation_seen = pg_atomic_read_u64(&streamproc_shared->catalog_generation);
 	worker_load_catalog();
 	last_checkpoint = GetCurrentTimestamp();
-	ereport(LOG, (errmsg("streamproc worker %d started", my_index)));
+	ereport(LOG, (errmsg("streamproc worker %d started", worker_index)));
 
 	while (!ShutdownRequestPending)
 	{
@@ -769,7 +632,7 @@ streamproc_worker_main(Datum main_arg)
 		catalog_generation = pg_atomic_read_u64(&streamproc_shared->catalog_generation);
 		if (catalog_generation != catalog_generation_seen)
 		{
-			if (checkpoint_needed)
+			if (worker_checkpoint_needed)
 				worker_checkpoint();
 			if (!worker_has_extension())
 				worker_exit(WORKER_EXIT_NO_EXTENSION);
@@ -785,12 +648,12 @@ streamproc_worker_main(Datum main_arg)
 			my_slot->paused = over_budget;
 			if (over_budget)
 				ereport(LOG,
-						(errmsg("streamproc worker %d paused ingestion: state memory budget reached", my_index),
+						(errmsg("streamproc worker %d paused ingestion: state memory budget reached", worker_index),
 						 errdetail("Continuous views use %lld bytes of shared memory; \"streamproc.state_memory\" is %d kB.",
 								   (long long)streamproc_state_memory_used(), streamproc_state_memory),
 						 errhint("Increase \"streamproc.state_memory\" or drop continuous views. Stream inserts are kept and processed when ingestion resumes.")));
 			else
-				ereport(LOG, (errmsg("streamproc worker %d resumed ingestion", my_index)));
+				ereport(LOG, (errmsg("streamproc worker %d resumed ingestion", worker_index)));
 		}
 
 		/*
@@ -817,7 +680,7 @@ streamproc_worker_main(Datum main_arg)
 				n = worker_batch((WStream *)lfirst(lc));
 
 				if (n > 0)
-					checkpoint_needed = true;
+					worker_checkpoint_needed = true;
 				else if (n < 0)
 				{
 					/* The catalog changed under the batch: reload first. */
@@ -846,9 +709,9 @@ streamproc_worker_main(Datum main_arg)
 
 					if (worker_source_batch(stream, lfirst(sc), &src_more) > 0)
 					{
-						checkpoint_needed = true;
+						worker_checkpoint_needed = true;
 						if (stream->pending.nrows >= PENDING_ROWS_CHECKPOINT)
-							checkpoint_soon = true;
+							worker_checkpoint_soon = true;
 					}
 					more |= src_more;
 				}
@@ -858,9 +721,9 @@ streamproc_worker_main(Datum main_arg)
 
 		/* Inputs go idle as time passes: watermarks move without events. */
 		foreach (lc, my_streams)
-			publish_watermarks(lfirst(lc));
+			worker_publish_watermarks(lfirst(lc));
 		if (streamproc_kafka_checkpoint_needed(my_sources))
-			checkpoint_needed = true;
+			worker_checkpoint_needed = true;
 
 		/*
 		 * sync(): the Kafka partitions must also be processed up to the high
@@ -869,13 +732,13 @@ streamproc_worker_main(Datum main_arg)
 		caught_up = !sync_requested || over_budget ||
 					streamproc_kafka_caught_up(my_sources, generation);
 
-		if (checkpoint_needed &&
-			((sync_requested && caught_up) || checkpoint_soon ||
+		if (worker_checkpoint_needed &&
+			((sync_requested && caught_up) || worker_checkpoint_soon ||
 			 TimestampDifferenceExceeds(last_checkpoint, GetCurrentTimestamp(),
 										checkpoint_spacing())))
 		{
 			worker_checkpoint();
-			checkpoint_soon = false;
+			worker_checkpoint_soon = false;
 		}
 
 		if (!over_budget && caught_up)
@@ -906,7 +769,7 @@ streamproc_worker_main(Datum main_arg)
 		}
 	}
 
-	if (checkpoint_needed)
+	if (worker_checkpoint_needed)
 		worker_checkpoint();
 	worker_exit(WORKER_EXIT_SHUTDOWN);
 }
@@ -944,12 +807,12 @@ worker_has_extension(void)
  */
 
 /*
- * prepare_or_die
+ * worker_prepare_or_die
  *		Prepare and keep a plan.  SPI calls return in SPI's procedure
  *		context; this one returns in the caller's context.
  */
-static SPIPlanPtr
-prepare_or_die(const char *sql, int nargs, Oid *argtypes)
+SPIPlanPtr
+worker_prepare_or_die(const char *sql, int nargs, Oid *argtypes)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	SPIPlanPtr plan = SPI_prepare(sql, nargs, argtypes);
@@ -962,46 +825,6 @@ prepare_or_die(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
-/*
- * The INSERT of a windowed view's late events.  Its table belongs to the
- * user, who may have altered it so that it no longer fits: then the late
- * events go to streamproc.errors (view->late_error), rather than the
- * worker failing at every start.
- */
-static SPIPlanPtr
-prepare_late_plan(WView *view, const char *late_query, Oid *types)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	SPIPlanPtr plan = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		plan = prepare_or_die(late_query, 2, types);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt); /* the view's context, not the transaction's */
-		view->late_error = psprintf("late events of continuous view \"%s\" cannot be written to its late_events table: %s",
-									view->name, edata->message);
-		ereport(WARNING, (errmsg("%s", view->late_error),
-						  errhint("Late events go to streamproc.errors until the table has the stream's columns and \"view\", \"watermark\" and \"reason\" again.")));
-		plan = NULL;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return plan;
-}
 
 /* Prepare a view's plans as its owner (names resolve as the owner's). */
 static void
@@ -1024,26 +847,26 @@ worker_prepare_view(WView *view, const char *batch_query, const char *event_quer
 		Oid source_types[1] = {TIMESTAMPTZOID};
 		Oid late_types[2] = {TIMESTAMPTZOID, TEXTOID};
 
-		view->batch_plan = prepare_or_die(batch_query, 3, batch_types);
-		view->event_plan = prepare_or_die(event_query, 2, event_types);
-		view->source_plan = prepare_or_die(source_query, 1, source_types);
+		view->batch_plan = worker_prepare_or_die(batch_query, 3, batch_types);
+		view->event_plan = worker_prepare_or_die(event_query, 2, event_types);
+		view->source_plan = worker_prepare_or_die(source_query, 1, source_types);
 		if (late_query != NULL)
-			view->late_plan = prepare_late_plan(view, late_query, late_types);
+			view->late_plan = worker_prepare_late_plan(view, late_query, late_types);
 	}
 	else if (view->kind == 'a')
 	{
-		view->batch_plan = prepare_or_die(batch_query, 2, snap_types);
-		view->event_plan = prepare_or_die(event_query, 1, tid_type);
-		view->source_plan = prepare_or_die(source_query, 0, NULL);
+		view->batch_plan = worker_prepare_or_die(batch_query, 2, snap_types);
+		view->event_plan = worker_prepare_or_die(event_query, 1, tid_type);
+		view->source_plan = worker_prepare_or_die(source_query, 0, NULL);
 	}
 	else
 	{
-		view->batch_plan = prepare_or_die(psprintf("INSERT INTO %s %s", rows_table, batch_query),
-										  2, snap_types);
-		view->event_plan = prepare_or_die(psprintf("INSERT INTO %s %s", rows_table, event_query),
-										  1, tid_type);
-		view->source_plan = prepare_or_die(psprintf("INSERT INTO %s %s", rows_table, source_query),
-										   0, NULL);
+		view->batch_plan = worker_prepare_or_die(psprintf("INSERT INTO %s %s", rows_table, batch_query),
+												 2, snap_types);
+		view->event_plan = worker_prepare_or_die(psprintf("INSERT INTO %s %s", rows_table, event_query),
+												 1, tid_type);
+		view->source_plan = worker_prepare_or_die(psprintf("INSERT INTO %s %s", rows_table, source_query),
+												  0, NULL);
 	}
 	SetUserIdAndSecContext(save_userid, save_sec);
 }
@@ -1066,8 +889,8 @@ worker_load_view_state(WView *view, bool fold)
 	TimestampTz closed = DT_NOBEGIN;
 
 	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
-	view->shared = streamproc_state_register(MyDatabaseId, view->viewid, my_index);
-	view->shared->loaded &= ~(UINT64CONST(1) << my_index);
+	view->shared = streamproc_state_register(MyDatabaseId, view->viewid, worker_index);
+	view->shared->loaded &= ~(UINT64CONST(1) << worker_index);
 	if (view->groups == NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(catalog_cxt);
@@ -1075,11 +898,11 @@ worker_load_view_state(WView *view, bool fold)
 		view->groups = streamproc_state_attach_groups(view->shared);
 		MemoryContextSwitchTo(old);
 	}
-	streamproc_state_reset_slot(view->groups, view->shared, my_index);
+	streamproc_state_reset_slot(view->groups, view->shared, worker_index);
 	LWLockRelease(streamproc_state_lock());
 
 	args[0] = ObjectIdGetDatum(view->viewid);
-	args[1] = Int32GetDatum(my_index);
+	args[1] = Int32GetDatum(worker_index);
 	args[2] = BoolGetDatum(fold);
 	args[3] = Int32GetDatum(streamproc_workers);
 	ret = SPI_execute_with_args("SELECT key, state, slot FROM streamproc.view_state"
@@ -1098,22 +921,22 @@ worker_load_view_state(WView *view, bool fold)
 		int slot = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
 		bool new_group;
 
-		if (slot != my_index)
+		if (slot != worker_index)
 		{
 			bytea *mine = streamproc_state_fetch(view->groups, VARDATA_ANY(key),
-												 VARSIZE_ANY_EXHDR(key), my_index);
+												 VARSIZE_ANY_EXHDR(key), worker_index);
 
 			state = streamproc_combine_packed(view->aggs, view->nagg, mine, state);
 			view->rewrite_slots = true;
 			dirty_add(view, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 		}
 		view->memory += streamproc_state_store(view->groups, VARDATA_ANY(key),
-											   VARSIZE_ANY_EXHDR(key), my_index,
+											   VARSIZE_ANY_EXHDR(key), worker_index,
 											   state, &new_group);
 		if (new_group)
 			view->new_groups++;
 		if (view->window.kind != 0)
-			window_stored(view, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), new_group);
+			worker_window_stored(view, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), new_group);
 	}
 	SPI_freetuptable(SPI_tuptable);
 
@@ -1134,7 +957,7 @@ worker_load_view_state(WView *view, bool fold)
 			TimestampTz count;
 
 			streamproc_window_key_decode(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &id, &count);
-			count_index(view, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), id, count);
+			worker_count_index(view, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), id, count);
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
@@ -1160,12 +983,12 @@ worker_load_view_state(WView *view, bool fold)
 	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
 	view->shared->groups_count += view->new_groups;
 	view->shared->memory += view->memory;
-	view->shared->loaded |= UINT64CONST(1) << my_index;
-	view->shared->closed[my_index] = closed;
+	view->shared->loaded |= UINT64CONST(1) << worker_index;
+	view->shared->closed[worker_index] = closed;
 	if (closed > view->shared->watermark)
 		view->shared->watermark = closed;
 	if (nrows > 0 || closed != DT_NOBEGIN)
-		view->shared->writers |= UINT64CONST(1) << my_index;
+		view->shared->writers |= UINT64CONST(1) << worker_index;
 	LWLockRelease(streamproc_state_lock());
 	view->new_groups = 0;
 	view->memory = 0;
@@ -1264,7 +1087,7 @@ worker_load_catalog(void)
 	view_state_relid = get_relname_relid("view_state", get_namespace_oid("streamproc", false));
 
 	/* Kafka sources we consume, then their streams and ours. */
-	my_sources = streamproc_kafka_load(my_index, catalog_cxt);
+	my_sources = streamproc_kafka_load(worker_index, catalog_cxt);
 	{
 		Datum *oids = palloc(sizeof(Datum) * Max(list_length(my_sources), 1));
 		int n = 0;
@@ -1274,7 +1097,7 @@ worker_load_catalog(void)
 		args[2] = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
 	}
 	args[0] = Int32GetDatum(streamproc_workers);
-	args[1] = Int32GetDatum(my_index);
+	args[1] = Int32GetDatum(worker_index);
 	ret = SPI_execute_with_args("SELECT s.stream::oid, s.stream::text, s.log::text, s.log::oid,"
 								" (s.stream::oid::int8 % $1) = $2"
 								" FROM streamproc.streams s"
@@ -1330,16 +1153,16 @@ worker_load_catalog(void)
 		MemoryContext old;
 
 		old = MemoryContextSwitchTo(catalog_cxt);
-		s->rows_plan = prepare_or_die(psprintf("SELECT l.ctid, (pg_catalog.to_jsonb(l) - '$xid')::text"
-											   " FROM %s l WHERE %s ORDER BY l.ctid",
-											   s->logname, pred),
-									  2, snap_types);
-		s->delete_plan = prepare_or_die(psprintf("DELETE FROM %s l WHERE pg_catalog.pg_visible_in_snapshot(l.\"$xid\", $1)",
-												 s->logname),
-										1, one_snap);
-		s->unconsumed_plan = prepare_or_die(psprintf("SELECT 1 FROM %s l WHERE NOT pg_catalog.pg_visible_in_snapshot(l.\"$xid\", $1) LIMIT 1",
-													 s->logname),
-											1, one_snap);
+		s->rows_plan = worker_prepare_or_die(psprintf("SELECT l.ctid, (pg_catalog.to_jsonb(l) - '$xid')::text"
+													  " FROM %s l WHERE %s ORDER BY l.ctid",
+													  s->logname, pred),
+											 2, snap_types);
+		s->delete_plan = worker_prepare_or_die(psprintf("DELETE FROM %s l WHERE pg_catalog.pg_visible_in_snapshot(l.\"$xid\", $1)",
+														s->logname),
+											   1, one_snap);
+		s->unconsumed_plan = worker_prepare_or_die(psprintf("SELECT 1 FROM %s l WHERE NOT pg_catalog.pg_visible_in_snapshot(l.\"$xid\", $1) LIMIT 1",
+															s->logname),
+												   1, one_snap);
 		MemoryContextSwitchTo(old);
 
 		args[0] = ObjectIdGetDatum(s->streamid);
@@ -1426,9 +1249,9 @@ worker_load_catalog(void)
 						ctl.keysize = sizeof(DirtyKey);
 						ctl.entrysize = v->window.kind == WINDOW_SESSION ? sizeof(SessionGroup)
 																		 : sizeof(CountGroup);
-						ctl.hash = dirty_hash;
-						ctl.match = dirty_match;
-						ctl.keycopy = dirty_keycopy;
+						ctl.hash = worker_dirty_hash;
+						ctl.match = worker_dirty_match;
+						ctl.keycopy = worker_dirty_keycopy;
 						ctl.hcxt = AllocSetContextCreate(catalog_cxt, "streamproc window index",
 														 ALLOCSET_DEFAULT_SIZES);
 						index = hash_create("streamproc window index", 1024, &ctl,
@@ -1506,28 +1329,28 @@ worker_load_catalog(void)
 			StringInfoData cols;
 			int j;
 
-			s->count_plan = prepare_or_die(psprintf("SELECT count(*), min(l.%s), max(l.%s),"
-													" count(*) FILTER (WHERE l.%s IS NULL)"
-													" FROM %s l WHERE %s",
-													ev, ev, ev, s->logname, pred),
-										   2, snap_types);
+			s->count_plan = worker_prepare_or_die(psprintf("SELECT count(*), min(l.%s), max(l.%s),"
+														   " count(*) FILTER (WHERE l.%s IS NULL)"
+														   " FROM %s l WHERE %s",
+														   ev, ev, ev, s->logname, pred),
+												  2, snap_types);
 			initStringInfo(&cols);
 			for (j = 0; j < s->desc->natts; j++)
 				if (!TupleDescAttr(s->desc, j)->attisdropped)
 					appendStringInfo(&cols, ", l.%s",
 									 quote_identifier(NameStr(TupleDescAttr(s->desc, j)->attname)));
-			s->late_rows_plan = prepare_or_die(psprintf("SELECT l.ctid, (pg_catalog.to_jsonb(l) - '$xid')::text%s"
-														" FROM %s l WHERE %s AND (l.%s < $3 OR l.%s IS NULL)"
-														" ORDER BY l.ctid",
-														cols.data, s->logname, pred, ev, ev),
-											   3, (Oid[]){PG_SNAPSHOTOID, PG_SNAPSHOTOID, TIMESTAMPTZOID});
+			s->late_rows_plan = worker_prepare_or_die(psprintf("SELECT l.ctid, (pg_catalog.to_jsonb(l) - '$xid')::text%s"
+															   " FROM %s l WHERE %s AND (l.%s < $3 OR l.%s IS NULL)"
+															   " ORDER BY l.ctid",
+															   cols.data, s->logname, pred, ev, ev),
+													  3, (Oid[]){PG_SNAPSHOTOID, PG_SNAPSHOTOID, TIMESTAMPTZOID});
 		}
 		else
-			s->count_plan = prepare_or_die(psprintf("SELECT count(*), NULL::pg_catalog.timestamptz,"
-													" NULL::pg_catalog.timestamptz, 0::pg_catalog.int8"
-													" FROM %s l WHERE %s",
-													s->logname, pred),
-										   2, snap_types);
+			s->count_plan = worker_prepare_or_die(psprintf("SELECT count(*), NULL::pg_catalog.timestamptz,"
+														   " NULL::pg_catalog.timestamptz, 0::pg_catalog.int8"
+														   " FROM %s l WHERE %s",
+														   s->logname, pred),
+												  2, snap_types);
 		MemoryContextSwitchTo(old);
 	}
 
@@ -1546,8 +1369,8 @@ worker_load_catalog(void)
 			{
 				/* No state, but statistics: register it all the same. */
 				LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
-				v->shared = streamproc_state_register(MyDatabaseId, v->viewid, my_index);
-				v->shared->loaded |= UINT64CONST(1) << my_index;
+				v->shared = streamproc_state_register(MyDatabaseId, v->viewid, worker_index);
+				v->shared->loaded |= UINT64CONST(1) << worker_index;
 				LWLockRelease(streamproc_state_lock());
 			}
 		}
@@ -1555,7 +1378,7 @@ worker_load_catalog(void)
 
 	/*
 	 * Windowed views: the slots that read the stream's Kafka sources must
-	 * all publish before the view's watermark moves (publish_watermarks).
+	 * all publish before the view's watermark moves (worker_publish_watermarks).
 	 */
 	foreach (lc, my_streams)
 	{
@@ -1637,7 +1460,7 @@ worker_load_catalog(void)
 	 * worker to let go destroys the state, so nobody is writing it.
 	 */
 	{
-		List *registered = streamproc_state_registered_views(MyDatabaseId, my_index);
+		List *registered = streamproc_state_registered_views(MyDatabaseId, worker_index);
 		ListCell *rc;
 
 		foreach (rc, registered)
@@ -1657,7 +1480,7 @@ worker_load_catalog(void)
 				if (((WView *)lfirst(lc))->viewid == viewid)
 					mine = true;
 			if (!mine)
-				streamproc_state_forget(MyDatabaseId, viewid, my_index);
+				streamproc_state_forget(MyDatabaseId, viewid, worker_index);
 		}
 	}
 
@@ -1666,899 +1489,6 @@ worker_load_catalog(void)
 	CommitTransactionCommand();
 }
 
-/* ----------------------------------------------------------------
- * Windows (see windows.c for the model)
- *
- * Our slot's windows close in the checkpoint: the watermark has passed
- * their end plus the allowed lateness.  close_windows() writes them to
- * streamproc.window_state and deletes them from view_state in the
- * checkpoint's transaction; after the commit, windows_closed() publishes
- * the watermark our slot closed at (ViewShared.closed) and removes them
- * from shared memory, under the registry lock.  Readers count a window of
- * a slot from window_state when it ends at or before the slot's published
- * closing bound, and from shared memory otherwise (hop slices stay there
- * while later windows need them), so a reader never sees a window twice
- * or not at all.
- * ----------------------------------------------------------------
- */
-
-/* Add (add) or remove a session of our slot in the view's session index. */
-static void
-session_index(WView *view, const char *key, uint32 keylen, bool add)
-{
-	SessionGroup *g;
-	DirtyKey k;
-	TimestampTz start;
-	TimestampTz end;
-	ListCell *lc;
-	bool found;
-
-	if (view->sessions == NULL)
-		return;
-	streamproc_window_key_decode(key, keylen, &start, &end);
-	k.len = keylen - WINDOW_KEY_PREFIX;
-	k.bytes = (char *)key + WINDOW_KEY_PREFIX;
-	dirty_key_cxt = GetMemoryChunkContext(view->sessions);
-	g = hash_search(view->sessions, &k, add ? HASH_ENTER : HASH_FIND, &found);
-	if (!found)
-	{
-		if (add)
-			g->spans = NIL;
-		else
-			return;
-	}
-	foreach (lc, g->spans)
-	{
-		SessionSpan *span = lfirst(lc);
-
-		if (span->start == start && span->end == end)
-		{
-			if (!add)
-			{
-				g->spans = foreach_delete_current(g->spans, lc);
-				pfree(span);
-				if (g->spans == NIL)
-				{
-					char *bytes = g->key.bytes;
-
-					(void)hash_search(view->sessions, &k, HASH_REMOVE, NULL);
-					pfree(bytes);
-				}
-			}
-			return;
-		}
-	}
-	if (add)
-	{
-		MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(view->sessions));
-		SessionSpan *span = palloc(sizeof(SessionSpan));
-
-		span->start = start;
-		span->end = end;
-		g->spans = lappend(g->spans, span);
-		MemoryContextSwitchTo(old);
-	}
-}
-
-/* Bookkeeping after storing a window's state in our slot. */
-static void
-window_stored(WView *view, const char *key, uint32 keylen, bool new_group)
-{
-	TimestampTz start;
-	TimestampTz end;
-
-	streamproc_window_key_decode(key, keylen, &start, &end);
-	if (view->window.kind == WINDOW_COUNT)
-	{
-		count_index(view, key, keylen, start, end);
-		if (end >= view->window.size)
-			view->min_end = DT_NOBEGIN; /* a full window: close it */
-		return;
-	}
-	if (end < view->min_end)
-		view->min_end = end; /* a hop slice's first window ends with it */
-	session_index(view, key, keylen, true);
-}
-
-/* Our current window of a group is (id, count), unless we know a later one. */
-static void
-count_index(WView *view, const char *key, uint32 keylen, int64 id, int64 count)
-{
-	CountGroup *g;
-	DirtyKey k;
-	bool found;
-
-	k.len = keylen - WINDOW_KEY_PREFIX;
-	k.bytes = (char *)key + WINDOW_KEY_PREFIX;
-	dirty_key_cxt = GetMemoryChunkContext(view->counters);
-	g = hash_search(view->counters, &k, HASH_ENTER, &found);
-	if (!found || id > g->id || (id == g->id && count > g->count))
-	{
-		g->id = id;
-		g->count = count;
-	}
-}
-
-/* Append the state of window (id, count) of a group to pending. */
-static List *
-count_window_done(WView *view, List *pending, WindowPiece *g, int64 id, int64 count,
-				  int64 old_count, bytea *state)
-{
-	PendingState *p = palloc(sizeof(PendingState));
-
-	p->keylen = WINDOW_KEY_PREFIX + g->glen;
-	p->key = palloc(p->keylen);
-	streamproc_window_key_prefix(p->key, id, count);
-	memcpy(p->key + WINDOW_KEY_PREFIX, g->gkey, g->glen);
-	if (old_count > 0 && old_count != count)
-	{
-		PendingState *drop = palloc(sizeof(PendingState));
-
-		drop->keylen = p->keylen;
-		drop->key = palloc(p->keylen);
-		memcpy(drop->key, p->key, p->keylen);
-		streamproc_window_key_prefix(drop->key, id, old_count);
-		drop->state = NULL;
-		pending = lappend(pending, drop);
-	}
-	p->state = state;
-	return lappend(pending, p);
-}
-
-/*
- * count_events
- *		combine_results() of a count-window view: the batch query yields one
- *		row per event with its number in the batch.  Per group, in that
- *		order, the events fill the group's current window up to the size and
- *		then start the next one.  A window's key carries its id and how many
- *		events it has, so a growing window is stored under a new key.
- */
-static List *
-count_events(WView *view)
-{
-	List *pending = NIL;
-	WindowPiece **pieces;
-	int npieces = 0;
-	int first;
-
-	pieces = window_pieces(view, &npieces);
-
-	for (first = 0; first < npieces;)
-	{
-		WindowPiece *g = pieces[first];
-		CountGroup *current;
-		DirtyKey k;
-		int64 id = 0;
-		int64 count = 0;
-		int64 old_count = 0;
-		bytea *state = NULL;
-		PackedAccum acc;
-
-		k.len = g->glen;
-		k.bytes = g->gkey;
-		current = hash_search(view->counters, &k, HASH_FIND, NULL);
-		if (current != NULL)
-		{
-			id = current->id;
-			count = old_count = current->count;
-		}
-		if (count >= view->window.size)
-		{
-			id++;
-			count = old_count = 0;
-		}
-		else if (count > 0)
-		{
-			uint32 keylen = WINDOW_KEY_PREFIX + g->glen;
-			char *open = palloc(keylen);
-
-			streamproc_window_key_prefix(open, id, count);
-			memcpy(open + WINDOW_KEY_PREFIX, g->gkey, g->glen);
-			state = streamproc_state_fetch(view->groups, open, keylen, my_index);
-		}
-		streamproc_packed_accum_init(&acc, view->aggs, view->nagg, CurrentMemoryContext);
-		streamproc_packed_accum_add(&acc, state);
-		for (; first < npieces && pieces[first]->glen == g->glen &&
-			   memcmp(pieces[first]->gkey, g->gkey, g->glen) == 0;
-			 first++)
-		{
-			streamproc_packed_accum_add(&acc, pieces[first]->state);
-			count++;
-			if (count == view->window.size)
-			{
-				pending = count_window_done(view, pending, g, id, count, old_count,
-											streamproc_packed_accum_result(&acc));
-				id++;
-				count = old_count = 0;
-			}
-		}
-		if (count > 0)
-			pending = count_window_done(view, pending, g, id, count, old_count,
-										streamproc_packed_accum_result(&acc));
-	}
-	return pending;
-}
-
-/* Order pieces by group, then start. */
-static int
-window_piece_cmp(const void *a, const void *b)
-{
-	const WindowPiece *x = *(WindowPiece *const *)a;
-	const WindowPiece *y = *(WindowPiece *const *)b;
-	int c;
-
-	if (x->glen != y->glen)
-		return x->glen < y->glen ? -1 : 1;
-	c = memcmp(x->gkey, y->gkey, x->glen);
-	if (c != 0)
-		return c;
-	if (x->start != y->start)
-		return x->start < y->start ? -1 : 1;
-	return 0;
-}
-
-/*
- * The rows of a session or count-window view's batch query (in
- * SPI_tuptable) as pieces, sorted by group and start.
- */
-static WindowPiece **
-window_pieces(WView *view, int *npieces)
-{
-	WindowPiece **pieces = palloc(sizeof(WindowPiece *) * Max(SPI_processed, 1));
-	StringInfoData key;
-	uint64 i;
-
-	initStringInfo(&key);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple tup = SPI_tuptable->vals[i];
-		WindowPiece *p = palloc0(sizeof(WindowPiece));
-
-		serialize_key(view, tup, SPI_tuptable->tupdesc, &key);
-		streamproc_window_key_decode(key.data, key.len, &p->start, &p->end);
-		p->glen = key.len - WINDOW_KEY_PREFIX;
-		p->gkey = palloc(Max(p->glen, 1));
-		memcpy(p->gkey, key.data + WINDOW_KEY_PREFIX, p->glen);
-		p->state = row_states(view, tup, SPI_tuptable->tupdesc);
-		pieces[i] = p;
-	}
-	*npieces = (int)SPI_processed;
-	qsort(pieces, *npieces, sizeof(WindowPiece *), window_piece_cmp);
-	return pieces;
-}
-
-static char *
-session_key(WindowPiece *p, TimestampTz start, TimestampTz end, uint32 *keylen)
-{
-	char *key = palloc(WINDOW_KEY_PREFIX + Max(p->glen, 1));
-
-	streamproc_window_key_prefix(key, start, end);
-	memcpy(key + WINDOW_KEY_PREFIX, p->gkey, p->glen);
-	*keylen = WINDOW_KEY_PREFIX + p->glen;
-	return key;
-}
-
-/*
- * merge_sessions
- *		combine_results() of a session view: the batch query yields one
- *		window [ts, ts + gap) per group and distinct event time.  Per group,
- *		sort them with our slot's open sessions by start and merge the ones
- *		that overlap (gaps and islands); every merged session that took a
- *		new window replaces the open sessions it swallowed.
- */
-static List *
-merge_sessions(WView *view)
-{
-	List *pending = NIL;
-	WindowPiece **pieces;
-	int npieces = 0;
-	int j;
-	int first;
-
-	pieces = window_pieces(view, &npieces);
-
-	for (first = 0; first < npieces;)
-	{
-		WindowPiece *g = pieces[first];
-		List *run = NIL;
-		SessionGroup *open;
-		DirtyKey k;
-		int last = first;
-		ListCell *lc;
-		WindowPiece *cur = NULL;
-		List *members = NIL;
-		bool has_new = false;
-
-		while (last < npieces && pieces[last]->glen == g->glen &&
-			   memcmp(pieces[last]->gkey, g->gkey, g->glen) == 0)
-			run = lappend(run, pieces[last++]);
-
-		/* The group's open sessions join the run. */
-		k.len = g->glen;
-		k.bytes = g->gkey;
-		open = hash_search(view->sessions, &k, HASH_FIND, NULL);
-		if (open != NULL)
-		{
-			foreach (lc, open->spans)
-			{
-				SessionSpan *span = lfirst(lc);
-				WindowPiece *p = palloc0(sizeof(WindowPiece));
-
-				p->gkey = g->gkey;
-				p->glen = g->glen;
-				p->start = span->start;
-				p->end = span->end;
-				p->existing = true;
-				run = lappend(run, p);
-			}
-			list_sort(run, (list_sort_comparator)window_piece_cmp);
-		}
-
-		/* Sweep: pieces that overlap the current session join it. */
-		for (j = 0; j <= list_length(run); j++)
-		{
-			WindowPiece *p = j < list_length(run) ? list_nth(run, j) : NULL;
-
-			if (cur != NULL && p != NULL && p->start < cur->end)
-			{
-				cur->end = Max(cur->end, p->end);
-				members = lappend(members, p);
-				has_new |= !p->existing;
-				continue;
-			}
-			if (cur != NULL && has_new)
-			{
-				PendingState *out = palloc(sizeof(PendingState));
-				PackedAccum acc;
-				ListCell *mc;
-
-				out->key = session_key(cur, cur->start, cur->end, &out->keylen);
-				streamproc_packed_accum_init(&acc, view->aggs, view->nagg, CurrentMemoryContext);
-				foreach (mc, members)
-				{
-					WindowPiece *m = lfirst(mc);
-					bytea *mstate = m->state;
-
-					if (m->existing)
-					{
-						uint32 mlen;
-						char *mkey = session_key(m, m->start, m->end, &mlen);
-
-						mstate = streamproc_state_fetch(view->groups, mkey, mlen, my_index);
-						if (mlen != out->keylen || memcmp(mkey, out->key, mlen) != 0)
-						{
-							PendingState *drop = palloc(sizeof(PendingState));
-
-							drop->key = mkey;
-							drop->keylen = mlen;
-							drop->state = NULL;
-							pending = lappend(pending, drop);
-						}
-					}
-					streamproc_packed_accum_add(&acc, mstate);
-				}
-				out->state = streamproc_packed_accum_result(&acc);
-				pending = lappend(pending, out);
-			}
-			if (p == NULL)
-				break;
-			cur = palloc(sizeof(WindowPiece));
-			*cur = *p;
-			members = list_make1(p);
-			has_new = !p->existing;
-		}
-		first = last;
-	}
-	return pending;
-}
-
-/*
- * publish_watermarks
- *		Our inputs' watermark for a stream's windowed views, minus
- *		watermark_delay: the least greatest event time of our active inputs
- *		(the log once it had events, each Kafka partition we read); when all
- *		of them are idle, the greatest, so that windows close once a stream
- *		goes quiet.  The view's watermark moves up to the minimum over the
- *		slots with inputs, once every worker that reads one of the stream's
- *		Kafka sources has published (a worker that has not loaded a new
- *		source yet, after a restart or a new source, would otherwise not hold
- *		it back).
- *		Asks for a checkpoint when a view's watermark passed the one our slot
- *		closed windows at.
- */
-static void
-publish_watermarks(WStream *stream)
-{
-	TimestampTz now;
-	TimestampTz least = DT_NOEND;
-	TimestampTz greatest = DT_NOBEGIN;
-	TimestampTz mark = DT_NOBEGIN;
-	bool active = false;
-	bool inputs;
-	ListCell *lc;
-
-	if (stream->event_time == InvalidAttrNumber)
-		return;
-	now = GetCurrentTimestamp();
-	if (stream->owns_log && stream->log_last_event != 0)
-	{
-		greatest = stream->log_max_time;
-		if (stream->idle_timeout < 0 || now - stream->log_last_event < stream->idle_timeout)
-		{
-			least = stream->log_max_time;
-			active = true;
-		}
-	}
-	foreach (lc, stream->sources)
-	{
-		TimestampTz t;
-		TimestampTz g;
-
-		if (streamproc_kafka_event_times(lfirst(lc), now, stream->idle_timeout, &t, &g))
-		{
-			least = Min(least, t);
-			active = true;
-		}
-		greatest = Max(greatest, g);
-	}
-	if (!active)
-		least = greatest;
-	inputs = active || greatest != DT_NOBEGIN;
-	if (inputs && !TIMESTAMP_NOT_FINITE(least) &&
-		(pg_sub_s64_overflow(least, stream->watermark_delay, &mark) || !IS_VALID_TIMESTAMP(mark)))
-		mark = DT_NOBEGIN;
-
-	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
-	foreach (lc, stream->views)
-	{
-		WView *view = lfirst(lc);
-		ViewShared *shared = view->shared;
-		uint64 bit = UINT64CONST(1) << my_index;
-
-		if (view->window.kind == 0 || view->window.kind == WINDOW_COUNT || shared == NULL)
-			continue;
-		shared->published_slots |= bit;
-		if (inputs)
-		{
-			shared->input_slots |= bit;
-			shared->input_watermark[my_index] = mark;
-		}
-		else
-			shared->input_slots &= ~bit;
-		if (shared->input_slots != 0 &&
-			(shared->source_slots & ~shared->published_slots) == 0)
-		{
-			TimestampTz least_slot = DT_NOEND;
-			int i;
-
-			for (i = 0; i < streamproc_workers; i++)
-				if (shared->input_slots & (UINT64CONST(1) << i))
-					least_slot = Min(least_slot, shared->input_watermark[i]);
-			if (least_slot > shared->watermark && !TIMESTAMP_NOT_FINITE(least_slot))
-				shared->watermark = least_slot;
-		}
-		if (shared->watermark > view->closed)
-			checkpoint_needed = true;
-	}
-	LWLockRelease(streamproc_state_lock());
-}
-
-/* A group of our slot copied by close_windows()'s scan. */
-typedef struct ClosingScan
-{
-	WView *view;
-	TimestampTz old_bound; /* windows ending at or before it are closed */
-	TimestampTz new_bound; /* ... and now these */
-	WindowTable *closed;   /* the windows that close */
-	List *removed;         /* DirtyKey * of groups that leave our slot */
-	TimestampTz min_end;   /* the earliest window left to close */
-	TimestampTz closed_at; /* count windows: their window_end in window_state */
-} ClosingScan;
-
-static void
-closing_scan_callback(const char *key, uint32 keylen, bytea **slots, int nslots,
-					  void *arg)
-{
-	ClosingScan *cs = arg;
-	const WindowSpec *spec = &cs->view->window;
-	bytea *state = slots[my_index];
-	TimestampTz start;
-	TimestampTz end;
-	TimestampTz last_end;
-
-	if (state == NULL)
-		return;
-	streamproc_window_key_decode(key, keylen, &start, &end);
-	if (spec->kind == WINDOW_COUNT && end < cs->new_bound)
-		return; /* not full yet */
-	/* A hop slice's last window starts with it. */
-	last_end = spec->kind == WINDOW_HOP ? start + spec->size : end;
-	if (spec->kind == WINDOW_HOP)
-	{
-		if (end <= cs->new_bound && last_end > cs->old_bound)
-			streamproc_window_table_add_slice(cs->closed, spec, key, keylen, state,
-											  cs->old_bound, cs->new_bound);
-	}
-	else if (end <= cs->new_bound)
-		streamproc_window_table_add(cs->closed, key, keylen, state);
-
-	if (last_end <= cs->new_bound)
-	{
-		DirtyKey *k = palloc(sizeof(DirtyKey));
-
-		k->len = keylen;
-		k->bytes = palloc(Max(keylen, 1));
-		memcpy(k->bytes, key, keylen);
-		cs->removed = lappend(cs->removed, k);
-	}
-	else
-	{
-		TimestampTz next = end;
-
-		/* The next window of the slice to close. */
-		if (spec->kind == WINDOW_HOP && end <= cs->new_bound)
-			next = streamproc_window_bin(cs->new_bound, spec->slide, spec->origin) + spec->slide;
-		cs->min_end = Min(cs->min_end, next);
-	}
-}
-
-/* Rows of streamproc.window_state for the windows that close. */
-typedef struct ClosedRows
-{
-	Datum *keys;
-	Datum *states;
-	Datum *ends;
-	int count;
-	TimestampTz closed_at; /* count windows: the window_end of every row */
-} ClosedRows;
-
-static void
-closed_row_callback(const char *key, uint32 keylen, bytea *state, void *arg)
-{
-	ClosedRows *rows = arg;
-	bytea *k = palloc(keylen + VARHDRSZ);
-	TimestampTz start;
-	TimestampTz end;
-
-	SET_VARSIZE(k, keylen + VARHDRSZ);
-	memcpy(VARDATA(k), key, keylen);
-	streamproc_window_key_decode(key, keylen, &start, &end);
-	rows->keys[rows->count] = PointerGetDatum(k);
-	rows->states[rows->count] = PointerGetDatum(state);
-	rows->ends[rows->count] = TimestampTzGetDatum(rows->closed_at != DT_NOBEGIN ? rows->closed_at : end);
-	rows->count++;
-}
-
-/*
- * close_windows
- *		In the checkpoint: move our slot's windows that the view's watermark
- *		closed to streamproc.window_state, record the watermark, and apply
- *		the retention.  What leaves shared memory is kept in *removed
- *		(batch_cxt) for windows_closed() after the commit.
- */
-static void
-close_windows(WView *view, TimestampTz *mark, List **removed)
-{
-	TimestampTz watermark;
-	ClosingScan cs;
-	Datum args[5];
-	int ret;
-
-	*removed = NIL;
-	if (view->window.kind == WINDOW_COUNT)
-	{
-		/* Full windows close now: the mark is the checkpoint's time. */
-		watermark = Max(GetCurrentTimestamp(), view->closed + 1);
-		cs.old_bound = view->closed;
-		cs.new_bound = view->window.size;
-		cs.closed_at = watermark;
-	}
-	else
-	{
-		LWLockAcquire(streamproc_state_lock(), LW_SHARED);
-		watermark = view->shared->watermark;
-		LWLockRelease(streamproc_state_lock());
-		if (watermark <= view->closed)
-		{
-			*mark = watermark;
-			return;
-		}
-		cs.old_bound = streamproc_window_close_bound(&view->window, view->closed);
-		cs.new_bound = streamproc_window_close_bound(&view->window, watermark);
-		cs.closed_at = DT_NOBEGIN;
-	}
-	*mark = watermark;
-	cs.view = view;
-	cs.removed = NIL;
-	cs.min_end = DT_NOEND;
-	if (cs.new_bound >= view->min_end)
-	{
-		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
-		ClosedRows rows;
-		long n;
-		ListCell *lc;
-		Datum *keys;
-		int nkeys = 0;
-
-		cs.closed = streamproc_window_table_create(view->aggs, view->nagg, batch_cxt);
-		LWLockAcquire(streamproc_state_lock(), LW_SHARED);
-		streamproc_state_scan(view->groups, closing_scan_callback, &cs);
-		LWLockRelease(streamproc_state_lock());
-
-		n = streamproc_window_table_count(cs.closed);
-		rows.keys = palloc(sizeof(Datum) * Max(n, 1));
-		rows.states = palloc(sizeof(Datum) * Max(n, 1));
-		rows.ends = palloc(sizeof(Datum) * Max(n, 1));
-		rows.count = 0;
-		rows.closed_at = cs.closed_at;
-		streamproc_window_table_emit(cs.closed, closed_row_callback, &rows);
-		keys = palloc(sizeof(Datum) * Max(list_length(cs.removed), 1));
-		foreach (lc, cs.removed)
-		{
-			DirtyKey *k = lfirst(lc);
-			bytea *b = palloc(k->len + VARHDRSZ);
-
-			SET_VARSIZE(b, k->len + VARHDRSZ);
-			memcpy(VARDATA(b), k->bytes, k->len);
-			keys[nkeys++] = PointerGetDatum(b);
-			dirty_key_cxt = view->dirty_cxt;
-			(void)hash_search(view->dirty, k, HASH_REMOVE, NULL);
-		}
-		MemoryContextSwitchTo(old);
-
-		args[0] = ObjectIdGetDatum(view->viewid);
-		args[1] = Int32GetDatum(my_index);
-		if (rows.count > 0)
-		{
-			args[2] = PointerGetDatum(construct_array(rows.keys, rows.count, BYTEAOID, -1, false, TYPALIGN_INT));
-			args[3] = PointerGetDatum(construct_array(rows.states, rows.count, BYTEAOID, -1, false, TYPALIGN_INT));
-			args[4] = PointerGetDatum(construct_array(rows.ends, rows.count, TIMESTAMPTZOID, sizeof(TimestampTz),
-													  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			ret = SPI_execute_with_args("INSERT INTO streamproc.window_state (view, slot, key, state, window_end)"
-										" SELECT $1, $2, u.k, u.s, u.e FROM ROWS FROM (pg_catalog.unnest($3::bytea[]),"
-										" pg_catalog.unnest($4::bytea[]), pg_catalog.unnest($5::timestamptz[])) AS u(k, s, e)",
-										5, (Oid[]){OIDOID, INT4OID, BYTEAARRAYOID, BYTEAARRAYOID, TIMESTAMPTZARRAYOID},
-										args, NULL, false, 0);
-			if (ret != SPI_OK_INSERT)
-				elog(ERROR, "could not write streamproc.window_state: %s", SPI_result_code_string(ret));
-		}
-		if (nkeys > 0)
-		{
-			args[2] = PointerGetDatum(construct_array(keys, nkeys, BYTEAOID, -1, false, TYPALIGN_INT));
-			ret = SPI_execute_with_args("DELETE FROM streamproc.view_state WHERE view = $1 AND slot = $2 AND key = ANY ($3)",
-										3, (Oid[]){OIDOID, INT4OID, BYTEAARRAYOID}, args, NULL, false, 0);
-			if (ret != SPI_OK_DELETE)
-				elog(ERROR, "could not write streamproc.view_state: %s", SPI_result_code_string(ret));
-			state_rows_written += nkeys;
-		}
-		view->min_end = cs.min_end;
-		*removed = cs.removed;
-	}
-
-	args[0] = ObjectIdGetDatum(view->viewid);
-	args[1] = Int32GetDatum(my_index);
-	args[2] = TimestampTzGetDatum(watermark);
-	ret = SPI_execute_with_args("INSERT INTO streamproc.view_watermarks AS w (view, slot, watermark) VALUES ($1, $2, $3)"
-								" ON CONFLICT (view, slot) DO UPDATE SET watermark = GREATEST(w.watermark, excluded.watermark)",
-								3, (Oid[]){OIDOID, INT4OID, TIMESTAMPTZOID}, args, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "could not write streamproc.view_watermarks: %s", SPI_result_code_string(ret));
-
-	if (view->window.retention >= 0 && !TIMESTAMP_NOT_FINITE(watermark) &&
-		watermark - view->window.retention > MIN_TIMESTAMP)
-	{
-		args[2] = TimestampTzGetDatum(watermark - view->window.retention);
-		ret = SPI_execute_with_args("DELETE FROM streamproc.window_state WHERE view = $1 AND slot = $2 AND window_end < $3",
-									3, (Oid[]){OIDOID, INT4OID, TIMESTAMPTZOID}, args, NULL, false, 0);
-		if (ret != SPI_OK_DELETE)
-			elog(ERROR, "could not apply the retention of streamproc.window_state: %s",
-				 SPI_result_code_string(ret));
-	}
-}
-
-/*
- * windows_closed
- *		After the checkpoint committed: publish the watermark our slot closed
- *		at and remove the closed windows from shared memory, both under the
- *		registry lock, so that a reader (which holds it while it scans) sees
- *		either neither change or both.
- */
-static void
-windows_closed(WView *view, TimestampTz mark, List *removed)
-{
-	ListCell *lc;
-
-	if (mark <= view->closed)
-		return;
-	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
-	view->shared->closed[my_index] = mark;
-	foreach (lc, removed)
-	{
-		DirtyKey *k = lfirst(lc);
-		bool deleted;
-
-		view->memory -= streamproc_state_remove(view->groups, k->bytes, k->len, my_index,
-												&deleted);
-		if (deleted)
-			view->new_groups--;
-	}
-	LWLockRelease(streamproc_state_lock());
-	foreach (lc, removed)
-		session_index(view, ((DirtyKey *)lfirst(lc))->bytes, ((DirtyKey *)lfirst(lc))->len, false);
-	view->closed = mark;
-	view->cutoff = streamproc_window_cutoff(&view->window, mark);
-}
-
-/* Keep a late event (a row of the stream) for the view's late_events table. */
-static void
-keep_late_row(WView *view, TupleDesc desc, Datum *values, bool *nulls)
-{
-	MemoryContext old = MemoryContextSwitchTo(view->late_cxt);
-	SourceRows *l = &view->late;
-	int natts = desc->natts;
-	int j;
-
-	if (l->nrows >= view->late_cap)
-	{
-		int cap = Max(view->late_cap * 2, 256);
-
-		l->values = view->late_cap ? repalloc(l->values, sizeof(Datum) * cap * Max(natts, 1))
-								   : palloc(sizeof(Datum) * cap * Max(natts, 1));
-		l->nulls = view->late_cap ? repalloc(l->nulls, sizeof(bool) * cap * Max(natts, 1))
-								  : palloc(sizeof(bool) * cap * Max(natts, 1));
-		view->late_marks = view->late_cap ? repalloc(view->late_marks, sizeof(TimestampTz) * cap)
-										  : palloc(sizeof(TimestampTz) * cap);
-		view->late_cap = cap;
-	}
-	l->desc = desc;
-	l->natts = natts;
-	for (j = 0; j < natts; j++)
-	{
-		Form_pg_attribute attr = TupleDescAttr(desc, j);
-		int to = l->nrows * natts + j;
-
-		l->nulls[to] = nulls[j] || attr->attisdropped;
-		l->values[to] = l->nulls[to] ? (Datum)0 : datumCopy(values[j], attr->attbyval, attr->attlen);
-	}
-	view->late_marks[l->nrows] = view->closed;
-	l->nrows++;
-	MemoryContextSwitchTo(old);
-}
-
-/* A late event: counted, and kept for late_events when the view has it. */
-static void
-late_event(WView *view, TupleDesc desc, Datum *values, bool *nulls)
-{
-	view->late_count++;
-	if (view->late_plan != NULL || view->late_error != NULL)
-	{
-		keep_late_row(view, desc, values, nulls);
-		if (view->late.nrows >= PENDING_ROWS_CHECKPOINT)
-			checkpoint_soon = true; /* they are kept in memory until then */
-	}
-}
-
-/* An event without event time: an error of the windowed view. */
-static void
-record_null_event_time(WStream *stream, WView *view, const char *position,
-					   const char *event)
-{
-	ErrorData edata;
-
-	memset(&edata, 0, sizeof(edata));
-	edata.sqlerrcode = ERRCODE_NOT_NULL_VIOLATION;
-	edata.message = psprintf("event time column \"%s\" is null",
-							 NameStr(TupleDescAttr(stream->desc, stream->event_time - 1)->attname));
-	record_failed_event(stream, view, position, event, &edata);
-}
-
-/*
- * log_late_events
- *		The log rows of a batch that are late for a windowed view (or have
- *		no event time): the batch query skipped them.
- */
-static void
-log_late_events(WStream *stream, WView *view, Datum *snap_args, const char *snap_nulls)
-{
-	Datum args[3];
-	char nulls[3];
-	Datum *values = palloc(sizeof(Datum) * Max(stream->desc->natts, 1));
-	bool *isnull = palloc(sizeof(bool) * Max(stream->desc->natts, 1));
-	uint64 i;
-	int ret;
-
-	args[0] = snap_args[0];
-	args[1] = snap_args[1];
-	args[2] = TimestampTzGetDatum(view->cutoff);
-	nulls[0] = snap_nulls[0];
-	nulls[1] = snap_nulls[1];
-	nulls[2] = ' ';
-	ret = SPI_execute_plan(stream->late_rows_plan, args, nulls, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read late events: %s", SPI_result_code_string(ret));
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple tup = SPI_tuptable->vals[i];
-		int col = 3;
-		int j;
-
-		for (j = 0; j < stream->desc->natts; j++)
-		{
-			if (TupleDescAttr(stream->desc, j)->attisdropped)
-			{
-				values[j] = (Datum)0;
-				isnull[j] = true;
-				continue;
-			}
-			values[j] = SPI_getbinval(tup, SPI_tuptable->tupdesc, col++, &isnull[j]);
-		}
-		if (isnull[stream->event_time - 1])
-			record_null_event_time(stream, view,
-								   psprintf("log row %s", SPI_getvalue(tup, SPI_tuptable->tupdesc, 1)),
-								   SPI_getvalue(tup, SPI_tuptable->tupdesc, 2));
-		else
-			late_event(view, stream->desc, values, isnull);
-	}
-	SPI_freetuptable(SPI_tuptable);
-}
-
-/*
- * checkpoint_late_rows
- *		In the checkpoint: insert the view's late events into its
- *		late_events table, one statement per watermark (row by row after a
- *		failure, which goes to streamproc.errors).
- */
-static void
-checkpoint_late_rows(WStream *stream, WView *view)
-{
-	SourceRows *l = &view->late;
-	int first = 0;
-
-	if (l->nrows == 0)
-		return;
-	if (view->late_plan == NULL)
-	{
-		ErrorData edata;
-		int i;
-
-		memset(&edata, 0, sizeof(edata));
-		edata.sqlerrcode = ERRCODE_UNDEFINED_COLUMN;
-		edata.message = view->late_error;
-		for (i = 0; i < l->nrows; i++)
-			record_failed_event(stream, view, "late event", row_as_json(stream, l, i), &edata);
-		return;
-	}
-	streamproc_source_rows = l;
-	while (first < l->nrows)
-	{
-		int last = first;
-		Datum args[2];
-		List *pending = NIL;
-		ErrorData *edata = NULL;
-
-		while (last < l->nrows && view->late_marks[last] == view->late_marks[first])
-			last++;
-		args[0] = TimestampTzGetDatum(view->late_marks[first]);
-		args[1] = CStringGetTextDatum("window closed");
-		l->first = first;
-		l->count = last - first;
-		if (!run_in_subxact(view, view->late_plan, args, "  ", &pending, &edata))
-		{
-			int i;
-
-			for (i = first; i < last; i++)
-			{
-				edata = NULL;
-				l->first = i;
-				l->count = 1;
-				if (!run_in_subxact(view, view->late_plan, args, "  ", &pending, &edata))
-					record_failed_event(stream, view, "late event", row_as_json(stream, l, i), edata);
-			}
-		}
-		first = last;
-	}
-	streamproc_source_rows = NULL;
-}
 
 /* ----------------------------------------------------------------
  * Micro-batches
@@ -2566,8 +1496,8 @@ checkpoint_late_rows(WStream *stream, WView *view)
  */
 
 /* The packed partial states of a row of a view's batch query. */
-static bytea *
-row_states(WView *view, HeapTuple tup, TupleDesc desc)
+bytea *
+worker_row_states(WView *view, HeapTuple tup, TupleDesc desc)
 {
 	bytea **states = palloc0(sizeof(bytea *) * Max(view->nagg, 1));
 	int j;
@@ -2595,9 +1525,9 @@ combine_results(WView *view)
 	uint64 i;
 
 	if (view->window.kind == WINDOW_SESSION)
-		return merge_sessions(view);
+		return worker_merge_sessions(view);
 	if (view->window.kind == WINDOW_COUNT)
-		return count_events(view);
+		return worker_count_events(view);
 
 	initStringInfo(&key);
 	for (i = 0; i < SPI_processed; i++)
@@ -2607,15 +1537,15 @@ combine_results(WView *view)
 		bytea *current;
 		PendingState *p;
 
-		serialize_key(view, tup, desc, &key);
-		current = streamproc_state_fetch(view->groups, key.data, key.len, my_index);
+		worker_serialize_key(view, tup, desc, &key);
+		current = streamproc_state_fetch(view->groups, key.data, key.len, worker_index);
 
 		p = palloc(sizeof(PendingState));
 		p->keylen = key.len;
 		p->key = palloc(Max(key.len, 1));
 		memcpy(p->key, key.data, key.len);
 		p->state = streamproc_combine_packed(view->aggs, view->nagg, current,
-											 row_states(view, tup, desc));
+											 worker_row_states(view, tup, desc));
 		pending = lappend(pending, p);
 	}
 	return pending;
@@ -2636,35 +1566,35 @@ store_results(WView *view, List *pending)
 			bool deleted;
 
 			view->memory -= streamproc_state_remove(view->groups, p->key, p->keylen,
-													my_index, &deleted);
+													worker_index, &deleted);
 			if (deleted)
 				view->new_groups--;
-			session_index(view, p->key, p->keylen, false);
+			worker_session_index(view, p->key, p->keylen, false);
 		}
 		else
 		{
 			view->memory += streamproc_state_store(view->groups, p->key, p->keylen,
-												   my_index, p->state, &new_group);
+												   worker_index, p->state, &new_group);
 			if (new_group)
 				view->new_groups++;
 			if (view->window.kind != 0)
-				window_stored(view, p->key, p->keylen, new_group);
+				worker_window_stored(view, p->key, p->keylen, new_group);
 		}
 		dirty_add(view, p->key, p->keylen);
 	}
 }
 
 /*
- * run_in_subxact
+ * worker_run_in_subxact
  *		Execute plan with the given arguments as the view's owner in a
  *		subtransaction; for aggregating views also combine the results.
  *		Returns true on success (*pending set), false after recording
  *		nothing: the caller decides what a failure means.  On failure the
- *		error is returned in *edata (in batch_cxt).
+ *		error is returned in *edata (in worker_batch_cxt).
  */
-static bool
-run_in_subxact(WView *view, SPIPlanPtr plan, Datum *args, const char *nulls,
-			   List **pending, ErrorData **edata)
+bool
+worker_run_in_subxact(WView *view, SPIPlanPtr plan, Datum *args, const char *nulls,
+					  List **pending, ErrorData **edata)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -2691,7 +1621,7 @@ run_in_subxact(WView *view, SPIPlanPtr plan, Datum *args, const char *nulls,
 
 		if (merge)
 		{
-			MemoryContextSwitchTo(batch_cxt);
+			MemoryContextSwitchTo(worker_batch_cxt);
 			*pending = combine_results(view);
 			MemoryContextSwitchTo(oldcxt);
 		}
@@ -2703,7 +1633,7 @@ run_in_subxact(WView *view, SPIPlanPtr plan, Datum *args, const char *nulls,
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(batch_cxt);
+		MemoryContextSwitchTo(worker_batch_cxt);
 		*edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
@@ -2716,9 +1646,9 @@ run_in_subxact(WView *view, SPIPlanPtr plan, Datum *args, const char *nulls,
 	return ok;
 }
 
-static void
-record_failed_event(WStream *stream, WView *view, const char *position,
-					const char *event, ErrorData *edata)
+void
+worker_record_failed_event(WStream *stream, WView *view, const char *position,
+						   const char *event, ErrorData *edata)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 	FailedEvent *f = palloc0(sizeof(FailedEvent));
@@ -2768,9 +1698,9 @@ message_text(const char *data, size_t len)
 }
 
 /* A Kafka message that could not be parsed or processed (view NULL: parsing). */
-static void
-record_kafka_failure(KafkaSource *src, WView *view, const rd_kafka_message_t *m,
-					 int sqlerrcode, const char *message, const char *detail)
+void
+worker_record_kafka_failure(KafkaSource *src, WView *view, const rd_kafka_message_t *m,
+							int sqlerrcode, const char *message, const char *detail)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 	FailedEvent *f = palloc0(sizeof(FailedEvent));
@@ -2825,7 +1755,7 @@ run_events_one_by_one(WStream *stream, WView *view, Datum *snap_args,
 		Datum event_args[2] = {ctid, TimestampTzGetDatum(view->cutoff)};
 
 		/* (The cutoff is for windowed views; the others take one argument.) */
-		if (run_in_subxact(view, view->event_plan, event_args, "  ", &pending, &edata))
+		if (worker_run_in_subxact(view, view->event_plan, event_args, "  ", &pending, &edata))
 		{
 			if (view->kind == 'a')
 				store_results(view, pending);
@@ -2833,10 +1763,10 @@ run_events_one_by_one(WStream *stream, WView *view, Datum *snap_args,
 				view->events += view->appended;
 		}
 		else
-			record_failed_event(stream, view,
-								psprintf("log row %s",
-										 DatumGetCString(DirectFunctionCall1(tidout, ctid))),
-								event, edata);
+			worker_record_failed_event(stream, view,
+									   psprintf("log row %s",
+												DatumGetCString(DirectFunctionCall1(tidout, ctid))),
+									   event, edata);
 	}
 	SPI_freetuptable(rows);
 }
@@ -2875,7 +1805,7 @@ worker_batch(WStream *stream)
 	snapshot = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	{
 		/* Outlives SPI_finish: copy into the batch context. */
-		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+		MemoryContext old = MemoryContextSwitchTo(worker_batch_cxt);
 
 		snapshot = datumCopy(snapshot, false, -1);
 		MemoryContextSwitchTo(old);
@@ -2894,7 +1824,7 @@ worker_batch(WStream *stream)
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
-		MemoryContextReset(batch_cxt);
+		MemoryContextReset(worker_batch_cxt);
 		return -1;
 	}
 
@@ -2925,7 +1855,7 @@ worker_batch(WStream *stream)
 
 			/* Windowed views skip the late events: $3 is the cutoff. */
 			args[2] = TimestampTzGetDatum(view->cutoff);
-			if (run_in_subxact(view, view->batch_plan, args, nulls, &pending, &edata))
+			if (worker_run_in_subxact(view, view->batch_plan, args, nulls, &pending, &edata))
 				store_results(view, pending);
 			else
 				run_events_one_by_one(stream, view, args, nulls);
@@ -2935,7 +1865,7 @@ worker_batch(WStream *stream)
 			{
 				int64 before = view->late_count + view->errors;
 
-				log_late_events(stream, view, args, nulls);
+				worker_log_late_events(stream, view, args, nulls);
 				view->events -= view->late_count + view->errors - before;
 			}
 		}
@@ -2960,9 +1890,9 @@ worker_batch(WStream *stream)
 		MemoryContextSwitchTo(old);
 	}
 	CommitTransactionCommand();
-	MemoryContextReset(batch_cxt);
+	MemoryContextReset(worker_batch_cxt);
 	publish_view_stats(stream);
-	publish_watermarks(stream);
+	worker_publish_watermarks(stream);
 	return nevents;
 }
 
@@ -2980,7 +1910,7 @@ publish_view_stats(WStream *stream)
 		if (view->kind != 'a' || view->shared == NULL)
 			continue;
 		if (view->events > 0)
-			view->shared->writers |= UINT64CONST(1) << my_index;
+			view->shared->writers |= UINT64CONST(1) << worker_index;
 		view->shared->events += view->events;
 		view->shared->groups_count += view->new_groups;
 		view->shared->memory += view->memory;
@@ -3050,77 +1980,6 @@ keep_pending_rows(WStream *stream, KafkaSource *src, SourceRows *rows,
 	MemoryContextSwitchTo(old);
 }
 
-/*
- * source_late_events
- *		The rows of a Kafka batch that are late for a windowed view, or have
- *		no event time: its source query skipped them.
- */
-static void
-source_late_events(WStream *stream, KafkaSource *src, WView *view, SourceRows *rows,
-				   const int *rowmsg)
-{
-	int att = stream->event_time - 1;
-	int before = view->late_count + view->errors;
-	int i;
-
-	for (i = 0; i < rows->nrows; i++)
-	{
-		Datum *values = rows->values + (Size)i * rows->natts;
-		bool *nulls = rows->nulls + (Size)i * rows->natts;
-
-		if (nulls[att])
-			record_kafka_failure(src, view, kafka_msgs[rowmsg[i]], ERRCODE_NOT_NULL_VIOLATION,
-								 psprintf("event time column \"%s\" is null",
-										  NameStr(TupleDescAttr(stream->desc, att)->attname)),
-								 NULL);
-		else if (DatumGetTimestampTz(values[att]) < view->cutoff)
-			late_event(view, stream->desc, values, nulls);
-	}
-	view->events -= view->late_count + view->errors - before;
-}
-
-/*
- * note_event_times
- *		Tell kafka.c the greatest event time of each partition of a batch,
- *		and that the partition had events (for idle_timeout).
- */
-static void
-note_event_times(WStream *stream, KafkaSource *src, SourceRows *rows, int nmsgs,
-				 const int *rowmsg)
-{
-	int att = stream->event_time - 1;
-	int32 *parts = palloc(sizeof(int32) * Max(nmsgs, 1));
-	TimestampTz *maxes = palloc(sizeof(TimestampTz) * Max(nmsgs, 1));
-	int nparts = 0;
-	TimestampTz now = GetCurrentTimestamp();
-	int i;
-	int j;
-
-	for (i = 0; i < nmsgs; i++)
-	{
-		for (j = 0; j < nparts; j++)
-			if (parts[j] == kafka_msgs[i]->partition)
-				break;
-		if (j == nparts)
-		{
-			parts[nparts] = kafka_msgs[i]->partition;
-			maxes[nparts++] = DT_NOBEGIN;
-		}
-	}
-	for (i = 0; i < rows->nrows; i++)
-	{
-		TimestampTz t;
-
-		if (rows->nulls[(Size)i * rows->natts + att])
-			continue;
-		t = DatumGetTimestampTz(rows->values[(Size)i * rows->natts + att]);
-		for (j = 0; j < nparts; j++)
-			if (parts[j] == kafka_msgs[rowmsg[i]]->partition && t > maxes[j])
-				maxes[j] = t;
-	}
-	for (j = 0; j < nparts; j++)
-		streamproc_kafka_note_event_time(src, parts[j], maxes[j], now);
-}
 
 /*
  * worker_source_batch
@@ -3154,11 +2013,11 @@ worker_source_batch(WStream *stream, KafkaSource *src, bool *more)
 
 	if (kafka_msgs_size < max)
 	{
-		kafka_msgs = kafka_msgs ? repalloc(kafka_msgs, sizeof(rd_kafka_message_t *) * max)
-								: MemoryContextAlloc(TopMemoryContext, sizeof(rd_kafka_message_t *) * max);
+		worker_kafka_msgs = worker_kafka_msgs ? repalloc(worker_kafka_msgs, sizeof(rd_kafka_message_t *) * max)
+											  : MemoryContextAlloc(TopMemoryContext, sizeof(rd_kafka_message_t *) * max);
 		kafka_msgs_size = max;
 	}
-	n = streamproc_kafka_fetch(src, kafka_msgs, max, more);
+	n = streamproc_kafka_fetch(src, worker_kafka_msgs, max, more);
 	if (n == 0)
 		return 0;
 
@@ -3166,7 +2025,7 @@ worker_source_batch(WStream *stream, KafkaSource *src, bool *more)
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	old = MemoryContextSwitchTo(batch_cxt);
+	old = MemoryContextSwitchTo(worker_batch_cxt);
 
 	natts = streamproc_parser_natts(parser);
 	pm = palloc(sizeof(StreamprocMessage) * n);
@@ -3178,9 +2037,9 @@ worker_source_batch(WStream *stream, KafkaSource *src, bool *more)
 	rowmsg = palloc(sizeof(int) * n);
 	for (i = 0; i < n; i++)
 	{
-		streamproc_kafka_message_meta(kafka_msgs[i], &metas[i]);
-		pm[i].data = kafka_msgs[i]->payload;
-		pm[i].len = kafka_msgs[i]->len;
+		streamproc_kafka_message_meta(worker_kafka_msgs[i], &metas[i]);
+		pm[i].data = worker_kafka_msgs[i]->payload;
+		pm[i].len = worker_kafka_msgs[i]->len;
 		pm[i].meta = &metas[i];
 	}
 	(void)streamproc_parser_parse_batch(parser, n, pm, values, nulls, ok, errs);
@@ -3190,8 +2049,8 @@ worker_source_batch(WStream *stream, KafkaSource *src, bool *more)
 	{
 		if (!ok[i])
 		{
-			record_kafka_failure(src, NULL, kafka_msgs[i], errs[i].sqlerrcode,
-								 errs[i].message, NULL);
+			worker_record_kafka_failure(src, NULL, worker_kafka_msgs[i], errs[i].sqlerrcode,
+										errs[i].message, NULL);
 			continue;
 		}
 		if (nrows != i)
@@ -3223,7 +2082,7 @@ worker_source_batch(WStream *stream, KafkaSource *src, bool *more)
 			if (view->kind != 'a')
 				continue;
 			/* Windowed views skip the late events: $1 is the cutoff. */
-			if (run_in_subxact(view, view->source_plan, &cutoff, " ", &pending, &edata))
+			if (worker_run_in_subxact(view, view->source_plan, &cutoff, " ", &pending, &edata))
 				store_results(view, pending);
 			else
 			{
@@ -3233,42 +2092,42 @@ worker_source_batch(WStream *stream, KafkaSource *src, bool *more)
 					edata = NULL;
 					rows.first = i;
 					rows.count = 1;
-					if (run_in_subxact(view, view->source_plan, &cutoff, " ", &pending, &edata))
+					if (worker_run_in_subxact(view, view->source_plan, &cutoff, " ", &pending, &edata))
 						store_results(view, pending);
 					else
-						record_kafka_failure(src, view, kafka_msgs[rowmsg[i]], edata->sqlerrcode,
-											 edata->message ? edata->message : "", edata->detail);
+						worker_record_kafka_failure(src, view, worker_kafka_msgs[rowmsg[i]], edata->sqlerrcode,
+													edata->message ? edata->message : "", edata->detail);
 				}
 				rows.first = 0;
 				rows.count = nrows;
 			}
 			view->events += nrows;
 			if (view->window.kind != 0 && view->window.kind != WINDOW_COUNT)
-				source_late_events(stream, src, view, &rows, rowmsg);
+				worker_source_late_events(stream, src, view, &rows, rowmsg);
 		}
 		streamproc_source_rows = NULL;
 		if (stream->has_append)
-			keep_pending_rows(stream, src, &rows, kafka_msgs, rowmsg);
+			keep_pending_rows(stream, src, &rows, worker_kafka_msgs, rowmsg);
 	}
 
 	if (stream->event_time != InvalidAttrNumber)
-		note_event_times(stream, src, &rows, n, rowmsg);
+		worker_note_event_times(stream, src, &rows, n, rowmsg);
 
 	MemoryContextSwitchTo(old);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
-	streamproc_kafka_consumed(src, kafka_msgs, n);
-	MemoryContextReset(batch_cxt);
+	streamproc_kafka_consumed(src, worker_kafka_msgs, n);
+	MemoryContextReset(worker_batch_cxt);
 	publish_view_stats(stream);
-	publish_watermarks(stream);
+	worker_publish_watermarks(stream);
 	return n;
 }
 
 /* Row i of rows as JSON text (row_to_json), for streamproc.errors. */
-static char *
-row_as_json(WStream *stream, SourceRows *rows, int i)
+char *
+worker_row_as_json(WStream *stream, SourceRows *rows, int i)
 {
 	TupleDesc desc = CreateTupleDescCopy(stream->desc);
 	HeapTuple tuple;
@@ -3298,7 +2157,7 @@ checkpoint_pending_rows(WStream *stream, WView *view)
 	p->first = 0;
 	p->count = p->nrows;
 	streamproc_source_rows = p;
-	if (run_in_subxact(view, view->source_plan, NULL, NULL, &pending, &edata))
+	if (worker_run_in_subxact(view, view->source_plan, NULL, NULL, &pending, &edata))
 		view->events += view->appended;
 	else
 	{
@@ -3307,12 +2166,12 @@ checkpoint_pending_rows(WStream *stream, WView *view)
 			edata = NULL;
 			p->first = i;
 			p->count = 1;
-			if (run_in_subxact(view, view->source_plan, NULL, NULL, &pending, &edata))
+			if (worker_run_in_subxact(view, view->source_plan, NULL, NULL, &pending, &edata))
 				view->events += view->appended;
 			else
 			{
 				rd_kafka_message_t m;
-				char *row = row_as_json(stream, p, i);
+				char *row = worker_row_as_json(stream, p, i);
 
 				/*
 				 * The payload is gone: the row's position identifies it, and
@@ -3323,8 +2182,8 @@ checkpoint_pending_rows(WStream *stream, WView *view)
 				m.offset = stream->pending_offsets[i];
 				m.payload = row;
 				m.len = strlen(row);
-				record_kafka_failure(stream->pending_sources[i], view, &m, edata->sqlerrcode,
-									 edata->message ? edata->message : "", edata->detail);
+				worker_record_kafka_failure(stream->pending_sources[i], view, &m, edata->sqlerrcode,
+											edata->message ? edata->message : "", edata->detail);
 			}
 		}
 	}
@@ -3359,7 +2218,7 @@ checkpoint_view_state(WView *view)
 	hash_seq_init(&seq, view->dirty);
 	while ((k = hash_seq_search(&seq)) != NULL)
 	{
-		bytea *state = streamproc_state_fetch(view->groups, k->bytes, k->len, my_index);
+		bytea *state = streamproc_state_fetch(view->groups, k->bytes, k->len, worker_index);
 		bytea *key;
 
 		key = palloc(k->len + VARHDRSZ);
@@ -3379,7 +2238,7 @@ checkpoint_view_state(WView *view)
 	if (ngone > 0)
 	{
 		args[0] = ObjectIdGetDatum(view->viewid);
-		args[1] = Int32GetDatum(my_index);
+		args[1] = Int32GetDatum(worker_index);
 		args[2] = PointerGetDatum(construct_array(gone, ngone, BYTEAOID, -1, false, TYPALIGN_INT));
 		ret = SPI_execute_with_args("DELETE FROM streamproc.view_state WHERE view = $1 AND slot = $2 AND key = ANY ($3)",
 									3, (Oid[]){OIDOID, INT4OID, BYTEAARRAYOID}, args, NULL, false, 0);
@@ -3398,10 +2257,10 @@ checkpoint_view_state(WView *view)
 	}
 
 	args[0] = ObjectIdGetDatum(view->viewid);
-	args[1] = Int32GetDatum(my_index);
+	args[1] = Int32GetDatum(worker_index);
 	args[2] = PointerGetDatum(construct_array(keys, count, BYTEAOID, -1, false, TYPALIGN_INT));
 	args[3] = PointerGetDatum(construct_array(states, count, BYTEAOID, -1, false, TYPALIGN_INT));
-	state_rows_written += count;
+	worker_state_rows_written += count;
 	ret = SPI_execute_with_args("INSERT INTO streamproc.view_state AS s (view, slot, key, state)"
 								" SELECT $1, $2, u.k, u.s FROM ROWS FROM (pg_catalog.unnest($3::bytea[]), pg_catalog.unnest($4::bytea[])) AS u(k, s)"
 								" ON CONFLICT (view, slot, key) DO UPDATE SET state = excluded.state",
@@ -3617,8 +2476,8 @@ worker_checkpoint(void)
 			{
 				if (view->window.kind != 0)
 				{
-					close_windows(view, &view->closing_mark, &view->closing_removed);
-					checkpoint_late_rows(stream, view);
+					worker_close_windows(view, &view->closing_mark, &view->closing_removed);
+					worker_checkpoint_late_rows(stream, view);
 				}
 				checkpoint_view_state(view);
 			}
@@ -3631,7 +2490,7 @@ worker_checkpoint(void)
 
 					args[0] = stream->last_snapshot;
 					args[1] = (Datum)0;
-					if (run_in_subxact(view, view->batch_plan, args, nulls, &pending, &edata))
+					if (worker_run_in_subxact(view, view->batch_plan, args, nulls, &pending, &edata))
 						view->events += view->appended;
 					else
 						run_events_one_by_one(stream, view, args, nulls);
@@ -3658,7 +2517,7 @@ worker_checkpoint(void)
 	CommitTransactionCommand();
 
 	/* Committed: forget what it wrote, and vacuum what it deleted. */
-	checkpoint_needed = false;
+	worker_checkpoint_needed = false;
 	foreach (lc, my_streams)
 	{
 		WStream *stream = lfirst(lc);
@@ -3670,7 +2529,7 @@ worker_checkpoint(void)
 
 			if (view->kind != 'a' || view->window.kind == 0)
 				continue;
-			windows_closed(view, view->closing_mark, view->closing_removed);
+			worker_windows_closed(view, view->closing_mark, view->closing_removed);
 			view->closing_mark = DT_NOBEGIN;
 			view->closing_removed = NIL;
 			MemoryContextReset(view->late_cxt);
@@ -3679,7 +2538,7 @@ worker_checkpoint(void)
 		}
 		publish_view_stats(stream);
 	}
-	MemoryContextReset(batch_cxt);
+	MemoryContextReset(worker_batch_cxt);
 	streamproc_kafka_checkpointed(my_sources);
 	foreach (lc, my_streams)
 	{
@@ -3695,15 +2554,15 @@ worker_checkpoint(void)
 		}
 	}
 	if (OidIsValid(view_state_relid) &&
-		state_rows_written >= Max(STATE_VACUUM_MIN_ROWS, my_groups()))
+		worker_state_rows_written >= Max(STATE_VACUUM_MIN_ROWS, my_groups()))
 	{
 		vacuum_relation(view_state_relid);
-		state_rows_written = 0;
+		worker_state_rows_written = 0;
 	}
 	list_free_deep(failed_events);
 	failed_events = NIL;
 	elapsed_ms = (double)(GetCurrentTimestamp() - start) / 1000.0;
-	elog(DEBUG1, "streamproc worker %d: checkpoint in %.1f ms", my_index, elapsed_ms);
+	elog(DEBUG1, "streamproc worker %d: checkpoint in %.1f ms", worker_index, elapsed_ms);
 	last_checkpoint_ms = elapsed_ms;
 	last_checkpoint = GetCurrentTimestamp();
 
