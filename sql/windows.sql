@@ -672,3 +672,29 @@ SELECT view, position, sqlstate, message, event FROM streamproc.errors
 SELECT * FROM wev_hourly;
 DROP FOREIGN TABLE wev CASCADE;
 DROP TABLE wev_late_renamed;
+
+--
+-- Stream options change under windowed views: watermark_delay and
+-- idle_timeout take effect at once (the workers reload), event_time cannot
+-- change while windowed views read the stream.
+--
+CREATE FOREIGN TABLE wopt (v int, ts timestamptz, other timestamptz) SERVER streamproc
+    OPTIONS (event_time 'ts', watermark_delay '1 hour');
+CREATE VIEW wopt_minutes WITH (continuous) AS
+    SELECT w.window_start, count(*) AS n
+      FROM wopt, streamproc.tumble(ts, interval '1 minute') AS w
+     GROUP BY w.window_start;
+INSERT INTO wopt VALUES (1, '2026-01-01 10:00+00', NULL);
+SELECT streamproc.sync();
+SELECT watermark FROM streamproc.stat_views WHERE view = 'wopt_minutes'::regclass;
+ALTER FOREIGN TABLE wopt OPTIONS (SET watermark_delay '0');
+INSERT INTO wopt VALUES (2, '2026-01-01 10:00:30+00', NULL);
+SELECT streamproc.sync();
+SELECT watermark FROM streamproc.stat_views WHERE view = 'wopt_minutes'::regclass;
+ALTER FOREIGN TABLE wopt OPTIONS (SET event_time 'other');
+ALTER FOREIGN TABLE wopt OPTIONS (DROP event_time);
+ALTER FOREIGN TABLE wopt OPTIONS (ADD idle_timeout '-1 second');
+ALTER FOREIGN TABLE wopt OPTIONS (ADD idle_timeout '10 seconds');
+DROP VIEW wopt_minutes;
+ALTER FOREIGN TABLE wopt OPTIONS (SET event_time 'other');
+DROP FOREIGN TABLE wopt;
