@@ -68,6 +68,7 @@
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
+#include "catalog/pg_aggregate.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
@@ -215,6 +216,7 @@ static Query *build_log_query(Oid stream, LogQueryInput input,
 							  AttrNumber event_time, bool with_seq,
 							  List **colnames);
 static List *window_batch_tlist(ViewShape *shape, Query *query);
+static Expr *event_time_agg(ViewShape *shape, Oid aggfnoid);
 static char *build_read_query(ViewShape *shape, Oid viewid);
 static Node *read_expr_mutator(Node *node, ReadMutatorContext *ctx);
 static ObjectAddress define_view(ViewStmt *stmt, const char *sql, bool replace);
@@ -1547,11 +1549,51 @@ build_batch_query(ViewShape *shape, LogQueryInput input)
 							makeTargetEntry((Expr *)partial, resno++,
 											psprintf("a%d", i++), false));
 		}
+
+		/*
+		 * Sessions: the batch groups events by bins of one gap, whose events
+		 * are surely in one session; s1, s2 are the partial states of a bin's
+		 * first and last event time (min(ts), max(ts)), from which the worker
+		 * makes [s1, s2 + gap).
+		 */
+		if (shape->window.kind == WINDOW_SESSION)
+		{
+			Oid fns[2] = {F_MIN_TIMESTAMPTZ, F_MAX_TIMESTAMPTZ};
+			int k;
+
+			for (k = 0; k < 2; k++)
+				tlist = lappend(tlist,
+								makeTargetEntry((Expr *)makeFuncExpr(partial_fn, BYTEAOID,
+																	 list_make1(event_time_agg(shape, fns[k])),
+																	 InvalidOid, InvalidOid,
+																	 COERCE_EXPLICIT_CALL),
+												resno++, psprintf("s%d", k + 1), false));
+		}
 		query->targetList = tlist;
 		query->havingQual = NULL; /* applied when the view is read */
 	}
 
 	return pg_get_querydef(query, false);
+}
+
+/* min(ts) or max(ts) over the stream's event time, as parse analysis makes it. */
+static Expr *
+event_time_agg(ViewShape *shape, Oid aggfnoid)
+{
+	Aggref *agg = makeNode(Aggref);
+
+	agg->aggfnoid = aggfnoid;
+	agg->aggtype = TIMESTAMPTZOID;
+	agg->aggcollid = InvalidOid;
+	agg->inputcollid = InvalidOid;
+	agg->aggtranstype = InvalidOid; /* the planner fills it in */
+	agg->aggargtypes = list_make1_oid(TIMESTAMPTZOID);
+	agg->args = list_make1(makeTargetEntry((Expr *)copyObject(linitial(shape->window_args)),
+										   1, NULL, false));
+	agg->aggkind = AGGKIND_NORMAL;
+	agg->aggsplit = AGGSPLIT_SIMPLE;
+	agg->location = -1;
+	return (Expr *)agg;
 }
 
 /*
@@ -1564,9 +1606,10 @@ build_batch_query(ViewShape *shape, LogQueryInput input)
  *		A window function that is an item of FROM of its own is left out of
  *		FROM, and its start computed as a scalar: date_bin(size, ts, origin)
  *		for tumble, date_bin(slide, ts, origin) for hop (the state is kept per
- *		slice of one slide), ts for sessions.  This spares the executor a
- *		function scan and a lateral join per event.  Inside a join it stays,
- *		hop replaced by tumble(ts, slide, origin).
+ *		slice of one slide), date_bin(gap, ts, origin) for sessions (a bin of
+ *		events, see build_batch_query).  This spares the executor a function
+ *		scan and a lateral join per event.  Inside a join it stays, hop
+ *		replaced by tumble(ts, slide, origin) (a session's start is then ts).
  */
 static List *
 window_batch_tlist(ViewShape *shape, Query *query)
@@ -1604,8 +1647,6 @@ window_batch_tlist(ViewShape *shape, Query *query)
 
 		start = (Expr *)makeVar(shape->stream_rti, natts, INT8OID, -1, InvalidOid, 0);
 	}
-	else if (top_level && shape->window.kind == WINDOW_SESSION)
-		start = (Expr *)ts;
 	else if (top_level)
 		start = (Expr *)makeFuncExpr(F_DATE_BIN_INTERVAL_TIMESTAMPTZ_TIMESTAMPTZ, TIMESTAMPTZOID,
 									 list_make3(slide_const, ts, origin), InvalidOid,

@@ -309,6 +309,21 @@ window_pieces(WView *view, int *npieces)
 
 		worker_serialize_key(view, tup, SPI_tuptable->tupdesc, &key);
 		streamproc_window_key_decode(key.data, key.len, &p->start, &p->end);
+		if (view->window.kind == WINDOW_SESSION)
+		{
+			/* The bin's first and last event time (view.c): [s1, s2 + gap). */
+			int col = view->key_first + view->ngroup + view->nagg;
+			bool isnull;
+
+			Datum first = SPI_getbinval(tup, SPI_tuptable->tupdesc, col, &isnull);
+			Datum last = SPI_getbinval(tup, SPI_tuptable->tupdesc, col + 1, &isnull);
+
+			p->start = DatumGetTimestampTz(streamproc_agg_final(view->first_event,
+																DatumGetByteaPP(first), &isnull));
+			p->end = DatumGetTimestampTz(streamproc_agg_final(view->last_event,
+															  DatumGetByteaPP(last), &isnull)) +
+					 view->window.size;
+		}
 		p->glen = key.len - WINDOW_KEY_PREFIX;
 		p->gkey = palloc(Max(p->glen, 1));
 		memcpy(p->gkey, key.data + WINDOW_KEY_PREFIX, p->glen);
@@ -333,11 +348,12 @@ session_key(WindowPiece *p, TimestampTz start, TimestampTz end, uint32 *keylen)
 
 /*
  * worker_merge_sessions
- *		combine_results() of a session view: the batch query yields one
- *		window [ts, ts + gap) per group and distinct event time.  Per group,
- *		sort them with our slot's open sessions by start and merge the ones
- *		that overlap (gaps and islands); every merged session that took a
- *		new window replaces the open sessions it swallowed.
+ *		combine_results() of a session view: the batch query yields, per
+ *		group, one piece per bin of one gap, [first event, last event + gap)
+ *		(its events are less than a gap apart: one session).  Per group, sort
+ *		them with our slot's open sessions by start and merge the ones that
+ *		overlap (gaps and islands); every merged session that took a new
+ *		piece replaces the open sessions it swallowed.
  */
 List *
 worker_merge_sessions(WView *view)

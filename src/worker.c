@@ -105,6 +105,7 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/float.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
 #include "mb/pg_wchar.h"
 #include "utils/numeric.h"
@@ -1258,7 +1259,15 @@ worker_load_catalog(void)
 											HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
 												HASH_KEYCOPY | HASH_CONTEXT);
 						if (v->window.kind == WINDOW_SESSION)
+						{
+							Oid ts_type = TIMESTAMPTZOID;
+
 							v->sessions = index;
+							v->first_event = streamproc_agg_lookup(F_MIN_TIMESTAMPTZ, InvalidOid, 1,
+																   &ts_type);
+							v->last_event = streamproc_agg_lookup(F_MAX_TIMESTAMPTZ, InvalidOid, 1,
+																  &ts_type);
+						}
 						else
 							v->counters = index;
 					}

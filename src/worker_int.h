@@ -61,8 +61,10 @@ typedef struct WView
 	SourceRows late;         /* ... their rows */
 	TimestampTz *late_marks; /* ... and the watermark each was late at */
 	int late_cap;
-	int64 late_count;         /* late events since the statistics update */
-	HTAB *sessions;           /* session views: our open sessions per group */
+	int64 late_count;               /* late events since the statistics update */
+	HTAB *sessions;                 /* session views: our open sessions per group */
+	StreamprocAggInfo *first_event; /* session views: min(ts), max(ts) of a bin */
+	StreamprocAggInfo *last_event;
 	HTAB *counters;           /* count-window views: our current window per group */
 	TimestampTz closing_mark; /* the checkpoint in progress closes at this */
 	List *closing_removed;    /* ... and removes these (DirtyKey *, worker_batch_cxt) */
