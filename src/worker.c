@@ -986,7 +986,8 @@ worker_load_view_state(WView *view, bool fold)
 	view->shared->memory += view->memory;
 	view->shared->loaded |= UINT64CONST(1) << worker_index;
 	view->shared->closed[worker_index] = closed;
-	if (closed > view->shared->watermark)
+	/* (A count window's "closed" is the time it closed, not a watermark.) */
+	if (closed > view->shared->watermark && view->window.kind != WINDOW_COUNT)
 		view->shared->watermark = closed;
 	if (nrows > 0 || closed != DT_NOBEGIN)
 		view->shared->writers |= UINT64CONST(1) << worker_index;
