@@ -28,7 +28,6 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -36,7 +35,6 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
@@ -178,51 +176,21 @@ scan_callback(const char *key, uint32 keylen, bytea **slots, int nslots,
 	emit_group(rc, key, keylen, combined);
 }
 
-/* One key of the checkpoint fallback's hash table. */
-typedef struct CheckpointGroup
+/* Emit a group combined by a GroupTable. */
+static void
+group_emit_callback(const char *key, uint32 keylen, bytea *state, void *arg)
 {
-	char *key; /* the hash key: pointer to a bytea (see below) */
-	bytea *state;
-} CheckpointGroup;
-
-static uint32
-checkpoint_key_hash(const void *key, Size keysize)
-{
-	bytea *k = *(bytea *const *)key;
-
-	return hash_bytes((const unsigned char *)VARDATA_ANY(k), VARSIZE_ANY_EXHDR(k));
-}
-
-static int
-checkpoint_key_match(const void *key1, const void *key2, Size keysize)
-{
-	bytea *a = *(bytea *const *)key1;
-	bytea *b = *(bytea *const *)key2;
-
-	if (VARSIZE_ANY_EXHDR(a) != VARSIZE_ANY_EXHDR(b))
-		return 1;
-	return memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a));
+	emit_group((ReadContext *)arg, key, keylen, state);
 }
 
 /* Read a view's groups from its last checkpoint. */
 static void
 read_from_checkpoint(ReadContext *rc, Oid viewid)
 {
-	HASHCTL ctl;
-	HTAB *groups;
-	HASH_SEQ_STATUS seq;
-	CheckpointGroup *g;
+	GroupTable *groups = streamproc_group_table_create(rc->aggs, rc->nagg, CurrentMemoryContext);
 	Datum arg = ObjectIdGetDatum(viewid);
 	uint64 i;
 	int ret;
-
-	ctl.keysize = sizeof(bytea *);
-	ctl.entrysize = sizeof(CheckpointGroup);
-	ctl.hash = checkpoint_key_hash;
-	ctl.match = checkpoint_key_match;
-	ctl.hcxt = CurrentMemoryContext;
-	groups = hash_create("streamproc checkpoint groups", 1024, &ctl,
-						 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 
 	ret = SPI_execute_with_args("SELECT key, state FROM streamproc.view_state WHERE view = $1",
 								1, (Oid[]){OIDOID}, &arg, NULL, true, 0);
@@ -231,23 +199,14 @@ read_from_checkpoint(ReadContext *rc, Oid viewid)
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool isnull;
-		bytea *key = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[i],
-													  SPI_tuptable->tupdesc, 1, &isnull));
+		bytea *key = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
+												   SPI_tuptable->tupdesc, 1, &isnull));
 		bytea *state = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[i],
 														SPI_tuptable->tupdesc, 2, &isnull));
-		bool found;
 
-		g = hash_search(groups, &key, HASH_ENTER, &found);
-		g->state = streamproc_combine_packed(rc->aggs, rc->nagg, found ? g->state : NULL, state);
+		streamproc_group_table_add(groups, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), state);
 	}
-
-	hash_seq_init(&seq, groups);
-	while ((g = hash_seq_search(&seq)) != NULL)
-	{
-		bytea *key = (bytea *)g->key;
-
-		emit_group(rc, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), g->state);
-	}
+	streamproc_group_table_emit(groups, group_emit_callback, rc);
 }
 
 /* ----------------------------------------------------------------
@@ -267,7 +226,7 @@ read_from_checkpoint(ReadContext *rc, Oid viewid)
 
 /* An open window (tumble, session) or slice (hop) of some slots. */
 static void
-add_open_windows(ReadContext *rc, WindowTable *table, const char *key, uint32 keylen,
+add_open_windows(ReadContext *rc, GroupTable *table, const char *key, uint32 keylen,
 				 bytea **slots, int nslots)
 {
 	TimestampTz start;
@@ -282,17 +241,17 @@ add_open_windows(ReadContext *rc, WindowTable *table, const char *key, uint32 ke
 		if (slots[i] == NULL)
 			continue;
 		if (rc->window.kind == WINDOW_HOP)
-			streamproc_window_table_add_slice(table, &rc->window, key, keylen, slots[i],
-											  rc->bounds[i], DT_NOEND);
+			streamproc_group_table_add_slice(table, &rc->window, key, keylen, slots[i],
+											 rc->bounds[i], DT_NOEND);
 		else if (rc->window.kind == WINDOW_COUNT || end > rc->bounds[i])
-			streamproc_window_table_add(table, key, keylen, slots[i]);
+			streamproc_group_table_add(table, key, keylen, slots[i]);
 	}
 }
 
 typedef struct WindowScan
 {
 	ReadContext *rc;
-	WindowTable *table;
+	GroupTable *table;
 } WindowScan;
 
 static void
@@ -301,12 +260,6 @@ window_scan_callback(const char *key, uint32 keylen, bytea **slots, int nslots, 
 	WindowScan *ws = arg;
 
 	add_open_windows(ws->rc, ws->table, key, keylen, slots, nslots);
-}
-
-static void
-window_emit_callback(const char *key, uint32 keylen, bytea *state, void *arg)
-{
-	emit_group((ReadContext *)arg, key, keylen, state);
 }
 
 /* Set the slots' closing bounds from their closing watermarks. */
@@ -327,7 +280,7 @@ set_bounds(ReadContext *rc, TimestampTz *closed, uint64 writers)
 static void
 read_windowed(ReadContext *rc, Oid viewid)
 {
-	WindowTable *table = streamproc_window_table_create(rc->aggs, rc->nagg, CurrentMemoryContext);
+	GroupTable *table = streamproc_group_table_create(rc->aggs, rc->nagg, CurrentMemoryContext);
 	TimestampTz closed[STREAMPROC_MAX_SLOTS];
 	Datum arg = ObjectIdGetDatum(viewid);
 	ViewShared *shared;
@@ -411,11 +364,11 @@ read_windowed(ReadContext *rc, Oid viewid)
 			continue;
 		if (rc->window.emit == 'f' && end > rc->final_bound)
 			continue;
-		streamproc_window_table_add(table, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
-									DatumGetByteaPCopy(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull)));
+		streamproc_group_table_add(table, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
+								   DatumGetByteaPCopy(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull)));
 	}
 
-	streamproc_window_table_emit(table, window_emit_callback, rc);
+	streamproc_group_table_emit(table, group_emit_callback, rc);
 }
 
 /*

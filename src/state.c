@@ -443,6 +443,16 @@ streamproc_state_registered_views(Oid dbid, int slot)
 	return result;
 }
 
+/* A search key for dshash look-ups of a group key in local memory. */
+static void
+search_key(StateKey *search, const char *key, uint32 keylen)
+{
+	search->hash = hash_bytes((const unsigned char *)key, keylen);
+	search->len = keylen;
+	search->dp = InvalidDsaPointer;
+	search->local = key;
+}
+
 /*
  * streamproc_state_fetch
  *		A palloc'd copy of one slot's packed state of a group, or NULL.
@@ -455,10 +465,7 @@ streamproc_state_fetch(dshash_table *groups, const char *key, uint32 keylen,
 	StateEntry *entry;
 	bytea *result = NULL;
 
-	search.hash = hash_bytes((const unsigned char *)key, keylen);
-	search.len = keylen;
-	search.dp = InvalidDsaPointer;
-	search.local = key;
+	search_key(&search, key, keylen);
 
 	entry = dshash_find(groups, &search, false);
 	if (entry == NULL)
@@ -498,10 +505,7 @@ streamproc_state_store(dshash_table *groups, const char *key, uint32 keylen,
 	memcpy(dsa_get_address(area, dp), state, VARSIZE(state));
 	delta += VARSIZE(state);
 
-	search.hash = hash_bytes((const unsigned char *)key, keylen);
-	search.len = keylen;
-	search.dp = InvalidDsaPointer;
-	search.local = key;
+	search_key(&search, key, keylen);
 
 	entry = dshash_find_or_insert(groups, &search, &found);
 	if (!found)
@@ -550,10 +554,7 @@ streamproc_state_remove(dshash_table *groups, const char *key, uint32 keylen,
 	int64 freed;
 
 	*deleted = false;
-	search.hash = hash_bytes((const unsigned char *)key, keylen);
-	search.len = keylen;
-	search.dp = InvalidDsaPointer;
-	search.local = key;
+	search_key(&search, key, keylen);
 
 	entry = dshash_find(groups, &search, true);
 	if (entry == NULL)

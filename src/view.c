@@ -206,6 +206,7 @@ static bool window_column_walker(Node *node, ViewShape *shape);
 static int window_role(ViewShape *shape, TargetEntry *tle);
 static void check_window_grouping(ViewShape *shape);
 static void check_count_window(ViewShape *shape, List *window_options);
+static void window_view_options(ViewShape *shape, List *window_options);
 static Datum window_constant(Node *arg, const char *what, const char *func);
 static Oid create_late_table(ViewShape *shape, Oid owner);
 static bool find_stream_walker(Node *node, Oid *stream);
@@ -993,7 +994,6 @@ check_window(ViewShape *shape, List *window_options)
 	int64 delay;
 	int64 idle;
 	Var *ts;
-	ListCell *lc;
 	int nargs;
 
 	if (shape->window_rti == 0)
@@ -1096,42 +1096,7 @@ check_window(ViewShape *shape, List *window_options)
 
 	check_window_grouping(shape);
 
-	/* The view's window options. */
-	foreach (lc, window_options)
-	{
-		DefElem *def = lfirst_node(DefElem, lc);
-
-		if (strcmp(def->defname, "allowed_lateness") == 0)
-			shape->window.lateness = window_interval_option(def, true);
-		else if (strcmp(def->defname, "retention") == 0)
-			shape->window.retention = window_interval_option(def, false);
-		else if (strcmp(def->defname, "late_events") == 0)
-		{
-			RangeVar *rv = makeRangeVarFromNameList(stringToQualifiedNameList(defGetString(def)));
-			Oid existing = RangeVarGetRelid(rv, NoLock, true);
-
-			/* Resolved now: the view is created with another search_path. */
-			if (rv->schemaname == NULL)
-				rv->schemaname = get_namespace_name(OidIsValid(existing)
-														? get_rel_namespace(existing)
-														: RangeVarGetCreationNamespace(rv));
-			shape->late_events = rv;
-		}
-		else if (strcmp(def->defname, "emit") == 0)
-		{
-			char *emit = defGetString(def);
-
-			if (strcmp(emit, "updates") == 0)
-				shape->window.emit = 'u';
-			else if (strcmp(emit, "final") == 0)
-				shape->window.emit = 'f';
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("invalid value for option \"emit\": \"%s\"", emit),
-						 errhint("Use emit = 'updates' (open windows are visible as they change) or emit = 'final' (only closed windows).")));
-		}
-	}
+	window_view_options(shape, window_options);
 }
 
 /*
@@ -1194,6 +1159,19 @@ check_count_window(ViewShape *shape, List *window_options)
 				 errmsg("streamproc.count_window() must be an item of FROM of its own"),
 				 errhint("Write FROM stream, streamproc.count_window(n) AS w.")));
 	check_window_grouping(shape);
+	window_view_options(shape, window_options);
+}
+
+/*
+ * window_view_options
+ *		The window options of a windowed view into shape->window (count
+ *		windows take only retention and emit).
+ */
+static void
+window_view_options(ViewShape *shape, List *window_options)
+{
+	ListCell *lc;
+
 	foreach (lc, window_options)
 	{
 		DefElem *def = lfirst_node(DefElem, lc);
@@ -1211,12 +1189,26 @@ check_count_window(ViewShape *shape, List *window_options)
 						 errhint("Use emit = 'updates' (open windows are visible as they change) or emit = 'final' (only closed windows).")));
 			shape->window.emit = emit[0];
 		}
-		else
+		else if (shape->window.kind == WINDOW_COUNT)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"%s\" does not apply to count windows", def->defname),
 					 errdetail("Count windows follow processing order: no event is late."),
 					 errhint("Remove the option.")));
+		else if (strcmp(def->defname, "allowed_lateness") == 0)
+			shape->window.lateness = window_interval_option(def, true);
+		else
+		{
+			/* late_events, resolved now: the view is created with another search_path. */
+			RangeVar *rv = makeRangeVarFromNameList(stringToQualifiedNameList(defGetString(def)));
+			Oid existing = RangeVarGetRelid(rv, NoLock, true);
+
+			if (rv->schemaname == NULL)
+				rv->schemaname = get_namespace_name(OidIsValid(existing)
+														? get_rel_namespace(existing)
+														: RangeVarGetCreationNamespace(rv));
+			shape->late_events = rv;
+		}
 	}
 }
 

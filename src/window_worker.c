@@ -59,7 +59,7 @@ typedef struct ClosingScan
 	WView *view;
 	TimestampTz old_bound; /* windows ending at or before it are closed */
 	TimestampTz new_bound; /* ... and now these */
-	WindowTable *closed;   /* the windows that close */
+	GroupTable *closed;    /* the windows that close */
 	List *removed;         /* DirtyKey * of groups that leave our slot */
 	TimestampTz min_end;   /* the earliest window left to close */
 	TimestampTz closed_at; /* count windows: their window_end in window_state */
@@ -573,11 +573,11 @@ closing_scan_callback(const char *key, uint32 keylen, bytea **slots, int nslots,
 	if (spec->kind == WINDOW_HOP)
 	{
 		if (end <= cs->new_bound && last_end > cs->old_bound)
-			streamproc_window_table_add_slice(cs->closed, spec, key, keylen, state,
-											  cs->old_bound, cs->new_bound);
+			streamproc_group_table_add_slice(cs->closed, spec, key, keylen, state,
+											 cs->old_bound, cs->new_bound);
 	}
 	else if (end <= cs->new_bound)
-		streamproc_window_table_add(cs->closed, key, keylen, state);
+		streamproc_group_table_add(cs->closed, key, keylen, state);
 
 	if (last_end <= cs->new_bound)
 	{
@@ -667,18 +667,18 @@ worker_close_windows(WView *view, TimestampTz *mark, List **removed)
 		Datum *keys;
 		int nkeys = 0;
 
-		cs.closed = streamproc_window_table_create(view->aggs, view->nagg, worker_batch_cxt);
+		cs.closed = streamproc_group_table_create(view->aggs, view->nagg, worker_batch_cxt);
 		LWLockAcquire(streamproc_state_lock(), LW_SHARED);
 		streamproc_state_scan(view->groups, closing_scan_callback, &cs);
 		LWLockRelease(streamproc_state_lock());
 
-		n = streamproc_window_table_count(cs.closed);
+		n = streamproc_group_table_count(cs.closed);
 		rows.keys = palloc(sizeof(Datum) * Max(n, 1));
 		rows.states = palloc(sizeof(Datum) * Max(n, 1));
 		rows.ends = palloc(sizeof(Datum) * Max(n, 1));
 		rows.count = 0;
 		rows.closed_at = cs.closed_at;
-		streamproc_window_table_emit(cs.closed, closed_row_callback, &rows);
+		streamproc_group_table_emit(cs.closed, closed_row_callback, &rows);
 		keys = palloc(sizeof(Datum) * Max(list_length(cs.removed), 1));
 		foreach (lc, cs.removed)
 		{
@@ -920,7 +920,6 @@ worker_checkpoint_late_rows(WStream *stream, WView *view)
 	{
 		int last = first;
 		Datum args[2];
-		List *pending = NIL;
 		ErrorData *edata = NULL;
 
 		while (last < l->nrows && view->late_marks[last] == view->late_marks[first])
@@ -929,7 +928,7 @@ worker_checkpoint_late_rows(WStream *stream, WView *view)
 		args[1] = CStringGetTextDatum("window closed");
 		l->first = first;
 		l->count = last - first;
-		if (!worker_run_in_subxact(view, view->late_plan, args, "  ", &pending, &edata))
+		if (!worker_run_in_subxact(view, view->late_plan, args, "  ", NULL, &edata))
 		{
 			int i;
 
@@ -938,7 +937,7 @@ worker_checkpoint_late_rows(WStream *stream, WView *view)
 				edata = NULL;
 				l->first = i;
 				l->count = 1;
-				if (!worker_run_in_subxact(view, view->late_plan, args, "  ", &pending, &edata))
+				if (!worker_run_in_subxact(view, view->late_plan, args, "  ", NULL, &edata))
 					worker_record_failed_event(stream, view, "late event", worker_row_as_json(stream, l, i), edata);
 			}
 		}

@@ -369,11 +369,12 @@ streamproc_window_cutoff(const WindowSpec *spec, TimestampTz watermark)
 }
 
 /* ----------------------------------------------------------------
- * Combining window states by key
+ * Combining group states by key (windows and, for the reader's
+ * checkpoint fallback, any view's groups)
  * ----------------------------------------------------------------
  */
 
-struct WindowTable
+struct GroupTable
 {
 	HTAB *hash;
 	StreamprocAggInfo **aggs;
@@ -381,14 +382,14 @@ struct WindowTable
 	MemoryContext cxt;
 };
 
-typedef struct WindowEntry
+typedef struct GroupEntry
 {
 	bytea *key;      /* the hash key: its bytes hash and compare */
 	PackedAccum acc; /* the window's states, combined when emitted */
-} WindowEntry;
+} GroupEntry;
 
 static uint32
-window_key_hash(const void *key, Size keysize)
+group_key_hash(const void *key, Size keysize)
 {
 	bytea *k = *(bytea *const *)key;
 
@@ -396,7 +397,7 @@ window_key_hash(const void *key, Size keysize)
 }
 
 static int
-window_key_match(const void *key1, const void *key2, Size keysize)
+group_key_match(const void *key1, const void *key2, Size keysize)
 {
 	bytea *a = *(bytea *const *)key1;
 	bytea *b = *(bytea *const *)key2;
@@ -406,16 +407,16 @@ window_key_match(const void *key1, const void *key2, Size keysize)
 	return memcmp(VARDATA(a), VARDATA(b), VARSIZE(a) - VARHDRSZ);
 }
 
-WindowTable *
-streamproc_window_table_create(StreamprocAggInfo **aggs, int nagg, MemoryContext cxt)
+GroupTable *
+streamproc_group_table_create(StreamprocAggInfo **aggs, int nagg, MemoryContext cxt)
 {
-	WindowTable *table = MemoryContextAlloc(cxt, sizeof(WindowTable));
+	GroupTable *table = MemoryContextAlloc(cxt, sizeof(GroupTable));
 	HASHCTL ctl;
 
 	ctl.keysize = sizeof(bytea *);
-	ctl.entrysize = sizeof(WindowEntry);
-	ctl.hash = window_key_hash;
-	ctl.match = window_key_match;
+	ctl.entrysize = sizeof(GroupEntry);
+	ctl.hash = group_key_hash;
+	ctl.match = group_key_match;
 	ctl.hcxt = cxt;
 	table->hash = hash_create("streamproc windows", 256, &ctl,
 							  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
@@ -427,12 +428,12 @@ streamproc_window_table_create(StreamprocAggInfo **aggs, int nagg, MemoryContext
 
 /* Add state (kept, not copied) to the window of key (copied). */
 void
-streamproc_window_table_add(WindowTable *table, const char *key, uint32 keylen,
-							bytea *state)
+streamproc_group_table_add(GroupTable *table, const char *key, uint32 keylen,
+						   bytea *state)
 {
 	MemoryContext old = MemoryContextSwitchTo(table->cxt);
 	bytea *k = palloc(keylen + VARHDRSZ);
-	WindowEntry *entry;
+	GroupEntry *entry;
 	bool found;
 
 	SET_VARSIZE(k, keylen + VARHDRSZ);
@@ -447,14 +448,14 @@ streamproc_window_table_add(WindowTable *table, const char *key, uint32 keylen,
 }
 
 /*
- * streamproc_window_table_add_slice
+ * streamproc_group_table_add_slice
  *		Add a hop slice's state to each window that contains the slice and
  *		ends in (after, upto].
  */
 void
-streamproc_window_table_add_slice(WindowTable *table, const WindowSpec *spec,
-								  const char *key, uint32 keylen, bytea *state,
-								  TimestampTz after, TimestampTz upto)
+streamproc_group_table_add_slice(GroupTable *table, const WindowSpec *spec,
+								 const char *key, uint32 keylen, bytea *state,
+								 TimestampTz after, TimestampTz upto)
 {
 	TimestampTz slice_start;
 	TimestampTz slice_end;
@@ -471,16 +472,16 @@ streamproc_window_table_add_slice(WindowTable *table, const WindowSpec *spec,
 		if (end <= after || end > upto)
 			continue;
 		streamproc_window_key_prefix(wkey, start, end);
-		streamproc_window_table_add(table, wkey, keylen, state);
+		streamproc_group_table_add(table, wkey, keylen, state);
 	}
 	pfree(wkey);
 }
 
 void
-streamproc_window_table_emit(WindowTable *table, WindowEmitCallback cb, void *arg)
+streamproc_group_table_emit(GroupTable *table, GroupEmitCallback cb, void *arg)
 {
 	HASH_SEQ_STATUS seq;
-	WindowEntry *entry;
+	GroupEntry *entry;
 
 	hash_seq_init(&seq, table->hash);
 	while ((entry = hash_seq_search(&seq)) != NULL)
@@ -489,7 +490,7 @@ streamproc_window_table_emit(WindowTable *table, WindowEmitCallback cb, void *ar
 }
 
 long
-streamproc_window_table_count(WindowTable *table)
+streamproc_group_table_count(GroupTable *table)
 {
 	return hash_get_num_entries(table->hash);
 }

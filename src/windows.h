@@ -66,27 +66,28 @@ extern TimestampTz streamproc_window_cutoff(const WindowSpec *spec,
 											TimestampTz watermark);
 
 /*
- * Combining window states by window key, in local memory: the reader
- * builds a view's windows from closed rows and open slices with it, the
- * worker the windows it closes.
+ * Combining the partial states of groups by key, in local memory: the
+ * reader builds a view's windows from closed rows and open slices with it
+ * (and any view's groups from its checkpoint), the worker the windows it
+ * closes.
  */
-typedef struct WindowTable WindowTable;
-typedef void (*WindowEmitCallback)(const char *key, uint32 keylen,
-								   bytea *state, void *arg);
+typedef struct GroupTable GroupTable;
+typedef void (*GroupEmitCallback)(const char *key, uint32 keylen,
+								  bytea *state, void *arg);
 
-extern WindowTable *streamproc_window_table_create(StreamprocAggInfo **aggs,
-												   int nagg,
-												   MemoryContext cxt);
-extern void streamproc_window_table_add(WindowTable *table, const char *key,
-										uint32 keylen, bytea *state);
-extern void streamproc_window_table_add_slice(WindowTable *table,
-											  const WindowSpec *spec,
-											  const char *key, uint32 keylen,
-											  bytea *state,
-											  TimestampTz after,
-											  TimestampTz upto);
-extern void streamproc_window_table_emit(WindowTable *table,
-										 WindowEmitCallback cb, void *arg);
-extern long streamproc_window_table_count(WindowTable *table);
+extern GroupTable *streamproc_group_table_create(StreamprocAggInfo **aggs,
+												 int nagg,
+												 MemoryContext cxt);
+extern void streamproc_group_table_add(GroupTable *table, const char *key,
+									   uint32 keylen, bytea *state);
+extern void streamproc_group_table_add_slice(GroupTable *table,
+											 const WindowSpec *spec,
+											 const char *key, uint32 keylen,
+											 bytea *state,
+											 TimestampTz after,
+											 TimestampTz upto);
+extern void streamproc_group_table_emit(GroupTable *table,
+										GroupEmitCallback cb, void *arg);
+extern long streamproc_group_table_count(GroupTable *table);
 
 #endif /* STREAMPROC_WINDOWS_H */

@@ -720,7 +720,11 @@ streamproc_worker_main(Datum main_arg)
 		}
 		kafka_wait = my_sources ? streamproc_kafka_maintain(my_sources) : -1;
 
-		/* Inputs go idle as time passes: watermarks move without events. */
+		/*
+		 * Watermarks, after this round's batches and before its checkpoint
+		 * (which closes windows by them); also without events, as inputs go
+		 * idle with time.
+		 */
 		foreach (lc, my_streams)
 			worker_publish_watermarks(lfirst(lc));
 		if (streamproc_kafka_checkpoint_needed(my_sources))
@@ -1597,8 +1601,10 @@ store_results(WView *view, List *pending)
 /*
  * worker_run_in_subxact
  *		Execute plan with the given arguments as the view's owner in a
- *		subtransaction; for aggregating views also combine the results.
- *		Returns true on success (*pending set), false after recording
+ *		subtransaction.  With pending (an aggregating view's partial states)
+ *		also combine the results into *pending; without, the plan is an
+ *		INSERT (append view, late events) and view->appended counts its rows.
+ *		Returns true on success, false after recording
  *		nothing: the caller decides what a failure means.  On failure the
  *		error is returned in *edata (in worker_batch_cxt).
  */
@@ -1611,7 +1617,7 @@ worker_run_in_subxact(WView *view, SPIPlanPtr plan, Datum *args, const char *nul
 	Oid save_userid;
 	int save_sec;
 	bool ok = true;
-	bool merge = view->kind == 'a' && plan != view->late_plan; /* not an INSERT */
+	bool merge = pending != NULL; /* else an INSERT (append view, late events) */
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	BeginInternalSubTransaction(NULL);
@@ -1765,7 +1771,8 @@ run_events_one_by_one(WStream *stream, WView *view, Datum *snap_args,
 		Datum event_args[2] = {ctid, TimestampTzGetDatum(view->cutoff)};
 
 		/* (The cutoff is for windowed views; the others take one argument.) */
-		if (worker_run_in_subxact(view, view->event_plan, event_args, "  ", &pending, &edata))
+		if (worker_run_in_subxact(view, view->event_plan, event_args, "  ",
+								  view->kind == 'a' ? &pending : NULL, &edata))
 		{
 			if (view->kind == 'a')
 				store_results(view, pending);
@@ -1902,7 +1909,6 @@ worker_batch(WStream *stream)
 	CommitTransactionCommand();
 	MemoryContextReset(worker_batch_cxt);
 	publish_view_stats(stream);
-	worker_publish_watermarks(stream);
 	return nevents;
 }
 
@@ -2131,7 +2137,6 @@ worker_source_batch(WStream *stream, KafkaSource *src, bool *more)
 	streamproc_kafka_consumed(src, worker_kafka_msgs, n);
 	MemoryContextReset(worker_batch_cxt);
 	publish_view_stats(stream);
-	worker_publish_watermarks(stream);
 	return n;
 }
 
@@ -2158,7 +2163,6 @@ static void
 checkpoint_pending_rows(WStream *stream, WView *view)
 {
 	SourceRows *p = &stream->pending;
-	List *pending = NIL;
 	ErrorData *edata = NULL;
 	int i;
 
@@ -2167,7 +2171,7 @@ checkpoint_pending_rows(WStream *stream, WView *view)
 	p->first = 0;
 	p->count = p->nrows;
 	streamproc_source_rows = p;
-	if (worker_run_in_subxact(view, view->source_plan, NULL, NULL, &pending, &edata))
+	if (worker_run_in_subxact(view, view->source_plan, NULL, NULL, NULL, &edata))
 		view->events += view->appended;
 	else
 	{
@@ -2176,7 +2180,7 @@ checkpoint_pending_rows(WStream *stream, WView *view)
 			edata = NULL;
 			p->first = i;
 			p->count = 1;
-			if (worker_run_in_subxact(view, view->source_plan, NULL, NULL, &pending, &edata))
+			if (worker_run_in_subxact(view, view->source_plan, NULL, NULL, NULL, &edata))
 				view->events += view->appended;
 			else
 			{
@@ -2495,12 +2499,11 @@ worker_checkpoint(void)
 			{
 				if (stream->owns_log && stream->last_snapshot)
 				{
-					List *pending = NIL;
 					ErrorData *edata = NULL;
 
 					args[0] = stream->last_snapshot;
 					args[1] = (Datum)0;
-					if (worker_run_in_subxact(view, view->batch_plan, args, nulls, &pending, &edata))
+					if (worker_run_in_subxact(view, view->batch_plan, args, nulls, NULL, &edata))
 						view->events += view->appended;
 					else
 						run_events_one_by_one(stream, view, args, nulls);
