@@ -7,6 +7,7 @@
 MODULE_big = streamproc
 OBJS = \
 	src/aggregates.o \
+	src/errors.o \
 	src/guc.o \
 	src/kafka.o \
 	src/launcher.o \

@@ -113,6 +113,7 @@
 #include "utils/timestamp.h"
 
 #include "aggregates.h"
+#include "errors.h"
 #include "kafka.h"
 #include "launcher.h"
 #include "state.h"
@@ -1605,8 +1606,9 @@ store_results(WView *view, List *pending)
  *		also combine the results into *pending; without, the plan is an
  *		INSERT (append view, late events) and view->appended counts its rows.
  *		Returns true on success, false after recording
- *		nothing: the caller decides what a failure means.  On failure the
- *		error is returned in *edata (in worker_batch_cxt).
+ *		nothing: the caller decides what a failure means, and finds the
+ *		error in *edata (in worker_batch_cxt).  A transient error (errors.c)
+ *		is re-thrown.
  */
 bool
 worker_run_in_subxact(WView *view, SPIPlanPtr plan, Datum *args, const char *nulls,
@@ -1656,6 +1658,16 @@ worker_run_in_subxact(WView *view, SPIPlanPtr plan, Datum *args, const char *nul
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 		SetUserIdAndSecContext(save_userid, save_sec);
+
+		/*
+		 * A transient fault of the system (errors.c) is no event's fault and
+		 * must not send events to streamproc.errors: it aborts the batch; the
+		 * worker exits, the launcher starts it again, and it replays its
+		 * inputs from the last checkpoint, so every event is still counted
+		 * exactly once.
+		 */
+		if (streamproc_error_kind(*edata) == STREAMPROC_ERROR_TRANSIENT)
+			ReThrowError(*edata);
 		ok = false;
 	}
 	PG_END_TRY();
