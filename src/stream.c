@@ -67,6 +67,10 @@
  *	  difference (by attribute number: drops, renames, type changes, adds,
  *	  owner) is applied to the log in the same transaction.  Drops, renames
  *	  and type changes are refused while the stream has continuous views.
+ *	- A stream has at most 1599 columns, dropped ones included, because
+ *	  its log has one more ("$xid") and a table at most 1600: CREATE and
+ *	  ALTER ... ADD COLUMN are refused beyond that before PostgreSQL runs
+ *	  them (SQLSTATE 54011), not by the log's own DDL.
  *	- Changing the columns or owner of a log directly is refused.
  *	- Dropping a stream (directly, by DROP ... CASCADE, DROP SCHEMA ...
  *	  CASCADE, DROP OWNED, DROP EXTENSION ... CASCADE) removes its row of
@@ -151,6 +155,14 @@
 #define Anum_views_stream 2
 
 /*
+ * The most columns a stream can have: its log has one more, "$xid", and a
+ * table at most MaxHeapAttributeNumber.  Dropped columns count, as they do
+ * for tables: the log drops and adds columns with the stream, so its
+ * attribute numbers always run one ahead of the stream's.
+ */
+#define STREAM_MAX_COLUMNS (MaxHeapAttributeNumber - 1)
+
+/*
  * Rows per ExecForeignBatchInsert call (multi-row INSERT, INSERT ...
  * SELECT).  The executor keeps that many row copies before handing them
  * over; heap_multi_insert gains little beyond a hundred.
@@ -175,6 +187,7 @@ typedef struct StreamShape
 {
 	Oid relid;
 	Oid owner;
+	int natts; /* attributes, dropped columns included */
 	int ncols;
 	StreamColumn *cols;
 	char *event_time; /* NULL: none */
@@ -289,6 +302,8 @@ static void end_insert(ResultRelInfo *rinfo);
 static void fill_log_slot(StreamInsertState *st, TupleTableSlot *src,
 						  TupleTableSlot *dst);
 static StreamShape *read_shape(Oid relid);
+static void check_stream_columns(int natts, bool dropped);
+static int added_columns(Oid relid, AlterTableStmt *stmt);
 static void create_stream_log(Oid relid);
 static void sync_log(StreamShape *before, StreamShape *after);
 static Oid first_continuous_view(Oid stream, bool windowed);
@@ -1137,6 +1152,7 @@ read_shape(Oid relid)
 
 	shape->relid = relid;
 	shape->owner = rel->rd_rel->relowner;
+	shape->natts = desc->natts;
 	shape->event_time = streamproc_stream_time_options(relid, &shape->watermark_delay,
 													   &shape->idle_timeout);
 	shape->cols = palloc0(sizeof(StreamColumn) * Max(desc->natts, 1));
@@ -1162,6 +1178,54 @@ read_shape(Oid relid)
 	}
 	relation_close(rel, NoLock);
 	return shape;
+}
+
+/*
+ * check_stream_columns
+ *		Refuse a stream of natts columns, dropped ones included (dropped:
+ *		whether it has any), beyond what its log can hold.  Called before
+ *		PostgreSQL runs CREATE or ALTER on a stream, from the statement, so
+ *		that PostgreSQL's own limit for the foreign table, 1600, does not
+ *		speak first; and before the log is created, from the new stream's
+ *		columns, so that the log's CREATE TABLE never fails.
+ */
+static void
+check_stream_columns(int natts, bool dropped)
+{
+	if (natts <= STREAM_MAX_COLUMNS)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_TOO_MANY_COLUMNS),
+			 errmsg("streams can have at most %d columns", STREAM_MAX_COLUMNS),
+			 errdetail("The log table of a stream has the stream's columns and one more, \"%s\", and tables can have at most %d columns.",
+					   STREAM_XID_COLUMN, MaxHeapAttributeNumber),
+			 dropped ? errhint("Dropped columns count until the stream is created again.") : 0));
+}
+
+/*
+ * added_columns
+ *		How many columns ALTER TABLE stmt adds to relid: its ADD COLUMN
+ *		subcommands, but for ADD COLUMN IF NOT EXISTS of a column that
+ *		exists.
+ */
+static int
+added_columns(Oid relid, AlterTableStmt *stmt)
+{
+	ListCell *lc;
+	int n = 0;
+
+	foreach (lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+		if (cmd->subtype != AT_AddColumn)
+			continue;
+		if (cmd->missing_ok && IsA(cmd->def, ColumnDef) &&
+			get_attnum(relid, ((ColumnDef *)cmd->def)->colname) != InvalidAttrNumber)
+			continue;
+		n++;
+	}
+	return n;
 }
 
 /*
@@ -1195,6 +1259,7 @@ create_stream_log(Oid relid)
 				 errmsg("extension \"streamproc\" is not installed in this database")));
 
 	shape = read_shape(relid);
+	check_stream_columns(shape->ncols, false);
 	logname = psprintf("log_%u", relid);
 
 	initStringInfo(&sql);
@@ -1530,6 +1595,8 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		case T_CreateForeignTableStmt:
 		{
 			ForeignServer *server;
+			ListCell *lc;
+			int ncols = 0;
 
 			create = (CreateForeignTableStmt *)parsetree;
 			server = GetForeignServerByName(create->servername, true);
@@ -1544,6 +1611,10 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("a stream cannot be a partition or an inheritance child")));
+			foreach (lc, create->base.tableElts)
+				if (IsA(lfirst(lc), ColumnDef))
+					ncols++;
+			check_stream_columns(ncols, false);
 			break;
 		}
 		case T_AlterTableStmt:
@@ -1617,6 +1688,10 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				break;
 			altered = relid;
 			before = read_shape(relid);
+			if (IsA(parsetree, AlterTableStmt))
+				check_stream_columns(before->natts +
+										 added_columns(relid, (AlterTableStmt *)parsetree),
+									 before->natts > before->ncols);
 			break;
 		}
 		case T_DropStmt:
