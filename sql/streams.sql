@@ -185,6 +185,37 @@ DROP FOREIGN TABLE loose;
 SELECT count(*) AS streams FROM streamproc.streams;
 
 --
+-- At most 1599 columns: the log has one more, "$xid", and tables have at
+-- most 1600.  Dropped columns count, as they do for tables.  The long
+-- statements are built by wide_sql() and run in DO blocks whose context
+-- (the statement) is not shown.
+--
+CREATE FUNCTION wide_sql(stmt text, n int) RETURNS text LANGUAGE sql AS $$
+    SELECT format(stmt, string_agg(format('c%s int', i), ', ' ORDER BY i))
+      FROM generate_series(1, n) i
+$$;
+\set SHOW_CONTEXT never
+DO $$ BEGIN EXECUTE wide_sql('CREATE FOREIGN TABLE wide (%s) SERVER streamproc', 1599); END $$;
+SELECT count(*) AS log_columns FROM pg_attribute
+ WHERE attrelid = (SELECT log FROM streamproc.streams WHERE stream = 'wide'::regclass)
+   AND attnum > 0 AND NOT attisdropped;
+ALTER FOREIGN TABLE wide ADD COLUMN one_more int;
+\echo :LAST_ERROR_SQLSTATE
+ALTER FOREIGN TABLE wide ADD COLUMN IF NOT EXISTS c2 int;
+ALTER FOREIGN TABLE wide DROP COLUMN c1;
+ALTER FOREIGN TABLE wide ADD COLUMN c1 int;
+\echo :LAST_ERROR_SQLSTATE
+DROP FOREIGN TABLE wide;
+DO $$ BEGIN EXECUTE wide_sql('CREATE FOREIGN TABLE wide (%s) SERVER streamproc', 1600); END $$;
+\echo :LAST_ERROR_SQLSTATE
+-- Beyond 1600, the stream's limit is what is reported.
+DO $$ BEGIN EXECUTE wide_sql('CREATE FOREIGN TABLE wide (%s) SERVER streamproc', 1601); END $$;
+\echo :LAST_ERROR_SQLSTATE
+\set SHOW_CONTEXT errors
+DROP FUNCTION wide_sql(text, int);
+SELECT count(*) AS streams FROM streamproc.streams;
+
+--
 -- ALTER: the log follows the stream's columns.
 --
 -- ADD COLUMN works while views read the stream; rows inserted before it

@@ -259,6 +259,46 @@ DROP FOREIGN TABLE clicks CASCADE;
 SELECT count(*) FROM streamproc.views;
 SELECT relname FROM pg_class WHERE relnamespace = 'app'::regnamespace ORDER BY 1;
 
+-- Changing a column that a view reads gives the stream's errors (SQLSTATE
+-- 2BP01), not PostgreSQL's about the view's dependency on the column.
+CREATE FOREIGN TABLE app.s (k int, v int) SERVER streamproc;
+CREATE VIEW app.cv WITH (continuous) AS SELECT k, sum(v) FROM app.s GROUP BY k;
+ALTER FOREIGN TABLE app.s ALTER COLUMN v TYPE bigint;
+\echo :LAST_ERROR_SQLSTATE
+ALTER FOREIGN TABLE app.s DROP COLUMN v;
+\echo :LAST_ERROR_SQLSTATE
+ALTER FOREIGN TABLE app.s RENAME COLUMN v TO w;
+\echo :LAST_ERROR_SQLSTATE
+-- columns that do not exist: PostgreSQL's messages
+ALTER FOREIGN TABLE app.s DROP COLUMN IF EXISTS nope;
+ALTER FOREIGN TABLE app.s ALTER COLUMN nope TYPE bigint;
+-- DROP COLUMN ... CASCADE drops the views that read the column, and is
+-- refused (rolled back, views kept) while other views read the stream.
+CREATE VIEW app.cv_count WITH (continuous) AS SELECT count(*) FROM app.s;
+ALTER FOREIGN TABLE app.s DROP COLUMN v CASCADE;
+SELECT view FROM streamproc.views WHERE stream = 'app.s'::regclass ORDER BY 1;
+DROP VIEW app.cv_count;
+ALTER FOREIGN TABLE app.s DROP COLUMN v CASCADE;
+SELECT count(*) AS views FROM streamproc.views WHERE stream = 'app.s'::regclass;
+SELECT attname FROM pg_attribute
+ WHERE attrelid = (SELECT log FROM streamproc.streams WHERE stream = 'app.s'::regclass)
+   AND attnum > 0 AND NOT attisdropped
+ ORDER BY attnum;
+-- So does dropping the column's type with CASCADE: the view goes with the
+-- column of the stream and of its log.
+CREATE TYPE app.mood AS ENUM ('ok', 'meh');
+ALTER FOREIGN TABLE app.s ADD COLUMN m app.mood;
+CREATE VIEW app.by_mood WITH (continuous) AS SELECT m, count(*) FROM app.s GROUP BY m;
+\set VERBOSITY terse
+DROP TYPE app.mood CASCADE;
+\set VERBOSITY default
+SELECT count(*) AS views FROM streamproc.views WHERE stream = 'app.s'::regclass;
+SELECT attname FROM pg_attribute
+ WHERE attrelid = (SELECT log FROM streamproc.streams WHERE stream = 'app.s'::regclass)
+   AND attnum > 0 AND NOT attisdropped
+ ORDER BY attnum;
+DROP FOREIGN TABLE app.s;
+
 --
 -- Privileges: the creating user must be able to read the stream and every
 -- table; the rows table belongs to the view's owner and follows it.

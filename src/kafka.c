@@ -98,6 +98,14 @@
 /* librdkafka log lines kept between two drains. */
 #define KAFKA_LOG_LINES 16
 
+/*
+ * message.max.bytes: room beside a message (key, headers, framing), and
+ * librdkafka's default and upper bound; see message_max_bytes().
+ */
+#define KAFKA_MESSAGE_ROOM          (64 * 1024)
+#define KAFKA_MESSAGE_MAX_BYTES_MIN 1000000
+#define KAFKA_MESSAGE_MAX_BYTES_MAX 1000000000
+
 typedef enum SourceState
 {
 	SOURCE_STARTING = 0,
@@ -754,6 +762,78 @@ conf_set(rd_kafka_conf_t *conf, const char *key, const char *value)
 }
 
 /*
+ * Fetch sizes for the source's largest message (docs/operations.md).  Of
+ * librdkafka's consumer limits, only two are hard: receive.message.max.bytes
+ * bounds a fetch response (100 MB by default) and message.max.bytes a
+ * decompressed zstd batch (1 MB by default).  fetch.max.bytes and
+ * max.partition.fetch.bytes are soft: brokers return the first batch of a
+ * partition whatever its size (KIP-74).  Setting message.max.bytes to the
+ * parser's limit plus room for the key, headers and framing is enough:
+ * unless the options set them, librdkafka raises fetch.max.bytes to it and
+ * receive.message.max.bytes to fetch.max.bytes + 512.  It is set before
+ * the options, which may override it; when they set fetch.max.bytes or
+ * receive.message.max.bytes (and not message.max.bytes) too low for it,
+ * message.max.bytes follows them down, since librdkafka refuses a consumer
+ * whose fetch.max.bytes is below message.max.bytes or whose
+ * receive.message.max.bytes is below fetch.max.bytes + 512.  The size comes
+ * from the limit in force when the consumer starts.
+ */
+static int
+message_max_bytes(KafkaSource *src)
+{
+	int64 bytes = (int64)streamproc_parser_max_message_bytes(src->parser) + KAFKA_MESSAGE_ROOM;
+
+	return (int)Min(Max(bytes, KAFKA_MESSAGE_MAX_BYTES_MIN), KAFKA_MESSAGE_MAX_BYTES_MAX);
+}
+
+/* Does the source's options object have this key? */
+static bool
+options_have(Jsonb *options, const char *key)
+{
+	JsonbValue v;
+
+	return options != NULL && JB_ROOT_IS_OBJECT(options) &&
+		   getKeyJsonValueFromContainer(&options->root, key, strlen(key), &v) != NULL;
+}
+
+/*
+ * After the options: message.max.bytes follows a lower fetch.max.bytes, or
+ * receive.message.max.bytes - 512, that they set (see above), unless they
+ * set message.max.bytes too.  A value librdkafka refuses is left to
+ * rd_kafka_new() to report, as it did before.
+ */
+static void
+limit_message_max_bytes(rd_kafka_conf_t *conf, KafkaSource *src)
+{
+	static const struct
+	{
+		const char *key;
+		int room;
+	} caps[] = {{"fetch.max.bytes", 0}, {"receive.message.max.bytes", 512}};
+	int64 limit = message_max_bytes(src);
+	int i;
+
+	if (options_have(src->options, "message.max.bytes"))
+		return;
+	for (i = 0; i < lengthof(caps); i++)
+	{
+		char value[32];
+		size_t len = sizeof(value);
+
+		if (options_have(src->options, caps[i].key) &&
+			rd_kafka_conf_get(conf, caps[i].key, value, &len) == RD_KAFKA_CONF_OK)
+			limit = Min(limit, strtoll(value, NULL, 10) - caps[i].room);
+	}
+	if (limit < message_max_bytes(src))
+	{
+		char errstr[256];
+
+		(void)rd_kafka_conf_set(conf, "message.max.bytes", psprintf(INT64_FORMAT, limit), errstr,
+								sizeof(errstr));
+	}
+}
+
+/*
  * source_start
  *		Create the consumer.  Failures (an option librdkafka no longer
  *		accepts) put the source in the error state; they do not stop the
@@ -781,12 +861,14 @@ source_start(KafkaSource *src)
 	conf_set(conf, "queued.min.messages", "1000000");
 	conf_set(conf, "queued.max.messages.kbytes", "65536");
 	conf_set(conf, "socket.keepalive.enable", "true");
+	conf_set(conf, "message.max.bytes", psprintf("%d", message_max_bytes(src)));
 	if (!streamproc_kafka_conf_apply(conf, src->options, errbuf, sizeof(errbuf)))
 	{
 		rd_kafka_conf_destroy(conf);
 		source_set_state(src, SOURCE_ERROR, errbuf);
 		return;
 	}
+	limit_message_max_bytes(conf, src);
 
 	/* What streamproc controls. */
 	group = src->group_id ? src->group_id

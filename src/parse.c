@@ -676,6 +676,16 @@ streamproc_parser_natts(StreamprocParser *p)
 	return p->natts;
 }
 
+/*
+ * streamproc_parser_max_message_bytes
+ *		See parse.h.
+ */
+int
+streamproc_parser_max_message_bytes(const StreamprocParser *p)
+{
+	return p->max_message_bytes > 0 ? p->max_message_bytes : streamproc_max_message_bytes;
+}
+
 void
 streamproc_parser_destroy(StreamprocParser *p)
 {
@@ -1637,8 +1647,7 @@ static bool
 scan_message(StreamprocParser *p, const StreamprocMessage *msg,
 			 Datum *values, bool *nulls, StreamprocParseError *err)
 {
-	int limit = p->max_message_bytes > 0 ? p->max_message_bytes
-										 : streamproc_max_message_bytes;
+	int limit = streamproc_parser_max_message_bytes(p);
 	int valid;
 	int i;
 	bool ok;

@@ -136,6 +136,13 @@ extern StreamprocParser *streamproc_parser_create(Relation stream,
 												  MemoryContext cxt);
 
 /*
+ * streamproc_parser_max_message_bytes
+ *		The size limit the parser applies now: its max_message_bytes option,
+ *		else streamproc.max_message_bytes.
+ */
+extern int streamproc_parser_max_message_bytes(const StreamprocParser *p);
+
+/*
  * streamproc_parser_parse
  *		Parse one message into values/nulls (the stream's natts entries).
  *		Returns true, or false with *err filled; never throws for a bad

@@ -66,7 +66,14 @@
  *	  stream's columns are read before and after the statement and the
  *	  difference (by attribute number: drops, renames, type changes, adds,
  *	  owner) is applied to the log in the same transaction.  Drops, renames
- *	  and type changes are refused while the stream has continuous views.
+ *	  and type changes are refused while the stream has continuous views;
+ *	  type changes and drops without CASCADE before PostgreSQL runs them
+ *	  (check_column_changes), since the views' dependencies on the columns
+ *	  they read would make PostgreSQL fail first with other errors.
+ *	- A stream has at most 1599 columns, dropped ones included, because
+ *	  its log has one more ("$xid") and a table at most 1600: CREATE and
+ *	  ALTER ... ADD COLUMN are refused beyond that before PostgreSQL runs
+ *	  them (SQLSTATE 54011), not by the log's own DDL.
  *	- Changing the columns or owner of a log directly is refused.
  *	- Dropping a stream (directly, by DROP ... CASCADE, DROP SCHEMA ...
  *	  CASCADE, DROP OWNED, DROP EXTENSION ... CASCADE) removes its row of
@@ -151,6 +158,14 @@
 #define Anum_views_stream 2
 
 /*
+ * The most columns a stream can have: its log has one more, "$xid", and a
+ * table at most MaxHeapAttributeNumber.  Dropped columns count, as they do
+ * for tables: the log drops and adds columns with the stream, so its
+ * attribute numbers always run one ahead of the stream's.
+ */
+#define STREAM_MAX_COLUMNS (MaxHeapAttributeNumber - 1)
+
+/*
  * Rows per ExecForeignBatchInsert call (multi-row INSERT, INSERT ...
  * SELECT).  The executor keeps that many row copies before handing them
  * over; heap_multi_insert gains little beyond a hundred.
@@ -175,6 +190,7 @@ typedef struct StreamShape
 {
 	Oid relid;
 	Oid owner;
+	int natts; /* attributes, dropped columns included */
 	int ncols;
 	StreamColumn *cols;
 	char *event_time; /* NULL: none */
@@ -289,10 +305,15 @@ static void end_insert(ResultRelInfo *rinfo);
 static void fill_log_slot(StreamInsertState *st, TupleTableSlot *src,
 						  TupleTableSlot *dst);
 static StreamShape *read_shape(Oid relid);
+static void check_stream_columns(int natts, bool dropped);
+static int added_columns(Oid relid, AlterTableStmt *stmt);
 static void create_stream_log(Oid relid);
 static void sync_log(StreamShape *before, StreamShape *after);
 static Oid first_continuous_view(Oid stream, bool windowed);
 static void check_log_alter(Oid relid, Node *stmt);
+static void refuse_column_change(Oid stream, Oid view, const char *change,
+								 const char *column) pg_attribute_noreturn();
+static void check_column_changes(Oid relid, AlterTableStmt *stmt);
 static void internal_begin(InternalContext *ic, Oid userid);
 static void internal_end(InternalContext *ic);
 static void exec_internal(Oid userid, const char *sql, int nargs,
@@ -1137,6 +1158,7 @@ read_shape(Oid relid)
 
 	shape->relid = relid;
 	shape->owner = rel->rd_rel->relowner;
+	shape->natts = desc->natts;
 	shape->event_time = streamproc_stream_time_options(relid, &shape->watermark_delay,
 													   &shape->idle_timeout);
 	shape->cols = palloc0(sizeof(StreamColumn) * Max(desc->natts, 1));
@@ -1162,6 +1184,54 @@ read_shape(Oid relid)
 	}
 	relation_close(rel, NoLock);
 	return shape;
+}
+
+/*
+ * check_stream_columns
+ *		Refuse a stream of natts columns, dropped ones included (dropped:
+ *		whether it has any), beyond what its log can hold.  Called before
+ *		PostgreSQL runs CREATE or ALTER on a stream, from the statement, so
+ *		that PostgreSQL's own limit for the foreign table, 1600, does not
+ *		speak first; and before the log is created, from the new stream's
+ *		columns, so that the log's CREATE TABLE never fails.
+ */
+static void
+check_stream_columns(int natts, bool dropped)
+{
+	if (natts <= STREAM_MAX_COLUMNS)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_TOO_MANY_COLUMNS),
+			 errmsg("streams can have at most %d columns", STREAM_MAX_COLUMNS),
+			 errdetail("The log table of a stream has the stream's columns and one more, \"%s\", and tables can have at most %d columns.",
+					   STREAM_XID_COLUMN, MaxHeapAttributeNumber),
+			 dropped ? errhint("Dropped columns count until the stream is created again.") : 0));
+}
+
+/*
+ * added_columns
+ *		How many columns ALTER TABLE stmt adds to relid: its ADD COLUMN
+ *		subcommands, but for ADD COLUMN IF NOT EXISTS of a column that
+ *		exists.
+ */
+static int
+added_columns(Oid relid, AlterTableStmt *stmt)
+{
+	ListCell *lc;
+	int n = 0;
+
+	foreach (lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+		if (cmd->subtype != AT_AddColumn)
+			continue;
+		if (cmd->missing_ok && IsA(cmd->def, ColumnDef) &&
+			get_attnum(relid, ((ColumnDef *)cmd->def)->colname) != InvalidAttrNumber)
+			continue;
+		n++;
+	}
+	return n;
 }
 
 /*
@@ -1195,6 +1265,7 @@ create_stream_log(Oid relid)
 				 errmsg("extension \"streamproc\" is not installed in this database")));
 
 	shape = read_shape(relid);
+	check_stream_columns(shape->ncols, false);
 	logname = psprintf("log_%u", relid);
 
 	initStringInfo(&sql);
@@ -1242,7 +1313,11 @@ create_stream_log(Oid relid)
  * first_continuous_view
  *		A continuous view reading stream (the first by OID; windowed: a
  *		windowed one), or InvalidOid.
- *		The caller is connected to SPI.
+ *		The caller is connected to SPI.  Not read-only, so that SPI
+ *		increments the command counter and the query sees what the current
+ *		command did: views that ALTER ... DROP COLUMN ... CASCADE has just
+ *		dropped are gone (a read-only query would use the command's
+ *		snapshot, which still has them).
  */
 static Oid
 first_continuous_view(Oid stream, bool windowed)
@@ -1260,7 +1335,7 @@ first_continuous_view(Oid stream, bool windowed)
 									 " WHERE stream = $1 AND window_kind IS NOT NULL ORDER BY 1 LIMIT 1"
 								   : "SELECT view::pg_catalog.oid FROM streamproc.views"
 									 " WHERE stream = $1 ORDER BY 1 LIMIT 1",
-							   1, argtypes, values, NULL, true, 1);
+							   1, argtypes, values, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read streamproc.views: %s",
 			 SPI_result_code_string(rc));
@@ -1416,19 +1491,7 @@ sync_log(StreamShape *before, StreamShape *after)
 		Oid view = first_continuous_view(after->relid, false);
 
 		if (OidIsValid(view))
-			ereport(ERROR,
-					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-					 strcmp(change, "drop") == 0
-						 ? errmsg("cannot drop column \"%s\" of stream \"%s\"",
-								  changed_col, stream_name)
-					 : strcmp(change, "rename") == 0
-						 ? errmsg("cannot rename column \"%s\" of stream \"%s\"",
-								  changed_col, stream_name)
-						 : errmsg("cannot alter type of column \"%s\" of stream \"%s\"",
-								  changed_col, stream_name),
-					 errdetail("Continuous view \"%s\" reads stream \"%s\".",
-							   get_rel_name(view), stream_name),
-					 errhint("Drop the continuous views of the stream first, or add a new column instead.")));
+			refuse_column_change(after->relid, view, change, changed_col);
 	}
 
 	if (before->owner != after->owner)
@@ -1450,6 +1513,67 @@ sync_log(StreamShape *before, StreamShape *after)
 
 	SPI_finish();
 	streamproc_catalog_changed();
+}
+
+/*
+ * refuse_column_change
+ *		The error for a change ("drop", "rename" or "type") of column of
+ *		stream while continuous view reads the stream.
+ */
+static void
+refuse_column_change(Oid stream, Oid view, const char *change, const char *column)
+{
+	char *stream_name = get_rel_name(stream);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+			 strcmp(change, "drop") == 0
+				 ? errmsg("cannot drop column \"%s\" of stream \"%s\"", column, stream_name)
+			 : strcmp(change, "rename") == 0
+				 ? errmsg("cannot rename column \"%s\" of stream \"%s\"", column, stream_name)
+				 : errmsg("cannot alter type of column \"%s\" of stream \"%s\"", column,
+						  stream_name),
+			 errdetail("Continuous view \"%s\" reads stream \"%s\".", get_rel_name(view),
+					   stream_name),
+			 errhint("Drop the continuous views of the stream first, or add a new column instead.")));
+}
+
+/*
+ * check_column_changes
+ *		Before PostgreSQL runs ALTER TABLE on stream relid: refuse a type
+ *		change or a DROP COLUMN without CASCADE of an existing column while
+ *		continuous views read the stream, with the error sync_log() gives
+ *		afterwards.  For the columns a view reads, PostgreSQL would speak
+ *		first, because view.c records the view's dependencies on them:
+ *		"unexpected object depending on column" (XX000) for a type change,
+ *		its generic dependency error for a drop.  Those dependencies stay:
+ *		they make DROP COLUMN ... CASCADE (let through here) and DROP TYPE
+ *		... CASCADE drop the views that read the column, and sync_log() then
+ *		refuses the drop only if other views still read the stream.
+ *		Renames pass PostgreSQL's checks and are refused by sync_log().
+ */
+static void
+check_column_changes(Oid relid, AlterTableStmt *stmt)
+{
+	ListCell *lc;
+
+	foreach (lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+		Oid view;
+
+		if (!((cmd->subtype == AT_DropColumn && cmd->behavior != DROP_CASCADE) ||
+			  cmd->subtype == AT_AlterColumnType) ||
+			cmd->name == NULL || get_attnum(relid, cmd->name) == InvalidAttrNumber)
+			continue;
+		SPI_connect();
+		view = first_continuous_view(relid, false);
+		SPI_finish();
+		if (OidIsValid(view))
+			refuse_column_change(relid, view,
+								 cmd->subtype == AT_DropColumn ? "drop" : "type", cmd->name);
+		return;
+	}
 }
 
 /*
@@ -1530,6 +1654,8 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		case T_CreateForeignTableStmt:
 		{
 			ForeignServer *server;
+			ListCell *lc;
+			int ncols = 0;
 
 			create = (CreateForeignTableStmt *)parsetree;
 			server = GetForeignServerByName(create->servername, true);
@@ -1544,6 +1670,10 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("a stream cannot be a partition or an inheritance child")));
+			foreach (lc, create->base.tableElts)
+				if (IsA(lfirst(lc), ColumnDef))
+					ncols++;
+			check_stream_columns(ncols, false);
 			break;
 		}
 		case T_AlterTableStmt:
@@ -1617,6 +1747,13 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				break;
 			altered = relid;
 			before = read_shape(relid);
+			if (IsA(parsetree, AlterTableStmt))
+			{
+				check_column_changes(relid, (AlterTableStmt *)parsetree);
+				check_stream_columns(before->natts +
+										 added_columns(relid, (AlterTableStmt *)parsetree),
+									 before->natts > before->ncols);
+			}
 			break;
 		}
 		case T_DropStmt:

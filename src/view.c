@@ -34,7 +34,11 @@
  *	   and renamed once the view exists;
  *	5. record dependencies (view -> every object the query uses, including
  *	   the stream and its columns; rows table -> view, internal) and insert
- *	   the catalog row into streamproc.views.
+ *	   the catalog row into streamproc.views.  The dependencies on columns
+ *	   make DROP COLUMN ... CASCADE and DROP TYPE ... CASCADE drop the
+ *	   view; stream.c refuses the other changes of a stream's columns
+ *	   before PostgreSQL sees these dependencies (whose error for a type
+ *	   change would be "unexpected object depending on column").
  *
  * This is the approach of PipelineDB's analyzer.c (worker query over the
  * stream, combiner and view over the materialization) and TimescaleDB's

@@ -373,7 +373,82 @@ subtest 'bad arguments' => sub {
 };
 
 # ---------------------------------------------------------------------
-# 6. SIGTERM.
+# 6. Large batches: refused loudly, never lost.
+#
+# librdkafka's mock cluster hides a new batch when it and the newest
+# batch of its partition exceed 5 MiB together, and the message after it
+# too (see devbroker.c); devbroker refuses every request over 2.5 MiB.
+# ---------------------------------------------------------------------
+subtest 'large batches' => sub {
+	my $b = Devbroker->start(topics => { big => 1 }, dir => "$tmp", quiet => 1);
+	my $bs = $b->bootstrap;
+	my $limit = 5 * 1024 * 1024 / 2;
+	my %file;
+	for my $m (
+		[ near  => 'n' x ($limit - 512) ],
+		[ over  => 'o' x (3 * 1024 * 1024) ],
+		[ after => 'after' ],
+		[ json10m => '{"k": 1, "v": "' . ('x' x 10_000_000) . '"}' ])
+	{
+		$file{ $m->[0] } = "$tmp/msg-$m->[0]";
+		spew($file{ $m->[0] }, $m->[1]);
+	}
+	my $send = sub {
+		my ($name, @x) = @_;
+		return run_cmd(
+			[
+				$kcat, '-P', '-b', $bs, '-t', 'big', '-p', '0',
+				'-X', 'message.max.bytes=20000000',
+				'-X', 'message.timeout.ms=5000', @kcat_fast, @x,
+				$file{$name}
+			]);
+	};
+
+	my ($rc, $out, $err) = $send->('near');
+	is($rc, 0, 'a batch just under 2.5 MiB is accepted') or diag($err);
+	($rc, $out, $err) = $send->('near');
+	is($rc, 0, 'and a second one') or diag($err);
+
+	($rc, $out, $err) = $send->('over');
+	isnt($rc, 0, 'a 3 MiB batch makes the producer fail');
+	ok( wait_for(
+			sub {
+				($b->log_contents // '') =~
+				  /error: refused a request larger than $limit bytes/;
+			}),
+		'devbroker says so, even with --quiet')
+	  or diag($b->log_contents);
+
+	($rc, $out, $err) = $send->('after');
+	is($rc, 0, 'the next message is accepted') or diag($err);
+
+	# A 10 MB message compressed to a small batch passes
+	($rc, $out, $err) = $send->('json10m', '-X', 'compression.codec=zstd');
+	is($rc, 0, 'a 10 MB message compressed with zstd is accepted')
+	  or diag($err);
+
+	my $consume = sub {
+		my ($offset, $format) = @_;
+		my ($rc, $out, $err) = run_cmd(
+			[
+				$kcat, '-C', '-b', $bs, '-t', 'big', '-p', '0', '-o',
+				$offset, '-e', '-q', '-f', $format, @kcat_fast
+			]);
+		diag($err) if $rc != 0;
+		return $out;
+	};
+	my $near = $limit - 512;
+	is( $consume->('beginning', '%o %S\n'),
+		"0 $near\n1 $near\n2 5\n3 10000017\n",
+		'every accepted message is there, at consecutive offsets');
+	is($consume->(3, '%s'), slurp($file{json10m}),
+		'the 10 MB message came back whole');
+
+	is($b->stop, 0, 'stopped cleanly');
+};
+
+# ---------------------------------------------------------------------
+# 7. SIGTERM.
 # ---------------------------------------------------------------------
 subtest 'SIGTERM' => sub {
 	my $b = Devbroker->start(topics => { t => 1 }, dir => "$tmp", quiet => 1);

@@ -61,12 +61,35 @@
  * listens on the same port again.  Partition data, committed offsets and
  * topics survive the outage; only connections are lost.
  *
+ * Request size: every request larger than MAX_REQUEST_BYTES (2.5 MiB) is
+ * refused, so that no produced batch is ever lost silently.  The mock
+ * cluster keeps at most 5 MiB of batches per partition (max_size, set in
+ * rd_kafka_mock_partition_init() and changed by no mock API of librdkafka
+ * 2.0.2).  rd_kafka_mock_msgset_new() counts a new batch into the
+ * partition's size, then drops the oldest batches until the size is back
+ * within 5 MiB, and only then links the new batch in.  When that loop has
+ * to drop every older batch, the last one it drops makes
+ * rd_kafka_mock_msgset_destroy() set the log start to the log end, which
+ * already lies past the new batch: the batch is acknowledged to the
+ * producer and never readable.  That happens whenever the newest batch
+ * and the new one together exceed 5 MiB: a batch over 5 MiB is lost, so
+ * is the message after it, and two batches of 3 MiB lose the second.
+ * Batches of at most 2.5 MiB never add up to more than 5 MiB, so we set
+ * the handle's receive.message.max.bytes, which the mock cluster compares
+ * with the size of every request it reads (from the 4-byte length on),
+ * to 2.5 MiB: a larger request is refused before it reaches the log, the
+ * mock logs "Invalid request size" at LOG_ERR (log_cb adds what it means)
+ * and closes the connection, and the producer fails the message when its
+ * message.timeout.ms runs out.  Compressed batches count with their
+ * compressed size, so larger messages that compress well still pass.
+ *
  * Limits (of librdkafka 2.0.2's mock cluster):
  *	- Each partition keeps only its newest part: the oldest message batches
  *	  are dropped once a partition holds more than about 100,000 batches or
  *	  5 MiB of batch data (hard-coded in librdkafka, approximate and subject
  *	  to change between versions).  Consumers that fall behind get
  *	  OFFSET_OUT_OF_RANGE.
+ *	- Requests, hence produced batches, are limited to 2.5 MiB (above).
  *	- Fetch returns at most one message batch per partition per request,
  *	  and an empty fetch waits the whole fetch.wait.max.ms even if data
  *	  arrives meanwhile.
@@ -117,6 +140,12 @@
 
 /* The partition count librdkafka's mock cluster uses for auto-created topics */
 #define MOCK_AUTO_CREATE_PARTITIONS 4
+
+/*
+ * The largest request the mock cluster accepts: half of the 5 MiB a mock
+ * partition keeps, so that no batch is lost (see the header comment).
+ */
+#define MAX_REQUEST_BYTES (5 * 1024 * 1024 / 2)
 
 /* How often the control file is examined, in milliseconds */
 #define CONTROL_POLL_MS 100
@@ -493,6 +522,15 @@ log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 	(void)rk;
 	if (level <= LOG_ERR || (level <= LOG_WARNING && !quiet) || debug_logging)
 		fprintf(stderr, PROGNAME ": librdkafka %s: %s\n", fac, buf);
+
+	/* The mock cluster refused a request over MAX_REQUEST_BYTES: say why */
+	if (strstr(buf, "Invalid request size") != NULL)
+		fprintf(stderr, PROGNAME ": error: refused a request larger than %d "
+								 "bytes and closed the connection: a produced batch this "
+								 "large could be lost by librdkafka's mock cluster (see "
+								 "tools/devbroker/README.md, Limits); the producer's "
+								 "messages fail when its message.timeout.ms expires\n",
+				MAX_REQUEST_BYTES);
 }
 
 /*
@@ -627,6 +665,7 @@ main(int argc, char **argv)
 	char *state_file;
 	char errstr[512];
 	char pidbuf[32];
+	char numbuf[32];
 	char *bootstraps;
 	const char *debug;
 	rd_kafka_conf_t *conf;
@@ -682,6 +721,13 @@ main(int argc, char **argv)
 	conf = rd_kafka_conf_new();
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	if (rd_kafka_conf_set(conf, "client.id", PROGNAME, errstr,
+						  sizeof(errstr)) != RD_KAFKA_CONF_OK)
+	{
+		fprintf(stderr, PROGNAME ": %s\n", errstr);
+		return 1;
+	}
+	snprintf(numbuf, sizeof(numbuf), "%d", MAX_REQUEST_BYTES);
+	if (rd_kafka_conf_set(conf, "receive.message.max.bytes", numbuf, errstr,
 						  sizeof(errstr)) != RD_KAFKA_CONF_OK)
 	{
 		fprintf(stderr, PROGNAME ": %s\n", errstr);
