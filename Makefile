@@ -7,18 +7,28 @@
 MODULE_big = streamproc
 OBJS = \
 	src/aggregates.o \
+	src/batch.o \
+	src/catalog.o \
+	src/checkpoint.o \
+	src/combine.o \
 	src/errors.o \
+	src/groupkey.o \
+	src/groupmap.o \
 	src/guc.o \
 	src/kafka.o \
 	src/launcher.o \
+	src/packed.o \
 	src/parse.o \
-	src/reader.o \
+	src/positions.o \
 	src/shmem.o \
 	src/source.o \
 	src/state.o \
+	src/statestore.o \
 	src/stream.o \
 	src/streamproc.o \
 	src/view.o \
+	src/viewscan.o \
+	src/viewstats.o \
 	src/window_worker.o \
 	src/windows.o \
 	src/worker.o

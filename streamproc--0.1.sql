@@ -38,12 +38,16 @@ COMMENT ON FUNCTION streamproc.info() IS
 --
 
 -- One row per stream: a foreign table on server streamproc, and the log
--- table its inserts append to.  The log has the stream's columns (by name)
--- and "$xid" xid8: the inserting top-level transaction, which bounds
--- micro-batches by snapshots (see src/stream.c).
+-- table its inserts append to.  The log has the stream's columns (by name),
+-- "$xid" xid8: the inserting top-level transaction, which bounds
+-- micro-batches by snapshots, and "$shard" int2: the log is partitioned
+-- into one shard per ingest worker (shard_logs), so that every worker takes
+-- part of the stream's events (see src/stream.c).
 CREATE TABLE streamproc.streams (
-    stream regclass PRIMARY KEY,
-    log    regclass NOT NULL UNIQUE
+    stream     regclass PRIMARY KEY,
+    log        regclass NOT NULL UNIQUE,
+    shards     int NOT NULL,
+    shard_logs regclass[] NOT NULL
 );
 
 -- One row per continuous view (see src/view.c).
@@ -89,33 +93,74 @@ CREATE TABLE streamproc.views (
     allowed_lateness bigint NOT NULL DEFAULT 0,
     retention        bigint,
     emit             "char" NOT NULL DEFAULT 'u' CHECK (emit IN ('u', 'f')),
-    late_events      regclass
+    late_events      regclass,
+    -- Aggregating views: the foreign table the view reads (src/viewscan.c).
+    groups           regclass
 );
 
--- Checkpointed state of aggregating views: one row per (view, state slot,
--- group); state packs the partial state of each aggregate (src/worker.c).
--- Written only by the ingest workers' checkpoints, in the transaction that
--- also removes the log rows the state includes.
-CREATE TABLE streamproc.view_state (
-    view  oid NOT NULL,
-    slot  int NOT NULL,
-    key   bytea NOT NULL,
-    state bytea NOT NULL,
-    PRIMARY KEY (view, slot, key)
-) WITH (fillfactor = 50);  -- room for HOT updates: checkpoints rewrite rows
-
--- Closed windows of windowed views: one row per (view, state slot, window
--- and group), moved out of shared memory by the checkpoint that closes
--- them and never changed afterwards; removed after the view's retention.
-CREATE TABLE streamproc.window_state (
-    view       oid NOT NULL,
-    slot       int NOT NULL,
-    key        bytea NOT NULL,
-    state      bytea NOT NULL,
-    window_end timestamptz NOT NULL,
-    PRIMARY KEY (view, slot, key)
+-- Checkpointed state of aggregating views (src/statestore.c): runs of the
+-- groups of one bucket of one state slot (ingest worker), each written by
+-- one checkpoint; a later run of a bucket overrides an earlier one, key by
+-- key, and compaction rewrites a bucket as one run.  Written only by the
+-- ingest workers' checkpoints, in the transaction that also commits the
+-- views' positions.
+CREATE TABLE streamproc.state_runs (
+    view    oid NOT NULL,
+    slot    int NOT NULL,
+    bucket  int NOT NULL,
+    run     bigint NOT NULL,
+    entries int NOT NULL,
+    data    bytea NOT NULL,
+    PRIMARY KEY (view, slot, bucket, run)
 );
-CREATE INDEX ON streamproc.window_state (view, slot, window_end);
+
+-- Closed windows of windowed views: runs of the windows one checkpoint
+-- closed (at watermark "closed"), with the range of window starts they
+-- hold (start_lo, start_hi: the start's microseconds; count windows: the
+-- window id) and their latest end (retention).  Never changed afterwards.
+CREATE TABLE streamproc.window_runs (
+    view     oid NOT NULL,
+    slot     int NOT NULL,
+    closed   timestamptz NOT NULL,
+    start_lo bigint NOT NULL,
+    start_hi bigint NOT NULL,
+    end_hi   timestamptz NOT NULL,
+    entries  int NOT NULL,
+    data     bytea NOT NULL
+);
+CREATE INDEX ON streamproc.window_runs (view, start_hi);
+CREATE INDEX ON streamproc.window_runs (view, slot, end_hi);
+
+-- Where each view is in each of its inputs (src/positions.c): "log <shard>"
+-- a pg_snapshot, "kafka <source> <partition>" an offset (only for views
+-- behind their source).
+CREATE TABLE streamproc.positions (
+    view     oid NOT NULL,
+    input    text NOT NULL,
+    position text NOT NULL,
+    PRIMARY KEY (view, input)
+);
+
+-- The closed windows of a view, decoded: for tests and inspection.
+CREATE FUNCTION streamproc._closed_windows(view regclass,
+    OUT slot int, OUT closed timestamptz, OUT window_start timestamptz,
+    OUT window_end timestamptz, OUT key bytea)
+RETURNS SETOF record
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'streamproc_closed_windows';
+
+REVOKE ALL ON FUNCTION streamproc._closed_windows(regclass) FROM PUBLIC;
+
+-- lz4 where the server has it: runs compress well and are TOASTed.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_settings
+                WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)) THEN
+        ALTER TABLE streamproc.state_runs ALTER COLUMN data SET COMPRESSION lz4;
+        ALTER TABLE streamproc.window_runs ALTER COLUMN data SET COMPRESSION lz4;
+    END IF;
+END
+$$;
 
 -- The watermark up to which each state slot of a windowed view has closed
 -- its windows, written by the checkpoint that closes them: the view's
@@ -148,13 +193,15 @@ CREATE TABLE streamproc.errors (
 
 GRANT SELECT ON streamproc.streams, streamproc.views TO PUBLIC;
 
-CREATE FUNCTION streamproc.read_view(view oid)
-RETURNS SETOF record
-LANGUAGE C STRICT STABLE
-AS 'MODULE_PATHNAME', 'streamproc_read_view';
+-- Aggregating views read their groups through a foreign table of this
+-- wrapper (src/viewscan.c): keyed lookups, parameterized paths, estimates.
+CREATE FUNCTION streamproc.view_fdw_handler()
+RETURNS fdw_handler
+LANGUAGE C STRICT
+AS 'MODULE_PATHNAME', 'streamproc_view_fdw_handler';
 
-COMMENT ON FUNCTION streamproc.read_view(oid) IS
-    'groups of an aggregating continuous view with the final value of each aggregate (used by the view''s definition)';
+CREATE FOREIGN DATA WRAPPER streamproc_view HANDLER streamproc.view_fdw_handler;
+CREATE SERVER streamproc_view FOREIGN DATA WRAPPER streamproc_view;
 
 CREATE FUNCTION streamproc.sync(timeout interval DEFAULT '60 seconds')
 RETURNS void
@@ -167,7 +214,8 @@ COMMENT ON FUNCTION streamproc.sync(interval) IS
 CREATE FUNCTION streamproc._view_stats(
     OUT view oid, OUT events bigint, OUT groups bigint, OUT memory_bytes bigint,
     OUT ready boolean, OUT last_checkpoint timestamptz, OUT last_checkpoint_ms float8,
-    OUT watermark timestamptz, OUT late_events bigint)
+    OUT watermark timestamptz, OUT late_events bigint, OUT status text,
+    OUT last_error text)
 RETURNS SETOF record
 LANGUAGE C STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'streamproc_view_stats';
@@ -183,7 +231,11 @@ CREATE VIEW streamproc.stat_workers AS
     SELECT * FROM streamproc._workers();
 
 -- Per continuous view: events merged, groups and state memory in shared
--- memory, failed events, last checkpoint.
+-- memory, failed events, last checkpoint, and what it is doing: running,
+-- loading (a worker is loading its slot), retrying (a transient error),
+-- failed (an error of the view: retried until the cause is gone), paused
+-- (waiting for streamproc.state_memory), standby (a hot standby: reads
+-- show the last checkpoint the primary wrote).
 CREATE VIEW streamproc.stat_views AS
     SELECT v.view,
            v.stream,
@@ -197,22 +249,25 @@ CREATE VIEW streamproc.stat_views AS
            s.watermark,
            s.late_events,
            CASE
-               WHEN EXISTS (SELECT 1 FROM streamproc._workers() w WHERE w.paused) THEN 'paused'
+               WHEN pg_catalog.pg_is_in_recovery() THEN 'standby'
                WHEN v.kind = 'a' AND NOT coalesce(s.ready, false) THEN 'loading'
-               ELSE 'running'
-           END AS state
+               ELSE coalesce(s.status, 'running')
+           END AS state,
+           s.last_error
       FROM streamproc.views v
       LEFT JOIN streamproc._view_stats() s ON s.view = v.view::oid;
 
--- Per stream: the log's backlog (rows not yet removed by a checkpoint).
+-- Per stream: the log's backlog (rows not yet removed by a checkpoint),
+-- summed over its shards.
 CREATE VIEW streamproc.stat_streams AS
     SELECT s.stream,
            s.log,
-           pg_total_relation_size(s.log) AS log_bytes,
-           st.n_live_tup AS log_rows_estimate,
-           st.n_dead_tup AS log_dead_rows_estimate
-      FROM streamproc.streams s
-      LEFT JOIN pg_stat_all_tables st ON st.relid = s.log::oid;
+           (SELECT sum(pg_total_relation_size(k))::bigint FROM unnest(s.shard_logs) k) AS log_bytes,
+           (SELECT sum(st.n_live_tup)::bigint FROM pg_stat_all_tables st
+             WHERE st.relid = ANY (s.shard_logs::oid[])) AS log_rows_estimate,
+           (SELECT sum(st.n_dead_tup)::bigint FROM pg_stat_all_tables st
+             WHERE st.relid = ANY (s.shard_logs::oid[])) AS log_dead_rows_estimate
+      FROM streamproc.streams s;
 
 GRANT SELECT ON streamproc.stat_views, streamproc.stat_streams, streamproc.stat_workers TO PUBLIC;
 
@@ -239,6 +294,7 @@ CREATE SERVER streamproc FOREIGN DATA WRAPPER streamproc;
 
 -- Any user who may create tables in some schema may create streams.
 GRANT USAGE ON FOREIGN SERVER streamproc TO PUBLIC;
+GRANT USAGE ON FOREIGN SERVER streamproc_view TO PUBLIC;
 
 -- ---------------------------------------------------------------------
 -- Message parsers for Kafka sources (src/parse.c).  Internal test entry

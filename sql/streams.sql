@@ -185,8 +185,8 @@ DROP FOREIGN TABLE loose;
 SELECT count(*) AS streams FROM streamproc.streams;
 
 --
--- At most 1599 columns: the log has one more, "$xid", and tables have at
--- most 1600.  Dropped columns count, as they do for tables.  The long
+-- At most 1598 columns: the log has two more, "$xid" and "$shard", and
+-- tables have at most 1600.  Dropped columns count, as they do for tables.  The long
 -- statements are built by wide_sql() and run in DO blocks whose context
 -- (the statement) is not shown.
 --
@@ -195,7 +195,7 @@ CREATE FUNCTION wide_sql(stmt text, n int) RETURNS text LANGUAGE sql AS $$
       FROM generate_series(1, n) i
 $$;
 \set SHOW_CONTEXT never
-DO $$ BEGIN EXECUTE wide_sql('CREATE FOREIGN TABLE wide (%s) SERVER streamproc', 1599); END $$;
+DO $$ BEGIN EXECUTE wide_sql('CREATE FOREIGN TABLE wide (%s) SERVER streamproc', 1598); END $$;
 SELECT count(*) AS log_columns FROM pg_attribute
  WHERE attrelid = (SELECT log FROM streamproc.streams WHERE stream = 'wide'::regclass)
    AND attnum > 0 AND NOT attisdropped;
@@ -206,6 +206,8 @@ ALTER FOREIGN TABLE wide DROP COLUMN c1;
 ALTER FOREIGN TABLE wide ADD COLUMN c1 int;
 \echo :LAST_ERROR_SQLSTATE
 DROP FOREIGN TABLE wide;
+DO $$ BEGIN EXECUTE wide_sql('CREATE FOREIGN TABLE wide (%s) SERVER streamproc', 1599); END $$;
+\echo :LAST_ERROR_SQLSTATE
 DO $$ BEGIN EXECUTE wide_sql('CREATE FOREIGN TABLE wide (%s) SERVER streamproc', 1600); END $$;
 \echo :LAST_ERROR_SQLSTATE
 -- Beyond 1600, the stream's limit is what is reported.
@@ -272,19 +274,22 @@ SELECT attname FROM pg_attribute
  WHERE attrelid = :'clicks_log'::regclass AND attnum > 0 AND NOT attisdropped
  ORDER BY attnum;
 
--- The log cannot be changed or dropped on its own (the error names the
--- log, whose name varies: show only the message's shape).
+-- The log and its shards cannot be changed or dropped on their own (the
+-- error names the log, whose name varies: show only the message's shape).
 DO $$
 DECLARE
     log regclass := (SELECT log FROM streamproc.streams WHERE stream = 'stream_test.clicks'::regclass);
+    shard regclass := (SELECT shard_logs[2] FROM streamproc.streams WHERE stream = 'stream_test.clicks'::regclass);
     stmt text;
 BEGIN
-    FOREACH stmt IN ARRAY ARRAY['DROP TABLE %s', 'ALTER TABLE %s DROP COLUMN url',
-                                'ALTER TABLE %s ADD COLUMN z int',
-                                'ALTER TABLE %s RENAME COLUMN url TO z']
+    FOREACH stmt IN ARRAY ARRAY['DROP TABLE %1$s', 'ALTER TABLE %1$s DROP COLUMN url',
+                                'ALTER TABLE %1$s ADD COLUMN z int',
+                                'ALTER TABLE %1$s RENAME COLUMN url TO z',
+                                'ALTER TABLE %1$s DETACH PARTITION %2$s',
+                                'DROP TABLE %2$s', 'ALTER TABLE %2$s OWNER TO CURRENT_USER']
     LOOP
         BEGIN
-            EXECUTE format(stmt, log);
+            EXECUTE format(stmt, log, shard);
             RAISE NOTICE '%: succeeded', stmt;
         EXCEPTION WHEN OTHERS THEN
             RAISE NOTICE '%: %', stmt, regexp_replace(SQLERRM, 'log_\d+', 'log_N', 'g');
@@ -360,7 +365,7 @@ CREATE FOREIGN TABLE stream_owned.more (a int) SERVER streamproc;
 DROP SCHEMA stream_owned CASCADE;
 SELECT count(*) AS streams FROM streamproc.streams;
 SELECT count(*) AS logs_left FROM pg_class
- WHERE relnamespace = 'streamproc'::regnamespace AND relname ~ '^log_\d+$';
+ WHERE relnamespace = 'streamproc'::regnamespace AND relname ~ '^log_\d+(_\d+)?$';
 DROP ROLE regress_stream_owner;
 DROP ROLE regress_stream_other;
 
@@ -387,7 +392,7 @@ INSERT INTO gone VALUES (1);
 ROLLBACK;
 SELECT count(*) AS streams FROM streamproc.streams;
 SELECT count(*) AS logs_left FROM pg_class
- WHERE relnamespace = 'streamproc'::regnamespace AND relname ~ '^log_\d+$';
+ WHERE relnamespace = 'streamproc'::regnamespace AND relname ~ '^log_\d+(_\d+)?$';
 
 -- A zero-column stream works (its events carry only "$xid").
 CREATE FOREIGN TABLE ticks () SERVER streamproc;
@@ -446,7 +451,7 @@ DROP EXTENSION streamproc;
 BEGIN;
 DROP EXTENSION streamproc CASCADE;
 SELECT count(*) AS logs_left FROM pg_class
- WHERE relname ~ '^log_\d+$' OR relname = 'last_stream';
+ WHERE relname ~ '^log_\d+(_\d+)?$' OR relname = 'last_stream';
 ROLLBACK;
 SELECT stream FROM streamproc.streams;
 DROP FOREIGN TABLE last_stream;

@@ -106,8 +106,7 @@ SELECT c.relname, c.reloptions FROM pg_class c WHERE c.oid = 'app.by_country'::r
 
 -- Generated definitions (oids masked).
 CREATE FUNCTION masked(t text) RETURNS text LANGUAGE sql AS $$
-    SELECT regexp_replace(regexp_replace(t, 'read_view\(''\d+''', 'read_view(''<oid>''', 'g'),
-                          '(log|rows)_\d+', '\1_<oid>', 'g')
+    SELECT regexp_replace(t, '(log|rows|groups)_\d+', '\1_<oid>', 'g')
 $$;
 SELECT masked(pg_get_viewdef('app.by_user'::regclass));
 SELECT masked(pg_get_viewdef('app.totals'::regclass));
@@ -119,7 +118,14 @@ SELECT masked(batch_query) AS batch_query FROM streamproc.views
  WHERE view = 'app.enriched'::regclass;
 -- the view reads its own state
 SELECT pg_get_viewdef('app.by_user'::regclass) LIKE
-       format('%%streamproc.read_view(''%s''::oid)%%', 'app.by_user'::regclass::oid) AS reads_own_state;
+       format('%%FROM streamproc.groups_%s s%%', 'app.by_user'::regclass::oid) AS reads_own_state;
+-- its groups: a foreign table that belongs to the view
+SELECT c.relkind, s.srvname, d.deptype
+  FROM pg_class c JOIN pg_foreign_table f ON f.ftrelid = c.oid
+       JOIN pg_foreign_server s ON s.oid = f.ftserver
+       JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                       AND d.refobjid = 'app.by_user'::regclass
+ WHERE c.oid = format('streamproc.groups_%s', 'app.by_user'::regclass::oid)::regclass;
 -- \d+ app.by_user
 SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
  WHERE attrelid = 'app.by_user'::regclass AND attnum > 0 ORDER BY attnum;
@@ -142,27 +148,44 @@ SELECT CASE WHEN i % 7 = 0 THEN NULL ELSE i % 5 END, CASE WHEN i % 11 = 0 THEN N
        (i % 13) * 1.5, timestamptz '2024-01-01' + i * interval '1 minute'
   FROM generate_series(1, 500) i;
 INSERT INTO clicks_oracle VALUES (9, '/x', 1, now()), (9, '/x', 2, now());
-SELECT batch_query AS by_user_batch FROM streamproc.views WHERE view = 'app.by_user'::regclass \gset
-SELECT batch_query AS by_url_batch FROM streamproc.views WHERE view = 'app.by_url'::regclass \gset
-SELECT batch_query AS totals_batch FROM streamproc.views WHERE view = 'app.totals'::regclass \gset
-SELECT batch_query AS enriched_batch FROM streamproc.views WHERE view = 'app.enriched'::regclass \gset
-SELECT batch_query AS by_country_batch FROM streamproc.views WHERE view = 'app.by_country'::regclass \gset
-PREPARE by_user_b(pg_snapshot, pg_snapshot) AS :by_user_batch;
-PREPARE by_url_b(pg_snapshot, pg_snapshot) AS :by_url_batch;
-PREPARE totals_b(pg_snapshot, pg_snapshot) AS :totals_batch;
-PREPARE enriched_b(pg_snapshot, pg_snapshot) AS :enriched_batch;
-PREPARE by_country_b(pg_snapshot, pg_snapshot) AS :by_country_batch;
+-- run_batch(view, $1, $2, table): the view's batch query over every shard
+-- of its stream's log (the workers run it per shard and per range of
+-- blocks; here each shard is read whole), into a temporary table.
+CREATE FUNCTION run_batch(v regclass, this_batch pg_snapshot, before_batch pg_snapshot, tbl text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    q text;
+    n int;
+BEGIN
+    SELECT w.batch_query, s.shards INTO q, n
+      FROM streamproc.views w JOIN streamproc.streams s ON s.stream = w.stream
+     WHERE w.view = v;
+    EXECUTE format('CREATE TEMP TABLE %I ON COMMIT DROP AS SELECT * FROM (%s) b WITH NO DATA', tbl, q)
+      USING this_batch, before_batch, 0::int2, '(0,0)'::tid, '(4294967295,0)'::tid;
+    FOR k IN 0 .. n - 1 LOOP
+        EXECUTE format('INSERT INTO %I %s', tbl, q)
+          USING this_batch, before_batch, k::int2, '(0,0)'::tid, '(4294967295,0)'::tid;
+    END LOOP;
+END
+$$;
+SELECT shards > 1 AS several_shards FROM streamproc.streams WHERE stream = 'clicks'::regclass;
 BEGIN;
 INSERT INTO clicks SELECT * FROM clicks_oracle;
 SELECT format('%1$s:%2$s:', pg_current_xact_id(), pg_current_xact_id()::text::bigint + 1) AS this_batch,
        format('%1$s:%1$s:', pg_current_xact_id()) AS before_batch \gset
+-- the events went to more than one shard, so the partial states of a group
+-- come in several rows: combine them, as the workers do
+SELECT log AS clicks_log FROM streamproc.streams WHERE stream = 'clicks'::regclass \gset
+SELECT count(DISTINCT "$shard") > 1 AS spread FROM :clicks_log WHERE "$xid" = pg_current_xact_id();
 -- app.by_user
-CREATE TEMP TABLE p ON COMMIT DROP AS EXECUTE by_user_b(:'this_batch', :'before_batch');
+SELECT run_batch('app.by_user', :'this_batch', :'before_batch', 'p');
 CREATE TEMP VIEW got AS
     SELECT g1 AS user_id, streamproc.finalize('count()', a1, NULL::bigint) AS count,
            streamproc.finalize('sum(numeric)', a2, NULL::numeric)
              / streamproc.finalize('count()', a1, NULL::bigint) AS avg2
-      FROM p WHERE streamproc.finalize('count()', a1, NULL::bigint) > 1;
+      FROM (SELECT g1, streamproc.combine('count()', a1) AS a1, streamproc.combine('sum(numeric)', a2) AS a2
+              FROM p GROUP BY g1) c
+     WHERE streamproc.finalize('count()', a1, NULL::bigint) > 1;
 CREATE TEMP VIEW want AS
     SELECT user_id, count(*), sum(amount) / count(*) AS avg2 FROM clicks_oracle
      WHERE url <> '/x' GROUP BY user_id HAVING count(*) > 1;
@@ -171,10 +194,11 @@ SELECT (SELECT count(*) FROM want) AS groups,
        (SELECT count(*) FROM (TABLE want EXCEPT ALL TABLE got) x) AS want_only;
 DROP VIEW got, want; DROP TABLE p;
 -- app.by_url (FILTER, NULL keys)
-CREATE TEMP TABLE p ON COMMIT DROP AS EXECUTE by_url_b(:'this_batch', :'before_batch');
+SELECT run_batch('app.by_url', :'this_batch', :'before_batch', 'p');
 CREATE TEMP VIEW got AS
-    SELECT g1 AS url, streamproc.finalize('count()', a1, NULL::bigint) AS big,
-           streamproc.finalize('count()', a2, NULL::bigint) AS n FROM p;
+    SELECT g1 AS url, streamproc.finalize('count()', streamproc.combine('count()', a1), NULL::bigint) AS big,
+           streamproc.finalize('count()', streamproc.combine('count()', a2), NULL::bigint) AS n
+      FROM p GROUP BY g1;
 CREATE TEMP VIEW want AS
     SELECT url, count(*) FILTER (WHERE amount > 5) AS big, count(*) AS n
       FROM clicks_oracle GROUP BY url;
@@ -183,11 +207,12 @@ SELECT (SELECT count(*) FROM want) AS groups,
        (SELECT count(*) FROM (TABLE want EXCEPT ALL TABLE got) x) AS want_only;
 DROP VIEW got, want; DROP TABLE p;
 -- app.totals (no GROUP BY)
-CREATE TEMP TABLE p ON COMMIT DROP AS EXECUTE totals_b(:'this_batch', :'before_batch');
+SELECT run_batch('app.totals', :'this_batch', :'before_batch', 'p');
 CREATE TEMP VIEW got AS
-    SELECT streamproc.finalize('count()', a1, NULL::bigint) AS n,
-           streamproc.finalize('sum(numeric)', a2, NULL::numeric) AS total,
-           streamproc.finalize('max(timestamptz)', a3, NULL::timestamptz) AS last_ts FROM p;
+    SELECT streamproc.finalize('count()', streamproc.combine('count()', a1), NULL::bigint) AS n,
+           streamproc.finalize('sum(numeric)', streamproc.combine('sum(numeric)', a2), NULL::numeric) AS total,
+           streamproc.finalize('max(timestamptz)', streamproc.combine('max(timestamptz)', a3), NULL::timestamptz) AS last_ts
+      FROM p;
 CREATE TEMP VIEW want AS
     SELECT count(*) AS n, sum(amount) AS total, max(ts) AS last_ts FROM clicks_oracle;
 SELECT (SELECT count(*) FROM want) AS groups,
@@ -195,9 +220,10 @@ SELECT (SELECT count(*) FROM want) AS groups,
        (SELECT count(*) FROM (TABLE want EXCEPT ALL TABLE got) x) AS want_only;
 DROP VIEW got, want; DROP TABLE p;
 -- app.by_country (inner join)
-CREATE TEMP TABLE p ON COMMIT DROP AS EXECUTE by_country_b(:'this_batch', :'before_batch');
+SELECT run_batch('app.by_country', :'this_batch', :'before_batch', 'p');
 CREATE TEMP VIEW got AS
-    SELECT g1 AS country, streamproc.finalize('sum(numeric)', a1, NULL::numeric) AS sum FROM p;
+    SELECT g1 AS country, streamproc.finalize('sum(numeric)', streamproc.combine('sum(numeric)', a1), NULL::numeric) AS sum
+      FROM p GROUP BY g1;
 CREATE TEMP VIEW want AS
     SELECT u.country, sum(c.amount) FROM clicks_oracle c JOIN users u ON u.id = c.user_id
      GROUP BY u.country;
@@ -206,7 +232,7 @@ SELECT (SELECT count(*) FROM want) AS groups,
        (SELECT count(*) FROM (TABLE want EXCEPT ALL TABLE got) x) AS want_only;
 DROP VIEW got, want; DROP TABLE p;
 -- app.enriched (append view, left join)
-CREATE TEMP TABLE got ON COMMIT DROP AS EXECUTE enriched_b(:'this_batch', :'before_batch');
+SELECT run_batch('app.enriched', :'this_batch', :'before_batch', 'got');
 CREATE TEMP VIEW want AS
     SELECT c.user_id, u.country, c.amount * 2 AS doubled
       FROM clicks_oracle c LEFT JOIN users u ON u.id = c.user_id WHERE c.url LIKE '/a%';
@@ -214,11 +240,20 @@ SELECT (SELECT count(*) FROM want) AS rows,
        (SELECT count(*) FROM (TABLE got EXCEPT ALL TABLE want) x) AS got_only,
        (SELECT count(*) FROM (TABLE want EXCEPT ALL TABLE got) x) AS want_only;
 DROP VIEW want; DROP TABLE got;
--- the batch before this one is empty, the event query reads one event
-EXECUTE totals_b(:'before_batch', NULL);
+-- the batch before this one is empty; a range of blocks limits a batch
+SELECT batch_query AS totals_batch FROM streamproc.views WHERE view = 'app.totals'::regclass \gset
+PREPARE totals_b(pg_snapshot, pg_snapshot, int2, tid, tid) AS :totals_batch;
+EXECUTE totals_b(:'before_batch', NULL, 0, '(0,0)', '(4294967295,0)');
+CREATE TEMP TABLE b ON COMMIT DROP AS EXECUTE totals_b(:'this_batch', :'before_batch', 0, '(0,0)', '(1,0)');
+SELECT streamproc.finalize('count()', a1, NULL::bigint) =
+         (SELECT count(*) FROM :clicks_log WHERE "$shard" = 0 AND ctid < '(1,0)') AS block_counted,
+       streamproc.finalize('count()', a1, NULL::bigint) <
+         (SELECT count(*) FROM :clicks_log WHERE "$shard" = 0) AS only_the_block
+  FROM b;
+-- the event query reads one event, given its shard and ctid
 SELECT event_query AS totals_event FROM streamproc.views WHERE view = 'app.totals'::regclass \gset
-PREPARE totals_e(tid) AS :totals_event;
-CREATE TEMP TABLE e AS EXECUTE totals_e('(0,1)');
+PREPARE totals_e(tid, int2) AS :totals_event;
+CREATE TEMP TABLE e ON COMMIT DROP AS EXECUTE totals_e('(0,1)', 1);
 SELECT streamproc.finalize('count()', a1, NULL::bigint) AS n FROM e;
 ROLLBACK;
 DEALLOCATE ALL;
@@ -284,14 +319,25 @@ SELECT attname FROM pg_attribute
  WHERE attrelid = (SELECT log FROM streamproc.streams WHERE stream = 'app.s'::regclass)
    AND attnum > 0 AND NOT attisdropped
  ORDER BY attnum;
--- So does dropping the column's type with CASCADE: the view goes with the
--- column of the stream and of its log.
+-- So does dropping the column's type with CASCADE: the views go with the
+-- column of the stream and of its log, with their groups and rows tables.
+-- Without CASCADE the views are named.  A collation likewise.
+SELECT count(*) AS tables_before FROM pg_class
+ WHERE relnamespace = 'streamproc'::regnamespace AND relname ~ '^(groups|rows)_' \gset
 CREATE TYPE app.mood AS ENUM ('ok', 'meh');
-ALTER FOREIGN TABLE app.s ADD COLUMN m app.mood;
+CREATE COLLATION app.coll (provider = libc, locale = 'C');
+ALTER FOREIGN TABLE app.s ADD COLUMN m app.mood, ADD COLUMN t text;
 CREATE VIEW app.by_mood WITH (continuous) AS SELECT m, count(*) FROM app.s GROUP BY m;
+CREATE VIEW app.moods WITH (continuous) AS SELECT k, m FROM app.s;
+CREATE VIEW app.by_t WITH (continuous) AS SELECT t COLLATE app.coll AS t, max(t COLLATE app.coll) FROM app.s GROUP BY 1;
 \set VERBOSITY terse
+DROP TYPE app.mood;
+DROP COLLATION app.coll;
 DROP TYPE app.mood CASCADE;
+DROP COLLATION app.coll CASCADE;
 \set VERBOSITY default
+SELECT count(*) = :tables_before AS tables_gone FROM pg_class
+ WHERE relnamespace = 'streamproc'::regnamespace AND relname ~ '^(groups|rows)_';
 SELECT count(*) AS views FROM streamproc.views WHERE stream = 'app.s'::regclass;
 SELECT attname FROM pg_attribute
  WHERE attrelid = (SELECT log FROM streamproc.streams WHERE stream = 'app.s'::regclass)
@@ -350,5 +396,6 @@ CREATE EXTENSION streamproc;
 SELECT count(*) FROM streamproc.views;
 DROP TABLE users, clicks_oracle;
 DROP FUNCTION masked(text);
+DROP FUNCTION run_batch(regclass, pg_snapshot, pg_snapshot, text);
 DROP VIEW app.ordinary;
 DROP SCHEMA app, app2;

@@ -185,8 +185,8 @@ DECLARE
 BEGIN
     SELECT batch_query INTO q FROM streamproc.views WHERE view = v;
     PERFORM set_config('search_path', 'pg_catalog', true);
-    EXECUTE 'PREPARE sp_batch(pg_snapshot, pg_snapshot) AS ' || q;
-    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) EXECUTE sp_batch(pg_current_snapshot(), NULL)' LOOP
+    EXECUTE 'PREPARE sp_batch(pg_snapshot, pg_snapshot, int2, tid, tid) AS ' || q;
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) EXECUTE sp_batch(pg_current_snapshot(), NULL, 0, ''(0,0)'', ''(4294967295,0)'')' LOOP
         found := found OR line ~ pattern;
     END LOOP;
     DEALLOCATE sp_batch;

@@ -300,11 +300,12 @@ CREATE VIEW stats AS
     SELECT s.view, s.events, s.groups, s.watermark, s.late_events
       FROM streamproc.stat_views s JOIN pg_class c ON c.oid = s.view
      WHERE c.relnamespace = 'window_test'::regnamespace;
--- Closed windows in streamproc.window_state, per view and window end.
+-- Closed windows (in streamproc.window_runs), per view and window end.
 CREATE VIEW closed AS
     SELECT c.relname AS view, s.window_end, count(*) AS rows
-      FROM streamproc.window_state s JOIN pg_class c ON c.oid = s.view
-     WHERE c.relnamespace = 'window_test'::regnamespace
+      FROM streamproc.views v JOIN pg_class c ON c.oid = v.view,
+           streamproc._closed_windows(v.view) s
+     WHERE c.relnamespace = 'window_test'::regnamespace AND v.window_kind IS NOT NULL
      GROUP BY c.relname, s.window_end;
 
 -- No watermark before any event (sync(): the workers have loaded the views).
@@ -479,7 +480,7 @@ SELECT 'origin' AS view, * FROM oracle_diff(
        FROM counted(''late_origin'') e, streamproc.tumble(e.ts, interval ''1 minute'', ''2026-03-01 00:00:30+00'') w
       GROUP BY 1');
 -- Every event with an event time is either counted or late, once; the
--- late tables agree with stat_views; closed windows are in window_state.
+-- late tables agree with stat_views; closed windows are in window_runs.
 SELECT (SELECT sum(n) FROM tumble_v) AS tumble_counted,
        (SELECT count(*) FROM late_tumble) AS tumble_late,
        (SELECT sum(n) FROM hop_v)::bigint / 3 AS hop_counted,
@@ -611,37 +612,37 @@ SELECT s.view, s.watermark = (SELECT max(ts) - interval '5 seconds' FROM events_
  ORDER BY s.view::text;
 
 --
--- 5. DROP VIEW: its rows of window_state and view_watermarks are deleted by
--- the workers when they reload the catalog, which sync() waits for.  The
--- late_events table stays.
+-- 5. DROP VIEW: its rows of window_runs, state_runs and view_watermarks
+-- are deleted by the workers when they reload the catalog, which sync()
+-- waits for.  The late_events table stays.
 --
 SELECT 'hop_v'::regclass::oid AS hop_oid, 'tumble_v'::regclass::oid AS tumble_oid \gset
-SELECT (SELECT count(*) > 0 FROM streamproc.window_state WHERE view = :hop_oid) AS window_state,
+SELECT (SELECT count(*) > 0 FROM streamproc.window_runs WHERE view = :hop_oid) AS window_runs,
        (SELECT count(*) > 0 FROM streamproc.view_watermarks WHERE view = :hop_oid) AS view_watermarks;
 DROP VIEW hop_v;
 SELECT streamproc.sync();
-SELECT (SELECT count(*) FROM streamproc.window_state WHERE view = :hop_oid) AS window_state,
+SELECT (SELECT count(*) FROM streamproc.window_runs WHERE view = :hop_oid) AS window_runs,
        (SELECT count(*) FROM streamproc.view_watermarks WHERE view = :hop_oid) AS view_watermarks,
-       (SELECT count(*) FROM streamproc.view_state WHERE view = :hop_oid) AS view_state;
+       (SELECT count(*) FROM streamproc.state_runs WHERE view = :hop_oid) AS state_runs;
 SELECT count(*) AS late_hop_rows FROM late_hop;
 -- A late_events table: the view depends on it.
 DROP TABLE late_tumble;
 DROP TABLE late_tumble CASCADE;
 SELECT count(*) AS tumble_v_left FROM streamproc.views WHERE view::oid = :tumble_oid;
 SELECT streamproc.sync();
-SELECT (SELECT count(*) FROM streamproc.window_state WHERE view = :tumble_oid) AS window_state,
+SELECT (SELECT count(*) FROM streamproc.window_runs WHERE view = :tumble_oid) AS window_runs,
        (SELECT count(*) FROM streamproc.view_watermarks WHERE view = :tumble_oid) AS view_watermarks;
 -- Everything else.
 SET client_min_messages = warning;
 DROP SCHEMA window_test CASCADE;
 RESET client_min_messages;
 SELECT streamproc.sync();
-SELECT (SELECT count(*) FROM streamproc.window_state s
-         WHERE NOT EXISTS (SELECT 1 FROM streamproc.views v WHERE v.view::oid = s.view)) AS window_state,
+SELECT (SELECT count(*) FROM streamproc.window_runs s
+         WHERE NOT EXISTS (SELECT 1 FROM streamproc.views v WHERE v.view::oid = s.view)) AS window_runs,
        (SELECT count(*) FROM streamproc.view_watermarks s
          WHERE NOT EXISTS (SELECT 1 FROM streamproc.views v WHERE v.view::oid = s.view)) AS view_watermarks,
-       (SELECT count(*) FROM streamproc.view_state s
-         WHERE NOT EXISTS (SELECT 1 FROM streamproc.views v WHERE v.view::oid = s.view)) AS view_state;
+       (SELECT count(*) FROM streamproc.state_runs s
+         WHERE NOT EXISTS (SELECT 1 FROM streamproc.views v WHERE v.view::oid = s.view)) AS state_runs;
 
 --
 -- Named arguments; a late_events table renamed, then altered so that it no

@@ -132,6 +132,7 @@
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "port/pg_bswap.h"
 #include "executor/executor.h"
 #include "executor/nodeAgg.h"
 #include "fmgr.h"
@@ -180,6 +181,20 @@ struct StreamprocAggAccum
 	bool noTransValue; /* strict combinefn: adopt first input */
 	bool finalized;    /* the final function may have consumed it */
 };
+
+/*
+ * Transition types whose binary send form is a fixed-width big-endian
+ * image of the value (StreamprocAggInfo.fastcodec): their states are read
+ * and written here directly instead of through receive and send calls,
+ * which cost more than the combine function itself for count() and sum().
+ */
+#define AGG_FAST_NONE 0
+#define AGG_FAST_I2   '2'
+#define AGG_FAST_I4   '4'
+#define AGG_FAST_I8   '8'
+#define AGG_FAST_F4   'f'
+#define AGG_FAST_F8   'd'
+#define AGG_FAST_BOOL 'b'
 
 /* Per-call-site cache of the SQL functions (fn_extra): looked-up infos. */
 typedef struct SqlAggCacheEntry
@@ -256,10 +271,16 @@ static void accum_add(StreamprocAggAccum *acc, bytea *state);
 static bytea *accum_serialize(StreamprocAggAccum *acc,
 							  MemoryContext result_cxt);
 static Datum accum_final(StreamprocAggAccum *acc, bool *isnull);
-static Datum state_to_datum(StreamprocAggInfo *info, bytea *state,
+static char fast_codec(Oid transtype, Oid sendfn);
+static Datum fast_decode(char codec, const char *data, int len, bool *ok);
+static int fast_size(char codec);
+static void fast_encode(char codec, Datum value, StringInfo out);
+static void accum_add_slice(StreamprocAggAccum *acc, const char *data, int len);
+static void accum_add_datum(StreamprocAggAccum *acc, Datum input, bool inputnull);
+static bool accum_serialize_into(StreamprocAggAccum *acc, StringInfo out);
+static Datum slice_to_datum(StreamprocAggInfo *info, const char *data, int len,
 							bool *isnull);
 static void state_error_callback(void *arg);
-static bytea *copy_bytea(bytea *value, MemoryContext cxt);
 static void begin_call(StreamprocAggInfo *info, ExprContext *aggcontext);
 static void end_call(StreamprocAggInfo *info);
 
@@ -1160,6 +1181,7 @@ agg_lookup(Oid aggfnoid, Oid inputcollid, int nargs, Oid *argtypes,
 		getTypeBinaryInputInfo(info->transtype, &recvfn,
 							   &info->recv_typioparam);
 		fmgr_info_cxt(recvfn, &info->recvfn, cxt);
+		info->fastcodec = fast_codec(getBaseType(info->transtype), sendfn);
 	}
 
 	if (OidIsValid(info->finalfn_oid))
@@ -1597,6 +1619,81 @@ streamproc_agg_accum_free(StreamprocAggAccum *acc)
 }
 
 /*
+ * streamproc_agg_combine_raw
+ *		streamproc_agg_combine() on states given as bytes (len -1: no
+ *		state); appends the result to out, or returns false when it is "no
+ *		state".  The fixed-width by-value transition types are combined
+ *		without a memory context reset or a receive or send call.
+ */
+bool
+streamproc_agg_combine_raw(StreamprocAggInfo *info, const char *a, int alen,
+						   const char *b, int blen, StringInfo out)
+{
+	StreamprocAggAccum acc;
+	bool has;
+
+	if (info->fastcodec != AGG_FAST_NONE)
+	{
+		accum_init(&acc, info, info->transient);
+		accum_add_slice(&acc, a, alen);
+		accum_add_slice(&acc, b, blen);
+		return accum_serialize_into(&acc, out);
+	}
+	ReScanExprContext(info->transient);
+	accum_init(&acc, info, info->transient);
+	accum_add_slice(&acc, a, alen);
+	accum_add_slice(&acc, b, blen);
+	has = accum_serialize_into(&acc, out);
+	ReScanExprContext(info->transient);
+	return has;
+}
+
+/*
+ * streamproc_agg_final_raw
+ *		streamproc_agg_final() on a state given as bytes (len -1: none).
+ */
+Datum
+streamproc_agg_final_raw(StreamprocAggInfo *info, const char *data, int len,
+						 bool *isnull)
+{
+	StreamprocAggAccum acc;
+	Datum result;
+
+	if (info->fastcodec != AGG_FAST_NONE && !OidIsValid(info->finalfn_oid))
+	{
+		/* the state is the result: read it */
+		accum_init(&acc, info, info->transient);
+		accum_add_slice(&acc, data, len);
+		*isnull = acc.isnull;
+		return acc.value;
+	}
+	ReScanExprContext(info->transient);
+	accum_init(&acc, info, info->transient);
+	accum_add_slice(&acc, data, len);
+	result = accum_final(&acc, isnull);
+	ReScanExprContext(info->transient);
+	return result;
+}
+
+/* streamproc_agg_accum_add() on a state given as bytes (len -1: none). */
+void
+streamproc_agg_accum_add_raw(StreamprocAggAccum *acc, const char *data, int len)
+{
+	accum_add_slice(acc, data, len);
+}
+
+/*
+ * streamproc_agg_accum_serialize_raw
+ *		Append the accumulated state's bytes to out; false when there is no
+ *		state.  The accumulator can take more states.
+ */
+bool
+streamproc_agg_accum_serialize_raw(StreamprocAggAccum *acc, StringInfo out)
+{
+	return accum_serialize_into(acc, out);
+}
+
+/*
  * accum_init
  *		Start from the initial condition, copied into the aggregate context
  *		(support functions may scribble on it, as initialize_aggregate
@@ -1630,12 +1727,29 @@ accum_init(StreamprocAggAccum *acc, StreamprocAggInfo *info,
 
 /*
  * accum_add
- *		One combine step, exactly as nodeAgg runs it for a deserialized
- *		input in FINAL_DESERIAL mode (ExecBuildAggTrans' strict checks,
- *		ExecAggInitGroup, ExecAggPlainTransByRef/ByVal).
+ *		One combine step with a partial state given as a bytea (NULL: no
+ *		state).
  */
 static void
 accum_add(StreamprocAggAccum *acc, bytea *state)
+{
+	if (state == NULL)
+		accum_add_slice(acc, NULL, -1);
+	else
+	{
+		state = (bytea *)PG_DETOAST_DATUM(PointerGetDatum(state));
+		accum_add_slice(acc, VARDATA_ANY(state), VARSIZE_ANY_EXHDR(state));
+	}
+}
+
+/*
+ * accum_add_slice
+ *		One combine step with a partial state given as its bytes (len -1:
+ *		no state): read it into a transition value in scratch memory, or
+ *		directly for the fixed-width by-value types, then combine.
+ */
+static void
+accum_add_slice(StreamprocAggAccum *acc, const char *data, int len)
 {
 	StreamprocAggInfo *info = acc->info;
 	MemoryContext scratch = info->scratch->ecxt_per_tuple_memory;
@@ -1646,20 +1760,75 @@ accum_add(StreamprocAggAccum *acc, bytea *state)
 	if (acc->finalized)
 		elog(ERROR, "partial aggregate state was already finalized");
 
+	if (info->fastcodec != AGG_FAST_NONE)
+	{
+		bool ok = true;
+
+		inputnull = (len < 0);
+		input = inputnull ? (Datum)0 : fast_decode(info->fastcodec, data, len, &ok);
+		if (!ok)
+		{
+			ErrorContextCallback errcallback;
+
+			errcallback.callback = state_error_callback;
+			errcallback.arg = (void *)info;
+			errcallback.previous = error_context_stack;
+			error_context_stack = &errcallback;
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("incorrect binary data format in partial state"),
+					 errdetail("A value of type %s takes %d bytes, not %d.",
+							   format_type_be(info->transtype), fast_size(info->fastcodec),
+							   len)));
+		}
+		begin_call(info, acc->aggcontext);
+		accum_add_datum(acc, input, inputnull);
+		end_call(info);
+		return;
+	}
+
 	MemoryContextReset(scratch);
 	oldcxt = MemoryContextSwitchTo(scratch);
 	begin_call(info, acc->aggcontext);
 
-	input = state_to_datum(info, state, &inputnull);
+	input = slice_to_datum(info, data, len, &inputnull);
+	accum_add_datum(acc, input, inputnull);
 
-	if (info->combinefn.fn_strict && inputnull)
-		/* a strict combine function skips NULL inputs */;
+	end_call(info);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(scratch);
+}
+
+/*
+ * accum_add_datum
+ *		Combine a transition value into the accumulator, exactly as nodeAgg
+ *		runs a combine step for a deserialized input in FINAL_DESERIAL mode
+ *		(ExecBuildAggTrans' strict checks, ExecAggInitGroup,
+ *		ExecAggPlainTransByRef/ByVal).  The caller has begun the call.
+ */
+static void
+accum_add_datum(StreamprocAggAccum *acc, Datum input, bool inputnull)
+{
+	StreamprocAggInfo *info = acc->info;
+
+	if (inputnull && (info->combinefn.fn_strict ||
+					  (info->transtype == INTERNALOID && info->deserialfn.fn_strict)))
+	{
+		/*
+		 * A strict combine function skips NULL inputs; so does nodeAgg for
+		 * any combine function when the deserialization function is strict
+		 * (EEOP_AGG_STRICT_DESERIALIZE): numeric_avg_combine(NULL, NULL),
+		 * for one, returns a NULL pointer that is not a NULL value.
+		 */
+	}
 	else if (info->combinefn.fn_strict && acc->noTransValue)
 	{
 		/* the first non-NULL input becomes the transition value */
-		MemoryContextSwitchTo(acc->aggcontext->ecxt_per_tuple_memory);
+		MemoryContext oldcxt = MemoryContextSwitchTo(acc->aggcontext->ecxt_per_tuple_memory);
+
 		acc->value = datumCopy(input, info->transtypeByVal,
 							   info->transtypeLen);
+		MemoryContextSwitchTo(oldcxt);
 		acc->isnull = false;
 		acc->noTransValue = false;
 	}
@@ -1698,9 +1867,11 @@ accum_add(StreamprocAggAccum *acc, bytea *state)
 				/* adopt it */;
 			else
 			{
-				MemoryContextSwitchTo(aggmem);
+				MemoryContext oldcxt = MemoryContextSwitchTo(aggmem);
+
 				newval = datumCopy(newval, info->transtypeByVal,
 								   info->transtypeLen);
+				MemoryContextSwitchTo(oldcxt);
 			}
 			if (!acc->isnull)
 			{
@@ -1714,10 +1885,6 @@ accum_add(StreamprocAggAccum *acc, bytea *state)
 		acc->value = newval;
 		acc->isnull = newnull;
 	}
-
-	end_call(info);
-	MemoryContextSwitchTo(oldcxt);
-	MemoryContextReset(scratch);
 }
 
 /*
@@ -1728,13 +1895,45 @@ accum_add(StreamprocAggAccum *acc, bytea *state)
 static bytea *
 accum_serialize(StreamprocAggAccum *acc, MemoryContext result_cxt)
 {
+	StringInfoData buf;
+	bytea *result;
+
+	initStringInfo(&buf);
+	if (!accum_serialize_into(acc, &buf))
+	{
+		pfree(buf.data);
+		return NULL;
+	}
+	result = (bytea *)MemoryContextAlloc(result_cxt, buf.len + VARHDRSZ);
+	SET_VARSIZE(result, buf.len + VARHDRSZ);
+	memcpy(VARDATA(result), buf.data, buf.len);
+	pfree(buf.data);
+	return result;
+}
+
+/*
+ * accum_serialize_into
+ *		Append the bytes of the accumulated state to out; false, appending
+ *		nothing, when there is no state.
+ */
+static bool
+accum_serialize_into(StreamprocAggAccum *acc, StringInfo out)
+{
 	StreamprocAggInfo *info = acc->info;
 	MemoryContext scratch = info->scratch->ecxt_per_tuple_memory;
 	MemoryContext oldcxt;
-	bytea *result = NULL;
+	bool has = false;
 
 	if (acc->finalized)
 		elog(ERROR, "partial aggregate state was already finalized");
+
+	if (info->fastcodec != AGG_FAST_NONE)
+	{
+		if (acc->isnull)
+			return false;
+		fast_encode(info->fastcodec, acc->value, out);
+		return true;
+	}
 
 	MemoryContextReset(scratch);
 	oldcxt = MemoryContextSwitchTo(scratch);
@@ -1753,17 +1952,26 @@ accum_serialize(StreamprocAggAccum *acc, MemoryContext result_cxt)
 			fcinfo->args[0].isnull = acc->isnull;
 			value = FunctionCallInvoke(fcinfo);
 			if (!fcinfo->isnull)
-				result = copy_bytea(DatumGetByteaPP(value), result_cxt);
+			{
+				bytea *b = DatumGetByteaPP(value);
+
+				appendBinaryStringInfo(out, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+				has = true;
+			}
 		}
 	}
 	else if (!acc->isnull)
-		result = copy_bytea(SendFunctionCall(&info->sendfn, acc->value),
-							result_cxt);
+	{
+		bytea *b = SendFunctionCall(&info->sendfn, acc->value);
+
+		appendBinaryStringInfo(out, VARDATA(b), VARSIZE(b) - VARHDRSZ);
+		has = true;
+	}
 
 	end_call(info);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(scratch);
-	return result;
+	return has;
 }
 
 /*
@@ -1835,24 +2043,22 @@ accum_final(StreamprocAggAccum *acc, bool *isnull)
 }
 
 /*
- * state_to_datum
- *		Read a partial state into a transition value in the current memory
- *		context (scratch), with the deserialization function or the
- *		transition type's receive function.
+ * slice_to_datum
+ *		Read a partial state (len -1: none) into a transition value in the
+ *		current memory context (scratch), with the deserialization function
+ *		or the transition type's receive function.
  */
 static Datum
-state_to_datum(StreamprocAggInfo *info, bytea *state, bool *isnull)
+slice_to_datum(StreamprocAggInfo *info, const char *data, int len, bool *isnull)
 {
 	ErrorContextCallback errcallback;
 	Datum result;
 
-	if (state == NULL)
+	if (len < 0)
 	{
 		*isnull = true;
 		return (Datum)0;
 	}
-
-	state = (bytea *)PG_DETOAST_DATUM(PointerGetDatum(state));
 
 	errcallback.callback = state_error_callback;
 	errcallback.arg = (void *)info;
@@ -1862,7 +2068,10 @@ state_to_datum(StreamprocAggInfo *info, bytea *state, bool *isnull)
 	if (info->transtype == INTERNALOID)
 	{
 		LOCAL_FCINFO(fcinfo, 2);
+		bytea *state = palloc(len + VARHDRSZ);
 
+		SET_VARSIZE(state, len + VARHDRSZ);
+		memcpy(VARDATA(state), data, len);
 		InitFunctionCallInfoData(*fcinfo, &info->deserialfn, 2, InvalidOid,
 								 (Node *)info->callstate, NULL);
 		fcinfo->args[0].value = PointerGetDatum(state);
@@ -1876,11 +2085,10 @@ state_to_datum(StreamprocAggInfo *info, bytea *state, bool *isnull)
 	else
 	{
 		StringInfoData buf;
-		int len = VARSIZE(state) - VARHDRSZ;
 
 		/* receive functions expect a terminated, private buffer */
 		buf.data = palloc(len + 1);
-		memcpy(buf.data, VARDATA(state), len);
+		memcpy(buf.data, data, len);
 		buf.data[len] = '\0';
 		buf.len = len;
 		buf.maxlen = len + 1;
@@ -1904,24 +2112,204 @@ state_to_datum(StreamprocAggInfo *info, bytea *state, bool *isnull)
 	return result;
 }
 
+/*
+ * fast_codec
+ *		The AGG_FAST_* codec of a transition type (its base type) whose send
+ *		function is the standard one, or AGG_FAST_NONE.
+ */
+static char
+fast_codec(Oid transtype, Oid sendfn)
+{
+	Oid stdsend;
+	bool varlena;
+
+	getTypeBinaryOutputInfo(transtype, &stdsend, &varlena);
+	if (sendfn != stdsend)
+		return AGG_FAST_NONE;
+	switch (transtype)
+	{
+		case INT2OID:
+			return AGG_FAST_I2;
+		case INT4OID:
+		case OIDOID:
+		case DATEOID:
+			return AGG_FAST_I4;
+		case INT8OID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case TIMEOID:
+		case CASHOID:
+			return AGG_FAST_I8;
+		case FLOAT4OID:
+			return AGG_FAST_F4;
+		case FLOAT8OID:
+			return AGG_FAST_F8;
+		case BOOLOID:
+			return AGG_FAST_BOOL;
+		default:
+			return AGG_FAST_NONE;
+	}
+}
+
+/*
+ * fast_decode, fast_encode
+ *		What the receive and send functions of those types do: the value
+ *		in network byte order (float4send and float8send send the bits).
+ */
+static Datum
+fast_decode(char codec, const char *data, int len, bool *ok)
+{
+	*ok = true;
+	switch (codec)
+	{
+		case AGG_FAST_I2:
+		{
+			uint16 v;
+
+			if (len != sizeof(v))
+				break;
+			memcpy(&v, data, sizeof(v));
+			return Int16GetDatum((int16)pg_ntoh16(v));
+		}
+		case AGG_FAST_I4:
+		{
+			uint32 v;
+
+			if (len != sizeof(v))
+				break;
+			memcpy(&v, data, sizeof(v));
+			return Int32GetDatum((int32)pg_ntoh32(v));
+		}
+		case AGG_FAST_I8:
+		{
+			uint64 v;
+
+			if (len != sizeof(v))
+				break;
+			memcpy(&v, data, sizeof(v));
+			return Int64GetDatum((int64)pg_ntoh64(v));
+		}
+		case AGG_FAST_F4:
+		{
+			union
+			{
+				float4 f;
+				uint32 i;
+			} u;
+
+			if (len != sizeof(u.i))
+				break;
+			memcpy(&u.i, data, sizeof(u.i));
+			u.i = pg_ntoh32(u.i);
+			return Float4GetDatum(u.f);
+		}
+		case AGG_FAST_F8:
+		{
+			union
+			{
+				float8 f;
+				uint64 i;
+			} u;
+
+			if (len != sizeof(u.i))
+				break;
+			memcpy(&u.i, data, sizeof(u.i));
+			u.i = pg_ntoh64(u.i);
+			return Float8GetDatum(u.f);
+		}
+		case AGG_FAST_BOOL:
+			if (len != 1)
+				break;
+			return BoolGetDatum(data[0] != 0);
+	}
+	*ok = false;
+	return (Datum)0;
+}
+
+/* Bytes of a value in a fast codec's form. */
+static int
+fast_size(char codec)
+{
+	switch (codec)
+	{
+		case AGG_FAST_I2:
+			return 2;
+		case AGG_FAST_I4:
+		case AGG_FAST_F4:
+			return 4;
+		case AGG_FAST_I8:
+		case AGG_FAST_F8:
+			return 8;
+		case AGG_FAST_BOOL:
+			return 1;
+	}
+	return 0;
+}
+
+static void
+fast_encode(char codec, Datum value, StringInfo out)
+{
+	switch (codec)
+	{
+		case AGG_FAST_I2:
+		{
+			uint16 v = pg_hton16((uint16)DatumGetInt16(value));
+
+			appendBinaryStringInfo(out, (char *)&v, sizeof(v));
+			break;
+		}
+		case AGG_FAST_I4:
+		{
+			uint32 v = pg_hton32((uint32)DatumGetInt32(value));
+
+			appendBinaryStringInfo(out, (char *)&v, sizeof(v));
+			break;
+		}
+		case AGG_FAST_I8:
+		{
+			uint64 v = pg_hton64((uint64)DatumGetInt64(value));
+
+			appendBinaryStringInfo(out, (char *)&v, sizeof(v));
+			break;
+		}
+		case AGG_FAST_F4:
+		{
+			union
+			{
+				float4 f;
+				uint32 i;
+			} u;
+
+			u.f = DatumGetFloat4(value);
+			u.i = pg_hton32(u.i);
+			appendBinaryStringInfo(out, (char *)&u.i, sizeof(u.i));
+			break;
+		}
+		case AGG_FAST_F8:
+		{
+			union
+			{
+				float8 f;
+				uint64 i;
+			} u;
+
+			u.f = DatumGetFloat8(value);
+			u.i = pg_hton64(u.i);
+			appendBinaryStringInfo(out, (char *)&u.i, sizeof(u.i));
+			break;
+		}
+		case AGG_FAST_BOOL:
+			appendStringInfoChar(out, DatumGetBool(value) ? 1 : 0);
+			break;
+	}
+}
+
 static void
 state_error_callback(void *arg)
 {
 	StreamprocAggInfo *info = (StreamprocAggInfo *)arg;
 
 	errcontext("reading a partial state of aggregate %s", info->signature);
-}
-
-/* A plain (4-byte header) copy of a bytea in cxt. */
-static bytea *
-copy_bytea(bytea *value, MemoryContext cxt)
-{
-	Size len = VARSIZE_ANY_EXHDR(value);
-	bytea *result = (bytea *)MemoryContextAlloc(cxt, len + VARHDRSZ);
-
-	SET_VARSIZE(result, len + VARHDRSZ);
-	memcpy(VARDATA(result), VARDATA_ANY(value), len);
-	return result;
 }
 
 /*

@@ -16,6 +16,7 @@
 
 #include "executor/nodeAgg.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "nodes/execnodes.h"
 #include "nodes/primnodes.h"
 
@@ -67,6 +68,7 @@ typedef struct StreamprocAggInfo
 	AggState *callstate;           /* passed as fcinfo->context */
 	ExprContext *scratch;          /* per-call memory ("tmpcontext") */
 	ExprContext *transient;        /* states of combine() and final() */
+	char fastcodec;                /* AGG_FAST_*: read states without recv */
 } StreamprocAggInfo;
 
 /*
@@ -99,5 +101,22 @@ extern bytea *streamproc_agg_accum_serialize(StreamprocAggAccum *acc,
 											 MemoryContext result_cxt);
 extern Datum streamproc_agg_accum_final(StreamprocAggAccum *acc, bool *isnull);
 extern void streamproc_agg_accum_free(StreamprocAggAccum *acc);
+
+/*
+ * The same on states given as byte ranges (the contents of a bytea, as
+ * packed values hold them; len -1 is "no state").  Results are appended to
+ * out without a varlena header; the functions return false, appending
+ * nothing, when the result is "no state".
+ */
+extern bool streamproc_agg_combine_raw(StreamprocAggInfo *info,
+									   const char *a, int alen,
+									   const char *b, int blen,
+									   StringInfo out);
+extern Datum streamproc_agg_final_raw(StreamprocAggInfo *info,
+									  const char *data, int len, bool *isnull);
+extern void streamproc_agg_accum_add_raw(StreamprocAggAccum *acc,
+										 const char *data, int len);
+extern bool streamproc_agg_accum_serialize_raw(StreamprocAggAccum *acc,
+											   StringInfo out);
 
 #endif /* STREAMPROC_AGGREGATES_H */

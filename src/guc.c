@@ -41,6 +41,7 @@ int streamproc_checkpoint_interval = 1000;
 
 /* Budget for all continuous views' shared-memory state, in kB. */
 int streamproc_state_memory = 256 * 1024;
+int streamproc_lock_timeout = 1000;
 
 /* Largest Kafka message a parser accepts, in bytes (parse.c). */
 int streamproc_max_message_bytes = 1024 * 1024;
@@ -85,6 +86,17 @@ streamproc_define_gucs(void)
 							NULL,
 							&streamproc_max_batch_delay,
 							100, 1, 60 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamproc.lock_timeout",
+							"Longest time an ingest worker waits for a lock before it retries the view later.",
+							"A view whose batch or checkpoint waits longer for a lock (a table it joins "
+							"locked by someone else) is retried with backoff, while the worker's other "
+							"views go on.  0 waits forever.",
+							&streamproc_lock_timeout,
+							1000, 0, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

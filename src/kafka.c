@@ -151,6 +151,8 @@ typedef struct KafkaPartition
 {
 	int32 partition;
 	int64 position;    /* next offset to process, -1 until resolved */
+	int64 replay_from; /* refetching from here for views behind, or -1 */
+	int64 next_fetch;  /* offset of the next message the consumer returns */
 	int64 committed;   /* in kafka_offsets, -1 if none */
 	int64 sync_target; /* high watermark the pending sync() waits for */
 	int64 events;
@@ -179,6 +181,7 @@ typedef struct KafkaGap
 struct KafkaSource
 {
 	char *name;
+	char *signature; /* see streamproc_kafka_load */
 	Oid stream;
 	char *topic;
 	char *brokers;
@@ -199,6 +202,9 @@ struct KafkaSource
 	int ncommitted; /* positions read from kafka_offsets at load */
 	int32 *committed_partitions;
 	int64 *committed_offsets;
+	int nbehind; /* the least position of views behind, per partition */
+	int32 *behind_partitions;
+	int64 *behind_offsets;
 
 	SourceState state;
 	PartitionStats *source_stats; /* partition -1 entry until assigned */
@@ -530,6 +536,9 @@ streamproc_source_batch(PG_FUNCTION_ARGS)
 		Datum *rv = rows->values + (Size)i * rows->natts;
 		bool *rn = rows->nulls + (Size)i * rows->natts;
 
+		if (rows->skip != NULL && rows->skip[i])
+			continue;
+
 		for (j = 0; j < desc->natts; j++)
 		{
 			values[j] = map[j] >= 0 ? rv[map[j]] : (Datum)0;
@@ -613,17 +622,25 @@ streamproc_kafka_wait(List *sources, long timeout_ms)
  *		their consumers.
  */
 List *
-streamproc_kafka_load(int worker, MemoryContext cxt)
+streamproc_kafka_load(List *old_sources, int worker, MemoryContext cxt)
 {
 	List *sources = NIL;
 	SPITupleTable *tab;
 	uint64 n;
 	uint64 i;
 	int ret;
+	ListCell *lc;
 
-	ret = SPI_execute("SELECT name, stream::oid, topic, brokers, format, start_offset,"
-					  " workers, options, format_options, group_id"
-					  " FROM streamproc.sources WHERE NOT paused ORDER BY name",
+	/*
+	 * The signature changes with the source's row and the stream's
+	 * relation (its columns, which the parser maps): an unchanged source
+	 * keeps its consumer.
+	 */
+	ret = SPI_execute("SELECT s.name, s.stream::oid, s.topic, s.brokers, s.format, s.start_offset,"
+					  " s.workers, s.options, s.format_options, s.group_id,"
+					  " s.xmin::text || ':' || c.xmin::text || ':' || c.relnatts::text"
+					  " FROM streamproc.sources s JOIN pg_catalog.pg_class c ON c.oid = s.stream"
+					  " WHERE NOT s.paused ORDER BY s.name",
 					  true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read streamproc.sources: %s", SPI_result_code_string(ret));
@@ -642,6 +659,7 @@ streamproc_kafka_load(int worker, MemoryContext cxt)
 		int members = Min(DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull)),
 						  streamproc_workers);
 		MemoryContext old;
+		MemoryContext scxt;
 		KafkaSource *src;
 		StreamprocFormat format;
 		StreamprocParserOptions popts;
@@ -651,8 +669,33 @@ streamproc_kafka_load(int worker, MemoryContext cxt)
 		if (member >= members)
 			continue;
 
-		old = MemoryContextSwitchTo(cxt);
+		/* Unchanged: keep it, consumer and positions. */
+		src = NULL;
+		foreach (lc, old_sources)
+		{
+			KafkaSource *o = lfirst(lc);
+
+			if (strcmp(o->name, SPI_getvalue(tup, desc, 1)) == 0 &&
+				strcmp(o->signature, SPI_getvalue(tup, desc, 11)) == 0)
+			{
+				src = o;
+				old_sources = foreach_delete_current(old_sources, lc);
+				break;
+			}
+		}
+		if (src != NULL)
+		{
+			old = MemoryContextSwitchTo(cxt);
+			sources = lappend(sources, src);
+			MemoryContextSwitchTo(old);
+			continue;
+		}
+
+		/* Each source in a context of its own: stopping it frees it all. */
+		scxt = AllocSetContextCreate(cxt, "streamproc Kafka source", ALLOCSET_SMALL_SIZES);
+		old = MemoryContextSwitchTo(scxt);
 		src = palloc0(sizeof(KafkaSource));
+		src->signature = SPI_getvalue(tup, desc, 11);
 		src->name = SPI_getvalue(tup, desc, 1);
 		src->stream = stream;
 		src->topic = SPI_getvalue(tup, desc, 3);
@@ -670,7 +713,7 @@ streamproc_kafka_load(int worker, MemoryContext cxt)
 		MemoryContextSwitchTo(old);
 		src->worker = worker;
 		src->source_stats = stats_claim(src, -1, worker);
-		src->parser = create_parser(src, format, &popts, cxt);
+		src->parser = create_parser(src, format, &popts, scxt);
 
 		/* Committed positions. */
 		arg = CStringGetTextDatum(src->name);
@@ -679,7 +722,7 @@ streamproc_kafka_load(int worker, MemoryContext cxt)
 									1, (Oid[]){TEXTOID}, &arg, NULL, true, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read streamproc.kafka_offsets: %s", SPI_result_code_string(ret));
-		old = MemoryContextSwitchTo(cxt);
+		old = MemoryContextSwitchTo(scxt);
 		src->ncommitted = (int)SPI_processed;
 		src->committed_partitions = palloc(sizeof(int32) * Max(SPI_processed, 1));
 		src->committed_offsets = palloc(sizeof(int64) * Max(SPI_processed, 1));
@@ -693,6 +736,30 @@ streamproc_kafka_load(int worker, MemoryContext cxt)
 		MemoryContextSwitchTo(old);
 		SPI_freetuptable(SPI_tuptable);
 
+		/* Views behind the source (positions.c): where they need to start. */
+		arg = CStringGetTextDatum(psprintf("kafka %s ", src->name));
+		ret = SPI_execute_with_args("SELECT pg_catalog.substring(input, '([0-9]+)$')::int4,"
+									" pg_catalog.min(position::int8)"
+									" FROM streamproc.positions"
+									" WHERE pg_catalog.left(input, pg_catalog.length($1)) = $1"
+									" GROUP BY 1",
+									1, (Oid[]){TEXTOID}, &arg, NULL, true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read streamproc.positions: %s", SPI_result_code_string(ret));
+		old = MemoryContextSwitchTo(scxt);
+		src->nbehind = (int)SPI_processed;
+		src->behind_partitions = palloc(sizeof(int32) * Max(SPI_processed, 1));
+		src->behind_offsets = palloc(sizeof(int64) * Max(SPI_processed, 1));
+		for (k = 0; k < SPI_processed; k++)
+		{
+			src->behind_partitions[k] =
+				DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1, &isnull));
+			src->behind_offsets[k] =
+				DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 2, &isnull));
+		}
+		MemoryContextSwitchTo(old);
+		SPI_freetuptable(SPI_tuptable);
+
 		if (src->parser != NULL)
 			source_start(src);
 		old = MemoryContextSwitchTo(cxt);
@@ -700,6 +767,9 @@ streamproc_kafka_load(int worker, MemoryContext cxt)
 		MemoryContextSwitchTo(old);
 	}
 	SPI_freetuptable(tab);
+
+	/* What is left changed or went away. */
+	streamproc_kafka_stop(old_sources);
 	return sources;
 }
 
@@ -928,6 +998,7 @@ streamproc_kafka_stop(List *sources)
 		stats_release(src, src->source_stats, -1);
 		if (src->parser)
 			streamproc_parser_destroy(src->parser);
+		MemoryContextDelete(GetMemoryChunkContext(src));
 	}
 }
 
@@ -1196,8 +1267,12 @@ assign_all(KafkaSource *src)
 	int i;
 
 	for (i = 0; i < src->npartitions; i++)
-		rd_kafka_topic_partition_list_add(list, src->topic, src->parts[i].partition)->offset =
-			src->parts[i].position;
+	{
+		KafkaPartition *p = &src->parts[i];
+
+		p->next_fetch = p->replay_from >= 0 ? p->replay_from : p->position;
+		rd_kafka_topic_partition_list_add(list, src->topic, p->partition)->offset = p->next_fetch;
+	}
 	err = rd_kafka_assign(src->rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -1319,6 +1394,15 @@ source_assign(KafkaSource *src)
 			p->partition = newparts[i];
 			p->position = newoffs[i];
 			p->committed = newoffs[i];
+			p->replay_from = -1;
+			{
+				int j;
+
+				for (j = 0; j < src->nbehind; j++)
+					if (src->behind_partitions[j] == p->partition &&
+						src->behind_offsets[j] < p->position)
+						p->replay_from = src->behind_offsets[j];
+			}
 			p->sync_target = -1;
 			p->max_event_time = DT_NOBEGIN;
 			p->last_event = GetCurrentTimestamp();
@@ -1602,7 +1686,7 @@ fetch_messages(KafkaSource *src, rd_kafka_message_t **msgs, int max, bool *more)
 			continue;
 		}
 		p = find_partition(src, m->partition);
-		if (p == NULL || m->offset < p->position)
+		if (p == NULL || m->offset < (p->replay_from >= 0 ? p->replay_from : p->position))
 		{
 			/* Not ours, or prefetched before a reassignment: done already. */
 			rd_kafka_message_destroy(m);
@@ -1628,13 +1712,71 @@ streamproc_kafka_consumed(KafkaSource *src, rd_kafka_message_t **msgs, int n)
 
 		if (p != NULL)
 		{
-			p->position = m->offset + 1;
-			p->events++;
-			p->bytes += (int64)m->len;
+			if (m->offset >= p->position)
+			{
+				/* A new message (not one refetched for views behind). */
+				p->position = m->offset + 1;
+				p->events++;
+				p->bytes += (int64)m->len;
+			}
+			p->next_fetch = Max(p->next_fetch, m->offset + 1);
+			if (p->replay_from >= 0 && m->offset + 1 >= p->position)
+				p->replay_from = -1;
 		}
 		rd_kafka_message_destroy(m);
 	}
 	stats_publish(src);
+}
+
+/*
+ * streamproc_kafka_position
+ *		The source's position in a partition: the offset after the last
+ *		message it processed (views behind it have their own, positions.c).
+ *		-1 when the partition is not ours.
+ */
+int64
+streamproc_kafka_position(KafkaSource *src, int32 partition)
+{
+	KafkaPartition *p = find_partition(src, partition);
+
+	return p ? p->position : -1;
+}
+
+/*
+ * streamproc_kafka_rewind
+ *		A view behind the source needs the messages from offset on: make
+ *		the consumer fetch them again (the views ahead skip them).  Nothing
+ *		to do when the consumer is not past that offset.
+ */
+void
+streamproc_kafka_rewind(KafkaSource *src, int32 partition, int64 offset)
+{
+	KafkaPartition *p = find_partition(src, partition);
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_error_t *error;
+
+	if (p == NULL || src->rk == NULL || offset < 0 || offset >= p->next_fetch)
+		return;
+	list = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(list, src->topic, partition)->offset = offset;
+	error = rd_kafka_seek_partitions(src->rk, list, KAFKA_OFFSETS_TIMEOUT);
+	rd_kafka_topic_partition_list_destroy(list);
+	if (error != NULL)
+	{
+		ereport(LOG,
+				(errmsg("streamproc: Kafka source \"%s\" could not seek partition %d back to offset %lld: %s",
+						src->name, partition, (long long)offset, rd_kafka_error_string(error))));
+		rd_kafka_error_destroy(error);
+		return;
+	}
+	/* A message waiting from before the seek would come out of order. */
+	if (src->stash != NULL && src->stash->partition == partition)
+	{
+		rd_kafka_message_destroy(src->stash);
+		src->stash = NULL;
+	}
+	p->replay_from = offset;
+	p->next_fetch = offset;
 }
 
 void

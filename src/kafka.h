@@ -36,6 +36,7 @@ typedef struct SourceRows
 	bool *nulls;
 	int first;
 	int count;
+	const bool *skip; /* rows a view does not read (its position), or NULL */
 } SourceRows;
 
 /* The rows a view's source_query reads now; NULL outside a batch. */
@@ -47,9 +48,11 @@ extern void streamproc_kafka_shmem_init(void);
 
 /*
  * The sources of the current database this worker consumes, as a List of
- * KafkaSource *, allocated in cxt.  Needs a transaction and SPI.
+ * KafkaSource *, allocated in cxt: those of old_sources whose definition did
+ * not change are kept as they are, the others stopped.  Needs a transaction
+ * and SPI.
  */
-extern List *streamproc_kafka_load(int worker, MemoryContext cxt);
+extern List *streamproc_kafka_load(List *old_sources, int worker, MemoryContext cxt);
 extern Oid streamproc_kafka_stream(KafkaSource *src);
 extern const char *streamproc_kafka_name(KafkaSource *src);
 extern const char *streamproc_kafka_topic(KafkaSource *src);
@@ -72,6 +75,10 @@ extern long streamproc_kafka_maintain(List *sources);
  */
 extern int streamproc_kafka_fetch(KafkaSource *src, rd_kafka_message_t **msgs,
 								  int max, bool *more);
+/* Positions for views behind the source (batch.c, positions.c). */
+extern int64 streamproc_kafka_position(KafkaSource *src, int32 partition);
+extern void streamproc_kafka_rewind(KafkaSource *src, int32 partition, int64 offset);
+
 /* A message of the source failed (parse or processing): for stat_sources. */
 extern void streamproc_kafka_count_error(KafkaSource *src);
 extern void streamproc_kafka_consumed(KafkaSource *src, rd_kafka_message_t **msgs,

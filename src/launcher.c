@@ -61,12 +61,14 @@
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 #include "launcher.h"
+#include "state.h"
 #include "streamproc.h"
 
 /* Databases waiting for the launcher to start their workers. */
@@ -113,6 +115,7 @@ static List *warned_dbs = NIL;
 typedef struct PendingInsert
 {
 	Oid stream;
+	int shard;
 	int64 nevents;
 } PendingInsert;
 
@@ -225,6 +228,21 @@ streamproc_worker_progress(WorkerSlot *slot, uint64 generation)
 }
 
 /*
+ * streamproc_worker_failed
+ *		The worker cannot reflect sync generation "generation" because view
+ *		viewid fails (or waits for memory); sync() reports it.
+ */
+void
+streamproc_worker_failed(WorkerSlot *slot, uint64 generation, Oid viewid)
+{
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	slot->sync_failed = generation;
+	slot->sync_failed_view = viewid;
+	LWLockRelease(worker_shared->lock);
+	ConditionVariableBroadcast(&worker_shared->progress_cv);
+}
+
+/*
  * streamproc_wake_workers
  *		Set the latches of a database's running workers.
  */
@@ -253,7 +271,7 @@ streamproc_wake_workers(Oid dbid)
  *		streamproc.max_batch_delay tick.
  */
 void
-streamproc_note_stream_insert(Oid stream, int64 nevents)
+streamproc_note_stream_insert(Oid stream, int shard, int64 nevents)
 {
 	ListCell *lc;
 	PendingInsert *p;
@@ -267,7 +285,7 @@ streamproc_note_stream_insert(Oid stream, int64 nevents)
 	foreach (lc, pending_inserts)
 	{
 		p = lfirst(lc);
-		if (p->stream == stream)
+		if (p->stream == stream && p->shard == shard)
 		{
 			p->nevents += nevents;
 			return;
@@ -276,6 +294,7 @@ streamproc_note_stream_insert(Oid stream, int64 nevents)
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	p = palloc(sizeof(PendingInsert));
 	p->stream = stream;
+	p->shard = shard;
 	p->nevents = nevents;
 	pending_inserts = lappend(pending_inserts, p);
 	MemoryContextSwitchTo(old);
@@ -293,13 +312,19 @@ insert_xact_callback(XactEvent event, void *arg)
 		foreach (lc, pending_inserts)
 		{
 			PendingInsert *p = lfirst(lc);
-			int owner = (int)(p->stream % (Oid)streamproc_workers);
+			int owner = (int)((p->stream + (Oid)p->shard) % (Oid)streamproc_workers);
+			int base = (int)(p->stream % (Oid)streamproc_workers);
 
+			/*
+			 * The shard's owner, and the stream's first worker, which runs
+			 * session and count-window views over every shard.
+			 */
 			for (i = 0; i < worker_shared->nslots; i++)
 			{
 				WorkerSlot *slot = &worker_shared->slots[i];
 
-				if (slot->in_use && slot->dbid == MyDatabaseId && slot->index == owner)
+				if (slot->in_use && slot->dbid == MyDatabaseId &&
+					(slot->index == owner || slot->index == base))
 				{
 					uint64 pending = pg_atomic_add_fetch_u64(&slot->pending_events,
 															 p->nevents);
@@ -514,6 +539,7 @@ launcher_start_all(void)
 	HeapTuple tup;
 	List *dbs = NIL;
 	ListCell *lc;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	StartTransactionCommand();
 	rel = table_open(DatabaseRelationId, AccessShareLock);
@@ -522,8 +548,14 @@ launcher_start_all(void)
 	{
 		Form_pg_database db = (Form_pg_database)GETSTRUCT(tup);
 
+		/* The list outlives the transaction. */
 		if (db->datallowconn && !db->datistemplate)
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
 			dbs = lappend_oid(dbs, db->oid);
+			MemoryContextSwitchTo(old);
+		}
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -531,6 +563,7 @@ launcher_start_all(void)
 
 	foreach (lc, dbs)
 		launcher_start_database(lfirst_oid(lc));
+	list_free(dbs);
 }
 
 /* Start the databases queued by CREATE EXTENSION. */
@@ -828,6 +861,30 @@ launch_xact_callback(XactEvent event, void *arg)
 		launch_at_commit = false;
 }
 
+/* sync(): a view that cannot catch up, with its last error. */
+static void
+report_failed_view(Oid viewid)
+{
+	ViewStateInfo info;
+	char *name = get_rel_name(viewid);
+
+	(void)streamproc_state_info(MyDatabaseId, viewid, &info);
+	if (info.status == VIEW_SLOT_PAUSED)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("continuous view \"%s\" cannot catch up: the state memory budget is reached",
+						name ? name : "?"),
+				 errdetail("Continuous views use %lld bytes of shared memory; \"streamproc.state_memory\" is %d kB.",
+						   (long long)streamproc_state_memory_used(), streamproc_state_memory),
+				 errhint("Increase \"streamproc.state_memory\" or drop continuous views.  Its input is kept and processed when memory allows.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("continuous view \"%s\" cannot catch up: %s", name ? name : "?",
+					info.last_error[0] ? info.last_error : "it failed"),
+			 errdetail("The view is retried with backoff; its events are kept, and the other views go on."),
+			 errhint("Fix the cause (see streamproc.stat_views.last_error); the view recovers by itself.")));
+}
+
 /*
  * streamproc.sync(timeout interval)
  *		Return once every stream event committed before the call is
@@ -843,6 +900,7 @@ streamproc_sync(PG_FUNCTION_ARGS)
 	int running = 0;
 	int done = 0;
 	bool paused = false;
+	Oid failed_view = InvalidOid;
 
 	streamproc_check_preloaded();
 
@@ -865,6 +923,7 @@ streamproc_sync(PG_FUNCTION_ARGS)
 
 		running = done = 0;
 		paused = false;
+		failed_view = InvalidOid;
 		LWLockAcquire(worker_shared->lock, LW_SHARED);
 		for (i = 0; i < worker_shared->nslots; i++)
 		{
@@ -876,12 +935,30 @@ streamproc_sync(PG_FUNCTION_ARGS)
 			running++;
 			if (pg_atomic_read_u64(&slot->sync_done) >= generation)
 				done++;
+			else if (slot->sync_failed >= generation)
+				failed_view = slot->sync_failed_view;
 			paused |= slot->paused;
 		}
 		LWLockRelease(worker_shared->lock);
 
 		if (running >= streamproc_workers && done == running)
-			break;
+		{
+			/*
+			 * One worker's events may have moved a watermark that closes
+			 * another worker's windows: then another round, in which they
+			 * close them.
+			 */
+			if (streamproc_state_windows_settled(MyDatabaseId, streamproc_workers))
+				break;
+			generation = pg_atomic_add_fetch_u64(&worker_shared->sync_generation, 1);
+			streamproc_wake_workers(MyDatabaseId);
+			continue;
+		}
+		if (OidIsValid(failed_view))
+		{
+			ConditionVariableCancelSleep();
+			report_failed_view(failed_view);
+		}
 
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		if (remaining <= 0)

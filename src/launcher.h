@@ -40,6 +40,8 @@ typedef struct WorkerSlot
 	bool paused;                     /* ingestion paused at the memory budget */
 	bool exit_requested;             /* DROP DATABASE: leave without a checkpoint */
 	pg_atomic_uint64 sync_done;      /* highest sync generation reflected */
+	uint64 sync_failed;              /* ... or that a view could not reflect */
+	Oid sync_failed_view;            /* ... that view */
 	pg_atomic_uint64 pending_events; /* committed since its last batch */
 } WorkerSlot;
 
@@ -51,8 +53,9 @@ extern void streamproc_launcher_init(void);
 extern WorkerSlot *streamproc_worker_slot(int slotno);
 extern uint64 streamproc_sync_generation(void);
 extern void streamproc_worker_progress(WorkerSlot *slot, uint64 generation);
+extern void streamproc_worker_failed(WorkerSlot *slot, uint64 generation, Oid viewid);
 extern void streamproc_wake_workers(Oid dbid);
-extern void streamproc_note_stream_insert(Oid stream, int64 nevents);
+extern void streamproc_note_stream_insert(Oid stream, int shard, int64 nevents);
 extern uint64 streamproc_take_pending_events(WorkerSlot *slot);
 
 PGDLLEXPORT void streamproc_launcher_main(Datum main_arg);

@@ -1,98 +1,126 @@
 /*-------------------------------------------------------------------------
  *
  * state.c
- *	  Shared-memory state of continuous views.
+ *	  The registry of continuous views' shared state, the DSA area that
+ *	  holds it, and the memory budget.
  *
- * Each aggregating continuous view keeps one entry per group in a dshash
- * table that lives in a DSA area shared by the whole server.  The entry's
- * key is the group key, serialized by the worker (see worker.c); the entry
- * holds one packed partial-aggregate state per state slot (ingest worker).
- * A worker only ever writes its own slot (single writer per slot); readers
- * combine the slots of a group when they read.  A view's dshash handle and
- * its statistics live in the view registry, a fixed array in the main
- * shared memory segment sized by streamproc.max_views.
- *
- * Keys are variable length, but dshash needs fixed-size keys: a StateKey
- * holds the key's hash and length and either a pointer to the bytes in
- * local memory (a search key) or a dsa_pointer to the bytes in the area (a
- * stored key).  The compare function resolves both forms.
- *
- * Packed states are bytea values (varlena header included) copied into the
- * area: the same bytes the checkpoint writes to streamproc.view_state.
+ * Each aggregating continuous view keeps its groups in a group map
+ * (groupmap.c) in one DSA area shared by the whole server.  The registry
+ * is a fixed array in the main shared memory segment, sized by
+ * streamproc.max_views, with one entry (ViewShared) per view: the map's
+ * handle, which worker slots are attached and loaded, statistics, the
+ * status of each slot, and the watermarks and closing bounds of windowed
+ * views.  Only this file reads or writes ViewShared; workers and readers
+ * call the functions below.
  *
  * Every ingest worker of the database registers every view and loads its
  * own slot from the checkpoint, whether or not it feeds the view: a slot
  * written before a restart (a Kafka source's second worker, a paused
  * source) must be in memory for readers.  ViewShared.loaded has a bit per
- * slot; readers use the shared state only when every slot is loaded, and
- * read the checkpoint tables before.  The state is destroyed by the last
- * worker that forgets the view (ViewShared.attached): destroying it
- * earlier could pull the group table from under another worker's writes.
+ * slot; readers use shared memory only when every slot is loaded, and
+ * read the checkpoint before (viewscan.c).  A slot's load (reset, then
+ * reload) bumps load_generation, so that a reader that copies shared
+ * memory in pieces can tell that it changed under it.  The map is
+ * destroyed by the last worker that forgets the view (ViewShared.attached);
+ * no reader can be reading it then: a reader holds a lock on the view,
+ * and workers forget views only once they are dropped.
+ *
+ * Memory budget.  Group maps count the bytes they allocate in one shared
+ * total.  Before a worker merges a batch it reserves the bytes the batch
+ * can add; a reservation succeeds only while the total plus every
+ * reservation stays within streamproc.state_memory, so the budget holds
+ * whatever the workers do at the same time.  The budget is the server's:
+ * the DSA area is.
  *
  * Locking:
  *	- The registry array and every ViewShared field are protected by the
- *	  first LWLock of the "streamproc" tranche (streamproc_state_lock()).
- *	  Creating and destroying a view's dshash table happens with it held
- *	  exclusively; a reader holds it shared while it scans a view, so the
- *	  table cannot be destroyed under it.
- *	- Group entries are protected by dshash's partition locks: a worker
- *	  replaces its slot's state with the partition lock held exclusively,
- *	  readers copy entries under a shared partition lock, so a reader never
- *	  sees half of an update.
+ *	  first LWLock of the "streamproc" tranche, except windows_lock, which
+ *	  is each entry's own (tranche streamproc_view_windows): a worker holds
+ *	  it exclusively while it publishes a slot's closing bound and removes
+ *	  the windows it closed, a reader shared while it copies shared memory
+ *	  and reads the bounds (so a window is read from exactly one of
+ *	  shared memory and the closed windows table).
+ *	- Groups are protected by their map's partition locks (groupmap.c).
  *	- The DSA handle is set once, with the registry lock held exclusively.
- *	- Memory accounting is a single atomic counter.
+ *	- The memory total and the reservations are atomics.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "common/hashfn.h"
+#include "common/int.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
+#include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/memutils.h"
 
 #include "state.h"
 #include "streamproc.h"
 
+/* One view's entry in the registry; see the header comment. */
+typedef struct ViewShared
+{
+	Oid dbid; /* InvalidOid: the entry is free */
+	Oid viewid;
+	dsa_pointer map; /* its group map */
+	uint64 attached; /* bit per worker slot that registered it */
+	uint64 loaded;   /* bit per slot loaded from its checkpoint */
+	uint64 load_generation;
+	LWLock windows_lock; /* see the header comment */
+
+	/* statistics, maintained by the view's workers */
+	int64 events;
+	int64 errors;
+	int64 late_events;
+	TimestampTz last_checkpoint;
+	double last_checkpoint_ms;
+	uint8 status[STREAMPROC_MAX_SLOTS]; /* ViewSlotStatus per slot */
+	char last_error[VIEW_ERROR_LEN];
+
+	/*
+	 * Windowed views.  watermark never goes back: it moves to the inputs'
+	 * time minus the stream's watermark_delay once every slot in
+	 * source_slots has published (see streamproc_state_publish_watermark).
+	 * closed[slot] is the watermark the slot last closed its windows at;
+	 * writers has a bit per slot that has merged events into the view.
+	 */
+	TimestampTz watermark;
+	uint64 published_slots;
+	uint64 source_slots;
+	SlotEventTimes times[STREAMPROC_MAX_SLOTS];
+	TimestampTz closed[STREAMPROC_MAX_SLOTS];
+	uint64 writers;
+} ViewShared;
+
+struct ViewState
+{
+	ViewShared shared;
+};
+
 /* Shared part of this module, in the main shared memory segment. */
 typedef struct StateShared
 {
-	LWLock *lock;            /* see header comment; set at startup */
-	int dsa_tranche;         /* tranche of the area's locks */
-	int hash_tranche;        /* tranche of the dshash partition locks */
-	dsa_handle area;         /* DSM_HANDLE_INVALID until first use */
-	pg_atomic_uint64 memory; /* bytes of keys and states in the area */
+	LWLock *lock;              /* the registry lock; set at startup */
+	int dsa_tranche;           /* tranche of the area's locks */
+	int map_tranche;           /* tranche of the group maps' partition locks */
+	int windows_tranche;       /* tranche of ViewShared.windows_lock */
+	dsa_handle area;           /* DSM_HANDLE_INVALID until first use */
+	pg_atomic_uint64 memory;   /* bytes the group maps allocated */
+	pg_atomic_uint64 reserved; /* reserved by workers about to merge */
 	int max_views;
 	ViewShared views[FLEXIBLE_ARRAY_MEMBER];
 } StateShared;
-
-/*
- * Group key as stored in the dshash entry (and as passed to look-ups).
- */
-typedef struct StateKey
-{
-	uint32 hash;
-	uint32 len;
-	dsa_pointer dp;    /* stored keys: the bytes in the area */
-	const char *local; /* search keys: the bytes in local memory */
-} StateKey;
-
-typedef struct StateEntry
-{
-	StateKey key;
-	dsa_pointer slots[FLEXIBLE_ARRAY_MEMBER]; /* packed state per slot */
-} StateEntry;
 
 static StateShared *state_shared = NULL;
 
 /* This backend's attachment to the area, for the rest of the session. */
 static dsa_area *state_area = NULL;
 
-static int state_key_compare(const void *a, const void *b, size_t size,
-							 void *arg);
-static dshash_hash state_key_hash(const void *key, size_t size, void *arg);
-static dshash_parameters state_params(void);
+/* The windows lock a reader holds (streamproc_state_lock_windows). */
+static LWLock *held_windows_lock = NULL;
+
+static void register_tranches(void);
 
 Size
 streamproc_state_shmem_size(void)
@@ -119,17 +147,26 @@ streamproc_state_shmem_init(bool found)
 		memset(state_shared, 0, streamproc_state_shmem_size());
 		state_shared->lock = &(GetNamedLWLockTranche("streamproc"))[0].lock;
 		state_shared->dsa_tranche = LWLockNewTrancheId();
-		state_shared->hash_tranche = LWLockNewTrancheId();
+		state_shared->map_tranche = LWLockNewTrancheId();
+		state_shared->windows_tranche = LWLockNewTrancheId();
 		state_shared->area = DSM_HANDLE_INVALID;
 		pg_atomic_init_u64(&state_shared->memory, 0);
+		pg_atomic_init_u64(&state_shared->reserved, 0);
 		state_shared->max_views = streamproc_max_views;
 	}
 }
 
-LWLock *
-streamproc_state_lock(void)
+static void
+register_tranches(void)
 {
-	return state_shared->lock;
+	static bool done = false;
+
+	if (done)
+		return;
+	LWLockRegisterTranche(state_shared->dsa_tranche, "streamproc_state_area");
+	LWLockRegisterTranche(state_shared->map_tranche, "streamproc_state_groups");
+	LWLockRegisterTranche(state_shared->windows_tranche, "streamproc_view_windows");
+	done = true;
 }
 
 /*
@@ -146,8 +183,7 @@ streamproc_state_area(void)
 	if (state_area != NULL)
 		return state_area;
 
-	LWLockRegisterTranche(state_shared->dsa_tranche, "streamproc_state_area");
-	LWLockRegisterTranche(state_shared->hash_tranche, "streamproc_state_groups");
+	register_tranches();
 
 	/* Callers may already hold the registry lock (exclusively, to create). */
 	held = LWLockHeldByMe(state_shared->lock);
@@ -180,54 +216,41 @@ streamproc_state_memory_used(void)
 	return (int64)pg_atomic_read_u64(&state_shared->memory);
 }
 
-static const char *
-state_key_bytes(const StateKey *key, dsa_area *area)
-{
-	if (key->local != NULL)
-		return key->local;
-	return dsa_get_address(area, key->dp);
-}
-
-static int
-state_key_compare(const void *a, const void *b, size_t size, void *arg)
-{
-	const StateKey *ka = a;
-	const StateKey *kb = b;
-
-	if (ka->hash != kb->hash || ka->len != kb->len)
-		return 1;
-	if (ka->len == 0)
-		return 0;
-	return memcmp(state_key_bytes(ka, arg), state_key_bytes(kb, arg), ka->len);
-}
-
-static dshash_hash
-state_key_hash(const void *key, size_t size, void *arg)
-{
-	return ((const StateKey *)key)->hash;
-}
-
-static dshash_parameters
-state_params(void)
-{
-	dshash_parameters params;
-
-	params.key_size = sizeof(StateKey);
-	params.entry_size = add_size(offsetof(StateEntry, slots),
-								 mul_size(streamproc_workers, sizeof(dsa_pointer)));
-	params.compare_function = state_key_compare;
-	params.hash_function = state_key_hash;
-	params.tranche_id = state_shared->hash_tranche;
-	return params;
-}
-
 /*
- * streamproc_state_lookup
- *		The registry entry of a view, or NULL.  Caller holds the registry
- *		lock (shared is enough).
+ * streamproc_state_reserve
+ *		Reserve bytes a merge may add; false when the budget cannot hold
+ *		them on top of what is used and reserved.  The caller releases the
+ *		reservation once the merge is done (the maps count what it really
+ *		allocated).
  */
-ViewShared *
-streamproc_state_lookup(Oid dbid, Oid viewid)
+bool
+streamproc_state_reserve(int64 bytes)
+{
+	int64 budget = (int64)streamproc_state_memory * 1024;
+	uint64 old;
+
+	if (bytes <= 0)
+		return true;
+	old = pg_atomic_read_u64(&state_shared->reserved);
+	for (;;)
+	{
+		if ((int64)pg_atomic_read_u64(&state_shared->memory) + (int64)old + bytes > budget)
+			return false;
+		if (pg_atomic_compare_exchange_u64(&state_shared->reserved, &old, old + bytes))
+			return true;
+	}
+}
+
+void
+streamproc_state_release(int64 bytes)
+{
+	if (bytes > 0)
+		pg_atomic_sub_fetch_u64(&state_shared->reserved, bytes);
+}
+
+/* The registry entry of a view, or NULL; the caller holds the lock. */
+static ViewShared *
+lookup(Oid dbid, Oid viewid)
 {
 	int i;
 
@@ -243,190 +266,140 @@ streamproc_state_lookup(Oid dbid, Oid viewid)
 
 /*
  * streamproc_state_register
- *		Find or create the registry entry and the group table of a view, and
- *		mark it attached by a worker slot.  Caller holds the registry lock
- *		exclusively.
+ *		Find or create the registry entry and the group map of a view, and
+ *		mark it attached by a worker slot.  Takes the registry lock.
  */
-ViewShared *
+ViewState *
 streamproc_state_register(Oid dbid, Oid viewid, int slot)
 {
-	ViewShared *v = streamproc_state_lookup(dbid, viewid);
-	dshash_parameters params = state_params();
-	dshash_table *groups;
+	ViewShared *v;
 	int i;
 
-	if (v != NULL)
-	{
-		v->attached |= UINT64CONST(1) << slot;
-		return v;
-	}
-
-	for (i = 0; i < state_shared->max_views; i++)
-	{
-		if (state_shared->views[i].dbid == InvalidOid)
-		{
-			v = &state_shared->views[i];
-			break;
-		}
-	}
+	register_tranches();
+	(void)streamproc_state_area();
+	LWLockAcquire(state_shared->lock, LW_EXCLUSIVE);
+	v = lookup(dbid, viewid);
 	if (v == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("too many continuous views"),
-				 errdetail("The server keeps the state of at most %d continuous views.",
-						   state_shared->max_views),
-				 errhint("Increase \"streamproc.max_views\" and restart the server.")));
-
-	groups = dshash_create(streamproc_state_area(), &params,
-						   streamproc_state_area());
-	memset(v, 0, sizeof(ViewShared));
-	v->dbid = dbid;
-	v->viewid = viewid;
-	v->groups = dshash_get_hash_table_handle(groups);
-	v->attached = UINT64CONST(1) << slot;
-	v->loaded = 0;
-	v->watermark = DT_NOBEGIN;
-	for (i = 0; i < STREAMPROC_MAX_SLOTS; i++)
-		v->closed[i] = DT_NOBEGIN;
-	dshash_detach(groups);
-	return v;
-}
-
-/*
- * streamproc_state_ready
- *		Has every worker slot been loaded from the checkpoint?  Caller holds
- *		the registry lock.
- */
-bool
-streamproc_state_ready(ViewShared *view)
-{
-	uint64 all = streamproc_workers >= 64 ? ~UINT64CONST(0)
-										  : (UINT64CONST(1) << streamproc_workers) - 1;
-
-	return (view->loaded & all) == all;
-}
-
-/*
- * streamproc_state_attach_groups
- *		Attach to a view's group table.  Caller holds the registry lock
- *		(any mode) until it detaches.
- */
-dshash_table *
-streamproc_state_attach_groups(ViewShared *view)
-{
-	dshash_parameters params = state_params();
-
-	return dshash_attach(streamproc_state_area(), &params, view->groups,
-						 streamproc_state_area());
-}
-
-/* Free one entry's key and the given slots' states; return bytes freed. */
-static int64
-state_free_entry(dsa_area *area, StateEntry *entry, int slot)
-{
-	int64 freed = 0;
-	int i;
-
-	for (i = 0; i < streamproc_workers; i++)
 	{
-		if ((slot < 0 || slot == i) && DsaPointerIsValid(entry->slots[i]))
+		for (i = 0; i < state_shared->max_views; i++)
 		{
-			freed += VARSIZE(dsa_get_address(area, entry->slots[i]));
-			dsa_free(area, entry->slots[i]);
-			entry->slots[i] = InvalidDsaPointer;
+			if (state_shared->views[i].dbid == InvalidOid)
+			{
+				v = &state_shared->views[i];
+				break;
+			}
 		}
+		if (v == NULL)
+		{
+			LWLockRelease(state_shared->lock);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("too many continuous views"),
+					 errdetail("The server keeps the state of at most %d continuous views.",
+							   state_shared->max_views),
+					 errhint("Increase \"streamproc.max_views\" and restart the server.")));
+		}
+		memset(v, 0, sizeof(ViewShared));
+		v->dbid = dbid;
+		v->viewid = viewid;
+		v->map = groupmap_create(streamproc_state_area(), state_shared->map_tranche,
+								 &state_shared->memory);
+		LWLockInitialize(&v->windows_lock, state_shared->windows_tranche);
+		v->watermark = DT_NOBEGIN;
+		for (i = 0; i < STREAMPROC_MAX_SLOTS; i++)
+			v->closed[i] = DT_NOBEGIN;
 	}
-	return freed;
+	v->attached |= UINT64CONST(1) << slot;
+	LWLockRelease(state_shared->lock);
+	return (ViewState *)v;
 }
 
-static bool
-state_entry_empty(StateEntry *entry)
+/* A backend's attachment to a view's group map (palloc'd). */
+GroupMap *
+streamproc_state_attach_map(ViewState *vs)
 {
-	int i;
+	dsa_pointer dp;
 
-	for (i = 0; i < streamproc_workers; i++)
-		if (DsaPointerIsValid(entry->slots[i]))
-			return false;
-	return true;
+	LWLockAcquire(state_shared->lock, LW_SHARED);
+	dp = vs->shared.map;
+	LWLockRelease(state_shared->lock);
+	return groupmap_attach(streamproc_state_area(), dp, &state_shared->memory);
 }
 
 /*
- * streamproc_state_reset_slot
- *		Remove one slot's states from every group (slot < 0: all slots),
- *		deleting groups left without state.  Used when a worker starts (its
- *		slot is reloaded from the checkpoint) and when a view is dropped.
- *		Caller holds the registry lock exclusively.
+ * streamproc_state_begin_load, streamproc_state_end_load
+ *		Around a worker's (re)load of its slot from the checkpoint: readers
+ *		do not use shared memory in between.  writer says whether the slot
+ *		holds anything; closed is the watermark it closed windows at.
  */
 void
-streamproc_state_reset_slot(dshash_table *groups, ViewShared *view, int slot)
+streamproc_state_begin_load(ViewState *vs, int slot)
 {
-	dsa_area *area = streamproc_state_area();
-	dshash_seq_status status;
-	StateEntry *entry;
-	int64 freed = 0;
-	int64 deleted = 0;
+	LWLockAcquire(state_shared->lock, LW_EXCLUSIVE);
+	vs->shared.loaded &= ~(UINT64CONST(1) << slot);
+	vs->shared.load_generation++;
+	LWLockRelease(state_shared->lock);
+}
 
-	dshash_seq_init(&status, groups, true);
-	while ((entry = dshash_seq_next(&status)) != NULL)
-	{
-		freed += state_free_entry(area, entry, slot);
-		if (state_entry_empty(entry))
-		{
-			if (DsaPointerIsValid(entry->key.dp))
-			{
-				freed += entry->key.len;
-				dsa_free(area, entry->key.dp);
-			}
-			dshash_delete_current(&status);
-			deleted++;
-		}
-	}
-	dshash_seq_term(&status);
+void
+streamproc_state_end_load(ViewState *vs, int slot, bool writer, TimestampTz closed)
+{
+	ViewShared *v = &vs->shared;
 
-	pg_atomic_sub_fetch_u64(&state_shared->memory, freed);
-	view->memory -= freed;
-	view->groups_count -= deleted;
+	LWLockAcquire(state_shared->lock, LW_EXCLUSIVE);
+	v->loaded |= UINT64CONST(1) << slot;
+	v->closed[slot] = closed;
+	/* The watermark never goes back, also across restarts. */
+	if (!TIMESTAMP_NOT_FINITE(closed) && closed > v->watermark)
+		v->watermark = closed;
+	if (writer)
+		v->writers |= UINT64CONST(1) << slot;
+	LWLockRelease(state_shared->lock);
 }
 
 /*
  * streamproc_state_forget
  *		A worker slot is done with a view (dropped, or its database is going
- *		away): free the slot's states, and destroy the view's state and
- *		registry entry if no other slot is attached.  Takes the registry
- *		lock.
+ *		away): free the slot's states, and destroy the view's map and
+ *		registry entry if no other slot is attached.
  */
 void
 streamproc_state_forget(Oid dbid, Oid viewid, int slot)
 {
 	ViewShared *v;
-	dshash_table *groups;
+	GroupMap *map = NULL;
+	bool destroy = false;
 
 	LWLockAcquire(state_shared->lock, LW_EXCLUSIVE);
-	v = streamproc_state_lookup(dbid, viewid);
+	v = lookup(dbid, viewid);
 	if (v != NULL)
 	{
 		v->attached &= ~(UINT64CONST(1) << slot);
 		v->loaded &= ~(UINT64CONST(1) << slot);
-		groups = streamproc_state_attach_groups(v);
-		if (v->attached != 0)
+		v->load_generation++;
+		map = groupmap_attach(streamproc_state_area(), v->map, &state_shared->memory);
+		if (v->attached == 0)
 		{
-			streamproc_state_reset_slot(groups, v, slot);
-			dshash_detach(groups);
-		}
-		else
-		{
-			streamproc_state_reset_slot(groups, v, -1);
-			dshash_destroy(groups);
+			destroy = true;
 			memset(v, 0, sizeof(ViewShared));
 		}
 	}
 	LWLockRelease(state_shared->lock);
+	if (map == NULL)
+		return;
+	if (destroy)
+		groupmap_destroy(map);
+	else
+	{
+		groupmap_reset_slot(map, slot);
+		groupmap_detach(map);
+	}
 }
 
 /*
  * streamproc_state_registered_views
- *		The views of a database that have state in shared memory, those a
- *		worker slot is attached to or, with slot < 0, all.
+ *		The views of a database that a worker slot is attached to (slot < 0:
+ *		all with state), as a list of oids.
  */
 List *
 streamproc_state_registered_views(Oid dbid, int slot)
@@ -443,192 +416,299 @@ streamproc_state_registered_views(Oid dbid, int slot)
 	return result;
 }
 
-/* A search key for dshash look-ups of a group key in local memory. */
-static void
-search_key(StateKey *search, const char *key, uint32 keylen)
+List *
+streamproc_state_views_of(Oid dbid)
 {
-	search->hash = hash_bytes((const unsigned char *)key, keylen);
-	search->len = keylen;
-	search->dp = InvalidDsaPointer;
-	search->local = key;
+	return streamproc_state_registered_views(dbid, -1);
+}
+
+void
+streamproc_state_add_stats(ViewState *vs, int slot, const ViewStatsDelta *delta)
+{
+	ViewShared *v = &vs->shared;
+
+	if (delta->events == 0 && delta->errors == 0 && delta->late_events == 0)
+		return;
+	LWLockAcquire(state_shared->lock, LW_EXCLUSIVE);
+	v->events += delta->events;
+	v->errors += delta->errors;
+	v->late_events += delta->late_events;
+	if (delta->events > 0)
+		v->writers |= UINT64CONST(1) << slot;
+	LWLockRelease(state_shared->lock);
+}
+
+void
+streamproc_state_checkpointed(ViewState *vs, TimestampTz at, double ms)
+{
+	LWLockAcquire(state_shared->lock, LW_EXCLUSIVE);
+	vs->shared.last_checkpoint = at;
+	vs->shared.last_checkpoint_ms = ms;
+	LWLockRelease(state_shared->lock);
+}
+
+void
+streamproc_state_set_status(ViewState *vs, int slot, ViewSlotStatus status,
+							const char *error)
+{
+	ViewShared *v = &vs->shared;
+	int i;
+	bool troubled = false;
+
+	LWLockAcquire(state_shared->lock, LW_EXCLUSIVE);
+	v->status[slot] = (uint8)status;
+	if (error != NULL)
+		strlcpy(v->last_error, error, VIEW_ERROR_LEN);
+	/* Once no slot is in trouble any more, the error is history. */
+	for (i = 0; i < STREAMPROC_MAX_SLOTS; i++)
+		troubled |= (v->status[i] == VIEW_SLOT_FAILED || v->status[i] == VIEW_SLOT_RETRYING ||
+					 v->status[i] == VIEW_SLOT_PAUSED);
+	if (!troubled)
+		v->last_error[0] = '\0';
+	LWLockRelease(state_shared->lock);
 }
 
 /*
- * streamproc_state_fetch
- *		A palloc'd copy of one slot's packed state of a group, or NULL.
+ * streamproc_state_set_source_slots
+ *		The slots that read the stream's Kafka sources: all of them must
+ *		publish before the view's watermark moves.
  */
-bytea *
-streamproc_state_fetch(dshash_table *groups, const char *key, uint32 keylen,
-					   int slot)
+void
+streamproc_state_set_source_slots(ViewState *vs, uint64 slots)
 {
-	StateKey search;
-	StateEntry *entry;
-	bytea *result = NULL;
+	ViewShared *v = &vs->shared;
 
-	search_key(&search, key, keylen);
+	LWLockAcquire(state_shared->lock, LW_EXCLUSIVE);
+	/* A slot that joins must publish anew. */
+	v->published_slots &= ~(slots & ~v->source_slots);
+	v->source_slots = slots;
+	LWLockRelease(state_shared->lock);
+}
 
-	entry = dshash_find(groups, &search, false);
-	if (entry == NULL)
-		return NULL;
-	if (DsaPointerIsValid(entry->slots[slot]))
+/*
+ * streamproc_state_publish_watermark
+ *		A slot's event times for the view's stream; returns the view's
+ *		watermark, and sets *advanced when this call moved it.
+ *
+ * The inputs' time is the least of the log's time (the greatest event time
+ * in any shard: the log is one input, its shards are split among workers
+ * only to share the work) and of each active Kafka partition's greatest
+ * event time; idle inputs do not count, and when every input is idle the
+ * greatest event time of all is taken, so that windows close once a
+ * stream goes quiet.  The watermark is that time minus delay, moved only
+ * once every slot that reads a Kafka source of the stream has published.
+ */
+TimestampTz
+streamproc_state_publish_watermark(ViewState *vs, int slot, const SlotEventTimes *times,
+								   int64 delay, bool *advanced)
+{
+	ViewShared *v = &vs->shared;
+	TimestampTz result;
+	TimestampTz log_time = DT_NOBEGIN;
+	TimestampTz kafka_least = DT_NOEND;
+	TimestampTz greatest = DT_NOBEGIN;
+	bool log_active = false;
+	bool kafka_active = false;
+	bool seen = false;
+	int i;
+
+	*advanced = false;
+	LWLockAcquire(state_shared->lock, LW_EXCLUSIVE);
+	v->published_slots |= UINT64CONST(1) << slot;
+	v->times[slot] = *times;
+	for (i = 0; i < STREAMPROC_MAX_SLOTS; i++)
 	{
-		bytea *stored = dsa_get_address(streamproc_state_area(),
-										entry->slots[slot]);
+		const SlotEventTimes *t = &v->times[i];
 
-		result = palloc(VARSIZE(stored));
-		memcpy(result, stored, VARSIZE(stored));
+		if ((v->published_slots & (UINT64CONST(1) << i)) == 0)
+			continue;
+		if (t->log_seen)
+			log_time = Max(log_time, t->log_time);
+		log_active |= t->log_active;
+		if (t->kafka_active)
+		{
+			kafka_least = Min(kafka_least, t->kafka_least);
+			kafka_active = true;
+		}
+		greatest = Max(greatest, t->greatest);
+		seen |= t->log_seen || t->kafka_active || t->greatest != DT_NOBEGIN;
 	}
-	dshash_release_lock(groups, entry);
+	if (seen && (v->source_slots & ~v->published_slots) == 0)
+	{
+		TimestampTz least;
+		TimestampTz mark;
+
+		if (log_active || kafka_active)
+			least = Min(log_active ? log_time : DT_NOEND, kafka_active ? kafka_least : DT_NOEND);
+		else
+			least = greatest;
+		if (!TIMESTAMP_NOT_FINITE(least) && !pg_sub_s64_overflow(least, delay, &mark) &&
+			IS_VALID_TIMESTAMP(mark) && mark > v->watermark)
+		{
+			v->watermark = mark;
+			*advanced = true;
+		}
+	}
+	result = v->watermark;
+	LWLockRelease(state_shared->lock);
 	return result;
 }
 
 /*
- * streamproc_state_store
- *		Replace one slot's packed state of a group, creating the group if
- *		needed.  Returns the change in bytes used; *new_group tells whether
- *		the group was created.  Only the slot's owner calls this.
+ * streamproc_state_windows_settled
+ *		Whether every slot below nslots that holds windows of a windowed view
+ *		of a database (a writer) has closed them at the view's watermark
+ *		(sync() waits for it: one worker's events can move the watermark
+ *		that closes another's windows).
  */
-int64
-streamproc_state_store(dshash_table *groups, const char *key, uint32 keylen,
-					   int slot, bytea *state, bool *new_group)
+bool
+streamproc_state_windows_settled(Oid dbid, int nslots)
 {
-	dsa_area *area = streamproc_state_area();
-	StateKey search;
-	StateEntry *entry;
-	bool found;
-	dsa_pointer dp;
-	int64 delta = 0;
+	bool settled = true;
 	int i;
+	int s;
 
-	/* Allocate before locking: dsa_allocate may take its own locks. */
-	dp = dsa_allocate(area, VARSIZE(state));
-	memcpy(dsa_get_address(area, dp), state, VARSIZE(state));
-	delta += VARSIZE(state);
-
-	search_key(&search, key, keylen);
-
-	entry = dshash_find_or_insert(groups, &search, &found);
-	if (!found)
+	LWLockAcquire(state_shared->lock, LW_SHARED);
+	for (i = 0; i < state_shared->max_views && settled; i++)
 	{
-		if (keylen > 0)
-		{
-			entry->key.dp = dsa_allocate(area, keylen);
-			memcpy(dsa_get_address(area, entry->key.dp), key, keylen);
-			delta += keylen;
-		}
-		else
-			entry->key.dp = InvalidDsaPointer;
-		entry->key.local = NULL;
-		for (i = 0; i < streamproc_workers; i++)
-			entry->slots[i] = InvalidDsaPointer;
-	}
-	if (DsaPointerIsValid(entry->slots[slot]))
-	{
-		delta -= VARSIZE(dsa_get_address(area, entry->slots[slot]));
-		dsa_free(area, entry->slots[slot]);
-	}
-	entry->slots[slot] = dp;
-	dshash_release_lock(groups, entry);
+		ViewShared *v = &state_shared->views[i];
 
-	if (delta >= 0)
-		pg_atomic_add_fetch_u64(&state_shared->memory, delta);
-	else
-		pg_atomic_sub_fetch_u64(&state_shared->memory, -delta);
-	*new_group = !found;
-	return delta;
+		if (v->dbid != dbid || v->watermark == DT_NOBEGIN)
+			continue;
+		for (s = 0; s < nslots && s < STREAMPROC_MAX_SLOTS; s++)
+			if ((v->writers & (UINT64CONST(1) << s)) && v->closed[s] < v->watermark)
+				settled = false;
+	}
+	LWLockRelease(state_shared->lock);
+	return settled;
+}
+
+TimestampTz
+streamproc_state_watermark(ViewState *vs)
+{
+	TimestampTz result;
+
+	LWLockAcquire(state_shared->lock, LW_SHARED);
+	result = vs->shared.watermark;
+	LWLockRelease(state_shared->lock);
+	return result;
 }
 
 /*
- * streamproc_state_remove
- *		Remove one slot's state of a group (a window that closed), deleting
- *		the group when no slot has state left (*deleted).  Returns the bytes
- *		freed.  Only the slot's owner calls this.
- */
-int64
-streamproc_state_remove(dshash_table *groups, const char *key, uint32 keylen,
-						int slot, bool *deleted)
-{
-	dsa_area *area = streamproc_state_area();
-	StateKey search;
-	StateEntry *entry;
-	int64 freed;
-
-	*deleted = false;
-	search_key(&search, key, keylen);
-
-	entry = dshash_find(groups, &search, true);
-	if (entry == NULL)
-		return 0;
-	freed = state_free_entry(area, entry, slot);
-	if (state_entry_empty(entry))
-	{
-		if (DsaPointerIsValid(entry->key.dp))
-		{
-			freed += entry->key.len;
-			dsa_free(area, entry->key.dp);
-		}
-		dshash_delete_entry(groups, entry);
-		*deleted = true;
-	}
-	else
-		dshash_release_lock(groups, entry);
-	pg_atomic_sub_fetch_u64(&state_shared->memory, freed);
-	return freed;
-}
-
-/* One group copied out of shared memory by streamproc_state_scan. */
-typedef struct ScannedGroup
-{
-	char *key;
-	uint32 keylen;
-	bytea **slots;
-} ScannedGroup;
-
-/*
- * streamproc_state_scan
- *		Call cb for every group of a view with copies of its key and of each
- *		slot's state (NULL where a slot has none).  The copies are made under
- *		the partition locks and the callbacks run after the scan, so they may
- *		run arbitrary code.  Caller holds the registry lock (shared).
+ * streamproc_state_begin_closing, streamproc_state_end_closing
+ *		Around removing the windows a committed checkpoint closed from shared
+ *		memory: end_closing publishes the slot's new closing watermark.
+ *		Readers of the view wait meanwhile (windows_lock).  A slot's own
+ *		count windows close at the checkpoint's time, which may be below the
+ *		view's watermark; only watermarks raise it.
  */
 void
-streamproc_state_scan(dshash_table *groups, StateScanCallback cb, void *arg)
+streamproc_state_begin_closing(ViewState *vs)
 {
-	dsa_area *area = streamproc_state_area();
-	dshash_seq_status status;
-	StateEntry *entry;
-	List *copies = NIL;
-	ListCell *lc;
+	LWLockAcquire(&vs->shared.windows_lock, LW_EXCLUSIVE);
+}
+
+void
+streamproc_state_end_closing(ViewState *vs, int slot, TimestampTz closed)
+{
+	LWLockAcquire(state_shared->lock, LW_EXCLUSIVE);
+	vs->shared.closed[slot] = closed;
+	LWLockRelease(state_shared->lock);
+	LWLockRelease(&vs->shared.windows_lock);
+}
+
+bool
+streamproc_state_info(Oid dbid, Oid viewid, ViewStateInfo *info)
+{
+	ViewShared *v;
+	uint64 all = streamproc_workers >= 64 ? ~UINT64CONST(0)
+										  : (UINT64CONST(1) << streamproc_workers) - 1;
 	int i;
 
-	dshash_seq_init(&status, groups, false);
-	while ((entry = dshash_seq_next(&status)) != NULL)
+	memset(info, 0, sizeof(ViewStateInfo));
+	register_tranches();
+	LWLockAcquire(state_shared->lock, LW_SHARED);
+	v = lookup(dbid, viewid);
+	if (v != NULL)
 	{
-		ScannedGroup *g = palloc(sizeof(ScannedGroup));
-
-		g->keylen = entry->key.len;
-		g->key = palloc(Max(g->keylen, 1));
-		if (g->keylen > 0)
-			memcpy(g->key, dsa_get_address(area, entry->key.dp), g->keylen);
-		g->slots = palloc0(sizeof(bytea *) * streamproc_workers);
-		for (i = 0; i < streamproc_workers; i++)
-		{
-			if (DsaPointerIsValid(entry->slots[i]))
-			{
-				bytea *stored = dsa_get_address(area, entry->slots[i]);
-
-				g->slots[i] = palloc(VARSIZE(stored));
-				memcpy(g->slots[i], stored, VARSIZE(stored));
-			}
-		}
-		copies = lappend(copies, g);
+		info->found = true;
+		info->ready = (v->loaded & all) == all;
+		info->map = v->map;
+		info->load_generation = v->load_generation;
+		info->events = v->events;
+		info->errors = v->errors;
+		info->late_events = v->late_events;
+		info->last_checkpoint = v->last_checkpoint;
+		info->last_checkpoint_ms = v->last_checkpoint_ms;
+		info->watermark = v->watermark;
+		info->writers = v->writers;
+		memcpy(info->closed, v->closed, sizeof(info->closed));
+		info->status = VIEW_SLOT_IDLE;
+		for (i = 0; i < STREAMPROC_MAX_SLOTS; i++)
+			info->status = Max(info->status, (ViewSlotStatus)v->status[i]);
+		strlcpy(info->last_error, v->last_error, VIEW_ERROR_LEN);
 	}
-	dshash_seq_term(&status);
-
-	foreach (lc, copies)
+	LWLockRelease(state_shared->lock);
+	if (info->found)
 	{
-		ScannedGroup *g = lfirst(lc);
+		GroupMap *map = streamproc_state_read_map(info);
 
-		cb(g->key, g->keylen, g->slots, streamproc_workers, arg);
+		info->groups = groupmap_groups(map);
+		info->memory = groupmap_bytes(map);
+		groupmap_detach(map);
 	}
+	return info->found;
+}
+
+/*
+ * streamproc_state_read_map
+ *		Attach to the map of a view found by streamproc_state_info().  The
+ *		caller holds a lock on the view, so the map cannot go away.
+ */
+GroupMap *
+streamproc_state_read_map(const ViewStateInfo *info)
+{
+	return groupmap_attach(streamproc_state_area(), info->map, &state_shared->memory);
+}
+
+uint64
+streamproc_state_load_generation(Oid dbid, Oid viewid)
+{
+	ViewShared *v;
+	uint64 result = 0;
+
+	LWLockAcquire(state_shared->lock, LW_SHARED);
+	v = lookup(dbid, viewid);
+	if (v != NULL)
+		result = v->load_generation;
+	LWLockRelease(state_shared->lock);
+	return result;
+}
+
+void
+streamproc_state_lock_windows(Oid dbid, Oid viewid)
+{
+	ViewShared *v;
+
+	/* An error since the last call released it (LWLockReleaseAll). */
+	if (held_windows_lock != NULL && !LWLockHeldByMe(held_windows_lock))
+		held_windows_lock = NULL;
+	Assert(held_windows_lock == NULL);
+	register_tranches();
+	LWLockAcquire(state_shared->lock, LW_SHARED);
+	v = lookup(dbid, viewid);
+	LWLockRelease(state_shared->lock);
+	if (v == NULL)
+		return;
+	/* The entry cannot be reused: the caller holds a lock on the view. */
+	LWLockAcquire(&v->windows_lock, LW_SHARED);
+	held_windows_lock = &v->windows_lock;
+}
+
+void
+streamproc_state_unlock_windows(void)
+{
+	if (held_windows_lock != NULL && LWLockHeldByMe(held_windows_lock))
+		LWLockRelease(held_windows_lock);
+	held_windows_lock = NULL;
 }

@@ -14,7 +14,14 @@
  *
  *	- the log has the stream's live columns (same names, types, typmods and
  *	  collations; no constraints, no defaults) plus "$xid" xid8 NOT NULL,
- *	  the inserting top-level transaction (GetTopFullTransactionId);
+ *	  the inserting top-level transaction (GetTopFullTransactionId), and
+ *	  "$shard" int2 NOT NULL: the log is LIST-partitioned by it into one
+ *	  shard, streamproc.log_<stream oid>_<k>, per ingest worker
+ *	  (streamproc.workers when the stream is created), which each worker
+ *	  consumes its part of.  An inserting statement writes into the shards
+ *	  in turn, blocks of STREAM_SHARD_BLOCK rows each, continuing where the
+ *	  session's previous statement stopped, so that one COPY feeds every
+ *	  worker;
  *	- values go from stream to log BY NAME: the map is computed once per
  *	  statement, so dropped columns of either relation do not matter;
  *	- the insert is an ordinary WAL-logged heap insert that fires no
@@ -23,7 +30,9 @@
  *	  visibility says;
  *	- the user needs INSERT on the stream, which the executor checks; the
  *	  log's own privileges are not checked (it is owned by the stream's
- *	  owner and grants nothing to PUBLIC).
+ *	  owner).  GRANT and REVOKE of SELECT on the stream apply to its log as
+ *	  well (mirror_select_grant): a view is maintained as its owner, and
+ *	  its batch queries read the log.
  *
  * A stream that no continuous view reads discards its events; a view sees
  * the events committed after it was created (as in PipelineDB).  Each
@@ -70,8 +79,8 @@
  *	  type changes and drops without CASCADE before PostgreSQL runs them
  *	  (check_column_changes), since the views' dependencies on the columns
  *	  they read would make PostgreSQL fail first with other errors.
- *	- A stream has at most 1599 columns, dropped ones included, because
- *	  its log has one more ("$xid") and a table at most 1600: CREATE and
+ *	- A stream has at most 1598 columns, dropped ones included, because
+ *	  its log has two more ("$xid", "$shard") and a table at most 1600: CREATE and
  *	  ALTER ... ADD COLUMN are refused beyond that before PostgreSQL runs
  *	  them (SQLSTATE 54011), not by the log's own DDL.
  *	- Changing the columns or owner of a log directly is refused.
@@ -113,6 +122,7 @@
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_foreign_table.h"
 #include "catalog/pg_user_mapping.h"
+#include "catalog/partition.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "executor/executor.h"
@@ -121,6 +131,7 @@
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "nodes/pathnodes.h"
 #include "storage/lmgr.h"
@@ -148,22 +159,31 @@
 #define STREAM_FDW_NAME "streamproc"
 
 /* Schema and table of the stream catalog. */
-#define STREAMPROC_SCHEMA   "streamproc"
-#define STREAMS_TABLE       "streams"
-#define Anum_streams_stream 1
-#define Anum_streams_log    2
+#define STREAMPROC_SCHEMA       "streamproc"
+#define STREAMS_TABLE           "streams"
+#define Anum_streams_stream     1
+#define Anum_streams_log        2
+#define Anum_streams_shards     3
+#define Anum_streams_shard_logs 4
+#define Natts_streams           4
 
 /* The continuous view catalog (view.c) and its stream column. */
 #define VIEWS_TABLE       "views"
 #define Anum_views_stream 2
 
 /*
- * The most columns a stream can have: its log has one more, "$xid", and a
- * table at most MaxHeapAttributeNumber.  Dropped columns count, as they do
- * for tables: the log drops and adds columns with the stream, so its
- * attribute numbers always run one ahead of the stream's.
+ * The most columns a stream can have: its log has two more, "$xid" and
+ * "$shard", and a table at most MaxHeapAttributeNumber.  Dropped columns
+ * count, as they do for tables: the log drops and adds columns with the
+ * stream.
  */
-#define STREAM_MAX_COLUMNS (MaxHeapAttributeNumber - 1)
+#define STREAM_MAX_COLUMNS (MaxHeapAttributeNumber - 2)
+
+/*
+ * Rows an insert writes to one shard before it moves to the next one: big
+ * enough for bulk inserts, small enough that one COPY feeds every worker.
+ */
+#define STREAM_SHARD_BLOCK 256
 
 /*
  * Rows per ExecForeignBatchInsert call (multi-row INSERT, INSERT ...
@@ -202,30 +222,42 @@ typedef struct StreamShape
  * Per-statement insert state of one stream (ResultRelInfo->ri_FdwState),
  * built by BeginForeignModify or BeginForeignInsert.
  */
-typedef struct StreamInsertState
+typedef struct ShardInsert
 {
-	Relation log;                 /* the log, RowExclusiveLock held */
-	bool discard;                 /* no view reads the stream: write nothing */
-	Oid stream;                   /* the stream's oid */
-	int64 written;                /* events appended by this statement */
-	ResultRelInfo *log_rri;       /* for the log's indexes, if any */
-	int nmap;                     /* stream's natts */
-	AttrNumber *map;              /* stream attno-1 -> log attno, 0: none */
-	AttrNumber xid_attno;         /* log attno of "$xid" */
-	bool have_xid;                /* xid computed yet? */
-	Datum xid;                    /* GetTopFullTransactionId() as xid8 */
-	TupleTableSlot *slot;         /* log slot for single inserts */
-	TupleTableSlot **batch_slots; /* log slots for batches */
+	Relation rel;                 /* the shard's log partition, or NULL */
+	ResultRelInfo *rri;           /* for its indexes, if any */
+	TupleTableSlot *slot;         /* for single inserts */
+	TupleTableSlot **batch_slots; /* for batches */
 	int nbatch_slots;
 	BulkInsertState bistate; /* for COPY and batches, else NULL */
-	MemoryContext tmpcxt;    /* reset after every insert call */
+	int64 written;           /* events appended to it by this statement */
+} ShardInsert;
+
+typedef struct StreamInsertState
+{
+	Relation log; /* the (partitioned) log, RowExclusiveLock held */
+	bool discard; /* no view reads the stream: write nothing */
+	bool bulk;    /* COPY: bulk insert states */
+	Oid stream;   /* the stream's oid */
+	int nshards;
+	Oid *shard_logs;
+	ShardInsert *shards;
+	int nmap;               /* stream's natts */
+	AttrNumber *map;        /* stream attno-1 -> log attno, 0: none */
+	AttrNumber xid_attno;   /* log attno of "$xid" */
+	AttrNumber shard_attno; /* log attno of "$shard" */
+	bool have_xid;          /* xid computed yet? */
+	Datum xid;              /* GetTopFullTransactionId() as xid8 */
+	MemoryContext tmpcxt;   /* reset after every insert call */
 } StreamInsertState;
 
-/* Backend-local cache: stream OID -> log OID (positive answers only). */
+/* Backend-local cache: stream OID -> its log and shards (positive answers only). */
 typedef struct StreamLogCacheEntry
 {
 	Oid stream; /* hash key */
 	Oid log;
+	int nshards;
+	Oid shard_logs[STREAMPROC_MAX_SHARDS];
 } StreamLogCacheEntry;
 
 /* Saved state of internal DDL (see internal_begin). */
@@ -300,20 +332,23 @@ static Oid streams_relid(void);
 static Oid lookup_streams_row(AttrNumber keycol, Oid key, AttrNumber resultcol);
 static bool stream_has_views(Oid stream);
 static void stream_log_cache_invalidate(Datum arg, Oid relid);
+static StreamLogCacheEntry *stream_log_entry(Oid stream_relid);
 static StreamInsertState *begin_insert(ResultRelInfo *rinfo, bool bulk);
 static void end_insert(ResultRelInfo *rinfo);
-static void fill_log_slot(StreamInsertState *st, TupleTableSlot *src,
+static void fill_log_slot(StreamInsertState *st, int shard, TupleTableSlot *src,
 						  TupleTableSlot *dst);
 static StreamShape *read_shape(Oid relid);
 static void check_stream_columns(int natts, bool dropped);
 static int added_columns(Oid relid, AlterTableStmt *stmt);
 static void create_stream_log(Oid relid);
+static void set_log_owner(Oid log, int nshards, Datum *shards, Oid owner);
 static void sync_log(StreamShape *before, StreamShape *after);
 static Oid first_continuous_view(Oid stream, bool windowed);
 static void check_log_alter(Oid relid, Node *stmt);
 static void refuse_column_change(Oid stream, Oid view, const char *change,
 								 const char *column) pg_attribute_noreturn();
 static void check_column_changes(Oid relid, AlterTableStmt *stmt);
+static void mirror_select_grant(GrantStmt *stmt);
 static void internal_begin(InternalContext *ic, Oid userid);
 static void internal_end(InternalContext *ic);
 static void exec_internal(Oid userid, const char *sql, int nargs,
@@ -634,8 +669,8 @@ stream_GetForeignModifyBatchSize(ResultRelInfo *rinfo)
  *		name, and decide whether this statement's events are kept (some
  *		continuous view reads the stream) or discarded.  The log is opened
  *		and checked either way, so a broken stream fails the same whether
- *		it has views or not.  Allocates in the current (per-query) memory
- *		context.
+ *		it has views or not; its shards are opened as rows go to them.
+ *		Allocates in the current (per-query) memory context.
  */
 static StreamInsertState *
 begin_insert(ResultRelInfo *rinfo, bool bulk)
@@ -644,13 +679,13 @@ begin_insert(ResultRelInfo *rinfo, bool bulk)
 	TupleDesc sdesc = RelationGetDescr(stream);
 	TupleDesc ldesc;
 	StreamInsertState *st;
-	Oid logid;
+	StreamLogCacheEntry *entry;
 	int i;
 
-	logid = streamproc_stream_log(RelationGetRelid(stream));
+	entry = stream_log_entry(RelationGetRelid(stream));
 	st = palloc0(sizeof(StreamInsertState));
-	if (OidIsValid(logid))
-		st->log = try_relation_open(logid, RowExclusiveLock);
+	if (entry != NULL)
+		st->log = try_relation_open(entry->log, RowExclusiveLock);
 	if (st->log == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -659,6 +694,11 @@ begin_insert(ResultRelInfo *rinfo, bool bulk)
 				 errdetail("The stream has no row in streamproc.streams, or its log table is missing."),
 				 errhint("Drop the stream and create it again.")));
 	ldesc = RelationGetDescr(st->log);
+	st->nshards = entry->nshards;
+	st->shard_logs = palloc(sizeof(Oid) * st->nshards);
+	memcpy(st->shard_logs, entry->shard_logs, sizeof(Oid) * st->nshards);
+	st->shards = palloc0(sizeof(ShardInsert) * st->nshards);
+	st->bulk = bulk;
 
 	st->nmap = sdesc->natts;
 	st->map = palloc0(sizeof(AttrNumber) * sdesc->natts);
@@ -699,25 +739,23 @@ begin_insert(ResultRelInfo *rinfo, bool bulk)
 	{
 		Form_pg_attribute lattr = TupleDescAttr(ldesc, i);
 
-		if (!lattr->attisdropped &&
-			strcmp(NameStr(lattr->attname), STREAM_XID_COLUMN) == 0)
+		if (lattr->attisdropped)
+			continue;
+		if (strcmp(NameStr(lattr->attname), STREAM_XID_COLUMN) == 0)
 			st->xid_attno = lattr->attnum;
+		if (strcmp(NameStr(lattr->attname), STREAM_SHARD_COLUMN) == 0)
+			st->shard_attno = lattr->attnum;
 	}
-	if (st->xid_attno == 0)
+	if (st->xid_attno == 0 || st->shard_attno == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("the log of stream \"%s\" has no column \"%s\"",
-						RelationGetRelationName(stream), STREAM_XID_COLUMN)));
+						RelationGetRelationName(stream),
+						st->xid_attno == 0 ? STREAM_XID_COLUMN : STREAM_SHARD_COLUMN)));
 
 	/* Decided once per statement; see the header comment. */
 	st->discard = !stream_has_views(RelationGetRelid(stream));
 	st->stream = RelationGetRelid(stream);
-
-	st->slot = table_slot_create(st->log, NULL);
-	st->log_rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(st->log_rri, st->log, 0, NULL, 0);
-	ExecOpenIndices(st->log_rri, false);
-	st->bistate = bulk ? GetBulkInsertState() : NULL;
 	st->tmpcxt = AllocSetContextCreate(CurrentMemoryContext,
 									   "streamproc stream insert",
 									   ALLOCSET_DEFAULT_SIZES);
@@ -725,28 +763,78 @@ begin_insert(ResultRelInfo *rinfo, bool bulk)
 }
 
 /*
+ * The shard the next n rows go to.  A backend moves to the next shard
+ * every STREAM_SHARD_BLOCK rows, starting at a shard of its own, so that a
+ * big insert feeds every worker and small inserts from many sessions
+ * spread over them.
+ */
+static ShardInsert *
+next_shard(StreamInsertState *st, int n, int *shardno)
+{
+	static uint64 counter = 0;
+	static bool started = false;
+	ShardInsert *sh;
+	int k;
+
+	if (!started)
+	{
+		counter = (uint64)MyProcPid * STREAM_SHARD_BLOCK;
+		started = true;
+	}
+	k = (int)((counter / STREAM_SHARD_BLOCK) % (uint64)st->nshards);
+	counter += n;
+	sh = &st->shards[k];
+	if (sh->rel == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(st));
+
+		sh->rel = relation_open(st->shard_logs[k], RowExclusiveLock);
+		if (RelationGetDescr(sh->rel)->natts != RelationGetDescr(st->log)->natts)
+			elog(ERROR, "shard %d of the log of stream %u does not have the log's columns",
+				 k, st->stream);
+		sh->slot = table_slot_create(sh->rel, NULL);
+		sh->rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(sh->rri, sh->rel, 0, NULL, 0);
+		ExecOpenIndices(sh->rri, false);
+		sh->bistate = st->bulk ? GetBulkInsertState() : NULL;
+		MemoryContextSwitchTo(old);
+	}
+	*shardno = k;
+	return sh;
+}
+
+/*
  * end_insert
- *		Release what begin_insert acquired; the log's lock is kept until
+ *		Release what begin_insert acquired; the logs' locks are kept until
  *		the end of the transaction.
  */
 static void
 end_insert(ResultRelInfo *rinfo)
 {
 	StreamInsertState *st = (StreamInsertState *)rinfo->ri_FdwState;
+	int k;
 	int i;
 
 	if (st == NULL)
 		return;
-	/* At commit, these events wake the stream's worker (launcher.c). */
-	if (st->written > 0)
-		streamproc_note_stream_insert(st->stream, st->written);
-	ExecCloseIndices(st->log_rri);
-	if (st->bistate)
-		FreeBulkInsertState(st->bistate);
-	table_finish_bulk_insert(st->log, 0);
-	ExecDropSingleTupleTableSlot(st->slot);
-	for (i = 0; i < st->nbatch_slots; i++)
-		ExecDropSingleTupleTableSlot(st->batch_slots[i]);
+	for (k = 0; k < st->nshards; k++)
+	{
+		ShardInsert *sh = &st->shards[k];
+
+		if (sh->rel == NULL)
+			continue;
+		/* At commit, these events wake the shard's worker (launcher.c). */
+		if (sh->written > 0)
+			streamproc_note_stream_insert(st->stream, k, sh->written);
+		ExecCloseIndices(sh->rri);
+		if (sh->bistate)
+			FreeBulkInsertState(sh->bistate);
+		table_finish_bulk_insert(sh->rel, 0);
+		ExecDropSingleTupleTableSlot(sh->slot);
+		for (i = 0; i < sh->nbatch_slots; i++)
+			ExecDropSingleTupleTableSlot(sh->batch_slots[i]);
+		relation_close(sh->rel, NoLock);
+	}
 	relation_close(st->log, NoLock);
 	MemoryContextDelete(st->tmpcxt);
 	rinfo->ri_FdwState = NULL;
@@ -755,10 +843,11 @@ end_insert(ResultRelInfo *rinfo)
 /*
  * fill_log_slot
  *		Store in dst (a log slot) the event in src (a stream slot) plus
- *		"$xid".  dst references src's values until it is materialized.
+ *		"$xid" and "$shard".  dst references src's values until it is
+ *		materialized.
  */
 static void
-fill_log_slot(StreamInsertState *st, TupleTableSlot *src, TupleTableSlot *dst)
+fill_log_slot(StreamInsertState *st, int shard, TupleTableSlot *src, TupleTableSlot *dst)
 {
 	int i;
 
@@ -784,6 +873,8 @@ fill_log_slot(StreamInsertState *st, TupleTableSlot *src, TupleTableSlot *dst)
 	}
 	dst->tts_values[st->xid_attno - 1] = st->xid;
 	dst->tts_isnull[st->xid_attno - 1] = false;
+	dst->tts_values[st->shard_attno - 1] = Int16GetDatum((int16)shard);
+	dst->tts_isnull[st->shard_attno - 1] = false;
 	ExecStoreVirtualTuple(dst);
 }
 
@@ -799,28 +890,30 @@ stream_ExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 {
 	StreamInsertState *st = (StreamInsertState *)rinfo->ri_FdwState;
 	MemoryContext oldcxt;
+	ShardInsert *sh;
+	int k;
 
 	if (st->discard)
 		return slot;
 
-	fill_log_slot(st, slot, st->slot);
+	sh = next_shard(st, 1, &k);
+	fill_log_slot(st, k, slot, sh->slot);
 	oldcxt = MemoryContextSwitchTo(st->tmpcxt);
-	table_tuple_insert(st->log, st->slot, estate->es_output_cid, 0,
-					   st->bistate);
-	st->written++;
-	if (st->log_rri->ri_NumIndices > 0)
-		ExecInsertIndexTuples(st->log_rri, st->slot, estate, false, false,
-							  NULL, NIL);
+	table_tuple_insert(sh->rel, sh->slot, estate->es_output_cid, 0, sh->bistate);
+	sh->written++;
+	if (sh->rri->ri_NumIndices > 0)
+		ExecInsertIndexTuples(sh->rri, sh->slot, estate, false, false, NULL, NIL);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(st->tmpcxt);
-	ExecClearTuple(st->slot);
+	ExecClearTuple(sh->slot);
 	return slot;
 }
 
 /*
  * stream_ExecForeignBatchInsert
- *		Append *numSlots events with one multi-insert (none when the
- *		statement discards its events; all of them count as inserted).
+ *		Append *numSlots events with one multi-insert into one shard (none
+ *		when the statement discards its events; all of them count as
+ *		inserted).
  */
 static TupleTableSlot **
 stream_ExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
@@ -830,44 +923,46 @@ stream_ExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 	StreamInsertState *st = (StreamInsertState *)rinfo->ri_FdwState;
 	int n = *numSlots;
 	MemoryContext oldcxt;
+	ShardInsert *sh;
+	int k;
 	int i;
 
 	if (st->discard)
 		return slots;
 
-	if (n > st->nbatch_slots)
+	sh = next_shard(st, n, &k);
+	if (n > sh->nbatch_slots)
 	{
 		oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(st));
-		if (st->batch_slots == NULL)
-			st->batch_slots = palloc(sizeof(TupleTableSlot *) * n);
+		if (sh->batch_slots == NULL)
+			sh->batch_slots = palloc(sizeof(TupleTableSlot *) * n);
 		else
-			st->batch_slots = repalloc(st->batch_slots,
-									   sizeof(TupleTableSlot *) * n);
-		for (i = st->nbatch_slots; i < n; i++)
-			st->batch_slots[i] = table_slot_create(st->log, NULL);
-		st->nbatch_slots = n;
-		if (st->bistate == NULL)
-			st->bistate = GetBulkInsertState();
+			sh->batch_slots = repalloc(sh->batch_slots, sizeof(TupleTableSlot *) * n);
+		for (i = sh->nbatch_slots; i < n; i++)
+			sh->batch_slots[i] = table_slot_create(sh->rel, NULL);
+		sh->nbatch_slots = n;
+		if (sh->bistate == NULL)
+			sh->bistate = GetBulkInsertState();
 		MemoryContextSwitchTo(oldcxt);
 	}
 
 	for (i = 0; i < n; i++)
-		fill_log_slot(st, slots[i], st->batch_slots[i]);
+		fill_log_slot(st, k, slots[i], sh->batch_slots[i]);
 
 	oldcxt = MemoryContextSwitchTo(st->tmpcxt);
-	table_multi_insert(st->log, st->batch_slots, n, estate->es_output_cid, 0,
-					   st->bistate);
-	st->written += n;
-	if (st->log_rri->ri_NumIndices > 0)
+	table_multi_insert(sh->rel, sh->batch_slots, n, estate->es_output_cid, 0,
+					   sh->bistate);
+	sh->written += n;
+	if (sh->rri->ri_NumIndices > 0)
 	{
 		for (i = 0; i < n; i++)
-			ExecInsertIndexTuples(st->log_rri, st->batch_slots[i], estate,
+			ExecInsertIndexTuples(sh->rri, sh->batch_slots[i], estate,
 								  false, false, NULL, NIL);
 	}
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(st->tmpcxt);
 	for (i = 0; i < n; i++)
-		ExecClearTuple(st->batch_slots[i]);
+		ExecClearTuple(sh->batch_slots[i]);
 	return slots;
 }
 
@@ -1003,14 +1098,23 @@ stream_log_cache_invalidate(Datum arg, Oid relid)
 		hash_search(stream_log_cache, &entry->stream, HASH_REMOVE, NULL);
 }
 
-Oid
-streamproc_stream_log(Oid stream_relid)
+/*
+ * stream_log_entry
+ *		The cached log and shards of a stream, or NULL when relid is not a
+ *		stream.  Same cost and visibility as streamproc_is_stream.
+ */
+static StreamLogCacheEntry *
+stream_log_entry(Oid stream_relid)
 {
 	StreamLogCacheEntry *entry;
-	Oid log;
+	Oid streams;
+	Relation rel;
+	ScanKeyData skey;
+	SysScanDesc scan;
+	HeapTuple tup;
 
 	if (get_rel_relkind(stream_relid) != RELKIND_FOREIGN_TABLE)
-		return InvalidOid;
+		return NULL;
 
 	if (stream_log_cache == NULL)
 	{
@@ -1027,16 +1131,106 @@ streamproc_stream_log(Oid stream_relid)
 
 	entry = hash_search(stream_log_cache, &stream_relid, HASH_FIND, NULL);
 	if (entry != NULL)
-		return entry->log;
+		return entry;
 
-	log = lookup_streams_row(Anum_streams_stream, stream_relid, Anum_streams_log);
-	if (OidIsValid(log))
+	streams = streams_relid();
+	if (!OidIsValid(streams))
+		return NULL;
+	rel = table_open(streams, AccessShareLock);
+	ScanKeyInit(&skey, Anum_streams_stream, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(stream_relid));
+	scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true, NULL, 1, &skey);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
 	{
-		entry = hash_search(stream_log_cache, &stream_relid, HASH_ENTER,
-							NULL);
-		entry->log = log;
+		Datum values[Natts_streams];
+		bool nulls[Natts_streams];
+		ArrayType *arr;
+		Datum *elems;
+		int n;
+		int i;
+
+		if (RelationGetDescr(rel)->natts != Natts_streams)
+			elog(ERROR, "catalog table streamproc.streams has an unexpected shape");
+		heap_deform_tuple(tup, RelationGetDescr(rel), values, nulls);
+		arr = DatumGetArrayTypeP(values[Anum_streams_shard_logs - 1]);
+		deconstruct_array(arr, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT, &elems, NULL, &n);
+		if (n < 1 || n > STREAMPROC_MAX_SHARDS)
+			elog(ERROR, "stream %u has %d log shards", stream_relid, n);
+		entry = hash_search(stream_log_cache, &stream_relid, HASH_ENTER, NULL);
+		entry->log = DatumGetObjectId(values[Anum_streams_log - 1]);
+		entry->nshards = n;
+		for (i = 0; i < n; i++)
+			entry->shard_logs[i] = DatumGetObjectId(elems[i]);
 	}
-	return log;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return entry;
+}
+
+int
+streamproc_stream_shards(Oid stream_relid)
+{
+	StreamLogCacheEntry *entry = stream_log_entry(stream_relid);
+
+	return entry ? entry->nshards : 0;
+}
+
+Oid
+streamproc_stream_log(Oid stream_relid)
+{
+	StreamLogCacheEntry *entry = stream_log_entry(stream_relid);
+
+	return entry ? entry->log : InvalidOid;
+}
+
+/*
+ * streamproc_stream_list
+ *		Every stream of the database, as StreamprocStream *, with a
+ *		signature that changes when the stream's definition does (its
+ *		relation, columns or options).  Needs a transaction and SPI.
+ */
+List *
+streamproc_stream_list(void)
+{
+	List *result = NIL;
+	uint64 i;
+	int ret;
+
+	ret = SPI_execute("SELECT s.stream::oid, s.stream::text, s.log::oid, s.shard_logs::oid[],"
+					  " c.xmin::text || ':' || ft.xmin::text || ':' || s.xmin::text || ':' ||"
+					  " COALESCE((SELECT pg_catalog.md5(pg_catalog.string_agg(a.attname || ' ' || a.atttypid || ' ' || a.attisdropped,"
+					  "   ',' ORDER BY a.attnum)) FROM pg_catalog.pg_attribute a"
+					  "   WHERE a.attrelid = s.stream AND a.attnum > 0), '')"
+					  " FROM streamproc.streams s"
+					  " JOIN pg_catalog.pg_class c ON c.oid = s.stream"
+					  " JOIN pg_catalog.pg_foreign_table ft ON ft.ftrelid = s.stream"
+					  " ORDER BY 1",
+					  true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read streamproc.streams: %s", SPI_result_code_string(ret));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		StreamprocStream *s = palloc0(sizeof(StreamprocStream));
+		bool isnull;
+		Datum *elems;
+		int n;
+		int k;
+
+		s->stream = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		s->name = SPI_getvalue(tup, desc, 2);
+		s->log = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)),
+						  OIDOID, sizeof(Oid), true, TYPALIGN_INT, &elems, NULL, &n);
+		s->nshards = Min(n, STREAMPROC_MAX_SHARDS);
+		for (k = 0; k < s->nshards; k++)
+			s->shard_logs[k] = DatumGetObjectId(elems[k]);
+		s->signature = SPI_getvalue(tup, desc, 5);
+		result = lappend(result, s);
+	}
+	return result;
 }
 
 bool
@@ -1169,12 +1363,14 @@ read_shape(Oid relid)
 
 		if (att->attisdropped)
 			continue;
-		if (strcmp(NameStr(att->attname), STREAM_XID_COLUMN) == 0)
+		if (strcmp(NameStr(att->attname), STREAM_XID_COLUMN) == 0 ||
+			strcmp(NameStr(att->attname), STREAM_SHARD_COLUMN) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_RESERVED_NAME),
 					 errmsg("column name \"%s\" is reserved in streams",
-							STREAM_XID_COLUMN),
-					 errdetail("The log of a stream uses it for the inserting transaction's id.")));
+							NameStr(att->attname)),
+					 errdetail("The log of a stream uses \"%s\" for the inserting transaction's id and \"%s\" for its shard.",
+							   STREAM_XID_COLUMN, STREAM_SHARD_COLUMN)));
 		col = &shape->cols[shape->ncols++];
 		col->attnum = att->attnum;
 		col->name = att->attname;
@@ -1203,8 +1399,8 @@ check_stream_columns(int natts, bool dropped)
 	ereport(ERROR,
 			(errcode(ERRCODE_TOO_MANY_COLUMNS),
 			 errmsg("streams can have at most %d columns", STREAM_MAX_COLUMNS),
-			 errdetail("The log table of a stream has the stream's columns and one more, \"%s\", and tables can have at most %d columns.",
-					   STREAM_XID_COLUMN, MaxHeapAttributeNumber),
+			 errdetail("The log table of a stream has the stream's columns and two more, \"%s\" and \"%s\", and tables can have at most %d columns.",
+					   STREAM_XID_COLUMN, STREAM_SHARD_COLUMN, MaxHeapAttributeNumber),
 			 dropped ? errhint("Dropped columns count until the stream is created again.") : 0));
 }
 
@@ -1235,6 +1431,36 @@ added_columns(Oid relid, AlterTableStmt *stmt)
 }
 
 /*
+ * set_log_owner
+ *		Give a log and its shards to owner (ALTER TABLE OWNER does not
+ *		recurse to partitions).  The caller is connected to SPI.
+ */
+static void
+set_log_owner(Oid log, int nshards, Datum *shards, Oid owner)
+{
+	const char *role = quote_identifier(GetUserNameFromId(owner, false));
+	int k;
+
+	exec_internal(BOOTSTRAP_SUPERUSERID,
+				  psprintf("ALTER TABLE %s OWNER TO %s",
+						   quote_qualified_identifier(get_namespace_name(get_rel_namespace(log)),
+													  get_rel_name(log)),
+						   role),
+				  0, NULL, NULL);
+	for (k = 0; k < nshards; k++)
+	{
+		Oid shard = DatumGetObjectId(shards[k]);
+
+		exec_internal(BOOTSTRAP_SUPERUSERID,
+					  psprintf("ALTER TABLE %s OWNER TO %s",
+							   quote_qualified_identifier(get_namespace_name(get_rel_namespace(shard)),
+														  get_rel_name(shard)),
+							   role),
+					  0, NULL, NULL);
+	}
+}
+
+/*
  * create_stream_log
  *		Create the log of the new stream relid, record it in
  *		streamproc.streams and make it an internal part of the stream.
@@ -1252,11 +1478,14 @@ create_stream_log(Oid relid)
 	char *logname;
 	Oid nsp;
 	Oid logid;
-	Oid argtypes[2] = {REGCLASSOID, REGCLASSOID};
-	Datum values[2];
+	Oid argtypes[4] = {REGCLASSOID, REGCLASSOID, INT4OID, REGCLASSARRAYOID};
+	Datum values[4];
+	Datum *shard_logs;
+	int nshards;
 	ObjectAddress logaddr;
 	ObjectAddress streamaddr;
 	int i;
+	int k;
 
 	nsp = get_namespace_oid(STREAMPROC_SCHEMA, true);
 	if (!OidIsValid(nsp) || !OidIsValid(streams_relid()))
@@ -1267,7 +1496,9 @@ create_stream_log(Oid relid)
 	shape = read_shape(relid);
 	check_stream_columns(shape->ncols, false);
 	logname = psprintf("log_%u", relid);
+	nshards = Min(streamproc_workers, STREAMPROC_MAX_SHARDS);
 
+	/* The log, partitioned by shard: one partition per ingest worker. */
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE TABLE %s.%s (",
 					 quote_identifier(STREAMPROC_SCHEMA), logname);
@@ -1275,35 +1506,57 @@ create_stream_log(Oid relid)
 		appendStringInfo(&sql, "%s %s, ",
 						 quote_identifier(NameStr(shape->cols[i].name)),
 						 column_type_sql(&shape->cols[i]));
-	appendStringInfo(&sql, "%s pg_catalog.xid8 NOT NULL) USING heap",
-					 quote_identifier(STREAM_XID_COLUMN));
+	appendStringInfo(&sql, "%s pg_catalog.xid8 NOT NULL, %s pg_catalog.int2 NOT NULL)"
+						   " PARTITION BY LIST (%s)",
+					 quote_identifier(STREAM_XID_COLUMN), quote_identifier(STREAM_SHARD_COLUMN),
+					 quote_identifier(STREAM_SHARD_COLUMN));
 
+	/* Outlives SPI_finish: used for the dependencies below. */
+	shard_logs = palloc(sizeof(Datum) * nshards);
 	SPI_connect();
 	exec_internal(BOOTSTRAP_SUPERUSERID, sql.data, 0, NULL, NULL);
 	logid = get_relname_relid(logname, nsp);
 	if (!OidIsValid(logid))
 		elog(ERROR, "could not find the new log table \"%s\"", logname);
+	for (k = 0; k < nshards; k++)
+	{
+		char *shardname = psprintf("%s_%d", logname, k);
+		Oid shardid;
+
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "CREATE TABLE %s.%s PARTITION OF %s.%s FOR VALUES IN (%d) USING heap",
+						 quote_identifier(STREAMPROC_SCHEMA), shardname,
+						 quote_identifier(STREAMPROC_SCHEMA), logname, k);
+		exec_internal(BOOTSTRAP_SUPERUSERID, sql.data, 0, NULL, NULL);
+		shardid = get_relname_relid(shardname, nsp);
+		if (!OidIsValid(shardid))
+			elog(ERROR, "could not find the new log shard \"%s\"", shardname);
+		shard_logs[k] = ObjectIdGetDatum(shardid);
+	}
 
 	if (shape->owner != BOOTSTRAP_SUPERUSERID)
-	{
-		resetStringInfo(&sql);
-		appendStringInfo(&sql, "ALTER TABLE %s.%s OWNER TO %s",
-						 quote_identifier(STREAMPROC_SCHEMA), logname,
-						 quote_identifier(GetUserNameFromId(shape->owner,
-															false)));
-		exec_internal(BOOTSTRAP_SUPERUSERID, sql.data, 0, NULL, NULL);
-	}
+		set_log_owner(logid, nshards, shard_logs, shape->owner);
 
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = ObjectIdGetDatum(logid);
+	values[2] = Int32GetDatum(nshards);
+	values[3] = PointerGetDatum(construct_array(shard_logs, nshards, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT));
 	exec_internal(BOOTSTRAP_SUPERUSERID,
-				  "INSERT INTO streamproc.streams (stream, log) VALUES ($1, $2)",
-				  2, argtypes, values);
+				  "INSERT INTO streamproc.streams (stream, log, shards, shard_logs) VALUES ($1, $2, $3, $4)",
+				  4, argtypes, values);
 	SPI_finish();
 
 	ObjectAddressSet(logaddr, RelationRelationId, logid);
 	ObjectAddressSet(streamaddr, RelationRelationId, relid);
 	recordDependencyOn(&logaddr, &streamaddr, DEPENDENCY_INTERNAL);
+	/* So are its shards: none can be dropped alone either. */
+	for (k = 0; k < nshards; k++)
+	{
+		ObjectAddress shardaddr;
+
+		ObjectAddressSet(shardaddr, RelationRelationId, DatumGetObjectId(shard_logs[k]));
+		recordDependencyOn(&shardaddr, &streamaddr, DEPENDENCY_INTERNAL);
+	}
 	CommandCounterIncrement();
 
 	streamproc_catalog_changed();
@@ -1496,11 +1749,15 @@ sync_log(StreamShape *before, StreamShape *after)
 
 	if (before->owner != after->owner)
 	{
-		char *sql = psprintf("ALTER TABLE %s OWNER TO %s", logname,
-							 quote_identifier(GetUserNameFromId(after->owner,
-																false)));
+		StreamLogCacheEntry *entry = stream_log_entry(after->relid);
+		Datum shards[STREAMPROC_MAX_SHARDS];
+		int k;
 
-		exec_internal(BOOTSTRAP_SUPERUSERID, sql, 0, NULL, NULL);
+		if (entry == NULL)
+			elog(ERROR, "stream %u has no log", after->relid);
+		for (k = 0; k < entry->nshards; k++)
+			shards[k] = ObjectIdGetDatum(entry->shard_logs[k]);
+		set_log_owner(entry->log, entry->nshards, shards, after->owner);
 	}
 	if (renames.len > 0)
 		exec_internal(after->owner, renames.data, 0, NULL, NULL);
@@ -1612,6 +1869,9 @@ check_log_alter(Oid relid, Node *stmt)
 				case AT_AddIdentity:
 				case AT_ChangeOwner:
 				case AT_AddInherit:
+				case AT_AttachPartition:
+				case AT_DetachPartition:
+				case AT_DetachPartitionFinalize:
 					changes_shape = true;
 					break;
 				default:
@@ -1630,6 +1890,60 @@ check_log_alter(Oid relid, Node *stmt)
 				 errdetail("It is the log of stream \"%s\" and follows its columns and owner.",
 						   get_rel_name(stream)),
 				 errhint("Alter the stream instead.")));
+	if (get_rel_relispartition(relid))
+	{
+		stream = lookup_streams_row(Anum_streams_log, get_partition_parent(relid, true),
+									Anum_streams_stream);
+		if (OidIsValid(stream))
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("cannot alter log table \"%s\"", get_rel_name(relid)),
+					 errdetail("It is a shard of the log of stream \"%s\" and follows its columns and owner.",
+							   get_rel_name(stream)),
+					 errhint("Alter the stream instead.")));
+	}
+}
+
+/*
+ * check_log_drop
+ *		DROP TABLE of a stream's log or of one of its shards: the error
+ *		PostgreSQL's dependencies would give, raised before the statement
+ *		locks the table.  Taking the shard's lock first and the log's or the
+ *		stream's next would be the reverse of the order an ingest worker
+ *		takes them in (log, then shard), and deadlock with it.
+ */
+static void
+check_log_drop(DropStmt *stmt)
+{
+	ListCell *lc;
+
+	if (internal_ddl_depth > 0 || stmt->removeType != OBJECT_TABLE)
+		return;
+	foreach (lc, stmt->objects)
+	{
+		Oid relid = RangeVarGetRelid(makeRangeVarFromNameList(lfirst(lc)), NoLock, true);
+		Oid log = relid;
+		Oid stream;
+		ObjectAddress table;
+		ObjectAddress owner;
+
+		if (!OidIsValid(relid) ||
+			get_rel_namespace(relid) != get_namespace_oid(STREAMPROC_SCHEMA, true))
+			continue;
+		if (get_rel_relispartition(relid))
+			log = get_partition_parent(relid, true);
+		stream = lookup_streams_row(Anum_streams_log, log, Anum_streams_stream);
+		if (!OidIsValid(stream))
+			continue;
+		ObjectAddressSet(table, RelationRelationId, relid);
+		ObjectAddressSet(owner, RelationRelationId, stream);
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop %s because %s requires it",
+						getObjectDescription(&table, false),
+						getObjectDescription(&owner, false)),
+				 errhint("You can drop %s instead.", getObjectDescription(&owner, false))));
+	}
 }
 
 /*
@@ -1648,6 +1962,7 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	CreateForeignTableStmt *create = NULL;
 	Oid altered = InvalidOid;
 	StreamShape *before = NULL;
+	GrantStmt *grant = NULL;
 
 	switch (nodeTag(parsetree))
 	{
@@ -1761,6 +2076,8 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 			DropStmt *stmt = (DropStmt *)parsetree;
 			ListCell *lc;
 
+			check_log_drop(stmt);
+
 			/* Refuse to drop a stream that Kafka sources read into. */
 			if (stmt->removeType != OBJECT_FOREIGN_TABLE ||
 				stmt->behavior != DROP_RESTRICT)
@@ -1775,6 +2092,9 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 			}
 			break;
 		}
+		case T_GrantStmt:
+			grant = (GrantStmt *)parsetree;
+			break;
 		case T_CopyStmt:
 		{
 			CopyStmt *stmt = (CopyStmt *)parsetree;
@@ -1817,6 +2137,71 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	{
 		CommandCounterIncrement();
 		sync_log(before, read_shape(altered));
+	}
+	else if (grant != NULL)
+		mirror_select_grant(grant);
+}
+
+/*
+ * mirror_select_grant
+ *		GRANT or REVOKE of SELECT (or ALL) on streams applies SELECT on their
+ *		logs too: a view is maintained as its owner, whose batch queries
+ *		read the log, so whoever may read a stream may read its log.  Run as
+ *		the logs' owner (the stream's), who holds the privileges to give.
+ */
+static void
+mirror_select_grant(GrantStmt *stmt)
+{
+	GrantStmt *copy;
+	ListCell *lc;
+	bool select = (stmt->privileges == NIL);
+	List *logs = NIL;
+
+	if (stmt->targtype != ACL_TARGET_OBJECT ||
+		(stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_FOREIGN_TABLE))
+		return;
+	foreach (lc, stmt->privileges)
+	{
+		AccessPriv *priv = lfirst_node(AccessPriv, lc);
+
+		if (priv->priv_name != NULL && strcmp(priv->priv_name, "select") == 0 &&
+			priv->cols == NIL)
+			select = true;
+	}
+	if (!select)
+		return;
+	foreach (lc, stmt->objects)
+	{
+		Oid relid = RangeVarGetRelid(lfirst_node(RangeVar, lc), NoLock, true);
+		Oid log = OidIsValid(relid) ? streamproc_stream_log(relid) : InvalidOid;
+
+		if (OidIsValid(log))
+			logs = lappend_oid(logs, log);
+	}
+	foreach (lc, logs)
+	{
+		Oid log = lfirst_oid(lc);
+		Oid save_userid;
+		int save_sec;
+		HeapTuple tup;
+		Oid owner;
+
+		copy = copyObject(stmt);
+		copy->objtype = OBJECT_TABLE;
+		copy->objects = list_make1(makeRangeVar(get_namespace_name(get_rel_namespace(log)),
+												get_rel_name(log), -1));
+		copy->privileges = list_make1(makeNode(AccessPriv));
+		((AccessPriv *)linitial(copy->privileges))->priv_name = pstrdup("select");
+		copy->grantor = NULL;
+		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(log));
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for relation %u", log);
+		owner = ((Form_pg_class)GETSTRUCT(tup))->relowner;
+		ReleaseSysCache(tup);
+		GetUserIdAndSecContext(&save_userid, &save_sec);
+		SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		ExecuteGrantStmt(copy);
+		SetUserIdAndSecContext(save_userid, save_sec);
 	}
 }
 

@@ -18,8 +18,29 @@
 
 #include "postgres.h"
 
+#include "nodes/pg_list.h"
+
 /* Name of the log column that holds the inserting transaction's id. */
 #define STREAM_XID_COLUMN "$xid"
+
+/* Name of the log column that says which shard a row is in (partition key). */
+#define STREAM_SHARD_COLUMN "$shard"
+
+/* Most shards a stream's log has (one per ingest worker). */
+#define STREAMPROC_MAX_SHARDS 64
+
+/* A row of streamproc.streams, for the ingest workers (catalog.c). */
+typedef struct StreamprocStream
+{
+	Oid stream;
+	char *name; /* qualified, quoted */
+	Oid log;    /* the partitioned log */
+	int nshards;
+	Oid shard_logs[STREAMPROC_MAX_SHARDS];
+	char *signature; /* changes when the stream's definition does */
+} StreamprocStream;
+
+extern List *streamproc_stream_list(void);
 
 /*
  * Name of the column that numbers the events of a batch in the batch query
@@ -60,6 +81,9 @@ extern bool streamproc_is_stream(Oid relid);
  * dependency), so a lock on the stream protects it too.
  */
 extern Oid streamproc_stream_log(Oid stream_relid);
+
+/* How many shards a stream's log has (0: not a stream). */
+extern int streamproc_stream_shards(Oid stream_relid);
 
 /*
  * streamproc_stream_time_options

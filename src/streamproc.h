@@ -30,6 +30,7 @@ extern int streamproc_batch_size;
 extern int streamproc_max_batch_delay;
 extern int streamproc_checkpoint_interval;
 extern int streamproc_state_memory;
+extern int streamproc_lock_timeout;
 extern void streamproc_define_gucs(void);
 
 /* shmem.c: the shared control block */

@@ -14,27 +14,36 @@
  *	2. check that the creating user may read every relation in FROM: the
  *	   workers later run the view's queries as its owner;
  *	3. rewrite the analyzed Query into the worker's batch query: the stream's
- *	   range table entry becomes a subquery over the stream's log table
- *	   restricted to one micro-batch (log rows whose "$xid" is visible in
- *	   snapshot $1 and not in $2), and, for aggregating views, the target
+ *	   range table entry becomes a subquery over one shard of the stream's
+ *	   log ("$shard" = $3) and one range of its blocks (ctid >= $4 and
+ *	   < $5), restricted to one micro-batch (log rows whose "$xid" is
+ *	   visible in snapshot $1 and not in $2; windowed views also take the
+ *	   lateness cutoff as $6), and, for aggregating views, the target
  *	   list becomes the group keys g1..gn followed by one
  *	   streamproc.partial(<aggregate call>) per distinct aggregate a1..am.
- *	   The Query is deparsed with pg_get_querydef() while search_path is
- *	   pg_catalog, so the text names every other object schema-qualified;
- *	4. create the user-visible view.  An aggregating view reads
- *	   streamproc.read_view(<its own oid>), which returns the group keys and
- *	   each aggregate's final value, computed from the partial states of
- *	   all slots (partial states never leave C code, so no SQL caller can
- *	   hand a crafted state to a deserialization function); its output
- *	   expressions and HAVING are the user's, with group expressions and
- *	   aggregate calls replaced by those columns.  The view's oid exists only once the view does, so the view
- *	   is first created with read_view(0) and then replaced.  An append view
- *	   reads streamproc.rows_<view oid>, a table owned by the view's owner
- *	   that the workers append to; it is created under a provisional name
- *	   and renamed once the view exists;
+ *	   The event query reads one event ($1 its ctid, $2 its shard), the
+ *	   source query the rows of a Kafka batch.  The Query is deparsed with
+ *	   pg_get_querydef() while search_path is pg_catalog, so the text names
+ *	   every other object schema-qualified;
+ *	4. create the user-visible view.  An aggregating view reads the foreign
+ *	   table streamproc.groups_<view oid> (viewscan.c), whose columns are
+ *	   the group keys g1..gn and each aggregate's final value a1..am,
+ *	   computed from the partial states of all slots (partial states never
+ *	   leave C code, so no SQL caller can hand a crafted state to a
+ *	   deserialization function); its output expressions and HAVING are
+ *	   the user's, with group expressions and aggregate calls replaced by
+ *	   those columns.  An append view reads streamproc.rows_<view oid>, a
+ *	   table owned by the view's owner that the workers append to.  Both
+ *	   are created under a provisional name and renamed once the view
+ *	   exists, belong to the view (an internal dependency), follow its
+ *	   owner, cannot be altered on their own, and carry no dependencies on
+ *	   types and collations of their own (the view's cover them);
  *	5. record dependencies (view -> every object the query uses, including
- *	   the stream and its columns; rows table -> view, internal) and insert
- *	   the catalog row into streamproc.views.  The dependencies on columns
+ *	   the stream and its columns) and insert the catalog row into
+ *	   streamproc.views, and the view's starting positions: a snapshot
+ *	   taken under the lock that waits for the stream's inserting
+ *	   transactions, so that the view counts exactly the events of
+ *	   transactions that commit after it.  The dependencies on columns
  *	   make DROP COLUMN ... CASCADE and DROP TYPE ... CASCADE drop the
  *	   view; stream.c refuses the other changes of a stream's columns
  *	   before PostgreSQL sees these dependencies (whose error for a type
@@ -50,7 +59,7 @@
  * the object_access_hook.  CREATE OR REPLACE VIEW of a continuous view and
  * ALTER VIEW forms that would change what it computes are refused; RENAME
  * and SET SCHEMA work because the catalog is keyed by oid.  ALTER VIEW
- * OWNER also moves the rows table of an append view to the new owner.
+ * OWNER also moves the view's groups or rows table to the new owner.
  *
  * Catalog access: streamproc.views is an ordinary table of the extension;
  * we read, insert and delete its rows with the genam/heap functions (as
@@ -74,6 +83,8 @@
 #include "catalog/objectaccess.h"
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_depend.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -108,6 +119,10 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/regproc.h"
+#include "utils/snapmgr.h"
+#include "access/transam.h"
+#include "commands/tablecmds.h"
+#include "foreign/foreign.h"
 
 #include "aggregates.h"
 #include "stream.h"
@@ -119,8 +134,11 @@
 #define STREAMPROC_SCHEMA "streamproc"
 #define VIEWS_TABLE       "views"
 
+/* The server of the foreign tables aggregating views read (viewscan.c). */
+#define VIEW_SERVER_NAME "streamproc_view"
+
 /* Columns of streamproc.views, in the order of streamproc--0.1.sql. */
-#define Natts_views               21
+#define Natts_views               22
 #define Anum_views_view           1
 #define Anum_views_stream         2
 #define Anum_views_kind           3
@@ -142,16 +160,18 @@
 #define Anum_views_retention      19
 #define Anum_views_emit           20
 #define Anum_views_late_events    21
+#define Anum_views_groups         22
 
 /* Which input a generated query reads (build_log_query). */
 typedef enum LogQueryInput
 {
-	INPUT_LOG_BATCH, /* log rows of a snapshot range: $1, $2 pg_snapshot */
-	INPUT_LOG_EVENT, /* one log row: $1 tid */
+	INPUT_LOG_BATCH, /* log rows of a snapshot range: $1, $2 pg_snapshot,
+					  * of shard $3 int2, in blocks [$4, $5) tid */
+	INPUT_LOG_EVENT, /* one log row: $1 tid of shard $2 int2 */
 	INPUT_SOURCE     /* a Kafka batch held by the worker: _source_batch() */
 } LogQueryInput;
 
-/* The relation alias of read_view() in an aggregating view's body. */
+/* The relation alias of the groups table in an aggregating view's body. */
 #define READ_ALIAS "s"
 
 /*
@@ -222,12 +242,17 @@ static Query *build_log_query(Oid stream, LogQueryInput input,
 							  List **colnames);
 static List *window_batch_tlist(ViewShape *shape, Query *query);
 static Expr *event_time_agg(ViewShape *shape, Oid aggfnoid);
-static char *build_read_query(ViewShape *shape, Oid viewid);
+static char *build_read_query(ViewShape *shape, Oid groups_table);
+static Oid create_groups_table(ViewShape *shape);
+static void forget_column_dependencies(Oid relid);
+static Oid owning_view(Oid relid);
+static void check_internal_table(Oid relid);
+static void insert_positions(Oid viewid, Oid stream);
 static Node *read_expr_mutator(Node *node, ReadMutatorContext *ctx);
 static ObjectAddress define_view(ViewStmt *stmt, const char *sql, bool replace);
 static Oid create_rows_table(ViewShape *shape, List *aliases, char **sql);
 static void insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
-							   const char *batch_query,
+							   Oid groups_table, const char *batch_query,
 							   const char *event_query,
 							   const char *source_query,
 							   const char *definition, Oid late_table);
@@ -303,6 +328,13 @@ view_process_utility(PlannedStmt *pstmt, const char *queryString,
 	else if (IsA(parsetree, AlterTableStmt))
 		check_alter_table((AlterTableStmt *)parsetree, &owner_view,
 						  &new_owner);
+	else if (IsA(parsetree, RenameStmt) && ((RenameStmt *)parsetree)->relation != NULL)
+	{
+		Oid relid = RangeVarGetRelid(((RenameStmt *)parsetree)->relation, NoLock, true);
+
+		if (OidIsValid(relid))
+			check_internal_table(relid);
+	}
 
 	if (prev_process_utility)
 		prev_process_utility(pstmt, queryString, readOnlyTree, context,
@@ -311,13 +343,16 @@ view_process_utility(PlannedStmt *pstmt, const char *queryString,
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
 
-	/* ALTER VIEW ... OWNER TO: the rows table follows its view. */
+	/* ALTER VIEW ... OWNER TO: the groups or rows table follows its view. */
 	if (OidIsValid(owner_view))
 	{
 		StreamprocView *view = streamproc_view_load(owner_view, true);
 
 		if (view && OidIsValid(view->rows_table))
 			ATExecChangeOwner(view->rows_table, new_owner, true,
+							  AccessExclusiveLock);
+		if (view && OidIsValid(view->groups_table))
+			ATExecChangeOwner(view->groups_table, new_owner, true,
 							  AccessExclusiveLock);
 	}
 }
@@ -367,6 +402,65 @@ view_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 }
 
 /*
+ * owning_view
+ *		The continuous view whose groups or rows table relid is, or
+ *		InvalidOid: the relation it depends on internally, if that is a
+ *		continuous view.
+ */
+static Oid
+owning_view(Oid relid)
+{
+	Relation rel;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple tup;
+	Oid view = InvalidOid;
+
+	rel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_classid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(RelationRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_objid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, DependDependerIndexId, true, NULL, 2, key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend)GETSTRUCT(tup);
+
+		if (dep->deptype == DEPENDENCY_INTERNAL && dep->refclassid == RelationRelationId &&
+			streamproc_is_continuous_view(dep->refobjid))
+		{
+			view = dep->refobjid;
+			break;
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return view;
+}
+
+/*
+ * check_internal_table
+ *		Refuse to rename or alter the groups or rows table of a continuous
+ *		view on its own: it follows the view's columns and owner.
+ */
+static void
+check_internal_table(Oid relid)
+{
+	Oid view;
+
+	if (get_rel_namespace(relid) != get_namespace_oid(STREAMPROC_SCHEMA, true))
+		return;
+	view = owning_view(relid);
+	if (OidIsValid(view))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot alter \"%s\" on its own", get_rel_name(relid)),
+				 errdetail("It holds the results of continuous view \"%s\" and follows its columns and owner.",
+						   get_rel_name(view)),
+				 errhint("Alter the continuous view instead.")));
+}
+
+/*
  * check_alter_table
  *		Refuse ALTER VIEW forms that would change what a continuous view
  *		computes or who may read it.  When the statement changes the owner
@@ -380,8 +474,13 @@ check_alter_table(AlterTableStmt *stmt, Oid *owner_view, Oid *new_owner)
 	ListCell *lc;
 
 	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-	if (!OidIsValid(relid) || !streamproc_is_continuous_view(relid))
+	if (!OidIsValid(relid))
 		return;
+	if (!streamproc_is_continuous_view(relid))
+	{
+		check_internal_table(relid);
+		return;
+	}
 
 	foreach (lc, stmt->cmds)
 	{
@@ -440,6 +539,7 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 	char *definition;
 	ObjectAddress view;
 	Oid rows_table = InvalidOid;
+	Oid groups_table = InvalidOid;
 	Oid late_table = InvalidOid;
 	List *window_options;
 
@@ -541,11 +641,17 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 
 	if (shape.kind == STREAMPROC_VIEW_AGGREGATING)
 	{
-		/* The body names the view's oid: create, then replace. */
-		view = define_view(vstmt, build_read_query(&shape, InvalidOid), false);
+		ObjectAddress groups;
+
+		/* The foreign table is named after the view: create, then rename. */
+		groups_table = create_groups_table(&shape);
+		view = define_view(vstmt, build_read_query(&shape, groups_table), false);
 		CommandCounterIncrement();
-		(void)define_view(vstmt, build_read_query(&shape, view.objectId),
-						  true);
+		RenameRelationInternal(groups_table,
+							   psprintf("groups_%u", view.objectId),
+							   true, false);
+		ObjectAddressSet(groups, RelationRelationId, groups_table);
+		recordDependencyOn(&groups, &view, DEPENDENCY_INTERNAL);
 	}
 	else
 	{
@@ -579,8 +685,9 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 
 	/* 5. Dependencies on everything the query uses, and the catalog row. */
 	recordDependencyOnExpr(&view, (Node *)query, NIL, DEPENDENCY_NORMAL);
-	insert_catalog_row(&shape, view.objectId, rows_table, batch_query,
+	insert_catalog_row(&shape, view.objectId, rows_table, groups_table, batch_query,
 					   event_query, source_query, definition, late_table);
+	insert_positions(view.objectId, shape.stream);
 	streamproc_catalog_changed();
 }
 
@@ -1712,9 +1819,9 @@ build_log_query(Oid stream, LogQueryInput input, AttrNumber event_time,
 	Relation rel = relation_open(stream, AccessShareLock);
 	TupleDesc desc = RelationGetDescr(rel);
 	Oid log = streamproc_stream_log(stream);
-	Oid snapshot_types[2] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID};
-	Oid event_types[1] = {TIDOID};
-	Oid param_types[3];
+	Oid batch_types[5] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID, INT2OID, TIDOID, TIDOID};
+	Oid event_types[2] = {TIDOID, INT2OID};
+	Oid param_types[6];
 	int nparams;
 	StringInfoData sql;
 	StringInfoData coldefs;
@@ -1764,11 +1871,14 @@ build_log_query(Oid stream, LogQueryInput input, AttrNumber event_time,
 							 quote_qualified_identifier(get_namespace_name(get_rel_namespace(log)),
 														get_rel_name(log)));
 			if (input == INPUT_LOG_EVENT)
-				appendStringInfoString(&sql, "ctid = $1");
+				appendStringInfo(&sql, "%s = $2 AND ctid = $1",
+								 quote_identifier(STREAM_SHARD_COLUMN));
 			else
-				appendStringInfoString(&sql,
-									   "pg_catalog.pg_visible_in_snapshot(\"$xid\", $1)"
-									   " AND ($2 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(\"$xid\", $2))");
+				appendStringInfo(&sql,
+								 "%s = $3 AND ctid >= $4 AND ctid < $5"
+								 " AND pg_catalog.pg_visible_in_snapshot(\"$xid\", $1)"
+								 " AND ($2 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(\"$xid\", $2))",
+								 quote_identifier(STREAM_SHARD_COLUMN));
 			break;
 		case INPUT_SOURCE:
 			/* A column definition list cannot be empty. */
@@ -1783,8 +1893,8 @@ build_log_query(Oid stream, LogQueryInput input, AttrNumber event_time,
 	 * Windowed views: only the events that are not late, those at or after
 	 * the cutoff passed as the last parameter (windows.c).
 	 */
-	nparams = input == INPUT_LOG_EVENT ? 1 : (input == INPUT_LOG_BATCH ? 2 : 0);
-	memcpy(param_types, input == INPUT_LOG_EVENT ? event_types : snapshot_types,
+	nparams = input == INPUT_LOG_EVENT ? 2 : (input == INPUT_LOG_BATCH ? 5 : 0);
+	memcpy(param_types, input == INPUT_LOG_EVENT ? event_types : batch_types,
 		   sizeof(Oid) * nparams);
 	if (event_time != InvalidAttrNumber)
 	{
@@ -1824,67 +1934,39 @@ build_log_query(Oid stream, LogQueryInput input, AttrNumber event_time,
  * build_read_query
  *		The body of an aggregating view as SQL text:
  *
- *		SELECT <user's output expressions> FROM streamproc.read_view(viewid)
- *		  AS s(g1 ..., a1 <aggregate result type>, ...) [WHERE <user's HAVING>]
+ *		SELECT <user's output expressions> FROM streamproc.groups_<viewid> s
+ *		  [WHERE <user's HAVING>]
  *
  * with every group expression replaced by s.gK and every aggregate call by
- * s.aJ: read_view() returns each aggregate's final value.  The caller has
+ * s.aJ: the groups table returns each aggregate's final value.  The caller has
  * set search_path.
  */
 static char *
-build_read_query(ViewShape *shape, Oid viewid)
+build_read_query(ViewShape *shape, Oid groups_table)
 {
 	Query *query = makeNode(Query);
-	RangeTblFunction *rtfunc = makeNode(RangeTblFunction);
 	RangeTblEntry *rte = makeNode(RangeTblEntry);
 	RangeTblRef *rtr = makeNode(RangeTblRef);
-	FuncExpr *read_view;
 	ReadMutatorContext ctx;
 	List *colnames = NIL;
 	ListCell *lc;
 	int resno = 1;
-	int i = 1;
+	int i;
 
-	read_view = makeFuncExpr(extension_function("read_view", 1), RECORDOID,
-							 list_make1(makeConst(OIDOID, -1, InvalidOid,
-												  sizeof(Oid),
-												  ObjectIdGetDatum(viewid),
-												  false, true)),
-							 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
-	read_view->funcretset = true;
-	rtfunc->funcexpr = (Node *)read_view;
+	for (i = 1; i <= list_length(shape->group_tles); i++)
+		colnames = lappend(colnames, makeString(psprintf("g%d", i)));
+	for (i = 1; i <= list_length(shape->aggs); i++)
+		colnames = lappend(colnames, makeString(psprintf("a%d", i)));
 
-	foreach (lc, shape->group_tles)
-	{
-		Node *expr = (Node *)lfirst_node(TargetEntry, lc)->expr;
-
-		colnames = lappend(colnames, makeString(psprintf("g%d", i++)));
-		rtfunc->funccoltypes = lappend_oid(rtfunc->funccoltypes,
-										   exprType(expr));
-		rtfunc->funccoltypmods = lappend_int(rtfunc->funccoltypmods,
-											 exprTypmod(expr));
-		rtfunc->funccolcollations = lappend_oid(rtfunc->funccolcollations,
-												exprCollation(expr));
-	}
-	i = 1;
-	foreach (lc, shape->aggs)
-	{
-		Aggref *agg = lfirst_node(Aggref, lc);
-
-		colnames = lappend(colnames, makeString(psprintf("a%d", i++)));
-		rtfunc->funccoltypes = lappend_oid(rtfunc->funccoltypes, agg->aggtype);
-		rtfunc->funccoltypmods = lappend_int(rtfunc->funccoltypmods, -1);
-		rtfunc->funccolcollations = lappend_oid(rtfunc->funccolcollations,
-												agg->aggcollid);
-	}
-	rtfunc->funccolnames = colnames;
-	rtfunc->funccolcount = list_length(colnames);
-
-	rte->rtekind = RTE_FUNCTION;
-	rte->functions = list_make1(rtfunc);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = groups_table;
+	rte->relkind = RELKIND_FOREIGN_TABLE;
+	rte->rellockmode = AccessShareLock;
 	rte->alias = makeAlias(READ_ALIAS, NIL);
 	rte->eref = makeAlias(READ_ALIAS, colnames);
+	rte->inh = true;
 	rte->inFromCl = true;
+	rte->requiredPerms = ACL_SELECT;
 	rtr->rtindex = 1;
 
 	ctx.shape = shape;
@@ -1914,9 +1996,91 @@ build_read_query(ViewShape *shape, Oid viewid)
 }
 
 /*
+ * forget_column_dependencies
+ *		Drop the dependencies of the columns of relid (a view's groups or
+ *		rows table) on their types and collations.  The view's own columns
+ *		have the same ones, so nothing can drop a type or collation without
+ *		the view, and the table goes with the view (an internal dependency).
+ *		Kept, they would make DROP TYPE ... CASCADE remove the table's
+ *		column after the table itself went with the view, which fails
+ *		("could not open relation"): the column's dependency is found
+ *		before the view's.
+ */
+static void
+forget_column_dependencies(Oid relid)
+{
+	deleteDependencyRecordsForClass(RelationRelationId, relid, TypeRelationId,
+									DEPENDENCY_NORMAL);
+	deleteDependencyRecordsForClass(RelationRelationId, relid, CollationRelationId,
+									DEPENDENCY_NORMAL);
+}
+
+/*
+ * create_groups_table
+ *		Create the foreign table an aggregating view reads (viewscan.c): its
+ *		group keys g1..gn and aggregate results a1..am, owned by the current
+ *		user (the view's owner), under a provisional name in schema
+ *		streamproc, created as the schema's owner on behalf of the current
+ *		user (see create_rows_table).
+ */
+static Oid
+create_groups_table(ViewShape *shape)
+{
+	CreateForeignTableStmt *create = makeNode(CreateForeignTableStmt);
+	char *name = psprintf("groups_new_%d", MyProcPid);
+	Oid owner = GetUserId();
+	Oid save_userid;
+	int save_sec_context;
+	HeapTuple tuple;
+	Oid nspowner;
+	ObjectAddress address;
+	ListCell *lc;
+	int i = 1;
+
+	foreach (lc, shape->group_tles)
+	{
+		Node *expr = (Node *)lfirst_node(TargetEntry, lc)->expr;
+
+		create->base.tableElts = lappend(create->base.tableElts,
+										 makeColumnDef(psprintf("g%d", i++), exprType(expr),
+													   exprTypmod(expr), exprCollation(expr)));
+	}
+	i = 1;
+	foreach (lc, shape->aggs)
+	{
+		Aggref *agg = lfirst_node(Aggref, lc);
+
+		create->base.tableElts = lappend(create->base.tableElts,
+										 makeColumnDef(psprintf("a%d", i++), agg->aggtype, -1,
+													   agg->aggcollid));
+	}
+	create->base.relation = makeRangeVar(STREAMPROC_SCHEMA, name, -1);
+	create->base.oncommit = ONCOMMIT_NOOP;
+	create->servername = VIEW_SERVER_NAME;
+	create->options = NIL;
+
+	tuple = SearchSysCache1(NAMESPACENAME, CStringGetDatum(STREAMPROC_SCHEMA));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "schema \"%s\" does not exist", STREAMPROC_SCHEMA);
+	nspowner = ((Form_pg_namespace)GETSTRUCT(tuple))->nspowner;
+	ReleaseSysCache(tuple);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(nspowner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	address = DefineRelation(&create->base, RELKIND_FOREIGN_TABLE, owner, NULL, NULL);
+	CreateForeignTable(create, address.objectId);
+	forget_column_dependencies(address.objectId);
+	CommandCounterIncrement();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	return address.objectId;
+}
+
+/*
  * read_expr_mutator
  *		Rewrite an output expression or HAVING of an aggregating view over
- *		read_view()'s columns (see build_read_query).  With
+ *		the groups table's columns (see build_read_query).  With
  *		ctx->rewrite false it only checks that the expression can be
  *		rewritten.
  */
@@ -1945,7 +2109,7 @@ read_expr_mutator(Node *node, ReadMutatorContext *ctx)
 		Assert(i < list_length(shape->aggs));
 		if (!ctx->rewrite)
 			return node;
-		/* read_view() returns the aggregate's final value. */
+		/* The groups table returns the aggregate's final value. */
 		return (Node *)makeVar(1, ngroups + i + 1, agg->aggtype, -1,
 							   agg->aggcollid, 0);
 	}
@@ -2049,6 +2213,7 @@ create_rows_table(ViewShape *shape, List *aliases, char **sql)
 	SetUserIdAndSecContext(nspowner,
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	address = DefineRelation(create, RELKIND_RELATION, owner, NULL, NULL);
+	forget_column_dependencies(address.objectId);
 	CommandCounterIncrement();
 	NewRelationCreateToastTable(address.objectId, (Datum)0);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
@@ -2057,11 +2222,85 @@ create_rows_table(ViewShape *shape, List *aliases, char **sql)
 }
 
 /*
+ * A transaction id of the snapshot as the 64-bit id pg_snapshot shows, in
+ * the epoch the current next id implies (as xid8funcs.c does).
+ */
+static uint64
+full_xid(TransactionId xid)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint32 epoch = EpochFromFullTransactionId(next);
+
+	if (!TransactionIdIsNormal(xid))
+		return (uint64)xid;
+	if (xid > XidFromFullTransactionId(next))
+		epoch--;
+	return ((uint64)epoch << 32) | xid;
+}
+
+static int
+uint64_cmp(const void *a, const void *b)
+{
+	uint64 x = *(const uint64 *)a;
+	uint64 y = *(const uint64 *)b;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/*
+ * insert_positions
+ *		A new view's position in every shard of its stream's log: a snapshot
+ *		taken now, while CREATE VIEW holds its ShareLock on the stream (no
+ *		transaction is inserting into the stream meanwhile), so that the view
+ *		counts exactly the events of transactions that commit after it does
+ *		(positions.c).  A fresh snapshot, not the statement's: transactions
+ *		the lock waited for must be in it.
+ */
+static void
+insert_positions(Oid viewid, Oid stream)
+{
+	Snapshot snap = GetLatestSnapshot();
+	StringInfoData text;
+	uint64 *xips = palloc(sizeof(uint64) * Max(snap->xcnt, 1));
+	Oid nsp = get_namespace_oid(STREAMPROC_SCHEMA, false);
+	Relation rel;
+	int nshards = streamproc_stream_shards(stream);
+	int i;
+	int k;
+
+	initStringInfo(&text);
+	appendStringInfo(&text, UINT64_FORMAT ":" UINT64_FORMAT ":",
+					 full_xid(snap->xmin), full_xid(snap->xmax));
+	for (i = 0; i < snap->xcnt; i++)
+		xips[i] = full_xid(snap->xip[i]);
+	qsort(xips, snap->xcnt, sizeof(uint64), uint64_cmp);
+	for (i = 0; i < snap->xcnt; i++)
+		if (i == 0 || xips[i] != xips[i - 1])
+			appendStringInfo(&text, "%s" UINT64_FORMAT, i > 0 ? "," : "", xips[i]);
+
+	rel = table_open(get_relname_relid("positions", nsp), RowExclusiveLock);
+	for (k = 0; k < nshards; k++)
+	{
+		Datum values[3];
+		bool nulls[3] = {false, false, false};
+		HeapTuple tuple;
+
+		values[0] = ObjectIdGetDatum(viewid);
+		values[1] = CStringGetTextDatum(psprintf("log %d", k));
+		values[2] = CStringGetTextDatum(text.data);
+		tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+		CatalogTupleInsert(rel, tuple);
+	}
+	table_close(rel, RowExclusiveLock);
+	CommandCounterIncrement();
+}
+
+/*
  * insert_catalog_row
  *		Insert the view's row into streamproc.views.
  */
 static void
-insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
+insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table, Oid groups_table,
 				   const char *batch_query, const char *event_query,
 				   const char *source_query, const char *definition,
 				   Oid late_table)
@@ -2119,6 +2358,8 @@ insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table,
 										sizeof(Oid), true, TYPALIGN_INT));
 	values[Anum_views_rows_table - 1] = ObjectIdGetDatum(rows_table);
 	nulls[Anum_views_rows_table - 1] = !OidIsValid(rows_table);
+	values[Anum_views_groups - 1] = ObjectIdGetDatum(groups_table);
+	nulls[Anum_views_groups - 1] = !OidIsValid(groups_table);
 	values[Anum_views_definition - 1] = CStringGetTextDatum(definition);
 	values[Anum_views_agg_argtypes - 1] =
 		PointerGetDatum(construct_array(argtypes, naggs, OIDVECTOROID,
@@ -2307,6 +2548,7 @@ view_from_tuple(HeapTuple tuple, TupleDesc desc)
 	heap_deform_tuple(tuple, desc, values, nulls);
 
 	view->view = DatumGetObjectId(values[Anum_views_view - 1]);
+	view->xmin = HeapTupleHeaderGetXmin(tuple->t_data);
 	view->owner = InvalidOid;
 	{
 		HeapTuple reltup = SearchSysCache1(RELOID,
@@ -2314,14 +2556,21 @@ view_from_tuple(HeapTuple tuple, TupleDesc desc)
 
 		if (HeapTupleIsValid(reltup))
 		{
-			view->owner = ((Form_pg_class)GETSTRUCT(reltup))->relowner;
+			Form_pg_class form = (Form_pg_class)GETSTRUCT(reltup);
+
+			view->owner = form->relowner;
+			view->name = quote_qualified_identifier(get_namespace_name(form->relnamespace),
+													NameStr(form->relname));
 			ReleaseSysCache(reltup);
 		}
+		else
+			view->name = psprintf("%u", view->view);
 	}
 	view->stream = DatumGetObjectId(values[Anum_views_stream - 1]);
 	view->kind = DatumGetChar(values[Anum_views_kind - 1]);
 	view->batch_query = TextDatumGetCString(values[Anum_views_batch_query - 1]);
 	view->event_query = TextDatumGetCString(values[Anum_views_event_query - 1]);
+	view->source_query = TextDatumGetCString(values[Anum_views_source_query - 1]);
 	view->group_types = oid_array(values[Anum_views_group_types - 1],
 								  &view->ngroups);
 	view->aggregates = oid_array(values[Anum_views_aggregates - 1],
@@ -2330,10 +2579,42 @@ view_from_tuple(HeapTuple tuple, TupleDesc desc)
 	if (n != view->naggs)
 		elog(ERROR, "continuous view %u has %d aggregates but %d collations",
 			 view->view, view->naggs, n);
+	view->agg_argtypes = PointerGetDatum(DatumGetArrayTypePCopy(values[Anum_views_agg_argtypes - 1]));
 	view->rows_table = nulls[Anum_views_rows_table - 1]
 						   ? InvalidOid
 						   : DatumGetObjectId(values[Anum_views_rows_table - 1]);
+	view->groups_table = nulls[Anum_views_groups - 1]
+							 ? InvalidOid
+							 : DatumGetObjectId(values[Anum_views_groups - 1]);
 	view->definition = TextDatumGetCString(values[Anum_views_definition - 1]);
+	view->retention = -1;
+	if (!nulls[Anum_views_window_kind - 1])
+	{
+		ArrayType *roles = DatumGetArrayTypeP(values[Anum_views_window_roles - 1]);
+		Datum *elems;
+		int nroles;
+		int i;
+
+		view->window_kind = DatumGetChar(values[Anum_views_window_kind - 1]);
+		view->window_size = DatumGetInt64(values[Anum_views_window_size - 1]);
+		view->window_slide = DatumGetInt64(values[Anum_views_window_slide - 1]);
+		view->window_origin = nulls[Anum_views_window_origin - 1]
+								  ? 0
+								  : DatumGetTimestampTz(values[Anum_views_window_origin - 1]);
+		deconstruct_array(roles, INT2OID, sizeof(int16), true, TYPALIGN_SHORT,
+						  &elems, NULL, &nroles);
+		view->window_roles = palloc0(sizeof(int16) * Max(view->ngroups, 1));
+		for (i = 0; i < nroles && i < view->ngroups; i++)
+			view->window_roles[i] = DatumGetInt16(elems[i]);
+		view->retention = nulls[Anum_views_retention - 1]
+							  ? -1
+							  : DatumGetInt64(values[Anum_views_retention - 1]);
+	}
+	view->allowed_lateness = DatumGetInt64(values[Anum_views_lateness - 1]);
+	view->emit = DatumGetChar(values[Anum_views_emit - 1]);
+	view->late_events = nulls[Anum_views_late_events - 1]
+							? InvalidOid
+							: DatumGetObjectId(values[Anum_views_late_events - 1]);
 	return view;
 }
 

@@ -3,30 +3,29 @@
  * window_worker.c
  *	  The ingest worker's side of event-time windows: watermarks, session
  *	  merging, count windows, late events, and closing windows in the
- *	  checkpoint (windows.c has the model, worker.c calls these).
+ *	  checkpoint (windows.c has the model, batch.c and checkpoint.c call
+ *	  these).
  *
  * Watermarks.  Per stream, the worker keeps the greatest event time of each
- * of its inputs (the log; each Kafka partition, in kafka.c) and publishes
- * their least, minus watermark_delay, in every windowed view's ViewShared;
- * the view's watermark is the minimum over the slots (see
- * worker_publish_watermarks()).
+ * of its inputs (each log shard it reads; each Kafka partition, in kafka.c)
+ * and publishes their least, minus watermark_delay, in every windowed view
+ * (state.c); the view's watermark is the minimum over the slots.
  *
- * Closing.  Our slot's windows close in the checkpoint: the watermark has
- * passed their end plus the allowed lateness.  worker_close_windows()
- * writes them to streamproc.window_state and deletes them from view_state
- * in the checkpoint's transaction; after the commit,
- * worker_windows_closed() publishes the watermark our slot closed at
- * (ViewShared.closed) and removes them from shared memory, under the
- * registry lock.  Readers count a window of a slot from window_state when
- * it ends at or before the slot's published closing bound, and from shared
- * memory otherwise (hop slices stay there while later windows need them),
- * so a reader never sees a window twice or not at all.
+ * Closing.  Our slot's windows close in the checkpoint once the watermark
+ * has passed their end plus the allowed lateness.  An index of our slot's
+ * groups by window start (built as groups are created and loaded) finds
+ * them without a scan of the view's groups.  window_close() writes them to
+ * streamproc.window_runs, tombstones their groups in the slot's checkpoint
+ * runs and records the watermark, in the checkpoint's transaction; after
+ * the commit, window_closed() removes them from shared memory and
+ * publishes the watermark our slot closed at, under the view's windows
+ * lock, so a reader never sees a window twice or not at all.
  *
  * Late events are kept in memory per view until the checkpoint writes them
  * to the view's late_events table, in the same transaction.
  *
- * Locking: ViewShared fields under the registry lock (state.c); the rest
- * is the worker's own memory.
+ * Locking: the registry and the windows lock through state.c; the rest is
+ * the worker's own memory.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,58 +39,167 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
-#include "kafka.h"
-#include "state.h"
+#include "engine.h"
+#include "packed.h"
 #include "streamproc.h"
-#include "windows.h"
-#include "worker.h"
-#include "worker_int.h"
 
-static WindowPiece **window_pieces(WView *view, int *npieces);
+/* Bytes of closed windows per row of streamproc.window_runs. */
+#define WINDOW_RUN_BYTES (1024 * 1024)
 
-/* A group of our slot copied by worker_close_windows()'s scan. */
-typedef struct ClosingScan
+/* A group key without its window prefix (hash key of the local indexes). */
+typedef struct GroupKeyRef
 {
-	WView *view;
-	TimestampTz old_bound; /* windows ending at or before it are closed */
-	TimestampTz new_bound; /* ... and now these */
-	GroupTable *closed;    /* the windows that close */
-	List *removed;         /* DirtyKey * of groups that leave our slot */
-	TimestampTz min_end;   /* the earliest window left to close */
-	TimestampTz closed_at; /* count windows: their window_end in window_state */
-} ClosingScan;
+	uint32 len;
+	char *bytes;
+} GroupKeyRef;
 
-/* Rows of streamproc.window_state for the windows that close. */
-typedef struct ClosedRows
+/* Session views: the open sessions of one group in our slot. */
+typedef struct SessionGroup
 {
-	Datum *keys;
-	Datum *states;
-	Datum *ends;
-	int count;
-	TimestampTz closed_at; /* count windows: the window_end of every row */
-} ClosedRows;
+	GroupKeyRef key;
+	List *spans; /* SessionSpan * */
+} SessionGroup;
 
-/* Add (add) or remove a session of our slot in the view's session index. */
+typedef struct SessionSpan
+{
+	TimestampTz start;
+	TimestampTz end;
+} SessionSpan;
+
+/* Count-window views: the current window of one group in our slot. */
+typedef struct CountGroup
+{
+	GroupKeyRef key;
+	int64 id;    /* its window id */
+	int64 count; /* events in it */
+} CountGroup;
+
+/* The closing index: our slot's groups by window start. */
+typedef struct OpenWindows
+{
+	TimestampTz start;
+	DirtyList keys; /* (hash, keylen, key) of groups created with this start */
+} OpenWindows;
+
+static MemoryContext index_key_cxt; /* where ref_keycopy allocates */
+
+static uint32
+ref_hash(const void *key, Size keysize)
+{
+	const GroupKeyRef *k = key;
+
+	return groupmap_hash(k->bytes, k->len);
+}
+
+static int
+ref_match(const void *a, const void *b, Size keysize)
+{
+	const GroupKeyRef *x = a;
+	const GroupKeyRef *y = b;
+
+	if (x->len != y->len)
+		return 1;
+	return memcmp(x->bytes, y->bytes, x->len);
+}
+
+static void *
+ref_keycopy(void *dest, const void *src, Size keysize)
+{
+	GroupKeyRef *d = dest;
+	const GroupKeyRef *s = src;
+
+	d->len = s->len;
+	d->bytes = MemoryContextAlloc(index_key_cxt, Max(s->len, 1));
+	memcpy(d->bytes, s->bytes, s->len);
+	return dest;
+}
+
+static HTAB *
+ref_table(const char *name, Size entrysize, MemoryContext cxt)
+{
+	HASHCTL ctl;
+
+	ctl.keysize = sizeof(GroupKeyRef);
+	ctl.entrysize = entrysize;
+	ctl.hash = ref_hash;
+	ctl.match = ref_match;
+	ctl.keycopy = ref_keycopy;
+	ctl.hcxt = cxt;
+	return hash_create(name, 1024, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_KEYCOPY | HASH_CONTEXT);
+}
+
+/*
+ * A set of keys, to visit each group of the closing index once: a group
+ * that left our slot and came back is listed under its start twice (the
+ * removal from the index is lazy).  True when key was in it already.
+ */
+static bool
+key_seen(HTAB *seen, const char *key, uint32 keylen)
+{
+	GroupKeyRef k;
+	bool found;
+
+	k.len = keylen;
+	k.bytes = (char *)key;
+	index_key_cxt = GetMemoryChunkContext(seen);
+	(void)hash_search(seen, &k, HASH_ENTER, &found);
+	return found;
+}
+
+/*
+ * window_view_init
+ *		The worker's window structures of a windowed view.
+ */
 void
-worker_session_index(WView *view, const char *key, uint32 keylen, bool add)
+window_view_init(Worker *w, WView *view)
+{
+	MemoryContext cxt = GetMemoryChunkContext(view);
+	HASHCTL ctl;
+
+	view->late_cxt = AllocSetContextCreate(cxt, "streamproc late events", ALLOCSET_DEFAULT_SIZES);
+	if (view->window.kind == WINDOW_SESSION)
+	{
+		Oid ts_type = TIMESTAMPTZOID;
+
+		view->sessions = ref_table("streamproc sessions", sizeof(SessionGroup),
+								   AllocSetContextCreate(cxt, "streamproc window index",
+														 ALLOCSET_DEFAULT_SIZES));
+		view->first_event = streamproc_agg_lookup(F_MIN_TIMESTAMPTZ, InvalidOid, 1, &ts_type);
+		view->last_event = streamproc_agg_lookup(F_MAX_TIMESTAMPTZ, InvalidOid, 1, &ts_type);
+	}
+	if (view->window.kind == WINDOW_COUNT)
+		view->counters = ref_table("streamproc count windows", sizeof(CountGroup),
+								   AllocSetContextCreate(cxt, "streamproc window index",
+														 ALLOCSET_DEFAULT_SIZES));
+	ctl.keysize = sizeof(TimestampTz);
+	ctl.entrysize = sizeof(OpenWindows);
+	ctl.hcxt = AllocSetContextCreate(cxt, "streamproc open windows", ALLOCSET_DEFAULT_SIZES);
+	view->open_ends = hash_create("streamproc open windows", 64, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	pending_init(&view->closing);
+}
+
+/* Add or remove a session of our slot in the view's session index. */
+static void
+session_index(WView *view, const char *key, uint32 keylen, bool add)
 {
 	SessionGroup *g;
-	DirtyKey k;
+	GroupKeyRef k;
 	TimestampTz start;
 	TimestampTz end;
 	ListCell *lc;
 	bool found;
 
-	if (view->sessions == NULL)
-		return;
 	streamproc_window_key_decode(key, keylen, &start, &end);
 	k.len = keylen - WINDOW_KEY_PREFIX;
 	k.bytes = (char *)key + WINDOW_KEY_PREFIX;
-	worker_dirty_key_cxt = GetMemoryChunkContext(view->sessions);
+	index_key_cxt = GetMemoryChunkContext(view->sessions);
 	g = hash_search(view->sessions, &k, add ? HASH_ENTER : HASH_FIND, &found);
 	if (!found)
 	{
@@ -133,37 +241,17 @@ worker_session_index(WView *view, const char *key, uint32 keylen, bool add)
 	}
 }
 
-/* Bookkeeping after storing a window's state in our slot. */
-void
-worker_window_stored(WView *view, const char *key, uint32 keylen, bool new_group)
-{
-	TimestampTz start;
-	TimestampTz end;
-
-	streamproc_window_key_decode(key, keylen, &start, &end);
-	if (view->window.kind == WINDOW_COUNT)
-	{
-		worker_count_index(view, key, keylen, start, end);
-		if (end >= view->window.size)
-			view->min_end = DT_NOBEGIN; /* a full window: close it */
-		return;
-	}
-	if (end < view->min_end)
-		view->min_end = end; /* a hop slice's first window ends with it */
-	worker_session_index(view, key, keylen, true);
-}
-
 /* Our current window of a group is (id, count), unless we know a later one. */
-void
-worker_count_index(WView *view, const char *key, uint32 keylen, int64 id, int64 count)
+static void
+count_index(WView *view, const char *key, uint32 keylen, int64 id, int64 count)
 {
 	CountGroup *g;
-	DirtyKey k;
+	GroupKeyRef k;
 	bool found;
 
 	k.len = keylen - WINDOW_KEY_PREFIX;
 	k.bytes = (char *)key + WINDOW_KEY_PREFIX;
-	worker_dirty_key_cxt = GetMemoryChunkContext(view->counters);
+	index_key_cxt = GetMemoryChunkContext(view->counters);
 	g = hash_search(view->counters, &k, HASH_ENTER, &found);
 	if (!found || id > g->id || (id == g->id && count > g->count))
 	{
@@ -172,59 +260,146 @@ worker_count_index(WView *view, const char *key, uint32 keylen, int64 id, int64 
 	}
 }
 
-/* Append the state of window (id, count) of a group to pending. */
-static List *
-count_window_done(WView *view, List *pending, WindowPiece *g, int64 id, int64 count,
-				  int64 old_count, bytea *state)
+/* List a group of our slot in the closing index, under its window start. */
+static void
+open_index(WView *view, const char *key, uint32 keylen)
 {
-	PendingState *p = palloc(sizeof(PendingState));
+	TimestampTz start;
+	TimestampTz end;
+	OpenWindows *ow;
+	bool found;
+	uint32 hash = groupmap_hash(key, keylen);
 
-	p->keylen = WINDOW_KEY_PREFIX + g->glen;
-	p->key = palloc(p->keylen);
-	streamproc_window_key_prefix(p->key, id, count);
-	memcpy(p->key + WINDOW_KEY_PREFIX, g->gkey, g->glen);
-	if (old_count > 0 && old_count != count)
+	streamproc_window_key_decode(key, keylen, &start, &end);
+	if (view->window.kind == WINDOW_COUNT)
+		start = 0; /* one list: full windows are looked for at closing */
+	ow = hash_search(view->open_ends, &start, HASH_ENTER, &found);
+	if (!found)
 	{
-		PendingState *drop = palloc(sizeof(PendingState));
+		MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(view->open_ends));
 
-		drop->keylen = p->keylen;
-		drop->key = palloc(p->keylen);
-		memcpy(drop->key, p->key, p->keylen);
-		streamproc_window_key_prefix(drop->key, id, old_count);
-		drop->state = NULL;
-		pending = lappend(pending, drop);
+		ow->start = start;
+		initStringInfo(&ow->keys.buf);
+		ow->keys.count = 0;
+		MemoryContextSwitchTo(old);
 	}
-	p->state = state;
-	return lappend(pending, p);
+	appendBinaryStringInfo(&ow->keys.buf, (char *)&hash, sizeof(uint32));
+	appendBinaryStringInfo(&ow->keys.buf, (char *)&keylen, sizeof(uint32));
+	appendBinaryStringInfo(&ow->keys.buf, key, keylen);
+	ow->keys.count++;
 }
 
 /*
- * worker_count_events
- *		combine_results() of a count-window view: the batch query yields one
- *		row per event with its number in the batch.  Per group, in that
- *		order, the events fill the group's current window up to the size and
- *		then start the next one.  A window's key carries its id and how many
- *		events it has, so a growing window is stored under a new key.
+ * window_group_loaded
+ *		Bookkeeping when a group enters our slot (add) or leaves it: the
+ *		session and count-window indexes and the closing index.  Removal
+ *		from the closing index is lazy (a group that left is skipped when
+ *		its window closes).
  */
-List *
-worker_count_events(WView *view)
+void
+window_group_loaded(WView *view, const char *key, uint32 keylen, bool add)
 {
-	List *pending = NIL;
-	WindowPiece **pieces;
-	int npieces = 0;
+	TimestampTz start;
+	TimestampTz end;
+
+	streamproc_window_key_decode(key, keylen, &start, &end);
+	if (view->window.kind == WINDOW_SESSION)
+		session_index(view, key, keylen, add);
+	if (!add)
+		return;
+	if (view->window.kind == WINDOW_COUNT)
+	{
+		count_index(view, key, keylen, start, end);
+		if (end >= view->window.size)
+			view->min_end = DT_NOBEGIN; /* a full window: close it */
+	}
+	else if (end < view->min_end)
+		view->min_end = end; /* a hop slice's first window ends with it */
+	open_index(view, key, keylen);
+}
+
+/* ----------------------------------------------------------------
+ * Session and count windows: merging a batch's pieces
+ * ----------------------------------------------------------------
+ */
+
+/* Order pieces by group, then start. */
+static int
+window_piece_cmp(const ListCell *a, const ListCell *b)
+{
+	const WindowPiece *x = lfirst(a);
+	const WindowPiece *y = lfirst(b);
+	int c;
+
+	if (x->glen != y->glen)
+		return x->glen < y->glen ? -1 : 1;
+	c = memcmp(x->gkey, y->gkey, x->glen);
+	if (c != 0)
+		return c;
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return 0;
+}
+
+static char *
+window_key(WindowPiece *p, TimestampTz start, TimestampTz end, uint32 *keylen)
+{
+	char *key = palloc(WINDOW_KEY_PREFIX + Max(p->glen, 1));
+
+	streamproc_window_key_prefix(key, start, end);
+	memcpy(key + WINDOW_KEY_PREFIX, p->gkey, p->glen);
+	*keylen = WINDOW_KEY_PREFIX + p->glen;
+	return key;
+}
+
+/* Our slot's state of a group, copied (NULL: none). */
+static char *
+slot_state(Worker *w, WView *view, const char *key, uint32 keylen, uint32 *len)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (!groupmap_get_slot(view->map, groupmap_hash(key, keylen), key, keylen, w->index, &buf))
+	{
+		pfree(buf.data);
+		return NULL;
+	}
+	*len = buf.len;
+	return buf.data;
+}
+
+static void
+pending_put(Pending *pending, const char *key, uint32 keylen, const char *state,
+			uint32 statelen, int32 oldlen)
+{
+	pending_add(pending, groupmap_hash(key, keylen), key, keylen, state, (int32)statelen,
+				oldlen);
+}
+
+/*
+ * Count windows: per group, in processing order, the batch's events fill
+ * the group's current window up to the size and then start the next one.
+ * A window's key carries its id and how many events it has, so a growing
+ * window is stored under a new key and the old one removed.
+ */
+static void
+merge_count_windows(Worker *w, WView *view, List *pieces, Pending *pending)
+{
+	StringInfoData buf;
+	int npieces = list_length(pieces);
 	int first;
 
-	pieces = window_pieces(view, &npieces);
-
+	initStringInfo(&buf);
 	for (first = 0; first < npieces;)
 	{
-		WindowPiece *g = pieces[first];
+		WindowPiece *g = list_nth(pieces, first);
 		CountGroup *current;
-		DirtyKey k;
+		GroupKeyRef k;
 		int64 id = 0;
 		int64 count = 0;
 		int64 old_count = 0;
-		bytea *state = NULL;
+		char *state = NULL;
+		uint32 statelen = 0;
 		PackedAccum acc;
 
 		k.len = g->glen;
@@ -242,145 +417,84 @@ worker_count_events(WView *view)
 		}
 		else if (count > 0)
 		{
-			uint32 keylen = WINDOW_KEY_PREFIX + g->glen;
-			char *open = palloc(keylen);
+			uint32 keylen;
+			char *open = window_key(g, id, count, &keylen);
 
-			streamproc_window_key_prefix(open, id, count);
-			memcpy(open + WINDOW_KEY_PREFIX, g->gkey, g->glen);
-			state = streamproc_state_fetch(view->groups, open, keylen, worker_index);
+			state = slot_state(w, view, open, keylen, &statelen);
 		}
-		streamproc_packed_accum_init(&acc, view->aggs, view->nagg, CurrentMemoryContext);
-		streamproc_packed_accum_add(&acc, state);
-		for (; first < npieces && pieces[first]->glen == g->glen &&
-			   memcmp(pieces[first]->gkey, g->gkey, g->glen) == 0;
+		streamproc_packed_accum_init(&acc, view->aggs, CurrentMemoryContext);
+		if (state != NULL)
+			streamproc_packed_accum_add(&acc, state, statelen);
+		for (; first < npieces && ((WindowPiece *)list_nth(pieces, first))->glen == g->glen &&
+			   memcmp(((WindowPiece *)list_nth(pieces, first))->gkey, g->gkey, g->glen) == 0;
 			 first++)
 		{
-			streamproc_packed_accum_add(&acc, pieces[first]->state);
+			WindowPiece *p = list_nth(pieces, first);
+
+			streamproc_packed_accum_add(&acc, p->state, p->statelen);
 			count++;
-			if (count == view->window.size)
+			if (count == view->window.size || first + 1 == npieces ||
+				((WindowPiece *)list_nth(pieces, first + 1))->glen != g->glen ||
+				memcmp(((WindowPiece *)list_nth(pieces, first + 1))->gkey, g->gkey, g->glen) != 0)
 			{
-				pending = count_window_done(view, pending, g, id, count, old_count,
-											streamproc_packed_accum_result(&acc));
-				id++;
-				count = old_count = 0;
+				uint32 keylen;
+				char *key = window_key(g, id, count, &keylen);
+
+				resetStringInfo(&buf);
+				(void)streamproc_packed_accum_result(&acc, &buf);
+				if (old_count > 0 && old_count != count)
+				{
+					uint32 oldkeylen;
+					char *oldkey = window_key(g, id, old_count, &oldkeylen);
+
+					pending_put(pending, oldkey, oldkeylen, NULL, 0, (int32)statelen);
+				}
+				pending_put(pending, key, keylen, buf.data, buf.len, -1);
+				if (count == view->window.size)
+				{
+					id++;
+					count = old_count = 0;
+					statelen = 0;
+				}
+				streamproc_packed_accum_init(&acc, view->aggs, CurrentMemoryContext);
 			}
 		}
-		if (count > 0)
-			pending = count_window_done(view, pending, g, id, count, old_count,
-										streamproc_packed_accum_result(&acc));
 	}
-	return pending;
-}
-
-/* Order pieces by group, then start. */
-static int
-window_piece_cmp(const void *a, const void *b)
-{
-	const WindowPiece *x = *(WindowPiece *const *)a;
-	const WindowPiece *y = *(WindowPiece *const *)b;
-	int c;
-
-	if (x->glen != y->glen)
-		return x->glen < y->glen ? -1 : 1;
-	c = memcmp(x->gkey, y->gkey, x->glen);
-	if (c != 0)
-		return c;
-	if (x->start != y->start)
-		return x->start < y->start ? -1 : 1;
-	return 0;
+	pfree(buf.data);
 }
 
 /*
- * The rows of a session or count-window view's batch query (in
- * SPI_tuptable) as pieces, sorted by group and start.
+ * Sessions: the batch query yields, per group, one piece per bin of one
+ * gap, [first event, last event + gap) (its events are less than a gap
+ * apart: one session).  Per group, sort them with our slot's open sessions
+ * by start and merge the ones that overlap (gaps and islands); every
+ * merged session that took a new piece replaces the open sessions it
+ * swallowed.
  */
-static WindowPiece **
-window_pieces(WView *view, int *npieces)
+static void
+merge_sessions(Worker *w, WView *view, List *pieces, Pending *pending)
 {
-	WindowPiece **pieces = palloc(sizeof(WindowPiece *) * Max(SPI_processed, 1));
-	StringInfoData key;
-	uint64 i;
-
-	initStringInfo(&key);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple tup = SPI_tuptable->vals[i];
-		WindowPiece *p = palloc0(sizeof(WindowPiece));
-
-		worker_serialize_key(view, tup, SPI_tuptable->tupdesc, &key);
-		streamproc_window_key_decode(key.data, key.len, &p->start, &p->end);
-		if (view->window.kind == WINDOW_SESSION)
-		{
-			/* The bin's first and last event time (view.c): [s1, s2 + gap). */
-			int col = view->key_first + view->ngroup + view->nagg;
-			bool isnull;
-
-			Datum first = SPI_getbinval(tup, SPI_tuptable->tupdesc, col, &isnull);
-			Datum last = SPI_getbinval(tup, SPI_tuptable->tupdesc, col + 1, &isnull);
-
-			p->start = DatumGetTimestampTz(streamproc_agg_final(view->first_event,
-																DatumGetByteaPP(first), &isnull));
-			p->end = DatumGetTimestampTz(streamproc_agg_final(view->last_event,
-															  DatumGetByteaPP(last), &isnull)) +
-					 view->window.size;
-		}
-		p->glen = key.len - WINDOW_KEY_PREFIX;
-		p->gkey = palloc(Max(p->glen, 1));
-		memcpy(p->gkey, key.data + WINDOW_KEY_PREFIX, p->glen);
-		p->state = worker_row_states(view, tup, SPI_tuptable->tupdesc);
-		pieces[i] = p;
-	}
-	*npieces = (int)SPI_processed;
-	qsort(pieces, *npieces, sizeof(WindowPiece *), window_piece_cmp);
-	return pieces;
-}
-
-static char *
-session_key(WindowPiece *p, TimestampTz start, TimestampTz end, uint32 *keylen)
-{
-	char *key = palloc(WINDOW_KEY_PREFIX + Max(p->glen, 1));
-
-	streamproc_window_key_prefix(key, start, end);
-	memcpy(key + WINDOW_KEY_PREFIX, p->gkey, p->glen);
-	*keylen = WINDOW_KEY_PREFIX + p->glen;
-	return key;
-}
-
-/*
- * worker_merge_sessions
- *		combine_results() of a session view: the batch query yields, per
- *		group, one piece per bin of one gap, [first event, last event + gap)
- *		(its events are less than a gap apart: one session).  Per group, sort
- *		them with our slot's open sessions by start and merge the ones that
- *		overlap (gaps and islands); every merged session that took a new
- *		piece replaces the open sessions it swallowed.
- */
-List *
-worker_merge_sessions(WView *view)
-{
-	List *pending = NIL;
-	WindowPiece **pieces;
-	int npieces = 0;
-	int j;
+	StringInfoData buf;
+	int npieces = list_length(pieces);
 	int first;
 
-	pieces = window_pieces(view, &npieces);
-
+	initStringInfo(&buf);
 	for (first = 0; first < npieces;)
 	{
-		WindowPiece *g = pieces[first];
+		WindowPiece *g = list_nth(pieces, first);
 		List *run = NIL;
 		SessionGroup *open;
-		DirtyKey k;
+		GroupKeyRef k;
 		int last = first;
 		ListCell *lc;
 		WindowPiece *cur = NULL;
 		List *members = NIL;
 		bool has_new = false;
+		int j;
 
-		while (last < npieces && pieces[last]->glen == g->glen &&
-			   memcmp(pieces[last]->gkey, g->gkey, g->glen) == 0)
-			run = lappend(run, pieces[last++]);
+		while (last < npieces && ((WindowPiece *)list_nth(pieces, last))->glen == g->glen &&
+			   memcmp(((WindowPiece *)list_nth(pieces, last))->gkey, g->gkey, g->glen) == 0)
+			run = lappend(run, list_nth(pieces, last++));
 
 		/* The group's open sessions join the run. */
 		k.len = g->glen;
@@ -400,7 +514,7 @@ worker_merge_sessions(WView *view)
 				p->existing = true;
 				run = lappend(run, p);
 			}
-			list_sort(run, (list_sort_comparator)window_piece_cmp);
+			list_sort(run, window_piece_cmp);
 		}
 
 		/* Sweep: pieces that overlap the current session join it. */
@@ -417,37 +531,37 @@ worker_merge_sessions(WView *view)
 			}
 			if (cur != NULL && has_new)
 			{
-				PendingState *out = palloc(sizeof(PendingState));
+				uint32 outlen;
+				char *outkey = window_key(cur, cur->start, cur->end, &outlen);
+				int32 outold = -1;
 				PackedAccum acc;
 				ListCell *mc;
 
-				out->key = session_key(cur, cur->start, cur->end, &out->keylen);
-				streamproc_packed_accum_init(&acc, view->aggs, view->nagg, CurrentMemoryContext);
+				streamproc_packed_accum_init(&acc, view->aggs, CurrentMemoryContext);
 				foreach (mc, members)
 				{
 					WindowPiece *m = lfirst(mc);
-					bytea *mstate = m->state;
 
 					if (m->existing)
 					{
 						uint32 mlen;
-						char *mkey = session_key(m, m->start, m->end, &mlen);
+						char *mkey = window_key(m, m->start, m->end, &mlen);
+						uint32 mstatelen = 0;
+						char *mstate = slot_state(w, view, mkey, mlen, &mstatelen);
 
-						mstate = streamproc_state_fetch(view->groups, mkey, mlen, worker_index);
-						if (mlen != out->keylen || memcmp(mkey, out->key, mlen) != 0)
-						{
-							PendingState *drop = palloc(sizeof(PendingState));
-
-							drop->key = mkey;
-							drop->keylen = mlen;
-							drop->state = NULL;
-							pending = lappend(pending, drop);
-						}
+						if (mlen != outlen || memcmp(mkey, outkey, mlen) != 0)
+							pending_put(pending, mkey, mlen, NULL, 0, mstate ? (int32)mstatelen : -1);
+						else
+							outold = mstate ? (int32)mstatelen : -1;
+						if (mstate != NULL)
+							streamproc_packed_accum_add(&acc, mstate, mstatelen);
 					}
-					streamproc_packed_accum_add(&acc, mstate);
+					else
+						streamproc_packed_accum_add(&acc, m->state, m->statelen);
 				}
-				out->state = streamproc_packed_accum_result(&acc);
-				pending = lappend(pending, out);
+				resetStringInfo(&buf);
+				if (streamproc_packed_accum_result(&acc, &buf))
+					pending_put(pending, outkey, outlen, buf.data, buf.len, outold);
 			}
 			if (p == NULL)
 				break;
@@ -458,46 +572,66 @@ worker_merge_sessions(WView *view)
 		}
 		first = last;
 	}
-	return pending;
+	pfree(buf.data);
 }
 
 /*
- * worker_publish_watermarks
- *		Our inputs' watermark for a stream's windowed views, minus
- *		watermark_delay: the least greatest event time of our active inputs
- *		(the log once it had events, each Kafka partition we read); when all
- *		of them are idle, the greatest, so that windows close once a stream
- *		goes quiet.  The view's watermark moves up to the minimum over the
- *		slots with inputs, once every worker that reads one of the stream's
- *		Kafka sources has published (a worker that has not loaded a new
- *		source yet, after a restart or a new source, would otherwise not hold
- *		it back).
- *		Asks for a checkpoint when a view's watermark passed the one our slot
- *		closed windows at.
+ * window_merge_pieces
+ *		The rows of a session or count-window view's batch query, merged
+ *		with our slot's open windows into pending.
  */
 void
-worker_publish_watermarks(WStream *stream)
+window_merge_pieces(Worker *w, WView *view, List *pieces, Pending *pending)
 {
+	list_sort(pieces, window_piece_cmp);
+	if (view->window.kind == WINDOW_SESSION)
+		merge_sessions(w, view, pieces, pending);
+	else
+		merge_count_windows(w, view, pieces, pending);
+}
+
+/* ----------------------------------------------------------------
+ * Watermarks
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * window_publish_watermarks
+ *		Publish our event times of a stream for its windowed views (see
+ *		streamproc_state_publish_watermark for how the view's watermark
+ *		follows from every slot's): the greatest event time in the log
+ *		shards we read, the least greatest over our active Kafka partitions,
+ *		the greatest of all.  Asks for a checkpoint when a view's watermark
+ *		passed the one our slot closed windows at, and wakes the other
+ *		workers when we moved it: their windows may close too.
+ */
+void
+window_publish_watermarks(Worker *w, WStream *stream)
+{
+	SlotEventTimes times;
 	TimestampTz now;
-	TimestampTz least = DT_NOEND;
-	TimestampTz greatest = DT_NOBEGIN;
-	TimestampTz mark = DT_NOBEGIN;
-	bool active = false;
-	bool inputs;
+	bool wake = false;
 	ListCell *lc;
 
 	if (stream->event_time == InvalidAttrNumber)
 		return;
+	memset(&times, 0, sizeof(times));
+	times.log_time = DT_NOBEGIN;
+	times.kafka_least = DT_NOEND;
+	times.greatest = DT_NOBEGIN;
 	now = GetCurrentTimestamp();
-	if (stream->owns_log && stream->log_last_event != 0)
+	foreach (lc, stream->shards)
 	{
-		greatest = stream->log_max_time;
-		if (stream->idle_timeout < 0 || now - stream->log_last_event < stream->idle_timeout)
-		{
-			least = stream->log_max_time;
-			active = true;
-		}
+		WShard *shard = lfirst(lc);
+
+		if (shard->last_event == 0)
+			continue;
+		times.log_seen = true;
+		times.log_time = Max(times.log_time, shard->max_time);
+		if (stream->idle_timeout < 0 || now - shard->last_event < stream->idle_timeout)
+			times.log_active = true;
 	}
+	times.greatest = times.log_time;
 	foreach (lc, stream->sources)
 	{
 		TimestampTz t;
@@ -505,225 +639,239 @@ worker_publish_watermarks(WStream *stream)
 
 		if (streamproc_kafka_event_times(lfirst(lc), now, stream->idle_timeout, &t, &g))
 		{
-			least = Min(least, t);
-			active = true;
+			times.kafka_least = Min(times.kafka_least, t);
+			times.kafka_active = true;
 		}
-		greatest = Max(greatest, g);
+		times.greatest = Max(times.greatest, g);
 	}
-	if (!active)
-		least = greatest;
-	inputs = active || greatest != DT_NOBEGIN;
-	if (inputs && !TIMESTAMP_NOT_FINITE(least) &&
-		(pg_sub_s64_overflow(least, stream->watermark_delay, &mark) || !IS_VALID_TIMESTAMP(mark)))
-		mark = DT_NOBEGIN;
 
-	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
 	foreach (lc, stream->views)
 	{
 		WView *view = lfirst(lc);
-		ViewShared *shared = view->shared;
-		uint64 bit = UINT64CONST(1) << worker_index;
+		TimestampTz watermark;
+		bool advanced;
 
-		if (view->window.kind == 0 || view->window.kind == WINDOW_COUNT || shared == NULL)
+		if (view->window.kind == 0 || view->window.kind == WINDOW_COUNT || view->vs == NULL)
 			continue;
-		shared->published_slots |= bit;
-		if (inputs)
-		{
-			shared->input_slots |= bit;
-			shared->input_watermark[worker_index] = mark;
-		}
-		else
-			shared->input_slots &= ~bit;
-		if (shared->input_slots != 0 &&
-			(shared->source_slots & ~shared->published_slots) == 0)
-		{
-			TimestampTz least_slot = DT_NOEND;
-			int i;
-
-			for (i = 0; i < streamproc_workers; i++)
-				if (shared->input_slots & (UINT64CONST(1) << i))
-					least_slot = Min(least_slot, shared->input_watermark[i]);
-			if (least_slot > shared->watermark && !TIMESTAMP_NOT_FINITE(least_slot))
-				shared->watermark = least_slot;
-		}
-		if (shared->watermark > view->closed)
-			worker_checkpoint_needed = true;
+		watermark = streamproc_state_publish_watermark(view->vs, w->index, &times,
+													   stream->watermark_delay, &advanced);
+		if (watermark > view->closed)
+			w->checkpoint_needed = true;
+		wake |= advanced;
 	}
-	LWLockRelease(streamproc_state_lock());
+	if (wake)
+		streamproc_wake_workers(MyDatabaseId);
 }
 
-static void
-closing_scan_callback(const char *key, uint32 keylen, bytea **slots, int nslots,
-					  void *arg)
-{
-	ClosingScan *cs = arg;
-	const WindowSpec *spec = &cs->view->window;
-	bytea *state = slots[worker_index];
-	TimestampTz start;
-	TimestampTz end;
-	TimestampTz last_end;
+/* ----------------------------------------------------------------
+ * Closing
+ * ----------------------------------------------------------------
+ */
 
-	if (state == NULL)
+/* Closed windows being written, in runs of WINDOW_RUN_BYTES. */
+typedef struct ClosedRuns
+{
+	WView *view;
+	Worker *w;
+	TimestampTz mark; /* the closing watermark (count: checkpoint time) */
+	StringInfoData run;
+	int entries;
+	int64 start_lo;
+	int64 start_hi;
+	TimestampTz end_hi;
+} ClosedRuns;
+
+static void
+flush_closed(ClosedRuns *cr)
+{
+	Datum args[9];
+	bytea *data;
+	int ret;
+
+	if (cr->entries == 0)
 		return;
-	streamproc_window_key_decode(key, keylen, &start, &end);
-	if (spec->kind == WINDOW_COUNT && end < cs->new_bound)
-		return; /* not full yet */
-	/* A hop slice's last window starts with it. */
-	last_end = spec->kind == WINDOW_HOP ? start + spec->size : end;
-	if (spec->kind == WINDOW_HOP)
-	{
-		if (end <= cs->new_bound && last_end > cs->old_bound)
-			streamproc_group_table_add_slice(cs->closed, spec, key, keylen, state,
-											 cs->old_bound, cs->new_bound);
-	}
-	else if (end <= cs->new_bound)
-		streamproc_group_table_add(cs->closed, key, keylen, state);
-
-	if (last_end <= cs->new_bound)
-	{
-		DirtyKey *k = palloc(sizeof(DirtyKey));
-
-		k->len = keylen;
-		k->bytes = palloc(Max(keylen, 1));
-		memcpy(k->bytes, key, keylen);
-		cs->removed = lappend(cs->removed, k);
-	}
-	else
-	{
-		TimestampTz next = end;
-
-		/* The next window of the slice to close. */
-		if (spec->kind == WINDOW_HOP && end <= cs->new_bound)
-			next = streamproc_window_bin(cs->new_bound, spec->slide, spec->origin) + spec->slide;
-		cs->min_end = Min(cs->min_end, next);
-	}
+	data = palloc(cr->run.len + VARHDRSZ);
+	SET_VARSIZE(data, cr->run.len + VARHDRSZ);
+	memcpy(VARDATA(data), cr->run.data, cr->run.len);
+	args[0] = ObjectIdGetDatum(cr->view->viewid);
+	args[1] = Int32GetDatum(cr->w->index);
+	args[2] = TimestampTzGetDatum(cr->mark);
+	args[3] = Int64GetDatum(cr->start_lo);
+	args[4] = Int64GetDatum(cr->start_hi);
+	args[5] = TimestampTzGetDatum(cr->end_hi);
+	args[6] = Int32GetDatum(cr->entries);
+	args[7] = PointerGetDatum(data);
+	ret = SPI_execute_with_args("INSERT INTO streamproc.window_runs"
+								" (view, slot, closed, start_lo, start_hi, end_hi, entries, data)"
+								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+								8, (Oid[]){OIDOID, INT4OID, TIMESTAMPTZOID, INT8OID, INT8OID, TIMESTAMPTZOID, INT4OID, BYTEAOID},
+								args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not write streamproc.window_runs: %s", SPI_result_code_string(ret));
+	pfree(data);
+	resetStringInfo(&cr->run);
+	cr->entries = 0;
 }
 
 static void
-closed_row_callback(const char *key, uint32 keylen, bytea *state, void *arg)
+closed_row_callback(const char *key, uint32 keylen, const char *state, uint32 statelen,
+					void *arg)
 {
-	ClosedRows *rows = arg;
-	bytea *k = palloc(keylen + VARHDRSZ);
+	ClosedRuns *cr = arg;
 	TimestampTz start;
 	TimestampTz end;
 
-	SET_VARSIZE(k, keylen + VARHDRSZ);
-	memcpy(VARDATA(k), key, keylen);
 	streamproc_window_key_decode(key, keylen, &start, &end);
-	rows->keys[rows->count] = PointerGetDatum(k);
-	rows->states[rows->count] = PointerGetDatum(state);
-	rows->ends[rows->count] = TimestampTzGetDatum(rows->closed_at != DT_NOBEGIN ? rows->closed_at : end);
-	rows->count++;
+	if (cr->entries == 0)
+	{
+		cr->start_lo = start;
+		cr->start_hi = start;
+		cr->end_hi = cr->view->window.kind == WINDOW_COUNT ? cr->mark : end;
+	}
+	cr->start_lo = Min(cr->start_lo, start);
+	cr->start_hi = Max(cr->start_hi, start);
+	if (cr->view->window.kind != WINDOW_COUNT)
+		cr->end_hi = Max(cr->end_hi, end);
+	run_append(&cr->run, key, keylen, state, statelen);
+	cr->entries++;
+	if (cr->run.len >= WINDOW_RUN_BYTES)
+		flush_closed(cr);
 }
 
 /*
- * worker_close_windows
- *		In the checkpoint: move our slot's windows that the view's watermark
- *		closed to streamproc.window_state, record the watermark, and apply
- *		the retention.  What leaves shared memory is kept in *removed
- *		(worker_batch_cxt) for worker_windows_closed() after the commit.
+ * window_close
+ *		In the checkpoint: write our slot's windows that the watermark (count
+ *		windows: fullness) closed to streamproc.window_runs, tombstone the
+ *		groups that leave our slot in its checkpoint runs, record the
+ *		watermark and apply the retention.  What leaves shared memory is kept
+ *		in view->closing for window_closed() after the commit.
  */
 void
-worker_close_windows(WView *view, TimestampTz *mark, List **removed)
+window_close(Worker *w, WView *view)
 {
+	const WindowSpec *spec = &view->window;
 	TimestampTz watermark;
-	ClosingScan cs;
-	Datum args[5];
+	TimestampTz old_bound;
+	TimestampTz new_bound;
+	Datum args[3];
 	int ret;
 
-	*removed = NIL;
-	if (view->window.kind == WINDOW_COUNT)
+	resetStringInfo(&view->closing.arena);
+	view->closing.count = 0;
+	view->closing_min_end = view->min_end;
+	if (spec->kind == WINDOW_COUNT)
 	{
 		/* Full windows close now: the mark is the checkpoint's time. */
 		watermark = Max(GetCurrentTimestamp(), view->closed + 1);
-		cs.old_bound = view->closed;
-		cs.new_bound = view->window.size;
-		cs.closed_at = watermark;
+		old_bound = view->closed;
+		new_bound = spec->size;
 	}
 	else
 	{
-		LWLockAcquire(streamproc_state_lock(), LW_SHARED);
-		watermark = view->shared->watermark;
-		LWLockRelease(streamproc_state_lock());
+		watermark = streamproc_state_watermark(view->vs);
 		if (watermark <= view->closed)
 		{
-			*mark = watermark;
+			view->closing_mark = DT_NOBEGIN;
 			return;
 		}
-		cs.old_bound = streamproc_window_close_bound(&view->window, view->closed);
-		cs.new_bound = streamproc_window_close_bound(&view->window, watermark);
-		cs.closed_at = DT_NOBEGIN;
+		old_bound = streamproc_window_close_bound(spec, view->closed);
+		new_bound = streamproc_window_close_bound(spec, watermark);
 	}
-	*mark = watermark;
-	cs.view = view;
-	cs.removed = NIL;
-	cs.min_end = DT_NOEND;
-	if (cs.new_bound >= view->min_end)
+	view->closing_mark = watermark;
+
+	if (spec->kind == WINDOW_COUNT || new_bound >= view->min_end)
 	{
-		MemoryContext old = MemoryContextSwitchTo(worker_batch_cxt);
-		ClosedRows rows;
-		long n;
-		ListCell *lc;
-		Datum *keys;
-		int nkeys = 0;
+		MemoryContext old = MemoryContextSwitchTo(w->batch_cxt);
+		GroupTable *closed = streamproc_group_table_create(view->aggs, w->batch_cxt);
+		ClosedRuns cr;
+		HASH_SEQ_STATUS seq;
+		OpenWindows *ow;
+		TimestampTz min_end = DT_NOEND;
+		StringInfoData state;
+		HTAB *seen = ref_table("streamproc closing keys", sizeof(GroupKeyRef),
+							   w->batch_cxt);
 
-		cs.closed = streamproc_group_table_create(view->aggs, view->nagg, worker_batch_cxt);
-		LWLockAcquire(streamproc_state_lock(), LW_SHARED);
-		streamproc_state_scan(view->groups, closing_scan_callback, &cs);
-		LWLockRelease(streamproc_state_lock());
-
-		n = streamproc_group_table_count(cs.closed);
-		rows.keys = palloc(sizeof(Datum) * Max(n, 1));
-		rows.states = palloc(sizeof(Datum) * Max(n, 1));
-		rows.ends = palloc(sizeof(Datum) * Max(n, 1));
-		rows.count = 0;
-		rows.closed_at = cs.closed_at;
-		streamproc_group_table_emit(cs.closed, closed_row_callback, &rows);
-		keys = palloc(sizeof(Datum) * Max(list_length(cs.removed), 1));
-		foreach (lc, cs.removed)
+		initStringInfo(&state);
+		hash_seq_init(&seq, view->open_ends);
+		while ((ow = hash_seq_search(&seq)) != NULL)
 		{
-			DirtyKey *k = lfirst(lc);
-			bytea *b = palloc(k->len + VARHDRSZ);
+			int64 pos = 0;
 
-			SET_VARSIZE(b, k->len + VARHDRSZ);
-			memcpy(VARDATA(b), k->bytes, k->len);
-			keys[nkeys++] = PointerGetDatum(b);
-			worker_dirty_key_cxt = view->dirty_cxt;
-			(void)hash_search(view->dirty, k, HASH_REMOVE, NULL);
+			/* Tumble, session: windows starting at or after the bound stay. */
+			if (spec->kind != WINDOW_COUNT && spec->kind != WINDOW_HOP && ow->start >= new_bound)
+			{
+				min_end = Min(min_end, ow->start + (spec->kind == WINDOW_TUMBLE ? spec->slide : 0));
+				continue;
+			}
+			if (spec->kind == WINDOW_HOP && ow->start + spec->slide > new_bound)
+			{
+				min_end = Min(min_end, ow->start + spec->slide);
+				continue;
+			}
+			while (pos < ow->keys.buf.len)
+			{
+				uint32 hash;
+				uint32 keylen;
+				const char *key;
+				TimestampTz start;
+				TimestampTz end;
+				TimestampTz last_end;
+				bool leaves;
+
+				memcpy(&hash, ow->keys.buf.data + pos, sizeof(uint32));
+				memcpy(&keylen, ow->keys.buf.data + pos + sizeof(uint32), sizeof(uint32));
+				key = ow->keys.buf.data + pos + 2 * sizeof(uint32);
+				pos += 2 * sizeof(uint32) + keylen;
+
+				if (key_seen(seen, key, keylen))
+					continue; /* listed twice: it left our slot and came back */
+				resetStringInfo(&state);
+				if (!groupmap_get_slot(view->map, hash, key, keylen, w->index, &state))
+					continue; /* left our slot (a merged session, closed) */
+				streamproc_window_key_decode(key, keylen, &start, &end);
+				if (spec->kind == WINDOW_COUNT && end < new_bound)
+					continue; /* not full yet */
+				/* A hop slice's last window starts with it. */
+				last_end = spec->kind == WINDOW_HOP ? start + spec->size : end;
+				if (spec->kind == WINDOW_HOP)
+				{
+					if (end <= new_bound && last_end > old_bound)
+						streamproc_group_table_add_slice(closed, spec, key, keylen, state.data,
+														 state.len, old_bound, new_bound);
+				}
+				else if (spec->kind == WINDOW_COUNT || end <= new_bound)
+					streamproc_group_table_add(closed, key, keylen, state.data, state.len);
+
+				leaves = spec->kind == WINDOW_COUNT || last_end <= new_bound;
+				if (leaves)
+				{
+					/* Tombstoned in the slot's runs now, removed after the commit. */
+					statestore_put(view->store, hash, key, keylen, NULL, 0);
+					pending_add(&view->closing, hash, key, keylen, NULL, -1, (int32)state.len);
+				}
+				else
+				{
+					if (spec->kind == WINDOW_HOP)
+						min_end = Min(min_end, streamproc_window_bin(new_bound, spec->slide, spec->origin) + spec->slide);
+					else
+						min_end = Min(min_end, end);
+				}
+			}
 		}
+
+		memset(&cr, 0, sizeof(cr));
+		cr.view = view;
+		cr.w = w;
+		cr.mark = watermark;
+		initStringInfo(&cr.run);
+		streamproc_group_table_emit(closed, closed_row_callback, &cr);
+		flush_closed(&cr);
+		view->closing_min_end = min_end; /* for window_closed() */
 		MemoryContextSwitchTo(old);
-
-		args[0] = ObjectIdGetDatum(view->viewid);
-		args[1] = Int32GetDatum(worker_index);
-		if (rows.count > 0)
-		{
-			args[2] = PointerGetDatum(construct_array(rows.keys, rows.count, BYTEAOID, -1, false, TYPALIGN_INT));
-			args[3] = PointerGetDatum(construct_array(rows.states, rows.count, BYTEAOID, -1, false, TYPALIGN_INT));
-			args[4] = PointerGetDatum(construct_array(rows.ends, rows.count, TIMESTAMPTZOID, sizeof(TimestampTz),
-													  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			ret = SPI_execute_with_args("INSERT INTO streamproc.window_state (view, slot, key, state, window_end)"
-										" SELECT $1, $2, u.k, u.s, u.e FROM ROWS FROM (pg_catalog.unnest($3::bytea[]),"
-										" pg_catalog.unnest($4::bytea[]), pg_catalog.unnest($5::timestamptz[])) AS u(k, s, e)",
-										5, (Oid[]){OIDOID, INT4OID, BYTEAARRAYOID, BYTEAARRAYOID, TIMESTAMPTZARRAYOID},
-										args, NULL, false, 0);
-			if (ret != SPI_OK_INSERT)
-				elog(ERROR, "could not write streamproc.window_state: %s", SPI_result_code_string(ret));
-		}
-		if (nkeys > 0)
-		{
-			args[2] = PointerGetDatum(construct_array(keys, nkeys, BYTEAOID, -1, false, TYPALIGN_INT));
-			ret = SPI_execute_with_args("DELETE FROM streamproc.view_state WHERE view = $1 AND slot = $2 AND key = ANY ($3)",
-										3, (Oid[]){OIDOID, INT4OID, BYTEAARRAYOID}, args, NULL, false, 0);
-			if (ret != SPI_OK_DELETE)
-				elog(ERROR, "could not write streamproc.view_state: %s", SPI_result_code_string(ret));
-			worker_state_rows_written += nkeys;
-		}
-		view->min_end = cs.min_end;
-		*removed = cs.removed;
 	}
 
 	args[0] = ObjectIdGetDatum(view->viewid);
-	args[1] = Int32GetDatum(worker_index);
+	args[1] = Int32GetDatum(w->index);
 	args[2] = TimestampTzGetDatum(watermark);
 	ret = SPI_execute_with_args("INSERT INTO streamproc.view_watermarks AS w (view, slot, watermark) VALUES ($1, $2, $3)"
 								" ON CONFLICT (view, slot) DO UPDATE SET watermark = GREATEST(w.watermark, excluded.watermark)",
@@ -731,50 +879,129 @@ worker_close_windows(WView *view, TimestampTz *mark, List **removed)
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not write streamproc.view_watermarks: %s", SPI_result_code_string(ret));
 
-	if (view->window.retention >= 0 && !TIMESTAMP_NOT_FINITE(watermark) &&
-		watermark - view->window.retention > MIN_TIMESTAMP)
+	if (spec->retention >= 0 && !TIMESTAMP_NOT_FINITE(watermark) &&
+		watermark - spec->retention > MIN_TIMESTAMP)
 	{
-		args[2] = TimestampTzGetDatum(watermark - view->window.retention);
-		ret = SPI_execute_with_args("DELETE FROM streamproc.window_state WHERE view = $1 AND slot = $2 AND window_end < $3",
+		args[2] = TimestampTzGetDatum(watermark - spec->retention);
+		ret = SPI_execute_with_args("DELETE FROM streamproc.window_runs WHERE view = $1 AND slot = $2 AND end_hi < $3",
 									3, (Oid[]){OIDOID, INT4OID, TIMESTAMPTZOID}, args, NULL, false, 0);
 		if (ret != SPI_OK_DELETE)
-			elog(ERROR, "could not apply the retention of streamproc.window_state: %s",
+			elog(ERROR, "could not apply the retention of streamproc.window_runs: %s",
 				 SPI_result_code_string(ret));
 	}
 }
 
 /*
- * worker_windows_closed
- *		After the checkpoint committed: publish the watermark our slot closed
- *		at and remove the closed windows from shared memory, both under the
- *		registry lock, so that a reader (which holds it while it scans) sees
- *		either neither change or both.
+ * Drop from the closing index the groups that left our slot (closed,
+ * merged), and the window starts left without any, among the windows that
+ * start before the closing bound (those a closing looked at).
+ */
+static void
+compact_open_index(Worker *w, WView *view, TimestampTz bound)
+{
+	HASH_SEQ_STATUS seq;
+	OpenWindows *ow;
+	StringInfoData kept;
+	StringInfoData state;
+	MemoryContext seencxt = AllocSetContextCreate(CurrentMemoryContext, "streamproc closing keys",
+												  ALLOCSET_DEFAULT_SIZES);
+	HTAB *seen = ref_table("streamproc closing keys", sizeof(GroupKeyRef), seencxt);
+
+	initStringInfo(&kept);
+	initStringInfo(&state);
+	hash_seq_init(&seq, view->open_ends);
+	while ((ow = hash_seq_search(&seq)) != NULL)
+	{
+		int64 pos = 0;
+		int64 nkept = 0;
+
+		if (view->window.kind != WINDOW_COUNT && ow->start >= bound)
+			continue; /* nothing of it closed */
+		resetStringInfo(&kept);
+		while (pos < ow->keys.buf.len)
+		{
+			uint32 hash;
+			uint32 keylen;
+			const char *key;
+
+			memcpy(&hash, ow->keys.buf.data + pos, sizeof(uint32));
+			memcpy(&keylen, ow->keys.buf.data + pos + sizeof(uint32), sizeof(uint32));
+			key = ow->keys.buf.data + pos + 2 * sizeof(uint32);
+			pos += 2 * sizeof(uint32) + keylen;
+			if (key_seen(seen, key, keylen))
+				continue;
+			resetStringInfo(&state);
+			if (!groupmap_get_slot(view->map, hash, key, keylen, w->index, &state))
+				continue;
+			appendBinaryStringInfo(&kept, (char *)&hash, sizeof(uint32));
+			appendBinaryStringInfo(&kept, (char *)&keylen, sizeof(uint32));
+			appendBinaryStringInfo(&kept, key, keylen);
+			nkept++;
+		}
+		if (nkept == 0)
+		{
+			pfree(ow->keys.buf.data);
+			(void)hash_search(view->open_ends, &ow->start, HASH_REMOVE, NULL);
+			continue;
+		}
+		resetStringInfo(&ow->keys.buf);
+		appendBinaryStringInfo(&ow->keys.buf, kept.data, kept.len);
+		ow->keys.count = nkept;
+	}
+	pfree(kept.data);
+	pfree(state.data);
+	MemoryContextDelete(seencxt);
+}
+
+/*
+ * window_closed
+ *		After the checkpoint committed: remove the closed windows from shared
+ *		memory and publish the watermark our slot closed at, under the view's
+ *		windows lock, so that a reader (which holds it shared while it reads
+ *		shared memory and the bounds) sees either neither change or both.
  */
 void
-worker_windows_closed(WView *view, TimestampTz mark, List *removed)
+window_closed(Worker *w, WView *view)
 {
-	ListCell *lc;
+	char *base = view->closing.arena.data;
+	int64 pos = 0;
+	int64 i;
 
-	if (mark <= view->closed)
+	if (view->closing_mark == DT_NOBEGIN || view->closing_mark <= view->closed)
 		return;
-	LWLockAcquire(streamproc_state_lock(), LW_EXCLUSIVE);
-	view->shared->closed[worker_index] = mark;
-	foreach (lc, removed)
+	streamproc_state_begin_closing(view->vs);
+	for (i = 0; i < view->closing.count; i++)
 	{
-		DirtyKey *k = lfirst(lc);
+		PendingHeader h;
+		const char *key;
+		bool existed;
 		bool deleted;
+		int part;
 
-		view->memory -= streamproc_state_remove(view->groups, k->bytes, k->len, worker_index,
-												&deleted);
-		if (deleted)
-			view->new_groups--;
+		memcpy(&h, base + pos, sizeof(h));
+		key = base + pos + sizeof(h);
+		pos += sizeof(h) + h.keylen;
+		part = GROUPMAP_PARTITION(h.hash);
+		groupmap_lock_partition(view->map, part);
+		(void)groupmap_remove(view->map, h.hash, key, h.keylen, w->index, &existed, &deleted);
+		groupmap_unlock_partition(view->map, part);
+		statestore_note(view->store, h.hash, h.keylen, existed ? h.oldlen : -1, -1);
+		if (view->window.kind == WINDOW_SESSION)
+			session_index(view, key, h.keylen, false);
 	}
-	LWLockRelease(streamproc_state_lock());
-	foreach (lc, removed)
-		worker_session_index(view, ((DirtyKey *)lfirst(lc))->bytes, ((DirtyKey *)lfirst(lc))->len, false);
-	view->closed = mark;
-	view->cutoff = streamproc_window_cutoff(&view->window, mark);
+	streamproc_state_end_closing(view->vs, w->index, view->closing_mark);
+	view->closed = view->closing_mark;
+	view->cutoff = streamproc_window_cutoff(&view->window, view->closing_mark);
+	view->min_end = view->closing_min_end;
+	resetStringInfo(&view->closing.arena);
+	view->closing.count = 0;
+	compact_open_index(w, view, view->window.kind == WINDOW_COUNT ? 0 : streamproc_window_close_bound(&view->window, view->closed));
 }
+
+/* ----------------------------------------------------------------
+ * Late events
+ * ----------------------------------------------------------------
+ */
 
 /* Keep a late event (a row of the stream) for the view's late_events table. */
 static void
@@ -814,20 +1041,21 @@ keep_late_row(WView *view, TupleDesc desc, Datum *values, bool *nulls)
 
 /* A late event: counted, and kept for late_events when the view has it. */
 static void
-late_event(WView *view, TupleDesc desc, Datum *values, bool *nulls)
+late_event(Worker *w, WView *view, TupleDesc desc, Datum *values, bool *nulls)
 {
-	view->late_count++;
+	view->stats.late_events++;
+	view->stats.events--;
 	if (view->late_plan != NULL || view->late_error != NULL)
 	{
 		keep_late_row(view, desc, values, nulls);
 		if (view->late.nrows >= PENDING_ROWS_CHECKPOINT)
-			worker_checkpoint_soon = true; /* they are kept in memory until then */
+			w->checkpoint_soon = true; /* they are kept in memory until then */
 	}
 }
 
 /* An event without event time: an error of the windowed view. */
 static void
-record_null_event_time(WStream *stream, WView *view, const char *position,
+record_null_event_time(Worker *w, WStream *stream, WView *view, const char *position,
 					   const char *event)
 {
 	ErrorData edata;
@@ -836,31 +1064,28 @@ record_null_event_time(WStream *stream, WView *view, const char *position,
 	edata.sqlerrcode = ERRCODE_NOT_NULL_VIOLATION;
 	edata.message = psprintf("event time column \"%s\" is null",
 							 NameStr(TupleDescAttr(stream->desc, stream->event_time - 1)->attname));
-	worker_record_failed_event(stream, view, position, event, &edata);
+	worker_record_failure(w, &w->failed_events, stream->name, view, position, event, &edata);
+	view->stats.errors++;
+	view->stats.events--;
 }
 
 /*
- * worker_log_late_events
+ * window_log_late_events
  *		The log rows of a batch that are late for a windowed view (or have
- *		no event time): the batch query skipped them.
+ *		no event time): the batch query skipped them.  args are a batch
+ *		query's range arguments.
  */
 void
-worker_log_late_events(WStream *stream, WView *view, Datum *snap_args, const char *snap_nulls)
+window_log_late_events(Worker *w, WShard *shard, WView *view, Datum *args,
+					   const char *nulls)
 {
-	Datum args[3];
-	char nulls[3];
+	WStream *stream = shard->stream;
 	Datum *values = palloc(sizeof(Datum) * Max(stream->desc->natts, 1));
 	bool *isnull = palloc(sizeof(bool) * Max(stream->desc->natts, 1));
 	uint64 i;
 	int ret;
 
-	args[0] = snap_args[0];
-	args[1] = snap_args[1];
-	args[2] = TimestampTzGetDatum(view->cutoff);
-	nulls[0] = snap_nulls[0];
-	nulls[1] = snap_nulls[1];
-	nulls[2] = ' ';
-	ret = SPI_execute_plan(stream->late_rows_plan, args, nulls, true, 0);
+	ret = SPI_execute_plan(shard->late_rows_plan, args, nulls, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read late events: %s", SPI_result_code_string(ret));
 	for (i = 0; i < SPI_processed; i++)
@@ -880,23 +1105,23 @@ worker_log_late_events(WStream *stream, WView *view, Datum *snap_args, const cha
 			values[j] = SPI_getbinval(tup, SPI_tuptable->tupdesc, col++, &isnull[j]);
 		}
 		if (isnull[stream->event_time - 1])
-			record_null_event_time(stream, view,
+			record_null_event_time(w, stream, view,
 								   psprintf("log row %s", SPI_getvalue(tup, SPI_tuptable->tupdesc, 1)),
 								   SPI_getvalue(tup, SPI_tuptable->tupdesc, 2));
 		else
-			late_event(view, stream->desc, values, isnull);
+			late_event(w, view, stream->desc, values, isnull);
 	}
 	SPI_freetuptable(SPI_tuptable);
 }
 
 /*
- * worker_checkpoint_late_rows
+ * window_checkpoint_late_rows
  *		In the checkpoint: insert the view's late events into its
  *		late_events table, one statement per watermark (row by row after a
- *		failure, which goes to streamproc.errors).
+ *		failure of some row's data, which goes to streamproc.errors).
  */
 void
-worker_checkpoint_late_rows(WStream *stream, WView *view)
+window_checkpoint_late_rows(Worker *w, WStream *stream, WView *view)
 {
 	SourceRows *l = &view->late;
 	int first = 0;
@@ -912,7 +1137,8 @@ worker_checkpoint_late_rows(WStream *stream, WView *view)
 		edata.sqlerrcode = ERRCODE_UNDEFINED_COLUMN;
 		edata.message = view->late_error;
 		for (i = 0; i < l->nrows; i++)
-			worker_record_failed_event(stream, view, "late event", worker_row_as_json(stream, l, i), &edata);
+			worker_record_failure(w, &view->batch_failures, stream->name, view, "late event",
+								  worker_row_as_json(stream, l, i), &edata);
 		return;
 	}
 	streamproc_source_rows = l;
@@ -921,6 +1147,8 @@ worker_checkpoint_late_rows(WStream *stream, WView *view)
 		int last = first;
 		Datum args[2];
 		ErrorData *edata = NULL;
+		bool unfit = false;
+		int i;
 
 		while (last < l->nrows && view->late_marks[last] == view->late_marks[first])
 			last++;
@@ -928,18 +1156,42 @@ worker_checkpoint_late_rows(WStream *stream, WView *view)
 		args[1] = CStringGetTextDatum("window closed");
 		l->first = first;
 		l->count = last - first;
-		if (!worker_run_in_subxact(view, view->late_plan, args, "  ", NULL, &edata))
+		if (!batch_run_late(w, view, args, &edata, &unfit) && !unfit)
 		{
-			int i;
-
-			for (i = first; i < last; i++)
+			for (i = first; i < last && !unfit; i++)
 			{
 				edata = NULL;
 				l->first = i;
 				l->count = 1;
-				if (!worker_run_in_subxact(view, view->late_plan, args, "  ", NULL, &edata))
-					worker_record_failed_event(stream, view, "late event", worker_row_as_json(stream, l, i), edata);
+				if (!batch_run_late(w, view, args, &edata, &unfit) && !unfit)
+					worker_record_failure(w, &view->batch_failures, stream->name, view, "late event",
+										  worker_row_as_json(stream, l, i), edata);
 			}
+			if (unfit)
+				first = i - 1;
+		}
+		if (unfit)
+		{
+			/*
+			 * The table no longer fits: this and the remaining late events
+			 * go to streamproc.errors, and so do later ones until the next
+			 * catalog change prepares the INSERT again.
+			 */
+			view->late_error = MemoryContextStrdup(GetMemoryChunkContext(view),
+												   psprintf("late events of continuous view \"%s\" cannot be written to its late_events table: %s",
+															view->name, edata->message));
+			ereport(WARNING,
+					(errmsg("%s", view->late_error),
+					 errhint("Late events go to streamproc.errors until the table has the stream's columns and \"view\", \"watermark\" and \"reason\" again.")));
+			edata->message = view->late_error;
+			for (i = first; i < l->nrows; i++)
+				worker_record_failure(w, &view->batch_failures, stream->name, view, "late event",
+									  worker_row_as_json(stream, l, i), edata);
+			SPI_freeplan(view->late_plan);
+			view->late_plan = NULL;
+			pfree(view->late_query);
+			view->late_query = NULL;
+			break;
 		}
 		first = last;
 	}
@@ -947,16 +1199,16 @@ worker_checkpoint_late_rows(WStream *stream, WView *view)
 }
 
 /*
- * worker_source_late_events
- *		The rows of a Kafka batch that are late for a windowed view, or have
- *		no event time: its source query skipped them.
+ * window_source_late_events
+ *		The rows of a Kafka batch a windowed view read that are late for it,
+ *		or have no event time: its source query skipped them.
  */
 void
-worker_source_late_events(WStream *stream, KafkaSource *src, WView *view, SourceRows *rows,
+window_source_late_events(Worker *w, WStream *stream, KafkaSource *src, WView *view,
+						  SourceRows *rows, const bool *skip, rd_kafka_message_t **msgs,
 						  const int *rowmsg)
 {
 	int att = stream->event_time - 1;
-	int before = view->late_count + view->errors;
 	int i;
 
 	for (i = 0; i < rows->nrows; i++)
@@ -964,25 +1216,31 @@ worker_source_late_events(WStream *stream, KafkaSource *src, WView *view, Source
 		Datum *values = rows->values + (Size)i * rows->natts;
 		bool *nulls = rows->nulls + (Size)i * rows->natts;
 
+		if (skip != NULL && skip[i])
+			continue;
 		if (nulls[att])
-			worker_record_kafka_failure(src, view, worker_kafka_msgs[rowmsg[i]], ERRCODE_NOT_NULL_VIOLATION,
+		{
+			worker_record_kafka_failure(w, &w->failed_events, src, view, msgs[rowmsg[i]],
+										ERRCODE_NOT_NULL_VIOLATION,
 										psprintf("event time column \"%s\" is null",
 												 NameStr(TupleDescAttr(stream->desc, att)->attname)),
 										NULL);
+			view->stats.errors++;
+			view->stats.events--;
+		}
 		else if (DatumGetTimestampTz(values[att]) < view->cutoff)
-			late_event(view, stream->desc, values, nulls);
+			late_event(w, view, stream->desc, values, nulls);
 	}
-	view->events -= view->late_count + view->errors - before;
 }
 
 /*
- * worker_note_event_times
+ * window_note_event_times
  *		Tell kafka.c the greatest event time of each partition of a batch,
  *		and that the partition had events (for idle_timeout).
  */
 void
-worker_note_event_times(WStream *stream, KafkaSource *src, SourceRows *rows, int nmsgs,
-						const int *rowmsg)
+window_note_event_times(WStream *stream, KafkaSource *src, SourceRows *rows,
+						rd_kafka_message_t **msgs, int nmsgs, const int *rowmsg)
 {
 	int att = stream->event_time - 1;
 	int32 *parts = palloc(sizeof(int32) * Max(nmsgs, 1));
@@ -995,11 +1253,11 @@ worker_note_event_times(WStream *stream, KafkaSource *src, SourceRows *rows, int
 	for (i = 0; i < nmsgs; i++)
 	{
 		for (j = 0; j < nparts; j++)
-			if (parts[j] == worker_kafka_msgs[i]->partition)
+			if (parts[j] == msgs[i]->partition)
 				break;
 		if (j == nparts)
 		{
-			parts[nparts] = worker_kafka_msgs[i]->partition;
+			parts[nparts] = msgs[i]->partition;
 			maxes[nparts++] = DT_NOBEGIN;
 		}
 	}
@@ -1011,7 +1269,7 @@ worker_note_event_times(WStream *stream, KafkaSource *src, SourceRows *rows, int
 			continue;
 		t = DatumGetTimestampTz(rows->values[(Size)i * rows->natts + att]);
 		for (j = 0; j < nparts; j++)
-			if (parts[j] == worker_kafka_msgs[rowmsg[i]]->partition && t > maxes[j])
+			if (parts[j] == msgs[rowmsg[i]]->partition && t > maxes[j])
 				maxes[j] = t;
 	}
 	for (j = 0; j < nparts; j++)
@@ -1025,17 +1283,18 @@ worker_note_event_times(WStream *stream, KafkaSource *src, SourceRows *rows, int
  * worker failing at every start.
  */
 SPIPlanPtr
-worker_prepare_late_plan(WView *view, const char *late_query, Oid *types)
+window_prepare_late_plan(WView *view, const char *late_query)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
+	Oid types[2] = {TIMESTAMPTZOID, TEXTOID};
 	SPIPlanPtr plan = NULL;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		plan = worker_prepare_or_die(late_query, 2, types);
+		plan = worker_prepare(late_query, 2, types);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();

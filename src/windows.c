@@ -68,7 +68,7 @@
 #include "utils/timestamp.h"
 
 #include "windows.h"
-#include "worker.h"
+#include "combine.h"
 
 PG_FUNCTION_INFO_V1(streamproc_tumble);
 PG_FUNCTION_INFO_V1(streamproc_hop);
@@ -377,8 +377,7 @@ streamproc_window_cutoff(const WindowSpec *spec, TimestampTz watermark)
 struct GroupTable
 {
 	HTAB *hash;
-	StreamprocAggInfo **aggs;
-	int nagg;
+	ViewAggs *va;
 	MemoryContext cxt;
 };
 
@@ -408,7 +407,7 @@ group_key_match(const void *key1, const void *key2, Size keysize)
 }
 
 GroupTable *
-streamproc_group_table_create(StreamprocAggInfo **aggs, int nagg, MemoryContext cxt)
+streamproc_group_table_create(ViewAggs *va, MemoryContext cxt)
 {
 	GroupTable *table = MemoryContextAlloc(cxt, sizeof(GroupTable));
 	HASHCTL ctl;
@@ -420,19 +419,19 @@ streamproc_group_table_create(StreamprocAggInfo **aggs, int nagg, MemoryContext 
 	ctl.hcxt = cxt;
 	table->hash = hash_create("streamproc windows", 256, &ctl,
 							  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-	table->aggs = aggs;
-	table->nagg = nagg;
+	table->va = va;
 	table->cxt = cxt;
 	return table;
 }
 
-/* Add state (kept, not copied) to the window of key (copied). */
+/* Add a packed state (copied) to the group of key (copied). */
 void
 streamproc_group_table_add(GroupTable *table, const char *key, uint32 keylen,
-						   bytea *state)
+						   const char *state, uint32 statelen)
 {
 	MemoryContext old = MemoryContextSwitchTo(table->cxt);
 	bytea *k = palloc(keylen + VARHDRSZ);
+	char *copy;
 	GroupEntry *entry;
 	bool found;
 
@@ -442,8 +441,10 @@ streamproc_group_table_add(GroupTable *table, const char *key, uint32 keylen,
 	if (found)
 		pfree(k);
 	else
-		streamproc_packed_accum_init(&entry->acc, table->aggs, table->nagg, table->cxt);
-	streamproc_packed_accum_add(&entry->acc, state);
+		streamproc_packed_accum_init(&entry->acc, table->va, table->cxt);
+	copy = palloc(Max(statelen, 1));
+	memcpy(copy, state, statelen);
+	streamproc_packed_accum_add(&entry->acc, copy, statelen);
 	MemoryContextSwitchTo(old);
 }
 
@@ -454,8 +455,8 @@ streamproc_group_table_add(GroupTable *table, const char *key, uint32 keylen,
  */
 void
 streamproc_group_table_add_slice(GroupTable *table, const WindowSpec *spec,
-								 const char *key, uint32 keylen, bytea *state,
-								 TimestampTz after, TimestampTz upto)
+								 const char *key, uint32 keylen, const char *state,
+								 uint32 statelen, TimestampTz after, TimestampTz upto)
 {
 	TimestampTz slice_start;
 	TimestampTz slice_end;
@@ -472,7 +473,7 @@ streamproc_group_table_add_slice(GroupTable *table, const WindowSpec *spec,
 		if (end <= after || end > upto)
 			continue;
 		streamproc_window_key_prefix(wkey, start, end);
-		streamproc_group_table_add(table, wkey, keylen, state);
+		streamproc_group_table_add(table, wkey, keylen, state, statelen);
 	}
 	pfree(wkey);
 }
@@ -482,11 +483,17 @@ streamproc_group_table_emit(GroupTable *table, GroupEmitCallback cb, void *arg)
 {
 	HASH_SEQ_STATUS seq;
 	GroupEntry *entry;
+	StringInfoData buf;
 
+	initStringInfo(&buf);
 	hash_seq_init(&seq, table->hash);
 	while ((entry = hash_seq_search(&seq)) != NULL)
-		cb(VARDATA(entry->key), VARSIZE(entry->key) - VARHDRSZ,
-		   streamproc_packed_accum_result(&entry->acc), arg);
+	{
+		resetStringInfo(&buf);
+		if (streamproc_packed_accum_result(&entry->acc, &buf))
+			cb(VARDATA(entry->key), VARSIZE(entry->key) - VARHDRSZ, buf.data, buf.len, arg);
+	}
+	pfree(buf.data);
 }
 
 long

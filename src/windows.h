@@ -71,19 +71,20 @@ extern TimestampTz streamproc_window_cutoff(const WindowSpec *spec,
  * (and any view's groups from its checkpoint), the worker the windows it
  * closes.
  */
+struct ViewAggs;
 typedef struct GroupTable GroupTable;
 typedef void (*GroupEmitCallback)(const char *key, uint32 keylen,
-								  bytea *state, void *arg);
+								  const char *state, uint32 statelen, void *arg);
 
-extern GroupTable *streamproc_group_table_create(StreamprocAggInfo **aggs,
-												 int nagg,
+extern GroupTable *streamproc_group_table_create(struct ViewAggs *va,
 												 MemoryContext cxt);
 extern void streamproc_group_table_add(GroupTable *table, const char *key,
-									   uint32 keylen, bytea *state);
+									   uint32 keylen, const char *state,
+									   uint32 statelen);
 extern void streamproc_group_table_add_slice(GroupTable *table,
 											 const WindowSpec *spec,
 											 const char *key, uint32 keylen,
-											 bytea *state,
+											 const char *state, uint32 statelen,
 											 TimestampTz after,
 											 TimestampTz upto);
 extern void streamproc_group_table_emit(GroupTable *table,

@@ -83,7 +83,7 @@ for my $c (0 .. $#chunks)
 	if ($c == int(@chunks / 2))
 	{
 		sync_all();
-		$closed_midway = sql(q{SELECT count(*) FROM streamproc.window_state
+		$closed_midway = sql(qq{SELECT count(*) FROM $WindowOracle::CLOSED
 		                        WHERE view = 'tumble_url'::regclass});
 	}
 }
@@ -120,22 +120,24 @@ cmp_ok(sql('SELECT count(*) FROM late_lat'), '<', sql('SELECT count(*) FROM late
 # emit 'final': only closed windows, and some windows are still open
 my $final_c    = WindowOracle::cutoff($node, 'final_url');
 my $fin_open   = WindowOracle::count_tumbles($node, "> '$final_c'");
-my $fin_states = sql(q{SELECT count(*) FROM streamproc.window_state WHERE view = 'final_url'::regclass});
+my $fin_states = sql(qq{SELECT count(DISTINCT key) FROM $WindowOracle::CLOSED WHERE view = 'final_url'::regclass});
 cmp_ok($fin_open, '>', 0, "emit 'final': $fin_open windows of the events are still open and not shown");
 is(sql('SELECT count(*) FROM final_url'), $fin_states,
-	"emit 'final': the view shows exactly the rows of window_state");
+	"emit 'final': the view shows exactly the closed windows");
 
 # retention: old windows are gone
 my $ret_min = WindowOracle::cutoff($node, 'ret_url');
-is(sql(qq{SELECT count(*) FROM streamproc.window_state
-          WHERE view = 'ret_url'::regclass AND window_end < '$ret_min'}),
-	'0', 'retention: no closed window older than watermark - retention is kept');
+is(sql(qq{SELECT count(*) FROM ret_url WHERE window_start + interval '10 seconds' < '$ret_min'}),
+	'0', 'retention: the view shows no closed window older than watermark - retention');
+is(sql(qq{SELECT count(*) FROM streamproc.window_runs
+          WHERE view = 'ret_url'::regclass AND end_hi < '$ret_min'}),
+	'0', 'retention: no run whose windows are all older is kept');
 cmp_ok(WindowOracle::count_tumbles($node, "< '$ret_min'"), '>', 100, 'retention: most windows were deleted');
-cmp_ok(sql(q{SELECT count(*) FROM streamproc.window_state WHERE view = 'ret_url'::regclass}),
+cmp_ok(sql(qq{SELECT count(*) FROM $WindowOracle::CLOSED WHERE view = 'ret_url'::regclass}),
 	'>', 0, 'retention: the recent closed windows are kept');
 
-# closed windows are in window_state, once
-WindowOracle::check_no_duplicate_windows($node, per_slot => 1);
+# closed windows are in window_runs, once
+WindowOracle::check_no_duplicate_windows($node);
 WindowOracle::check_none_closed_after($node, $wm, 'tumble_url');
 WindowOracle::check_closed_tumbles($node, $wm);
 
@@ -185,14 +187,14 @@ sql('INSERT INTO taps VALUES ' . tap(1, 10, 32));
 sync_all();
 is(taps_view(), "1 0-10 5 31\n1 10-13 1 32\n2 5-8 1 100",
 	'an event exactly the gap after the last one starts a new session');
-is(sql(q{SELECT count(*) FROM streamproc.window_state WHERE view = 'taps_sess'::regclass}),
+is(sql(qq{SELECT count(*) FROM $WindowOracle::CLOSED WHERE view = 'taps_sess'::regclass}),
 	'0', 'nothing closed while the watermark (0 s) is before every session end');
 
 sql('INSERT INTO taps VALUES ' . tap(3, 30, 64));
 sync_all();
 is(sql(qq{SELECT extract(epoch FROM watermark - $t0)::float8 FROM streamproc.stat_views
           WHERE view = 'taps_sess'::regclass}), '20', 'watermark 20 s');
-is(sql(q{SELECT count(*) FROM streamproc.window_state WHERE view = 'taps_sess'::regclass}),
+is(sql(qq{SELECT count(*) FROM $WindowOracle::CLOSED WHERE view = 'taps_sess'::regclass}),
 	'3', 'the three sessions that ended by 20 s closed');
 is(taps_view(), "1 0-10 5 31\n1 10-13 1 32\n2 5-8 1 100\n3 30-33 1 64", 'the view after they closed');
 

@@ -18,7 +18,7 @@
 #     emit 'final' one restricted to window_end <= watermark - lateness;
 #   - the late rows are exactly the complement: late EXCEPT ALL events is
 #     empty and counted + late = all events (nothing dropped, nothing twice);
-#   - some events were late; window_state holds no window twice;
+#   - some events were late; window_runs hold no window twice;
 #   - the persisted watermarks never went back, the live one never went
 #     below the persisted one, and ends at max(ts) - watermark_delay;
 #   - the server log shows the kills and no other crash.
@@ -173,7 +173,7 @@ like($out, qr/inserter done/, 'phase 1: the inserter committed every chunk');
 
 $node->safe_psql('postgres', "SELECT streamproc.sync('120s')");
 sample('after phase 1', synced => 1);
-cmp_ok(sql(q{SELECT count(*) FROM streamproc.window_state}), '>', 1000,
+cmp_ok(sql(qq{SELECT count(*) FROM $WindowOracle::CLOSED}), '>', 1000,
 	'phase 1: windows closed');
 
 # ---------------------------------------------------------------------
@@ -184,7 +184,7 @@ cmp_ok(sql(q{SELECT count(*) FROM streamproc.window_state}), '>', 1000,
 my %landed;
 my $landed = sub {
 	my ($label, $before) = @_;
-	my $now = sql('SELECT count(*) FROM streamproc.window_state');
+	my $now = sql("SELECT count(*) FROM $WindowOracle::CLOSED");
 	my $where = $now == $before ? 'before any of its windows closed' : 'after some windows closed';
 	$landed{$where}++;
 	note("$label: the kill landed $where ($before -> $now closed windows)");
@@ -192,7 +192,7 @@ my $landed = sub {
 for my $r (0 .. $rounds2 - 1)
 {
 	my $label = "phase 2 round $r";
-	my $closed = sql('SELECT count(*) FROM streamproc.window_state');
+	my $closed = sql("SELECT count(*) FROM $WindowOracle::CLOSED");
 	sql(WindowOracle::copy_sql($chunks2[$r]));
 	my $mode = $r % 3;
 	if ($mode == 0)
@@ -207,7 +207,7 @@ for my $r (0 .. $rounds2 - 1)
 	{
 		# right after the checkpoint that closed them
 		sql("SELECT streamproc.sync('60s')");
-		cmp_ok(sql('SELECT count(*) FROM streamproc.window_state'), '>', $closed + 10000,
+		cmp_ok(sql("SELECT count(*) FROM $WindowOracle::CLOSED"), '>', $closed + 10000,
 			"$label: the sync closed windows");
 		kill_owner("$label (right after a sync that closed windows)");
 	}

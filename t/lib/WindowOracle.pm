@@ -37,6 +37,13 @@ use KafkaCrash ();
 our $COLS  = '(user_id int, url text, amount numeric, ts timestamptz)';
 our $DELAY = '2 seconds';    # the stream's watermark_delay
 
+# The closed windows of every windowed view (streamproc.window_runs,
+# decoded), with the columns view, slot, closed, window_start, window_end
+# and key: a FROM item.
+our $CLOSED = q{(SELECT v.view::oid AS view, c.* FROM streamproc.views v,
+                        streamproc._closed_windows(v.view) c
+                  WHERE v.window_kind IS NOT NULL) closed_windows};
+
 # The windowed views.  Each has its late_events table (late), its other
 # options (with), its query (select, window over ts, group) over a stream
 # (default clicks) and:
@@ -369,17 +376,14 @@ sub count_tumbles
                streamproc.tumble(e.ts, interval '10 seconds') w WHERE w.window_end $cond});
 }
 
-# window_state holds no window twice: per_slot => 1 in the same slot (a
-# stream read by several workers closes a window in each slot), else in
-# any slot.
+# window_runs hold no window twice in a slot.  Every ingest worker closes
+# its own part of a window (its slot), so a window can be in several.
 sub check_no_duplicate_windows
 {
-	my ($node, %o) = @_;
-	my $cols = $o{per_slot} ? 'view, slot, key' : 'view, key';
-	my $n = $o{per_slot} ? '1, 2, 3' : '1, 2';
-	is($node->safe_psql('postgres', qq{SELECT count(*) FROM (SELECT $cols FROM streamproc.window_state
-                                GROUP BY $n HAVING count(*) > 1) d}),
-		'0', $o{per_slot} ? 'window_state has no duplicate windows' : 'window_state has no window twice (in any slot)');
+	my ($node) = @_;
+	is($node->safe_psql('postgres', qq{SELECT count(*) FROM (SELECT view, slot, key FROM $WindowOracle::CLOSED
+                                GROUP BY 1, 2, 3 HAVING count(*) > 1) d}),
+		'0', 'no window closed twice in a slot');
 }
 
 # No window after the watermark $wm is closed (of $view, or of any view)
@@ -387,7 +391,7 @@ sub check_none_closed_after
 {
 	my ($node, $wm, $view) = @_;
 	my $and = defined $view ? "view = '$view'::regclass AND " : '';
-	is($node->safe_psql('postgres', qq{SELECT count(*) FROM streamproc.window_state
+	is($node->safe_psql('postgres', qq{SELECT count(*) FROM $WindowOracle::CLOSED
           WHERE ${and}window_end > '$wm'}),
 		'0', 'no window after the watermark is closed');
 }
@@ -396,9 +400,9 @@ sub check_none_closed_after
 sub check_closed_tumbles
 {
 	my ($node, $wm) = @_;
-	is($node->safe_psql('postgres', q{SELECT count(*) FROM streamproc.window_state WHERE view = 'tumble_url'::regclass}),
+	is($node->safe_psql('postgres', qq{SELECT count(DISTINCT key) FROM $WindowOracle::CLOSED WHERE view = 'tumble_url'::regclass}),
 		$node->safe_psql('postgres', qq{SELECT count(*) FROM tumble_url WHERE window_end <= '$wm'}),
-		'window_state holds every tumble window that ended by the watermark');
+		'window_runs hold every tumble window that ended by the watermark');
 }
 
 # ---------------------------------------------------------------------
