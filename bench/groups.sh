@@ -280,6 +280,7 @@ print_state()
 			pg_size_pretty(($BENCH_GROUPS_STATE_SIZE_SQL)) || ' on disk, last checkpoint ' ||
 			round(last_checkpoint_ms::numeric, 1) || ' ms, ' || state
 		FROM streamproc.stat_views WHERE view = 'v'::regclass" || bench_die "cannot read stat_views"
+	bench_info "        (dynamic shared memory mapped by the ingest workers: $(($(dsm_bytes) / 1048576)) MB)"
 }
 
 print_state_tables()
@@ -413,6 +414,25 @@ worker_memory()
 		out+=" $pid $(awk '$1 == "VmHWM:" { printf "%.0f MB", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null)"
 	done
 	echo "${out# }"
+}
+
+# dsm_bytes: dynamic shared memory mapped by the ingest workers (each
+# segment once): the view's state area as the operating system sees it,
+# whatever memory_bytes counts.
+dsm_bytes()
+{
+	local pid range path start end total=0
+	declare -A seen=()
+	for pid in $(bench_worker_pids); do
+		while read -r range _ _ _ _ path; do
+			[[ $path == /dev/shm/PostgreSQL.* && -z ${seen[$path]:-} ]] || continue
+			seen[$path]=1
+			start=$((16#${range%-*}))
+			end=$((16#${range#*-}))
+			total=$((total + end - start))
+		done <"/proc/$pid/maps"
+	done
+	echo "$total"
 }
 
 # copy_phase TAG FILE EVENTS: the timed stream and baseline phases of one
@@ -826,10 +846,13 @@ SQL
 		[[ $ck1 != "$ck0" ]] || bench_die "no checkpoint of the view after the small update"
 		ms=$(view_stat last_checkpoint_ms)
 		events=$((events + SMALL))
+		# v_plain vacuumed first, as the workers vacuum view_state after
+		# rewriting it: the baseline is a keyed table, not the dead rows
+		# of the full upsert above.
 		bench_psql -c "DROP TABLE IF EXISTS small_new" \
 			-c "CREATE TABLE small_new AS SELECT k, count(*) AS n, sum(v) AS total FROM s_plain
 				WHERE k IN (SELECT 1 + (j * 7919) % $G FROM generate_series(1::bigint, $SMALL) j) GROUP BY k" \
-			-c "CHECKPOINT" >/dev/null || bench_die "small_new failed"
+			-c "VACUUM v_plain" -c "CHECKPOINT" >/dev/null || bench_die "small_new failed"
 		timed_sql base "small upsert into v_plain" \
 			"INSERT INTO v_plain TABLE small_new ON CONFLICT (k) DO UPDATE SET n = excluded.n, total = excluded.total"
 		bench_info "  [$r] $SMALL events into $SMALL existing groups: checkpoint $ms ms, upsert of the $SMALL rows into v_plain $base ms"
