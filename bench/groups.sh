@@ -83,12 +83,12 @@
 #                           crash restart), measured in the same crash
 #
 # Mode big (BENCH_GROUPS_MODE=big or the argument): G 10,000,000, 20,000,000
-# events in COPYs of BENCH_GROUPS_CHUNK (1,000,000) events, each followed by
+# events in COPYs of BENCH_GROUPS_CHUNK (500,000) events, each followed by
 # sync() (the baseline COPYs the same pieces, then runs the batch query
 # once), no second COPY, reads with 1 client and no other queries, no
 # crash, state_memory 8GB, BENCH_GROUPS_BACKEND_MEMORY 8GB, bound
 # BENCH_GROUPS_TIMEOUT_S 3600 (each knob can still be set).  In pieces
-# because today's worker needs ~2.5 kB of memory per group changed in a
+# because today's worker needs ~2.5-4 kB of memory per group changed in a
 # batch: one COPY of 20M events into 10M groups would need ~25 GB.  With
 # pieces, the checkpoint figures after the COPY would time only the last
 # piece; they are printed, not recorded.
@@ -149,7 +149,7 @@ case $MODE in
 		: "${BENCH_GROUPS_STATE_MEMORY:=8GB}"
 		: "${BENCH_GROUPS_TIMEOUT_S:=3600}"
 		: "${BENCH_GROUPS_BACKEND_MEMORY=8GB}"
-		: "${BENCH_GROUPS_CHUNK:=1000000}"
+		: "${BENCH_GROUPS_CHUNK:=500000}"
 		;;
 	*) bench_die "unknown mode '$MODE' (default or big)" ;;
 esac

@@ -25,8 +25,9 @@
 # the query), stat_views.memory_bytes, the WAL written since the previous
 # sample (pg_current_wal_lsn()), the checkpoints of the view since the
 # previous sample (changes of stat_views.last_checkpoint, polled every
-# 0.5 s), the last checkpoint's duration, and the events inserted and
-# merged (the backlog).  After the feeder stops: sync() and a last sample.
+# 0.25 s by a background loop that also runs through the final sync()),
+# the last checkpoint's duration, and the events inserted and merged (the
+# backlog).  After the feeder stops: sync() and a last sample.
 #
 # Figures:
 #   groups_soak_disk_memory_end   state on disk / memory_bytes at the end
@@ -80,6 +81,8 @@ R=$BENCH_GROUPS_SOAK_RATE
 T=$BENCH_TIMEOUT_S
 DURATION_S=$(awk -v m="$BENCH_GROUPS_SOAK_MINUTES" 'BEGIN { printf "%d", m * 60 + 0.5 }')
 SAMPLES=$BENCH_TMP/samples
+CKLOG=$BENCH_TMP/checkpoints
+CKSTOP=$BENCH_TMP/checkpoints.stop
 STOP=$BENCH_TMP/feeder.stop
 DONE=$BENCH_TMP/feeder.done
 export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
@@ -119,6 +122,23 @@ feeder()
 	done
 }
 
+# ckpt_poller: every 0.25 s until $CKSTOP exists, append "EPOCH VALUE" to
+# $CKLOG whenever stat_views.last_checkpoint changes (the first line is the
+# value at start).
+ckpt_poller()
+{
+	local last='-' v
+	while [[ ! -e $CKSTOP ]]; do
+		v=$(bench_psql -c "SELECT coalesce(last_checkpoint::text, '') FROM streamproc.stat_views
+			WHERE view = 'v'::regclass" 2>/dev/null) || v=$last
+		if [[ $v != "$last" ]]; then
+			echo "$(bench_now) $v" >>"$CKLOG"
+			last=$v
+		fi
+		sleep 0.25
+	done
+}
+
 view_stat()
 {
 	bench_psql -c "SELECT $1 FROM streamproc.stat_views WHERE view = 'v'::regclass" ||
@@ -128,7 +148,7 @@ view_stat()
 # sample T: one line of the table, and "T DISK MEM WAL CKPTS" in $SAMPLES.
 sample()
 {
-	local t=$1 res disk mem groups merged ckms lsn wal done_b inserted
+	local t=$1 res disk mem groups merged ckms lsn wal done_b inserted ckpts
 	res=$(bench_psql -F ' ' -c "SELECT ($BENCH_GROUPS_STATE_SIZE_SQL), memory_bytes, groups, events,
 			round(last_checkpoint_ms::numeric, 1), pg_current_wal_lsn()
 		FROM streamproc.stat_views WHERE view = 'v'::regclass") || bench_die "cannot sample"
@@ -137,12 +157,14 @@ sample()
 	prev_lsn=$lsn
 	done_b=$(cat "$DONE" 2>/dev/null || echo 0)
 	inserted=$((G + done_b * R))
+	# The poller's lines but its first: checkpoints since the start.
+	ckpts=$(($(wc -l <"$CKLOG") - 1 - total_ckpts))
+	total_ckpts=$((total_ckpts + ckpts))
 	printf '%s %s %s %s %s\n' "$t" "$disk" "$mem" "$wal" "$ckpts" >>"$SAMPLES"
 	bench_info "$(printf '  %6s | %9.1f MB | %8.1f MB | %6.2f | %9.1f MB | %5d | %9s ms | %9d | %9d | %8d' \
 		"$t" "$(awk -v b="$disk" 'BEGIN { print b / 1048576 }')" "$(awk -v b="$mem" 'BEGIN { print b / 1048576 }')" \
 		"$(awk -v d="$disk" -v m="$mem" 'BEGIN { print (m > 0 ? d / m : 0) }')" \
 		"$(awk -v b="$wal" 'BEGIN { print b / 1048576 }')" "$ckpts" "$ckms" "$inserted" "$merged" "$((inserted - merged))")"
-	ckpts=0
 	sample_groups=$groups
 }
 
@@ -173,13 +195,22 @@ mapfile -t pids < <(bench_worker_pids)
 ((${#pids[@]} > 0)) || bench_die "no streamproc worker runs"
 
 : >"$SAMPLES"
-ckpts=0
+: >"$CKLOG"
+rm -f "$CKSTOP"
+ckpt_poller &
+poller_pid=$!
+bench_on_exit "touch '$CKSTOP'"
+for ((i = 0; i < 100; i++)); do
+	[[ -s $CKLOG ]] && break
+	sleep 0.1
+done
+[[ -s $CKLOG ]] || bench_die "the checkpoint poller did not start"
+total_ckpts=0
 sample_groups=0
 prev_lsn=$(bench_psql -c "SELECT pg_current_wal_lsn()")
 wal_first=$prev_lsn
 bench_info "  t(s)   | state on disk | memory      | disk/mem | WAL since last | ckpts | last ckpt    | inserted  | merged    | backlog"
 sample 0
-last_ck=$(view_stat "coalesce(last_checkpoint::text, '')")
 rm -f "$STOP"
 feeder &
 feeder_pid=$!
@@ -188,16 +219,11 @@ start=$(bench_now)
 
 for ((k = 1; k * BENCH_GROUPS_SOAK_SAMPLE_S <= DURATION_S; k++)); do
 	due=$(awk -v s="$start" -v k="$k" -v d="$BENCH_GROUPS_SOAK_SAMPLE_S" 'BEGIN { printf "%.3f", s + k * d }')
-	# Count the view's checkpoints until the sample is due.
-	while awk -v due="$due" -v now="$(bench_now)" 'BEGIN { exit !(now < due - 0.5) }'; do
-		sleep 0.5
-		ck=$(view_stat "coalesce(last_checkpoint::text, '')")
-		if [[ $ck != "$last_ck" ]]; then
-			ckpts=$((ckpts + 1))
-			last_ck=$ck
-		fi
+	while awk -v due="$due" -v now="$(bench_now)" 'BEGIN { exit !(now < due - 1) }'; do
+		sleep 1
 		kill -0 "$feeder_pid" 2>/dev/null ||
 			bench_fail_with_log "$BENCH_TMP/feeder.out" "the feeder stopped (an INSERT failed or took more than $T s)"
+		kill -0 "$poller_pid" 2>/dev/null || bench_die "the checkpoint poller stopped"
 	done
 	sleep "$(awk -v due="$due" -v now="$(bench_now)" 'BEGIN { w = due - now; printf "%.3f", (w > 0 ? w : 0) }')"
 	mapfile -t now_pids < <(bench_worker_pids)
@@ -213,12 +239,9 @@ events=$((G + batches * R))
 bench_log "feeder stopped after $batches batches; sync"
 bench_time t_sync psql_t -c "SELECT streamproc.sync('$T s')" >"$BENCH_TMP/sync.out" 2>&1 ||
 	bench_fail_with_log "$BENCH_TMP/sync.out" "sync() failed or took more than $T s"
-ck=$(view_stat "coalesce(last_checkpoint::text, '')")
-if [[ $ck != "$last_ck" ]]; then
-	ckpts=$((ckpts + 1))
-fi
-total_ckpts=$(awk '{ n += $5 } END { print n + 0 }' "$SAMPLES")
-total_ckpts=$((total_ckpts + ckpts))
+sleep 1 # the poller sees sync()'s checkpoint
+touch "$CKSTOP"
+wait "$poller_pid" || true
 sample "end"
 
 # Checks.
