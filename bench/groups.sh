@@ -29,7 +29,7 @@
 #                           events into the same groups, the same way
 #      baseline             plain_copy2_batch: COPY into s_plain (now holding
 #                           both files) + the batch GROUP BY over all of it
-#  * groups_checkpoint_ms   stat_views.last_checkpoint_ms after the first
+#    groups_checkpoint_ms   stat_views.last_checkpoint_ms after the first
 #                           COPY (the checkpoint that writes every group)
 #      baseline             plain_insert_groups_ms: INSERT of the same rows
 #                           into v_plain (primary key), psql \timing

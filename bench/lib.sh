@@ -62,8 +62,9 @@
 #	bench_poll DURATION_S INTERVAL_MS OUT QUERY
 #		one psql session on the cluster sends QUERY every INTERVAL_MS ms
 #		(absolute schedule; back to back when a query takes longer) for
-#		DURATION_S s, appending its one-line answers to OUT; prints the
-#		number of queries and their round trips
+#		DURATION_S s (none starts later; one in flight then ends first),
+#		appending its one-line answers to OUT; prints the number of
+#		queries and their round trips
 #	bench_loadgen_summary LOG   "TOTAL WELLFORMED RATE" of loadgen's summary line
 #	bench_kafka_check_topic TOPIC COUNT WHAT [trimmed]
 #		TOPIC holds exactly COUNT messages from offset 0 of every partition
@@ -437,7 +438,7 @@ use Time::HiRes qw(time sleep);
 
 # poll DURATION_S INTERVAL_MS OUT QUERY PSQL-COMMAND...: one psql session,
 # QUERY sent every INTERVAL_MS ms (absolute schedule), its one-line answers
-# appended to OUT.
+# appended to OUT; no query starts after DURATION_S.
 my ($duration, $interval_ms, $outpath, $query, @psql) = @ARGV;
 open(my $out, ">", $outpath) or die "poll: cannot open $outpath: $!\n";
 my $pid = open2(my $from, my $to, @psql);
@@ -449,7 +450,9 @@ my $next = $start;
 while (time - $start < $duration)
 {
 	my $now = time;
-	sleep($next - $now) if $next > $now;
+	my $until = $next < $start + $duration ? $next : $start + $duration;
+	sleep($until - $now) if $until > $now;
+	last if time - $start >= $duration;
 	my $t0 = time;
 	print $to "$query\n";
 	my $line = <$from>;
