@@ -99,102 +99,12 @@ FP=$BENCH_KAFKA_FRESH_PARTITIONS
 U=$BENCH_KAFKA_USERS
 T=$BENCH_TIMEOUT_S
 TOPIC=clicks_a
-CLK_TCK=$(getconf CLK_TCK)
 
 # The devbroker keeps only the newest ~5 MiB (or ~100,000 batches) of each
 # partition; a json click event is about 85 bytes with its key.
 per_partition=$((N * 85 / P))
 ((per_partition < 4500000)) ||
 	bench_die "$N events over $P partitions is ~$((per_partition / 1048576)) MiB per partition, more than the devbroker keeps (~5 MiB): raise BENCH_PARTITIONS or lower the events"
-
-fail_with_log()
-{
-	cat "$1" >&2 || true
-	[[ -z $BENCH_PG_LOG ]] || tail -n 20 "$BENCH_PG_LOG" >&2 || true
-	bench_die "$2"
-}
-
-# check_topic TOPIC COUNT WHEN [trimmed]: TOPIC holds exactly COUNT
-# messages, from offset 0 of every partition (nothing dropped by the
-# broker's retention); with "trimmed", COUNT messages were appended to it
-# (the high watermarks sum to COUNT) and the oldest may be gone.
-check_topic()
-{
-	local got
-	got=$("$RAWCONSUMER" --brokers "$BENCH_BOOTSTRAP" --topic "$1" --watermarks \
-		2>"$BENCH_TMP/watermarks.$1") ||
-		fail_with_log "$BENCH_TMP/watermarks.$1" "cannot read the watermarks of $1"
-	if [[ ${4:-} == trimmed ]]; then
-		got=$(awk '$2 == "partition" { n += $7 } END { print n + 0 }' "$BENCH_TMP/watermarks.$1")
-		[[ $got == "$2" ]] || bench_die "$3: $got messages were appended to topic $1, expected $2"
-		return 0
-	fi
-	[[ $got == "$2" ]] || bench_die "$3: topic $1 holds $got messages, expected $2"
-	awk '$2 == "partition" && $5 != 0 { bad = 1 } END { exit bad }' "$BENCH_TMP/watermarks.$1" ||
-		bench_die "$3: the broker dropped the oldest messages of topic $1 (a low watermark is not 0; retention)"
-}
-
-# check_offsets SOURCE TOPIC PARTITIONS WHAT: after sync(), every
-# partition's committed offset (streamproc.kafka_offsets) is its high
-# watermark, as last read by check_topic TOPIC: the source consumed up to
-# the end of every partition.
-check_offsets()
-{
-	bench_psql -F ' ' -c "SELECT partition, \"offset\" FROM streamproc.kafka_offsets
-		WHERE source = '$1' ORDER BY partition" >"$BENCH_TMP/offsets.$1" ||
-		bench_die "$4: cannot read streamproc.kafka_offsets"
-	awk -v np="$3" '
-		FNR == NR { if ($2 == "partition") high[$3] = $7; next }
-		{ n++; if (!($1 in high) || high[$1] != $2) { printf "partition %s: committed %s, high watermark %s\n", $1, $2, high[$1]; bad = 1 } }
-		END { if (n != np) { printf "%d partitions committed, expected %d\n", n, np; bad = 1 }; exit bad }' \
-		"$BENCH_TMP/watermarks.$2" "$BENCH_TMP/offsets.$1" >"$BENCH_TMP/offsets.$1.diff" ||
-		fail_with_log "$BENCH_TMP/offsets.$1.diff" "$4: the committed offsets are not the high watermarks"
-}
-
-# kill_ours PID NAME: SIGTERM PID if it is still a NAME process (a cleanup
-# must not hit a recycled pid).
-kill_ours()
-{
-	[[ -r /proc/$1/cmdline ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -q -- "$2" &&
-		kill -TERM "$1" 2>/dev/null
-	return 0
-}
-
-# loadgen_summary LOGFILE: "TOTAL WELLFORMED RATE" from loadgen's summary line.
-loadgen_summary()
-{
-	sed -n 's/^loadgen: \([0-9]*\) events (\([0-9]*\) well-formed, .* \([0-9]*\) events\/s$/\1 \2 \3/p' "$1" | tail -n1
-}
-
-# CPU seconds (user + system) used so far by the given processes (and
-# their threads); processes that are gone count 0.
-cpu_seconds()
-{
-	local pid ticks=0 t
-	for pid in "$@"; do
-		t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || t=0
-		ticks=$((ticks + ${t:-0}))
-	done
-	awk -v t="$ticks" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f\n", t / hz }'
-}
-
-worker_pids()
-{
-	bench_psql -c "SELECT pid FROM pg_stat_activity
-		WHERE backend_type = 'streamproc worker' AND datname = current_database() ORDER BY pid"
-}
-
-# percentiles FILE: "n p50 p99 max mean" of the numbers in FILE (ms).
-percentiles()
-{
-	sort -g "$1" | awk '
-		{ v[NR] = $1; s += $1 }
-		function pct(p,   i) { i = int(p / 100 * NR); if (i < p / 100 * NR) i++; if (i < 1) i = 1; return v[i] }
-		END {
-			if (NR == 0) { print "0 0 0 0 0"; exit }
-			printf "%d %.1f %.1f %.1f %.1f\n", NR, pct(50), pct(99), v[NR], s / NR
-		}'
-}
 
 # window FILE START: the staleness values of the samples ("EPOCH VALUE",
 # blank VALUE = nothing visible yet) taken in [START, START + FRESH_S].
@@ -219,10 +129,10 @@ phase_raw()
 {
 	local t rate got
 	bench_log "[$r/$BENCH_REPEAT] rawconsumer reading $TOPIC"
-	bench_time t run_rawconsumer || fail_with_log "$BENCH_TMP/rawconsumer.log" "rawconsumer failed"
+	bench_time t run_rawconsumer || bench_fail_with_log "$BENCH_TMP/rawconsumer.log" "rawconsumer failed"
 	got=$(cat "$BENCH_TMP/rawconsumer.out")
 	[[ $got == "$N" ]] || bench_die "rawconsumer read $got messages, expected $N"
-	check_topic "$TOPIC" "$N" "after rawconsumer"
+	bench_kafka_check_topic "$TOPIC" "$N" "after rawconsumer"
 	rate=$(bench_rate "$N" "$t")
 	raw_rates+=("$rate")
 	bench_info "  [$r] rawconsumer            $N events in $t s: $rate events/s"
@@ -244,7 +154,7 @@ run_source()
 verify_source()
 {
 	local w=$1 v=per_user_w$1 res
-	check_offsets "src_w$w" "$TOPIC" "$P" "workers => $w"
+	bench_kafka_check_offsets "src_w$w" "$TOPIC" "$P" "workers => $w"
 	res=$(bench_psql -c "SELECT sum(clicks) FROM $v") || bench_die "cannot read view $v"
 	[[ $res == "$W" ]] || bench_die "workers => $w: view $v counts $res events, expected $W (well-formed)"
 	res=$(bench_psql -c "SELECT events FROM streamproc.stat_views WHERE view = '$v'::regclass") ||
@@ -265,15 +175,15 @@ CREATE VIEW per_user_w$w WITH (continuous) AS
 	  FROM clicks_w$w GROUP BY user_id;
 CHECKPOINT;
 SQL
-	mapfile -t pids < <(worker_pids)
+	mapfile -t pids < <(bench_worker_pids)
 	((${#pids[@]} >= w)) || bench_die "only ${#pids[@]} streamproc workers run, workers => $w needs $w (streamproc.workers)"
 	bench_log "[$r/$BENCH_REPEAT] source with workers => $w reading $TOPIC"
-	c0=$(cpu_seconds "${pids[@]}")
-	b0=$(cpu_seconds "$BENCH_BROKER_PID")
-	bench_time t run_source "$w" || fail_with_log "$BENCH_TMP/source_w$w.out" "workers => $w: create_kafka_source + sync failed"
-	c1=$(cpu_seconds "${pids[@]}")
-	b1=$(cpu_seconds "$BENCH_BROKER_PID")
-	check_topic "$TOPIC" "$N" "after the source with workers => $w"
+	c0=$(bench_cpu_seconds "${pids[@]}")
+	b0=$(bench_cpu_seconds "$BENCH_BROKER_PID")
+	bench_time t run_source "$w" || bench_fail_with_log "$BENCH_TMP/source_w$w.out" "workers => $w: create_kafka_source + sync failed"
+	c1=$(bench_cpu_seconds "${pids[@]}")
+	b1=$(bench_cpu_seconds "$BENCH_BROKER_PID")
+	bench_kafka_check_topic "$TOPIC" "$N" "after the source with workers => $w"
 	verify_source "$w"
 	rate=$(bench_rate "$N" "$t")
 	if ((w == 1)); then w1_rates+=("$rate"); else w2_rates+=("$rate"); fi
@@ -305,7 +215,7 @@ start_loadgen_paced()
 		--seed "$BENCH_SEED" --format json --quiet \
 		--brokers "$BENCH_BOOTSTRAP" --topic "$1" >/dev/null 2>"$2" &
 	lg_pid=$!
-	bench_on_exit "kill_ours $lg_pid loadgen"
+	bench_on_exit "bench_kill_ours $lg_pid loadgen"
 }
 
 # stop_loadgen LOG WHAT: stop it (it flushes, exits 0); sets M (produced),
@@ -313,18 +223,18 @@ start_loadgen_paced()
 stop_loadgen()
 {
 	local s
-	kill -TERM "$lg_pid" 2>/dev/null || fail_with_log "$1" "$2: loadgen died early"
-	wait "$lg_pid" || fail_with_log "$1" "$2: loadgen failed"
-	s=$(loadgen_summary "$1")
+	kill -TERM "$lg_pid" 2>/dev/null || bench_fail_with_log "$1" "$2: loadgen died early"
+	wait "$lg_pid" || bench_fail_with_log "$1" "$2: loadgen failed"
+	s=$(bench_loadgen_summary "$1")
 	read -r M MW lg_rate <<<"$s"
-	[[ -n $M && -n $lg_rate ]] || fail_with_log "$1" "$2: no loadgen summary"
+	[[ -n $M && -n $lg_rate ]] || bench_fail_with_log "$1" "$2: no loadgen summary"
 }
 
 fresh_report()
 {
 	# fresh_report WHO FILE: prints the line, sets fr_p50 fr_p99
 	local n p50 p99 max mean
-	read -r n p50 p99 max mean <<<"$(percentiles "$2")"
+	read -r n p50 p99 max mean <<<"$(bench_percentiles "$2")"
 	((n > 0)) || bench_die "$1: no staleness sample in the measurement window"
 	fr_p50=$p50
 	fr_p99=$p99
@@ -339,23 +249,23 @@ phase_fresh_raw()
 		--sample-ms "$BENCH_KAFKA_POLL_MS" --timeout-s 120 -X "fetch.wait.max.ms=$BENCH_KAFKA_FETCH_WAIT_MS" \
 		>"$BENCH_TMP/fresh_raw.out" 2>"$BENCH_TMP/fresh_raw.log" &
 	rc_pid=$!
-	bench_on_exit "kill_ours $rc_pid rawconsumer"
+	bench_on_exit "bench_kill_ours $rc_pid rawconsumer"
 	for ((i = 0; i < 300; i++)); do
 		grep -q 'following from the end' "$BENCH_TMP/fresh_raw.log" && break
-		kill -0 "$rc_pid" 2>/dev/null || fail_with_log "$BENCH_TMP/fresh_raw.log" "rawconsumer --follow exited"
+		kill -0 "$rc_pid" 2>/dev/null || bench_fail_with_log "$BENCH_TMP/fresh_raw.log" "rawconsumer --follow exited"
 		sleep 0.1
 	done
 	grep -q 'following from the end' "$BENCH_TMP/fresh_raw.log" ||
-		fail_with_log "$BENCH_TMP/fresh_raw.log" "rawconsumer --follow not ready after 30 s"
+		bench_fail_with_log "$BENCH_TMP/fresh_raw.log" "rawconsumer --follow not ready after 30 s"
 	sleep 1 # assigned and fetching
 	start_loadgen_paced fresh_raw "$BENCH_TMP/loadgen_fresh_raw.log"
 	sleep "$(awk -v w="$BENCH_KAFKA_FRESH_WARMUP_S" -v d="$BENCH_KAFKA_FRESH_S" 'BEGIN { print w + d + 0.05 }')"
 	stop_loadgen "$BENCH_TMP/loadgen_fresh_raw.log" "freshness baseline"
 	kill -TERM "$rc_pid" 2>/dev/null || true
-	wait "$rc_pid" || fail_with_log "$BENCH_TMP/fresh_raw.log" "rawconsumer --follow failed"
+	wait "$rc_pid" || bench_fail_with_log "$BENCH_TMP/fresh_raw.log" "rawconsumer --follow failed"
 	s=$(cat "$BENCH_TMP/fresh_raw.out")
 	[[ $s == "$M" ]] || bench_die "freshness baseline: rawconsumer read $s messages, loadgen produced $M"
-	check_topic fresh_raw "$M" "freshness baseline" trimmed
+	bench_kafka_check_topic fresh_raw "$M" "freshness baseline" trimmed
 	bench_info "  [$r] freshness baseline: loadgen produced $M events at $lg_rate events/s; rawconsumer read all"
 	window "$BENCH_TMP/fresh_raw.samples" \
 		"$(awk -v s="$lg_start" -v w="$BENCH_KAFKA_FRESH_WARMUP_S" 'BEGIN { printf "%.6f", s + w }')" \
@@ -364,48 +274,6 @@ phase_fresh_raw()
 	raw_p50s+=("$fr_p50")
 	raw_p99s+=("$fr_p99")
 }
-
-# shellcheck disable=SC2016 # perl, not shell
-POLL_PL='
-use strict;
-use warnings;
-use IPC::Open2;
-use Time::HiRes qw(time sleep);
-
-# poll DURATION_S INTERVAL_MS OUT QUERY PSQL-COMMAND...: one psql session,
-# QUERY sent every INTERVAL_MS ms (absolute schedule), its one-line answers
-# appended to OUT.
-my ($duration, $interval_ms, $outpath, $query, @psql) = @ARGV;
-open(my $out, ">", $outpath) or die "poll: cannot open $outpath: $!\n";
-my $pid = open2(my $from, my $to, @psql);
-$to->autoflush(1);
-my $interval = $interval_ms / 1000.0;
-my ($n, $rtt_sum, $rtt_max) = (0, 0, 0);
-my $start = time;
-my $next = $start;
-while (time - $start < $duration)
-{
-	my $now = time;
-	sleep($next - $now) if $next > $now;
-	my $t0 = time;
-	print $to "$query\n";
-	my $line = <$from>;
-	die "poll: psql ended\n" unless defined $line;
-	my $rtt = time - $t0;
-	$rtt_sum += $rtt;
-	$rtt_max = $rtt if $rtt > $rtt_max;
-	$n++;
-	print $out $line;
-	$next += $interval;
-	$next = time + $interval if $next < time;
-}
-close $to;
-waitpid($pid, 0);
-close $out or die "poll: cannot write $outpath: $!\n";
-printf "%d queries in %.1f s, round trip mean %.2f ms, max %.1f ms\n",
-	$n, time - $start, $n ? 1000 * $rtt_sum / $n : 0, 1000 * $rtt_max;
-exit($? == 0 ? 0 : 1);
-'
 
 phase_fresh_streamproc()
 {
@@ -431,30 +299,29 @@ SQL
 		sleep 0.1
 	done
 	[[ $s == "$FP" ]] || bench_die "freshness: the source runs $s of $FP partitions after 30 s"
-	mapfile -t pids < <(worker_pids)
-	c0=$(cpu_seconds "${pids[@]}")
-	b0=$(cpu_seconds "$BENCH_BROKER_PID")
+	mapfile -t pids < <(bench_worker_pids)
+	c0=$(bench_cpu_seconds "${pids[@]}")
+	b0=$(bench_cpu_seconds "$BENCH_BROKER_PID")
 
 	start_loadgen_paced fresh_sp "$BENCH_TMP/loadgen_fresh_sp.log"
 	sleep "$BENCH_KAFKA_FRESH_WARMUP_S"
 	poll_start=$(bench_now)
 	# The view is read first, the clock after: a sample never understates.
-	perl -e "$POLL_PL" "$BENCH_KAFKA_FRESH_S" "$BENCH_KAFKA_POLL_MS" "$BENCH_TMP/fresh_sp.samples" \
+	bench_poll "$BENCH_KAFKA_FRESH_S" "$BENCH_KAFKA_POLL_MS" "$BENCH_TMP/fresh_sp.samples" \
 		"SELECT extract(epoch FROM clock_timestamp()), extract(epoch FROM clock_timestamp() - l) * 1000 FROM (SELECT max(latest) AS l FROM fresh_latest) v;" \
-		"$PG_BINDIR/psql" -X -q -At -F ' ' -v ON_ERROR_STOP=1 -h "$BENCH_PG_SOCKDIR" \
-		-p "$BENCH_PG_PORT" -U postgres -d postgres >"$BENCH_TMP/poll.log" 2>&1 ||
-		fail_with_log "$BENCH_TMP/poll.log" "freshness: the poller failed"
+		>"$BENCH_TMP/poll.log" 2>&1 ||
+		bench_fail_with_log "$BENCH_TMP/poll.log" "freshness: the poller failed"
 	lag=$(bench_psql -c "SELECT coalesce(sum(lag), 0) || ' messages (max ' || coalesce(max(lag), 0) ||
 			' in a partition)' FROM streamproc.stat_sources WHERE source = 'src_fresh'")
 	stop_loadgen "$BENCH_TMP/loadgen_fresh_sp.log" "freshness"
-	c1=$(cpu_seconds "${pids[@]}")
-	b1=$(cpu_seconds "$BENCH_BROKER_PID")
+	c1=$(bench_cpu_seconds "${pids[@]}")
+	b1=$(bench_cpu_seconds "$BENCH_BROKER_PID")
 
 	bench_psql -c "SELECT streamproc.sync('600s')" >/dev/null || bench_die "freshness: sync failed"
-	check_topic fresh_sp "$M" "freshness" trimmed
+	bench_kafka_check_topic fresh_sp "$M" "freshness" trimmed
 	s=$(bench_psql -c "SELECT events FROM fresh_latest")
 	[[ $s == "$MW" ]] || bench_die "freshness: view counts $s events, loadgen produced $MW well-formed"
-	check_offsets src_fresh fresh_sp "$FP" "freshness"
+	bench_kafka_check_offsets src_fresh fresh_sp "$FP" "freshness"
 
 	bench_info "  [$r] freshness: loadgen produced $M events at $lg_rate events/s; the view counted all"
 	bench_info "        (poller: $(cat "$BENCH_TMP/poll.log"); CPU during production: streamproc workers $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", b - a }') s, devbroker $(awk -v a="$b0" -v b="$b1" 'BEGIN { printf "%.1f", b - a }') s)"
@@ -488,10 +355,10 @@ for ((r = 1; r <= BENCH_REPEAT; r++)); do
 	bench_time t timeout "$T" "$LOADGEN" --count "$N" --users "$U" --seed "$BENCH_SEED" --format json \
 		--malformed 0 --quiet --brokers "$BENCH_BOOTSTRAP" --topic "$TOPIC" \
 		>/dev/null 2>"$BENCH_TMP/loadgen.log" ||
-		fail_with_log "$BENCH_TMP/loadgen.log" "loadgen producing failed"
-	read -r total W _ <<<"$(loadgen_summary "$BENCH_TMP/loadgen.log")"
-	[[ $total == "$N" ]] || fail_with_log "$BENCH_TMP/loadgen.log" "loadgen reports $total events, expected $N"
-	check_topic "$TOPIC" "$N" "after producing"
+		bench_fail_with_log "$BENCH_TMP/loadgen.log" "loadgen producing failed"
+	read -r total W _ <<<"$(bench_loadgen_summary "$BENCH_TMP/loadgen.log")"
+	[[ $total == "$N" ]] || bench_fail_with_log "$BENCH_TMP/loadgen.log" "loadgen reports $total events, expected $N"
+	bench_kafka_check_topic "$TOPIC" "$N" "after producing"
 	bench_info "  [$r] produced $N events ($W well-formed) in $t s: $(bench_rate "$N" "$t") events/s"
 
 	if ((r % 2 == 1)); then

@@ -65,25 +65,11 @@ DURATION_S=$(awk -v m="$BENCH_SOAK_MINUTES" 'BEGIN { printf "%d", m * 60 + 0.5 }
 SAMPLES=$BENCH_TMP/samples
 t_sync=''
 
-# kill_ours PID NAME: SIGTERM PID if it is still a NAME process.
-kill_ours()
-{
-	[[ -r /proc/$1/cmdline ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -q -- "$2" &&
-		kill -TERM "$1" 2>/dev/null
-	return 0
-}
-
 # status_kb PID FIELD: a "FIELD: N kB" line of /proc/PID/status, or -1.
 status_kb()
 {
 	awk -v f="$2:" '$1 == f { print $2; found = 1 } END { if (!found) print -1 }' \
 		"/proc/$1/status" 2>/dev/null || echo -1
-}
-
-worker_pids()
-{
-	bench_psql -c "SELECT pid FROM pg_stat_activity
-		WHERE backend_type = 'streamproc worker' AND datname = current_database() ORDER BY pid"
 }
 
 bench_info "kafka_soak: $BENCH_SOAK_RATE events/s for $BENCH_SOAK_MINUTES min ($DURATION_S s), $P partitions, source workers => $BENCH_SOAK_WORKERS, $BENCH_SOAK_USERS users, sample every $BENCH_SOAK_SAMPLE_S s"
@@ -109,7 +95,7 @@ for ((i = 0; i < 300; i++)); do
 	sleep 0.1
 done
 [[ $s == "$P" ]] || bench_die "the source runs $s of $P partitions after 30 s"
-mapfile -t pids < <(worker_pids)
+mapfile -t pids < <(bench_worker_pids)
 ((${#pids[@]} > 0)) || bench_die "no streamproc worker runs"
 wal_start=$(bench_psql -c "SELECT pg_current_wal_lsn()")
 bench_info "  workers: ${pids[*]} (pids); source partitions per worker: $(bench_psql -c "SELECT string_agg(worker || ': ' || n, ', ') FROM (SELECT worker, count(*) n FROM streamproc.stat_sources WHERE source = 'soak' GROUP BY worker ORDER BY worker) w")"
@@ -119,7 +105,7 @@ start=$(bench_now)
 	--seed "$BENCH_SEED" --format json --quiet \
 	--brokers "$BENCH_BOOTSTRAP" --topic soak >/dev/null 2>"$BENCH_TMP/loadgen.log" &
 lg_pid=$!
-bench_on_exit "kill_ours $lg_pid loadgen"
+bench_on_exit "bench_kill_ours $lg_pid loadgen"
 
 # One line per sample and worker: t pid VmRSS RssAnon RssShmem (kB).
 : >"$SAMPLES"
@@ -130,7 +116,7 @@ for ((k = 1; k * BENCH_SOAK_SAMPLE_S <= DURATION_S; k++)); do
 	sleep "$wait_s"
 	kill -0 "$lg_pid" 2>/dev/null || { cat "$BENCH_TMP/loadgen.log" >&2; bench_die "loadgen exited early"; }
 	t=$((k * BENCH_SOAK_SAMPLE_S))
-	mapfile -t now_pids < <(worker_pids)
+	mapfile -t now_pids < <(bench_worker_pids)
 	[[ ${now_pids[*]} == "${pids[*]}" ]] ||
 		{ tail -n 30 "$BENCH_PG_LOG" >&2; bench_die "at $t s the workers are ${now_pids[*]:-none}, were ${pids[*]} (a worker restarted)"; }
 	line=""

@@ -43,10 +43,38 @@
 #		initdb refuses root; $BENCH_TMP and $BENCH_DATA are then made
 #		traversable (mode 711) so that the server can read files
 #		that a benchmark makes world-readable there (COPY FROM 'file').
-#		Stopped at exit.
+#		Stopped at exit.  With BENCH_PG_ADDRESS_SPACE_KB set, every
+#		server process gets that soft limit on its address space (ulimit
+#		-v; shared memory counts), so that a runaway backend fails with
+#		"out of memory" instead of taking the machine's memory.
 #	bench_pg_stop               stop the cluster (also done at exit)
 #	bench_psql ARGS...          psql -X -q -At -v ON_ERROR_STOP=1 as
 #	                            superuser postgres on the cluster
+#	bench_fail_with_log FILE TEXT...
+#		print FILE and the end of the server log, then bench_die TEXT
+#	bench_kill_ours PID NAME    SIGTERM PID if it still runs NAME (for
+#	                            cleanups: never a recycled pid)
+#	bench_worker_pids           pids of the cluster's streamproc ingest workers
+#	bench_cpu_seconds PID...    CPU seconds (user + system) used so far by
+#	                            these processes (gone ones count 0)
+#	bench_percentiles FILE [DECIMALS]
+#		"n p50 p99 max mean" of the numbers in FILE (1 decimal unless told)
+#	bench_poll DURATION_S INTERVAL_MS OUT QUERY
+#		one psql session on the cluster sends QUERY every INTERVAL_MS ms
+#		(absolute schedule; back to back when a query takes longer) for
+#		DURATION_S s (none starts later; one in flight then ends first),
+#		appending its one-line answers to OUT; prints the number of
+#		queries and their round trips
+#	bench_loadgen_summary LOG   "TOTAL WELLFORMED RATE" of loadgen's summary line
+#	bench_kafka_check_topic TOPIC COUNT WHAT [trimmed]
+#		TOPIC holds exactly COUNT messages from offset 0 of every partition
+#		(the devbroker dropped none); with "trimmed", COUNT messages were
+#		appended (the high watermarks sum to COUNT), the oldest may be gone.
+#		Keeps the watermarks for bench_kafka_check_offsets.
+#	bench_kafka_check_offsets SOURCE TOPIC PARTITIONS WHAT
+#		every partition's committed offset (streamproc.kafka_offsets) of
+#		SOURCE is TOPIC's high watermark as last read by
+#		bench_kafka_check_topic
 #
 # Knobs (environment): BENCH_EVENTS (1000000), BENCH_PARTITIONS (64),
 # BENCH_REPEAT (1; >1 reports medians), BENCH_BROKERS (devbroker's default
@@ -339,10 +367,144 @@ bench_pg_start()
 		_bench_pg_started=1
 		bench_on_exit bench_pg_stop
 	fi
-	_bench_as_pg_user "$PG_BINDIR/pg_ctl" -D "$BENCH_PG_DATA" -l "$BENCH_PG_LOG" \
+	local limit=()
+	if [[ -n ${BENCH_PG_ADDRESS_SPACE_KB:-} ]]; then
+		# shellcheck disable=SC2016 # for the inner shell
+		limit=(bash -c 'ulimit -S -v "$1" && exec "${@:2}"' _ "$BENCH_PG_ADDRESS_SPACE_KB")
+	fi
+	_bench_as_pg_user "${limit[@]}" "$PG_BINDIR/pg_ctl" -D "$BENCH_PG_DATA" -l "$BENCH_PG_LOG" \
 		-w -t 60 start >/dev/null 2>&1 ||
 		{ tail -n 30 "$BENCH_PG_LOG" >&2; bench_die "PostgreSQL did not start"; }
 	bench_psql -c "CREATE EXTENSION streamproc" ||
 		{ tail -n 30 "$BENCH_PG_LOG" >&2; bench_die "CREATE EXTENSION streamproc failed"; }
 	bench_log "PostgreSQL $(bench_psql -c 'SHOW server_version') on socket $BENCH_PG_SOCKDIR port $BENCH_PG_PORT (log $BENCH_PG_LOG)"
+}
+
+bench_fail_with_log()
+{
+	local f=$1
+	shift
+	cat "$f" >&2 || true
+	[[ -z $BENCH_PG_LOG ]] || tail -n 20 "$BENCH_PG_LOG" >&2 || true
+	bench_die "$@"
+}
+
+bench_kill_ours()
+{
+	[[ -r /proc/$1/cmdline ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -q -- "$2" &&
+		kill -TERM "$1" 2>/dev/null
+	return 0
+}
+
+bench_worker_pids()
+{
+	bench_psql -c "SELECT pid FROM pg_stat_activity
+		WHERE backend_type = 'streamproc worker' AND datname = current_database() ORDER BY pid"
+}
+
+bench_cpu_seconds()
+{
+	local pid ticks=0 t
+	for pid in "$@"; do
+		t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || t=0
+		ticks=$((ticks + ${t:-0}))
+	done
+	awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f\n", t / hz }'
+}
+
+bench_percentiles()
+{
+	sort -g "$1" | awk -v d="${2:-1}" '
+		{ v[NR] = $1; s += $1 }
+		function pct(p,   i) { i = int(p / 100 * NR); if (i < p / 100 * NR) i++; if (i < 1) i = 1; return v[i] }
+		END {
+			if (NR == 0) { print "0 0 0 0 0"; exit }
+			f = "%d %." d "f %." d "f %." d "f %." d "f\n"
+			printf f, NR, pct(50), pct(99), v[NR], s / NR
+		}'
+}
+
+bench_loadgen_summary()
+{
+	sed -n 's/^loadgen: \([0-9]*\) events (\([0-9]*\) well-formed, .* \([0-9]*\) events\/s$/\1 \2 \3/p' "$1" | tail -n1
+}
+
+# shellcheck disable=SC2016 # perl, not shell
+_BENCH_POLL_PL='
+use strict;
+use warnings;
+use IPC::Open2;
+use Time::HiRes qw(time sleep);
+
+# poll DURATION_S INTERVAL_MS OUT QUERY PSQL-COMMAND...: one psql session,
+# QUERY sent every INTERVAL_MS ms (absolute schedule), its one-line answers
+# appended to OUT; no query starts after DURATION_S.
+my ($duration, $interval_ms, $outpath, $query, @psql) = @ARGV;
+open(my $out, ">", $outpath) or die "poll: cannot open $outpath: $!\n";
+my $pid = open2(my $from, my $to, @psql);
+$to->autoflush(1);
+my $interval = $interval_ms / 1000.0;
+my ($n, $rtt_sum, $rtt_max) = (0, 0, 0);
+my $start = time;
+my $next = $start;
+while (time - $start < $duration)
+{
+	my $now = time;
+	my $until = $next < $start + $duration ? $next : $start + $duration;
+	sleep($until - $now) if $until > $now;
+	last if time - $start >= $duration;
+	my $t0 = time;
+	print $to "$query\n";
+	my $line = <$from>;
+	die "poll: psql ended\n" unless defined $line;
+	my $rtt = time - $t0;
+	$rtt_sum += $rtt;
+	$rtt_max = $rtt if $rtt > $rtt_max;
+	$n++;
+	print $out $line;
+	$next += $interval;
+	$next = time + $interval if $next < time;
+}
+close $to;
+waitpid($pid, 0);
+close $out or die "poll: cannot write $outpath: $!\n";
+printf "%d queries in %.1f s, round trip mean %.2f ms, max %.1f ms\n",
+	$n, time - $start, $n ? 1000 * $rtt_sum / $n : 0, 1000 * $rtt_max;
+exit($? == 0 ? 0 : 1);
+'
+
+bench_poll()
+{
+	perl -e "$_BENCH_POLL_PL" "$1" "$2" "$3" "$4" \
+		"$PG_BINDIR/psql" -X -q -At -F ' ' -v ON_ERROR_STOP=1 -h "$BENCH_PG_SOCKDIR" \
+		-p "$BENCH_PG_PORT" -U postgres -d postgres
+}
+
+bench_kafka_check_topic()
+{
+	local got
+	got=$("$RAWCONSUMER" --brokers "$BENCH_BOOTSTRAP" --topic "$1" --watermarks \
+		2>"$BENCH_TMP/watermarks.$1") ||
+		bench_fail_with_log "$BENCH_TMP/watermarks.$1" "cannot read the watermarks of $1"
+	if [[ ${4:-} == trimmed ]]; then
+		got=$(awk '$2 == "partition" { n += $7 } END { print n + 0 }' "$BENCH_TMP/watermarks.$1")
+		[[ $got == "$2" ]] || bench_die "$3: $got messages were appended to topic $1, expected $2"
+		return 0
+	fi
+	[[ $got == "$2" ]] || bench_die "$3: topic $1 holds $got messages, expected $2"
+	awk '$2 == "partition" && $5 != 0 { bad = 1 } END { exit bad }' "$BENCH_TMP/watermarks.$1" ||
+		bench_die "$3: the broker dropped the oldest messages of topic $1 (a low watermark is not 0; retention)"
+}
+
+bench_kafka_check_offsets()
+{
+	bench_psql -F ' ' -c "SELECT partition, \"offset\" FROM streamproc.kafka_offsets
+		WHERE source = '$1' ORDER BY partition" >"$BENCH_TMP/offsets.$1" ||
+		bench_die "$4: cannot read streamproc.kafka_offsets"
+	awk -v np="$3" '
+		FNR == NR { if ($2 == "partition") high[$3] = $7; next }
+		{ n++; if (!($1 in high) || high[$1] != $2) { printf "partition %s: committed %s, high watermark %s\n", $1, $2, high[$1]; bad = 1 } }
+		END { if (n != np) { printf "%d partitions committed, expected %d\n", n, np; bad = 1 }; exit bad }' \
+		"$BENCH_TMP/watermarks.$2" "$BENCH_TMP/offsets.$1" >"$BENCH_TMP/offsets.$1.diff" ||
+		bench_fail_with_log "$BENCH_TMP/offsets.$1.diff" "$4: the committed offsets are not the high watermarks"
 }
