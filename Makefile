@@ -11,6 +11,7 @@ OBJS = \
 	src/guc.o \
 	src/kafka.o \
 	src/launcher.o \
+	src/msgscan.o \
 	src/parse.o \
 	src/reader.o \
 	src/shmem.o \
