@@ -2,8 +2,9 @@
 #
 # The extension itself builds with PGXS.  The tools, benchmarks and test
 # suites have their own targets below; `make test` is what README.md and
-# .ci/run use, `make fuzz` and `make fuzz-run` build and run the fuzz
-# targets of fuzz/, `make demo` starts the demo stack.
+# .ci/run use, `make sanitize-test` runs the suites under ASan and UBSan,
+# `make fuzz` and `make fuzz-run` build and run the fuzz targets of fuzz/,
+# `make demo` starts the demo stack.
 
 MODULE_big = streamproc
 OBJS = \
@@ -49,8 +50,8 @@ include $(PGXS)
 # all of its users.
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: tools tools-clean test fuzz fuzz-run fuzz-clean demo demo-stop \
-	bench format format-check deps
+.PHONY: tools tools-clean test sanitize-test fuzz fuzz-run fuzz-clean demo \
+	demo-stop bench format format-check deps
 
 tools:
 	$(MAKE) -C tools/devbroker
@@ -71,6 +72,12 @@ deps:
 # "N passed, M failed".
 test:
 	scripts/run-tests
+
+# The same suites against a streamproc.so built with AddressSanitizer and
+# UndefinedBehaviorSanitizer; any sanitizer report fails the run.  Prints
+# "sanitize: N passed, M failed".
+sanitize-test:
+	scripts/run-tests --sanitize
 
 # libFuzzer targets (clang) for the pure-C decoders of untrusted bytes:
 # `make fuzz` builds them into fuzz/build/, `make fuzz-run` runs each for
