@@ -71,7 +71,11 @@
 
 #include "msgscan.h"
 
-/* Deepest nesting of JSON arrays and objects accepted in a message. */
+/*
+ * Deepest nesting of JSON arrays and objects accepted in a value of the
+ * message's object (the object itself is not counted: a message nests at
+ * most JSON_MAX_DEPTH + 1 levels).
+ */
 #define JSON_MAX_DEPTH 256
 
 /* Cursor of the JSON scanner. */
