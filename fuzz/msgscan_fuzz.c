@@ -56,19 +56,6 @@ typedef struct CachedScanner
 static CachedScanner scanners[MAX_SCANNERS];
 static int nscanners;
 
-void
-fuzz_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "fuzz: property violated: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	abort();
-}
-
 MsgScanner *
 fuzz_scanner(StreamprocFormat format, char delimiter, char quote,
 			 FuzzColumns columns, int instance)

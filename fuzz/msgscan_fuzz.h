@@ -12,6 +12,7 @@
 
 #include "postgres.h"
 
+#include "fuzz.h"
 #include "msgscan.h"
 
 /* The columns a scanner is set up with. */
@@ -47,10 +48,6 @@ extern bool fuzz_is_payload(const MsgScanner *sc, int i);
 
 /* The text of a FIELD_VALUE field. */
 #define FUZZ_FIELD_TEXT(sc, f) ((sc)->arena.data + (f)->off)
-
-/* Report a violated property and abort, for libFuzzer to keep the input. */
-extern void fuzz_fail(const char *fmt, ...) pg_attribute_printf(1, 2)
-	pg_attribute_noreturn();
 
 /*
  * What a reference model of a format found for one payload column: the

@@ -4,6 +4,8 @@
  *	  The backend functions that pure-C files of src/ may call, for the
  *	  standalone fuzz targets.
  *
+ * Also fuzz_fail (fuzz.h), for every target.
+ *
  * A pure-C file (see src/msgscan.c, "Pure C files") is compiled with the
  * server's headers but linked, in a fuzz target, with libpgcommon and
  * libpgport only: StringInfo, the encoding functions, snprintf and palloc
@@ -20,6 +22,8 @@
 #include <stdlib.h>
 
 #include "miscadmin.h"
+
+#include "fuzz.h"
 
 /*
  * The harnesses' inputs are small (libFuzzer's -max_len), and the scanners
@@ -42,5 +46,18 @@ ExceptionalCondition(const char *conditionName, const char *errorType,
 	fprintf(stderr, "TRAP: %s(\"%s\", File: \"%s\", Line: %d)\n",
 			errorType ? errorType : "?", conditionName ? conditionName : "?",
 			fileName ? fileName : "?", lineNumber);
+	abort();
+}
+
+void
+fuzz_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "fuzz: property violated: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
 	abort();
 }
