@@ -2,7 +2,9 @@
 #
 # The extension itself builds with PGXS.  The tools, benchmarks and test
 # suites have their own targets below; `make test` is what README.md and
-# .ci/run use, `make demo` starts the demo stack.
+# .ci/run use, `make sanitize-test` runs the suites under ASan and UBSan,
+# `make fuzz` and `make fuzz-run` build and run the fuzz targets of fuzz/,
+# `make demo` starts the demo stack.
 
 MODULE_big = streamproc
 OBJS = \
@@ -17,6 +19,7 @@ OBJS = \
 	src/guc.o \
 	src/kafka.o \
 	src/launcher.o \
+	src/msgscan.o \
 	src/packed.o \
 	src/parse.o \
 	src/positions.o \
@@ -57,7 +60,8 @@ include $(PGXS)
 # all of its users.
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: tools tools-clean test demo demo-stop bench format format-check deps
+.PHONY: tools tools-clean test sanitize-test fuzz fuzz-run fuzz-clean demo \
+	demo-stop bench format format-check deps
 
 tools:
 	$(MAKE) -C tools/devbroker
@@ -69,7 +73,7 @@ tools-clean:
 	$(MAKE) -C tools/loadgen clean
 	$(MAKE) -C bench clean
 
-clean: tools-clean
+clean: tools-clean fuzz-clean
 
 deps:
 	scripts/install-deps
@@ -78,6 +82,26 @@ deps:
 # "N passed, M failed".
 test:
 	scripts/run-tests
+
+# The same suites against a streamproc.so built with AddressSanitizer and
+# UndefinedBehaviorSanitizer; any sanitizer report fails the run.  Prints
+# "sanitize: N passed, M failed".
+sanitize-test:
+	scripts/run-tests --sanitize
+
+# libFuzzer targets (clang) for the pure-C decoders of untrusted bytes:
+# `make fuzz` builds them into fuzz/build/, `make fuzz-run` runs each for
+# FUZZ_SECONDS and prints "fuzz: N passed, M failed".
+FUZZ_SECONDS ?= 60
+
+fuzz:
+	$(MAKE) -C fuzz PG_CONFIG=$(PG_CONFIG)
+
+fuzz-run:
+	$(MAKE) -C fuzz PG_CONFIG=$(PG_CONFIG) run FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+fuzz-clean:
+	$(MAKE) -C fuzz clean
 
 demo:
 	scripts/demo start
@@ -89,7 +113,7 @@ bench: all tools
 	bench/run
 
 # C sources formatted with the repository's .clang-format.
-FORMAT_FILES = $(wildcard src/*.c src/*.h tools/*/*.c tools/*/*.h bench/*.c)
+FORMAT_FILES = $(wildcard src/*.c src/*.h tools/*/*.c tools/*/*.h bench/*.c fuzz/*.c fuzz/*.h)
 
 format:
 	clang-format -i --style=file $(FORMAT_FILES)

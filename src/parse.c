@@ -12,13 +12,14 @@
  * two phases:
  *
  * 1. Scan (never throws for bad input).  The size limit
- *	  (streamproc.max_message_bytes, or the max_message_bytes option), UTF-8
- *	  validity of the whole payload (Kafka payloads are UTF-8; NUL bytes
- *	  are rejected, as COPY does), the format's syntax, the field count,
- *	  the metadata, and NOT NULL for values that are null or missing
- *	  without a default.  Each field's text is written NUL-terminated into
- *	  one per-message arena (a StringInfo reused across messages); columns
- *	  point into it by offset.  No palloc per field, no SQL.
+ *	  (streamproc.max_message_bytes, or the max_message_bytes option), then
+ *	  the payload scanner of src/msgscan.c (UTF-8 validity of the whole
+ *	  payload, the format's syntax, the field count), the metadata, and
+ *	  NOT NULL for values that are null or missing without a default.
+ *	  Each field's text is written NUL-terminated into the scanner's
+ *	  per-message arena; columns point into it by offset.  No palloc per
+ *	  field, no SQL.  The payload scanners are pure C, built into fuzz
+ *	  targets too (fuzz/, docs/development.md).
  *
  * 2. Convert (may throw).  Each text goes through the column type's input
  *	  function, missing columns get their default, metadata columns their
@@ -42,39 +43,9 @@
  *	  (internal errors such as a cache lookup failure).
  *	  streamproc_parser_parse is a batch of one.
  *
- * Formats
- *
- * json: one object per message (RFC 8259).  A hand-written, single-pass,
- * non-recursive scanner (objects, arrays, strings with every escape,
- * \uXXXX with surrogate pairs to UTF-8, numbers, true/false/null, depth
- * limit JSON_MAX_DEPTH, trailing data rejected).  pg_parse_json was not
- * used: its lexer allocates every key and de-escaped string with palloc
- * and calls back per token, and its errors do not give a position; ours
- * copies each used value once into the arena and skips unused values
- * without copying.  Keys match column names exactly (byte-wise, so case
- * sensitive: an unquoted column name is stored in lower case, so key
- * "UserId" does not fill column userid); keys that match no column, or a
- * metadata column, are ignored; a repeated key: the last one wins.  Values:
- * strings de-escaped, numbers and true/false as their literal text, null
- * is NULL; objects and arrays as their raw JSON text.  json/jsonb columns
- * get the raw JSON text of any value (a string stays a JSON string), null
- * gives SQL NULL.  A JSON array for an array column becomes an array
- * literal ([1,[2]] -> {1,{2}}, strings quoted, objects quoted as JSON
- * text), so int[] columns accept JSON arrays.  Then the input function
- * accepts or rejects the text.
- *
- * csv: RFC 4180, one record per message, fields in the order of the
- * stream's payload columns (its columns minus the metadata columns).
- * Delimiter and quote are single bytes; a quote inside a quoted field is
- * doubled; a quote in an unquoted field is an error; line breaks only
- * inside quotes, plus one optional trailing \n or \r\n.  Empty unquoted
- * field: NULL; "" : the empty string.
- *
- * text: PostgreSQL COPY text format, one line: delimiter (tab by
- * default), \N for NULL (the whole raw field), escapes \b \f \n \r \t \v
- * \\, octal \NNN, hex \xHH, a backslash before any other byte gives that
- * byte; a de-escaped field that contains bytes from escapes is validated
- * as UTF-8 (so \000 is an error, as in COPY).
+ * Formats: json, csv and COPY text; their rules are described in
+ * src/msgscan.c, which scans them.  Payload columns are the stream's
+ * columns minus the metadata columns.
  *
  * Metadata (partition, offset, key, timestamp, headers, one header) maps
  * to columns through StreamprocParserOptions; those columns are not read
@@ -117,41 +88,19 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "msgscan.h"
 #include "parse.h"
 #include "stream.h"
 #include "streamproc.h"
 
-/* Deepest nesting of JSON arrays and objects accepted in a message. */
-#define JSON_MAX_DEPTH 256
-
 /* Longest value text quoted in an error message, in bytes. */
 #define ERROR_VALUE_MAX 64
-
-/* What phase 1 found for a column. */
-typedef enum FieldState
-{
-	FIELD_MISSING = 0, /* not in the message: default or NULL */
-	FIELD_NULL,        /* explicitly null */
-	FIELD_VALUE,       /* text at arena + off, to the input function */
-	FIELD_BYTES,       /* raw bytes at arena + off, to a bytea column */
-	FIELD_TIMESTAMP    /* tsval, to a timestamptz column */
-} FieldState;
-
-/* One column's field in the current message. */
-typedef struct Field
-{
-	int off;
-	int len;
-	FieldState state;
-	TimestampTz tsval;
-} Field;
 
 /* A stream column, as the parser fills it. */
 typedef struct ParseColumn
 {
 	bool dropped;
 	char *name;
-	int namelen;
 	Oid typid;
 	int32 typmod;
 	Oid typioparam;
@@ -160,8 +109,6 @@ typedef struct ParseColumn
 	bool typbyval;
 	bool notnull;
 	bool is_domain;
-	bool is_json;        /* json or jsonb (or a domain over them) */
-	bool is_array;       /* an array type other than json */
 	bool is_bytea;       /* exactly bytea */
 	bool is_timestamptz; /* exactly timestamptz */
 	ExprState *defexpr;  /* default, or NULL */
@@ -187,67 +134,29 @@ typedef enum ConvertWhat
 
 struct StreamprocParser
 {
-	MemoryContext cxt;    /* everything below */
-	MemoryContext msgcxt; /* values of streamproc_parser_parse */
-	StreamprocFormat format;
-	char delimiter;
-	char quote;
+	MemoryContext cxt;     /* everything below */
+	MemoryContext msgcxt;  /* values of streamproc_parser_parse */
 	int max_message_bytes; /* 0: the GUC */
 	bool utf8_db;          /* database encoding is UTF-8 */
 	int natts;
 	ParseColumn *cols; /* natts, by attno - 1 */
-	int npayload;      /* columns read from the payload ... */
-	int *payload;      /* ... their indexes, in column order */
 	int nmeta;
 	ParseMeta *meta;
-	int *hash; /* name lookup: payload column index or -1 */
-	uint32 hashmask;
-	Field *fields; /* natts */
-	StringInfoData arena;
-	StringInfoData keybuf;
-	StringInfoData scratch;
+	MsgScanColumn *scancols; /* natts, what the scanner knows of them */
+	MsgScanner scan;         /* fields (natts) and their arena */
+	StringInfoData scratch;  /* metadata: the headers' JSON */
 	ExprContext *econtext;
 	/* set before each call that may throw */
 	int cur_col;
 	ConvertWhat cur_what;
 };
 
-/* Cursor of the JSON scanner. */
-typedef struct JsonCursor
-{
-	const char *start;
-	const char *p;
-	const char *end;
-	StreamprocParseError *err;
-} JsonCursor;
-
-/* JSON scalar kinds. */
-typedef enum JsonKind
-{
-	JSON_BAD = -1,
-	JSON_STRING,
-	JSON_NUMBER,
-	JSON_TRUE,
-	JSON_FALSE,
-	JSON_NULL
-} JsonKind;
-
 PG_FUNCTION_INFO_V1(streamproc_parse_message);
 PG_FUNCTION_INFO_V1(streamproc_parse_messages);
 
-static bool set_error(StreamprocParseError *err, int code, int offset,
-					  AttrNumber attnum, const char *fmt, ...)
-	pg_attribute_printf(5, 6);
-static int lookup_column(StreamprocParser *p, const char *name, int len);
 static bool scan_message(StreamprocParser *p, const StreamprocMessage *msg,
 						 Datum *values, bool *nulls,
 						 StreamprocParseError *err);
-static bool scan_json(StreamprocParser *p, const char *data, size_t len,
-					  StreamprocParseError *err);
-static bool scan_csv(StreamprocParser *p, const char *data, size_t len,
-					 StreamprocParseError *err);
-static bool scan_text(StreamprocParser *p, const char *data, size_t len,
-					  StreamprocParseError *err);
 static bool scan_meta(StreamprocParser *p, const StreamprocMessageMeta *meta,
 					  StreamprocParseError *err);
 static void convert_row(StreamprocParser *p, Datum *values, bool *nulls,
@@ -258,95 +167,6 @@ static int parse_messages(StreamprocParser *p, int n,
 						  const StreamprocMessage *msgs, Datum *values,
 						  bool *nulls, bool *ok, StreamprocParseError *errs,
 						  MemoryContext rowcxt);
-
-/* ------------------------------------------------------------------------
- * Small helpers
- * ------------------------------------------------------------------------
- */
-
-/*
- * set_error
- *		Fill *err; returns false so scanners can "return set_error(...)".
- */
-static bool
-set_error(StreamprocParseError *err, int code, int offset, AttrNumber attnum,
-		  const char *fmt, ...)
-{
-	va_list ap;
-
-	err->sqlerrcode = code;
-	err->offset = offset;
-	err->attnum = attnum;
-	va_start(ap, fmt);
-	vsnprintf(err->message, sizeof(err->message), fmt, ap);
-	va_end(ap);
-	return false;
-}
-
-/* Start a field's text in the arena. */
-static inline void
-field_begin(StreamprocParser *p, Field *f)
-{
-	f->off = p->arena.len;
-}
-
-/* End a field's text: NUL-terminate it. */
-static inline void
-field_end(StreamprocParser *p, Field *f, FieldState state)
-{
-	f->len = p->arena.len - f->off;
-	appendStringInfoChar(&p->arena, '\0');
-	f->state = state;
-}
-
-/* Store a field from a span of the payload. */
-static inline void
-field_store(StreamprocParser *p, Field *f, const char *s, int len)
-{
-	field_begin(p, f);
-	appendBinaryStringInfo(&p->arena, s, len);
-	field_end(p, f, FIELD_VALUE);
-}
-
-static uint32
-name_hash(const char *name, int len)
-{
-	uint32 h = 2166136261u;
-	int i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ (unsigned char)name[i]) * 16777619u;
-	return h;
-}
-
-/*
- * lookup_column
- *		Index of the payload column named name (exact match), or -1.
- */
-static int
-lookup_column(StreamprocParser *p, const char *name, int len)
-{
-	uint32 h = name_hash(name, len) & p->hashmask;
-
-	while (p->hash[h] >= 0)
-	{
-		ParseColumn *pc = &p->cols[p->hash[h]];
-
-		if (pc->namelen == len && memcmp(pc->name, name, len) == 0)
-			return p->hash[h];
-		h = (h + 1) & p->hashmask;
-	}
-	return -1;
-}
-
-/* Is s..end exactly one line terminator (\n, \r or \r\n)? */
-static inline bool
-final_newline(const char *s, const char *end)
-{
-	if (s + 1 == end)
-		return *s == '\n' || *s == '\r';
-	return s + 2 == end && s[0] == '\r' && s[1] == '\n';
-}
 
 /* ------------------------------------------------------------------------
  * Parser setup
@@ -515,7 +335,10 @@ streamproc_parser_create(Relation stream, StreamprocFormat format,
 	StreamprocParser *p;
 	TupleDesc desc = RelationGetDescr(stream);
 	int natts = desc->natts;
-	uint32 hsize;
+	char delimiter = '\0';
+	char quote = '\0';
+	int npayload = 0;
+	int *payload;
 	int i;
 
 	pcxt = AllocSetContextCreate(cxt, "streamproc parser",
@@ -526,40 +349,39 @@ streamproc_parser_create(Relation stream, StreamprocFormat format,
 	p->cxt = pcxt;
 	p->msgcxt = AllocSetContextCreate(pcxt, "streamproc parser message",
 									  ALLOCSET_DEFAULT_SIZES);
-	p->format = format;
 	p->max_message_bytes = opts ? opts->max_message_bytes : 0;
 	p->utf8_db = GetDatabaseEncoding() == PG_UTF8;
 
 	/* delimiter and quote */
 	if (format == STREAMPROC_FORMAT_CSV)
 	{
-		p->delimiter = (opts && opts->delimiter) ? opts->delimiter : ',';
-		p->quote = (opts && opts->quote) ? opts->quote : '"';
-		if (p->delimiter == p->quote)
+		delimiter = (opts && opts->delimiter) ? opts->delimiter : ',';
+		quote = (opts && opts->quote) ? opts->quote : '"';
+		if (delimiter == quote)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("CSV delimiter and quote must differ")));
 	}
 	else if (format == STREAMPROC_FORMAT_TEXT)
 	{
-		p->delimiter = (opts && opts->delimiter) ? opts->delimiter : '\t';
+		delimiter = (opts && opts->delimiter) ? opts->delimiter : '\t';
 		if (opts && opts->quote)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("parser option \"quote\" is only for format csv")));
-		if (p->delimiter == '\\' || p->delimiter == '.' ||
-			isalnum((unsigned char)p->delimiter))
+		if (delimiter == '\\' || delimiter == '.' ||
+			isalnum((unsigned char)delimiter))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("text delimiter cannot be \"%c\"", p->delimiter)));
+					 errmsg("text delimiter cannot be \"%c\"", delimiter)));
 	}
 	else if (opts && (opts->delimiter || opts->quote))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("parser options \"delimiter\" and \"quote\" are not for format json")));
-	if (p->delimiter == '\n' || p->delimiter == '\r' ||
-		p->quote == '\n' || p->quote == '\r' ||
-		(unsigned char)p->delimiter >= 0x80 || (unsigned char)p->quote >= 0x80)
+	if (delimiter == '\n' || delimiter == '\r' ||
+		quote == '\n' || quote == '\r' ||
+		(unsigned char)delimiter >= 0x80 || (unsigned char)quote >= 0x80)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("delimiter and quote must be ASCII characters other than a line break")));
@@ -567,7 +389,7 @@ streamproc_parser_create(Relation stream, StreamprocFormat format,
 	/* columns */
 	p->natts = natts;
 	p->cols = palloc0(sizeof(ParseColumn) * Max(natts, 1));
-	p->fields = palloc0(sizeof(Field) * Max(natts, 1));
+	p->scancols = palloc0(sizeof(MsgScanColumn) * Max(natts, 1));
 	for (i = 0; i < natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -588,7 +410,8 @@ streamproc_parser_create(Relation stream, StreamprocFormat format,
 							NameStr(att->attname), RelationGetRelationName(stream)),
 					 errdetail("Message parsers do not compute generated columns.")));
 		pc->name = pstrdup(NameStr(att->attname));
-		pc->namelen = strlen(pc->name);
+		p->scancols[i].name = pc->name;
+		p->scancols[i].namelen = strlen(pc->name);
 		pc->typid = att->atttypid;
 		pc->typmod = att->atttypmod;
 		pc->notnull = att->attnotnull;
@@ -597,8 +420,9 @@ streamproc_parser_create(Relation stream, StreamprocFormat format,
 		get_typlenbyval(att->atttypid, &pc->typlen, &pc->typbyval);
 		base = getBaseType(att->atttypid);
 		pc->is_domain = base != att->atttypid;
-		pc->is_json = base == JSONOID || base == JSONBOID;
-		pc->is_array = !pc->is_json && OidIsValid(get_element_type(base));
+		p->scancols[i].is_json = base == JSONOID || base == JSONBOID;
+		p->scancols[i].is_array = !p->scancols[i].is_json &&
+								  OidIsValid(get_element_type(base));
 		pc->is_bytea = att->atttypid == BYTEAOID;
 		pc->is_timestamptz = att->atttypid == TIMESTAMPTZOID;
 		{
@@ -641,28 +465,15 @@ streamproc_parser_create(Relation stream, StreamprocFormat format,
 		p->nmeta = opts->nmeta;
 	}
 
-	/* payload columns and their name lookup */
-	p->payload = palloc(sizeof(int) * Max(natts, 1));
+	/* payload columns, and their scanner */
+	payload = palloc(sizeof(int) * Max(natts, 1));
 	for (i = 0; i < natts; i++)
 		if (!p->cols[i].dropped && p->cols[i].meta < 0)
-			p->payload[p->npayload++] = i;
-	for (hsize = 8; hsize < (uint32)p->npayload * 2; hsize <<= 1)
-		;
-	p->hash = palloc(sizeof(int) * hsize);
-	p->hashmask = hsize - 1;
-	memset(p->hash, -1, sizeof(int) * hsize);
-	for (i = 0; i < p->npayload; i++)
-	{
-		ParseColumn *pc = &p->cols[p->payload[i]];
-		uint32 h = name_hash(pc->name, pc->namelen) & p->hashmask;
+			payload[npayload++] = i;
+	msgscan_init(&p->scan, format, delimiter, quote, natts, p->scancols,
+				 npayload, payload);
+	pfree(payload);
 
-		while (p->hash[h] >= 0)
-			h = (h + 1) & p->hashmask;
-		p->hash[h] = p->payload[i];
-	}
-
-	initStringInfo(&p->arena);
-	initStringInfo(&p->keybuf);
 	initStringInfo(&p->scratch);
 	p->econtext = CreateStandaloneExprContext();
 
@@ -694,804 +505,6 @@ streamproc_parser_destroy(StreamprocParser *p)
 }
 
 /* ------------------------------------------------------------------------
- * JSON scanner
- * ------------------------------------------------------------------------
- */
-
-#define JPEEK(c) ((c)->p < (c)->end ? *(c)->p : '\0')
-
-static inline void
-json_ws(JsonCursor *c)
-{
-	while (c->p < c->end &&
-		   (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
-		c->p++;
-}
-
-/* Error at byte at. */
-static bool
-json_fail_at(JsonCursor *c, const char *at, const char *what)
-{
-	return set_error(c->err, ERRCODE_INVALID_TEXT_REPRESENTATION,
-					 (int)(at - c->start), InvalidAttrNumber,
-					 "invalid JSON at byte %d: %s", (int)(at - c->start), what);
-}
-
-/* "expected X" at the cursor, or "unexpected end of input". */
-static bool
-json_expected(JsonCursor *c, const char *what)
-{
-	char buf[128];
-
-	if (c->p >= c->end)
-		snprintf(buf, sizeof(buf), "unexpected end of input, expected %s", what);
-	else
-		snprintf(buf, sizeof(buf), "expected %s", what);
-	return json_fail_at(c, c->p, buf);
-}
-
-static int
-hex4(const char *s)
-{
-	int v = 0;
-	int i;
-
-	for (i = 0; i < 4; i++)
-	{
-		char ch = s[i];
-
-		v <<= 4;
-		if (ch >= '0' && ch <= '9')
-			v |= ch - '0';
-		else if (ch >= 'a' && ch <= 'f')
-			v |= ch - 'a' + 10;
-		else if (ch >= 'A' && ch <= 'F')
-			v |= ch - 'A' + 10;
-		else
-			return -1;
-	}
-	return v;
-}
-
-/*
- * json_string
- *		Scan the string at the cursor (on its opening quote); de-escape it
- *		into out unless out is NULL (validation only).  The payload is
- *		known to be valid UTF-8 without NUL bytes.
- */
-static bool
-json_string(JsonCursor *c, StringInfo out)
-{
-	c->p++;
-	for (;;)
-	{
-		const char *run = c->p;
-		const char *esc;
-		char ch;
-
-		while (c->p < c->end && (unsigned char)*c->p >= 0x20 &&
-			   *c->p != '"' && *c->p != '\\')
-			c->p++;
-		if (out && c->p > run)
-			appendBinaryStringInfo(out, run, c->p - run);
-		if (c->p >= c->end)
-			return json_fail_at(c, c->p, "unterminated string");
-		ch = *c->p;
-		if (ch == '"')
-		{
-			c->p++;
-			return true;
-		}
-		if (ch != '\\')
-			return json_fail_at(c, c->p, "control character in a string must be escaped");
-		esc = c->p++;
-		if (c->p >= c->end)
-			return json_fail_at(c, c->p, "unterminated string");
-		ch = *c->p++;
-		switch (ch)
-		{
-			case '"':
-			case '\\':
-			case '/':
-				break;
-			case 'b':
-				ch = '\b';
-				break;
-			case 'f':
-				ch = '\f';
-				break;
-			case 'n':
-				ch = '\n';
-				break;
-			case 'r':
-				ch = '\r';
-				break;
-			case 't':
-				ch = '\t';
-				break;
-			case 'u':
-			{
-				int cp;
-				unsigned char utf8[8];
-
-				if (c->end - c->p < 4 || (cp = hex4(c->p)) < 0)
-					return json_fail_at(c, esc, "invalid \\u escape: expected four hexadecimal digits");
-				c->p += 4;
-				if (cp >= 0xD800 && cp <= 0xDBFF)
-				{
-					int lo;
-
-					if (c->end - c->p < 6 || c->p[0] != '\\' || c->p[1] != 'u' ||
-						(lo = hex4(c->p + 2)) < 0xDC00 || lo > 0xDFFF)
-						return json_fail_at(c, esc, "Unicode high surrogate must be followed by a low surrogate");
-					c->p += 6;
-					cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-				}
-				else if (cp >= 0xDC00 && cp <= 0xDFFF)
-					return json_fail_at(c, esc, "Unicode low surrogate must follow a high surrogate");
-				if (out)
-				{
-					if (cp == 0)
-						return set_error(c->err, ERRCODE_UNTRANSLATABLE_CHARACTER,
-										 (int)(esc - c->start), InvalidAttrNumber,
-										 "invalid JSON at byte %d: \\u0000 cannot be converted to text",
-										 (int)(esc - c->start));
-					unicode_to_utf8((pg_wchar)cp, utf8);
-					appendBinaryStringInfo(out, (char *)utf8, pg_utf_mblen(utf8));
-				}
-				continue;
-			}
-			default:
-				return json_fail_at(c, esc, "invalid escape sequence");
-		}
-		if (out)
-			appendStringInfoChar(out, ch);
-	}
-}
-
-/* Scan a number at the cursor (RFC 8259 grammar). */
-static bool
-json_number(JsonCursor *c)
-{
-	const char *start = c->p;
-
-#define JDIGIT() (c->p < c->end && *c->p >= '0' && *c->p <= '9')
-	if (JPEEK(c) == '-')
-		c->p++;
-	if (JPEEK(c) == '0')
-		c->p++;
-	else if (JDIGIT())
-	{
-		while (JDIGIT())
-			c->p++;
-	}
-	else
-		return json_fail_at(c, start, "invalid number");
-	if (JPEEK(c) == '.')
-	{
-		c->p++;
-		if (!JDIGIT())
-			return json_fail_at(c, start, "invalid number");
-		while (JDIGIT())
-			c->p++;
-	}
-	if (JPEEK(c) == 'e' || JPEEK(c) == 'E')
-	{
-		c->p++;
-		if (JPEEK(c) == '+' || JPEEK(c) == '-')
-			c->p++;
-		if (!JDIGIT())
-			return json_fail_at(c, start, "invalid number");
-		while (JDIGIT())
-			c->p++;
-	}
-#undef JDIGIT
-	return true;
-}
-
-/* Scan a scalar at the cursor; out as in json_string for strings. */
-static JsonKind
-json_scalar(JsonCursor *c, StringInfo out)
-{
-	switch (JPEEK(c))
-	{
-		case '"':
-			return json_string(c, out) ? JSON_STRING : JSON_BAD;
-		case '-':
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			return json_number(c) ? JSON_NUMBER : JSON_BAD;
-		case 't':
-			if (c->end - c->p >= 4 && memcmp(c->p, "true", 4) == 0)
-			{
-				c->p += 4;
-				return JSON_TRUE;
-			}
-			break;
-		case 'f':
-			if (c->end - c->p >= 5 && memcmp(c->p, "false", 5) == 0)
-			{
-				c->p += 5;
-				return JSON_FALSE;
-			}
-			break;
-		case 'n':
-			if (c->end - c->p >= 4 && memcmp(c->p, "null", 4) == 0)
-			{
-				c->p += 4;
-				return JSON_NULL;
-			}
-			break;
-		default:
-			break;
-	}
-	json_expected(c, "a JSON value");
-	return JSON_BAD;
-}
-
-/* An object key and its colon, at the cursor. */
-static bool
-json_key(JsonCursor *c, StringInfo out)
-{
-	if (JPEEK(c) != '"')
-		return json_expected(c, "a string (an object key)");
-	if (!json_string(c, out))
-		return false;
-	json_ws(c);
-	if (JPEEK(c) != ':')
-		return json_expected(c, "':'");
-	c->p++;
-	return true;
-}
-
-/*
- * json_skip_value
- *		Validate the value at the cursor and move past it, without
- *		recursion.
- */
-static bool
-json_skip_value(JsonCursor *c)
-{
-	char stack[JSON_MAX_DEPTH];
-	int depth = 0;
-
-	for (;;)
-	{
-		char ch;
-
-		json_ws(c);
-		ch = JPEEK(c);
-		if (ch == '{' || ch == '[')
-		{
-			if (depth >= JSON_MAX_DEPTH)
-			{
-				char buf[64];
-
-				snprintf(buf, sizeof(buf), "nesting deeper than %d levels",
-						 JSON_MAX_DEPTH);
-				return json_fail_at(c, c->p, buf);
-			}
-			stack[depth++] = ch;
-			c->p++;
-			json_ws(c);
-			if (JPEEK(c) == (ch == '{' ? '}' : ']'))
-			{
-				c->p++;
-				depth--;
-			}
-			else if (ch == '{')
-			{
-				if (!json_key(c, NULL))
-					return false;
-				continue;
-			}
-			else
-				continue;
-		}
-		else if (json_scalar(c, NULL) == JSON_BAD)
-			return false;
-
-		/* after a value */
-		for (;;)
-		{
-			char close;
-
-			if (depth == 0)
-				return true;
-			json_ws(c);
-			close = stack[depth - 1] == '{' ? '}' : ']';
-			ch = JPEEK(c);
-			if (ch == close)
-			{
-				c->p++;
-				depth--;
-				continue;
-			}
-			if (ch != ',')
-				return json_expected(c, close == '}' ? "',' or '}'" : "',' or ']'");
-			c->p++;
-			if (close == '}')
-			{
-				json_ws(c);
-				if (!json_key(c, NULL))
-					return false;
-			}
-			break;
-		}
-	}
-}
-
-/* Append s as a double-quoted element of an array literal. */
-static void
-append_array_quoted(StringInfo out, const char *s, int len)
-{
-	int i;
-
-	appendStringInfoChar(out, '"');
-	for (i = 0; i < len; i++)
-	{
-		if (s[i] == '"' || s[i] == '\\')
-			appendStringInfoChar(out, '\\');
-		appendStringInfoChar(out, s[i]);
-	}
-	appendStringInfoChar(out, '"');
-}
-
-/*
- * json_array_to_pg
- *		Append the array literal for the (already validated) JSON array at
- *		the cursor: [1,"a",null,[2]] -> {1,"a",NULL,{2}}.  Fails only for
- *		strings that cannot be text (\u0000).
- */
-static bool
-json_array_to_pg(StreamprocParser *p, JsonCursor *c, StringInfo out)
-{
-	check_stack_depth();
-	c->p++; /* '[' */
-	appendStringInfoChar(out, '{');
-	json_ws(c);
-	if (JPEEK(c) == ']')
-	{
-		c->p++;
-		appendStringInfoChar(out, '}');
-		return true;
-	}
-	for (;;)
-	{
-		const char *start;
-		char ch;
-
-		json_ws(c);
-		ch = JPEEK(c);
-		start = c->p;
-		if (ch == '[')
-		{
-			if (!json_array_to_pg(p, c, out))
-				return false;
-		}
-		else if (ch == '{')
-		{
-			if (!json_skip_value(c))
-				return false;
-			append_array_quoted(out, start, c->p - start);
-		}
-		else if (ch == '"')
-		{
-			resetStringInfo(&p->scratch);
-			if (!json_string(c, &p->scratch))
-				return false;
-			append_array_quoted(out, p->scratch.data, p->scratch.len);
-		}
-		else
-		{
-			JsonKind k = json_scalar(c, NULL);
-
-			if (k == JSON_BAD)
-				return false;
-			if (k == JSON_NULL)
-				appendStringInfoString(out, "NULL");
-			else
-				appendBinaryStringInfo(out, start, c->p - start);
-		}
-		json_ws(c);
-		if (JPEEK(c) == ',')
-		{
-			c->p++;
-			appendStringInfoChar(out, ',');
-			continue;
-		}
-		c->p++; /* ']' */
-		appendStringInfoChar(out, '}');
-		return true;
-	}
-}
-
-/* Store the value at the cursor for column col. */
-static bool
-json_store_value(StreamprocParser *p, JsonCursor *c, int col)
-{
-	ParseColumn *pc = &p->cols[col];
-	Field *f = &p->fields[col];
-	const char *start = c->p;
-	char ch = JPEEK(c);
-
-	if (ch == '{' || ch == '[')
-	{
-		if (!json_skip_value(c))
-			return false;
-		if (ch == '[' && pc->is_array)
-		{
-			JsonCursor sub = {c->start, start, c->p, c->err};
-
-			field_begin(p, f);
-			if (!json_array_to_pg(p, &sub, &p->arena))
-				return false;
-			field_end(p, f, FIELD_VALUE);
-		}
-		else
-			field_store(p, f, start, c->p - start);
-	}
-	else if (ch == '"' && !pc->is_json)
-	{
-		field_begin(p, f);
-		if (!json_string(c, &p->arena))
-			return false;
-		field_end(p, f, FIELD_VALUE);
-	}
-	else
-	{
-		JsonKind k = json_scalar(c, NULL);
-
-		if (k == JSON_BAD)
-			return false;
-		if (k == JSON_NULL)
-			f->state = FIELD_NULL;
-		else
-			field_store(p, f, start, c->p - start);
-	}
-	return true;
-}
-
-/*
- * scan_json
- *		Phase 1 for one JSON object.
- */
-static bool
-scan_json(StreamprocParser *p, const char *data, size_t len,
-		  StreamprocParseError *err)
-{
-	JsonCursor c = {data, data, data + len, err};
-	char ch;
-
-	json_ws(&c);
-	ch = JPEEK(&c);
-	if (ch != '{')
-	{
-		const char *what = NULL;
-
-		if (ch == '[')
-			what = "an array";
-		else if (ch == '"')
-			what = "a string";
-		else if (ch == '-' || (ch >= '0' && ch <= '9'))
-			what = "a number";
-		else if (ch == 't' || ch == 'f')
-			what = "a boolean";
-		else if (ch == 'n')
-			what = "null";
-		if (c.p >= c.end)
-			return json_fail_at(&c, c.p, "the message is empty");
-		if (what != NULL)
-			return set_error(err, ERRCODE_INVALID_TEXT_REPRESENTATION,
-							 (int)(c.p - data), InvalidAttrNumber,
-							 "a JSON message must be an object, not %s", what);
-		return json_expected(&c, "'{'");
-	}
-	c.p++;
-	json_ws(&c);
-	if (JPEEK(&c) == '}')
-		c.p++;
-	else
-		for (;;)
-		{
-			int col;
-
-			resetStringInfo(&p->keybuf);
-			if (!json_key(&c, &p->keybuf))
-				return false;
-			col = lookup_column(p, p->keybuf.data, p->keybuf.len);
-			json_ws(&c);
-			if (col < 0)
-			{
-				if (!json_skip_value(&c))
-					return false;
-			}
-			else if (!json_store_value(p, &c, col))
-				return false;
-			json_ws(&c);
-			ch = JPEEK(&c);
-			if (ch == ',')
-			{
-				c.p++;
-				json_ws(&c);
-				continue;
-			}
-			if (ch == '}')
-			{
-				c.p++;
-				break;
-			}
-			return json_expected(&c, "',' or '}'");
-		}
-	json_ws(&c);
-	if (c.p < c.end)
-		return json_fail_at(&c, c.p, "expected end of message after the object");
-	return true;
-}
-
-/* ------------------------------------------------------------------------
- * CSV and COPY text scanners
- * ------------------------------------------------------------------------
- */
-
-static bool
-delimited_error(StreamprocParseError *err, const char *fmt_name,
-				const char *data, const char *at, const char *what)
-{
-	return set_error(err, ERRCODE_BAD_COPY_FILE_FORMAT, (int)(at - data),
-					 InvalidAttrNumber, "invalid %s at byte %d: %s", fmt_name,
-					 (int)(at - data), what);
-}
-
-static bool
-field_count_error(StreamprocParser *p, StreamprocParseError *err, int found)
-{
-	return set_error(err, ERRCODE_BAD_COPY_FILE_FORMAT, -1, InvalidAttrNumber,
-					 "wrong number of fields: expected %d, found %d",
-					 p->npayload, found);
-}
-
-/*
- * scan_csv
- *		Phase 1 for one RFC 4180 record.
- */
-static bool
-scan_csv(StreamprocParser *p, const char *data, size_t len,
-		 StreamprocParseError *err)
-{
-	const char *s = data;
-	const char *end = data + len;
-	char d = p->delimiter;
-	char q = p->quote;
-	int nfields = 0;
-
-	for (;;)
-	{
-		Field *f = nfields < p->npayload ? &p->fields[p->payload[nfields]] : NULL;
-		const char *fstart = s;
-
-		if (s < end && *s == q)
-		{
-			s++;
-			if (f)
-				field_begin(p, f);
-			for (;;)
-			{
-				const char *run = s;
-
-				while (s < end && *s != q)
-					s++;
-				if (f)
-					appendBinaryStringInfo(&p->arena, run, s - run);
-				if (s >= end)
-					return delimited_error(err, "CSV", data, fstart,
-										   "unterminated quoted field");
-				s++;
-				if (s < end && *s == q)
-				{
-					if (f)
-						appendStringInfoChar(&p->arena, q);
-					s++;
-					continue;
-				}
-				break;
-			}
-			if (f)
-				field_end(p, f, FIELD_VALUE);
-		}
-		else
-		{
-			while (s < end && *s != d && *s != q && *s != '\n' && *s != '\r')
-				s++;
-			if (s < end && *s == q)
-				return delimited_error(err, "CSV", data, s,
-									   "quote character in an unquoted field");
-			if (f)
-			{
-				if (s == fstart)
-					f->state = FIELD_NULL;
-				else
-					field_store(p, f, fstart, s - fstart);
-			}
-		}
-		nfields++;
-		if (s >= end)
-			break;
-		if (*s == d)
-		{
-			s++;
-			continue;
-		}
-		if (*s == '\n' || *s == '\r')
-		{
-			if (final_newline(s, end))
-				break;
-			return delimited_error(err, "CSV", data, s,
-								   "line break outside quotes (a message holds one record)");
-		}
-		return delimited_error(err, "CSV", data, s,
-							   "expected a delimiter or the end of the record after a closing quote");
-	}
-	if (nfields != p->npayload)
-		return field_count_error(p, err, nfields);
-	return true;
-}
-
-static inline int
-hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/*
- * scan_text
- *		Phase 1 for one line of COPY text format.
- */
-static bool
-scan_text(StreamprocParser *p, const char *data, size_t len,
-		  StreamprocParseError *err)
-{
-	const char *s = data;
-	const char *end = data + len;
-	char d = p->delimiter;
-	int nfields = 0;
-
-	for (;;)
-	{
-		Field *f = nfields < p->npayload ? &p->fields[p->payload[nfields]] : NULL;
-		const char *fstart = s;
-		bool escaped_bytes = false;
-
-		if (f)
-			field_begin(p, f);
-		for (;;)
-		{
-			const char *run = s;
-			char ch;
-
-			while (s < end && *s != d && *s != '\\' && *s != '\n' && *s != '\r')
-				s++;
-			if (f)
-				appendBinaryStringInfo(&p->arena, run, s - run);
-			if (s >= end || *s != '\\')
-				break;
-			if (s + 1 >= end)
-				return delimited_error(err, "text", data, s,
-									   "backslash at the end of the message");
-			s++;
-			ch = *s++;
-			switch (ch)
-			{
-				case '0':
-				case '1':
-				case '2':
-				case '3':
-				case '4':
-				case '5':
-				case '6':
-				case '7':
-				{
-					int val = ch - '0';
-
-					if (s < end && *s >= '0' && *s <= '7')
-					{
-						val = (val << 3) + (*s++ - '0');
-						if (s < end && *s >= '0' && *s <= '7')
-							val = (val << 3) + (*s++ - '0');
-					}
-					ch = (char)(val & 0377);
-					escaped_bytes = true;
-					break;
-				}
-				case 'x':
-					if (s < end && hexval(*s) >= 0)
-					{
-						int val = hexval(*s++);
-
-						if (s < end && hexval(*s) >= 0)
-							val = (val << 4) + hexval(*s++);
-						ch = (char)(val & 0xff);
-						escaped_bytes = true;
-					}
-					break;
-				case 'b':
-					ch = '\b';
-					break;
-				case 'f':
-					ch = '\f';
-					break;
-				case 'n':
-					ch = '\n';
-					break;
-				case 'r':
-					ch = '\r';
-					break;
-				case 't':
-					ch = '\t';
-					break;
-				case 'v':
-					ch = '\v';
-					break;
-				default:
-					break;
-			}
-			if (f)
-				appendStringInfoChar(&p->arena, ch);
-		}
-		if (f)
-		{
-			if (s - fstart == 2 && fstart[0] == '\\' && fstart[1] == 'N')
-			{
-				p->arena.len = f->off;
-				p->arena.data[p->arena.len] = '\0';
-				f->state = FIELD_NULL;
-			}
-			else
-			{
-				field_end(p, f, FIELD_VALUE);
-				if (escaped_bytes &&
-					pg_encoding_verifymbstr(PG_UTF8, p->arena.data + f->off,
-											f->len) != f->len)
-					return set_error(err, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-									 (int)(fstart - data), InvalidAttrNumber,
-									 "invalid text at byte %d: escapes give a byte sequence that is not valid UTF-8 (or a NUL byte)",
-									 (int)(fstart - data));
-			}
-		}
-		nfields++;
-		if (s >= end)
-			break;
-		if (*s == d)
-		{
-			s++;
-			continue;
-		}
-		/* a line break */
-		if (final_newline(s, end))
-			break;
-		return delimited_error(err, "text", data, s,
-							   "line break in the message (a message holds one line; write \\n)");
-	}
-	if (nfields != p->npayload)
-		return field_count_error(p, err, nfields);
-	return true;
-}
-
-/* ------------------------------------------------------------------------
  * Metadata
  * ------------------------------------------------------------------------
  */
@@ -1518,7 +531,7 @@ scan_meta(StreamprocParser *p, const StreamprocMessageMeta *meta,
 	{
 		ParseMeta *m = &p->meta[i];
 		ParseColumn *pc = &p->cols[m->col];
-		Field *f = &p->fields[m->col];
+		MsgField *f = &p->scan.fields[m->col];
 		AttrNumber attnum = m->col + 1;
 
 		f->state = FIELD_NULL;
@@ -1527,29 +540,29 @@ scan_meta(StreamprocParser *p, const StreamprocMessageMeta *meta,
 		switch (m->kind)
 		{
 			case STREAMPROC_META_PARTITION:
-				field_begin(p, f);
-				appendStringInfo(&p->arena, "%d", meta->partition);
-				field_end(p, f, FIELD_VALUE);
+				msgscan_field_begin(&p->scan, f);
+				appendStringInfo(&p->scan.arena, "%d", meta->partition);
+				msgscan_field_end(&p->scan, f, FIELD_VALUE);
 				break;
 			case STREAMPROC_META_OFFSET:
-				field_begin(p, f);
-				appendStringInfo(&p->arena, INT64_FORMAT, meta->offset);
-				field_end(p, f, FIELD_VALUE);
+				msgscan_field_begin(&p->scan, f);
+				appendStringInfo(&p->scan.arena, INT64_FORMAT, meta->offset);
+				msgscan_field_end(&p->scan, f, FIELD_VALUE);
 				break;
 			case STREAMPROC_META_KEY:
 				if (meta->key == NULL)
 					break;
 				if (!pc->is_bytea && !meta_text_ok(meta->key, meta->key_len))
-					return set_error(err, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, -1,
-									 attnum,
-									 "Kafka key for column \"%s\" is not valid UTF-8 text",
-									 pc->name);
+					return msgscan_error(err, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, -1,
+										 attnum,
+										 "Kafka key for column \"%s\" is not valid UTF-8 text",
+										 pc->name);
 				if (meta->key_len > MaxAllocSize - VARHDRSZ - 1)
-					return set_error(err, ERRCODE_PROGRAM_LIMIT_EXCEEDED, -1,
-									 attnum, "Kafka key is too long");
-				field_begin(p, f);
-				appendBinaryStringInfo(&p->arena, meta->key, (int)meta->key_len);
-				field_end(p, f, pc->is_bytea ? FIELD_BYTES : FIELD_VALUE);
+					return msgscan_error(err, ERRCODE_PROGRAM_LIMIT_EXCEEDED, -1,
+										 attnum, "Kafka key is too long");
+				msgscan_field_begin(&p->scan, f);
+				appendBinaryStringInfo(&p->scan.arena, meta->key, (int)meta->key_len);
+				msgscan_field_end(&p->scan, f, pc->is_bytea ? FIELD_BYTES : FIELD_VALUE);
 				break;
 			case STREAMPROC_META_TIMESTAMP:
 				if (meta->timestamp_ms < 0)
@@ -1562,18 +575,18 @@ scan_meta(StreamprocParser *p, const StreamprocMessageMeta *meta,
 
 					if (meta->timestamp_ms > PG_INT64_MAX / 1000 ||
 						!IS_VALID_TIMESTAMP(ts = (meta->timestamp_ms - epoch_ms) * 1000))
-						return set_error(err, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE,
-										 -1, attnum,
-										 "Kafka timestamp " INT64_FORMAT " for column \"%s\" is out of range",
-										 meta->timestamp_ms, pc->name);
+						return msgscan_error(err, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE,
+											 -1, attnum,
+											 "Kafka timestamp " INT64_FORMAT " for column \"%s\" is out of range",
+											 meta->timestamp_ms, pc->name);
 					f->tsval = ts;
 					f->state = FIELD_TIMESTAMP;
 				}
 				else
 				{
-					field_begin(p, f);
-					appendStringInfo(&p->arena, INT64_FORMAT, meta->timestamp_ms);
-					field_end(p, f, FIELD_VALUE);
+					msgscan_field_begin(&p->scan, f);
+					appendStringInfo(&p->scan.arena, INT64_FORMAT, meta->timestamp_ms);
+					msgscan_field_end(&p->scan, f, FIELD_VALUE);
 				}
 				break;
 			case STREAMPROC_META_HEADERS:
@@ -1588,10 +601,10 @@ scan_meta(StreamprocParser *p, const StreamprocMessageMeta *meta,
 
 					if (!meta_text_ok(hd->name, strlen(hd->name)) ||
 						(hd->value && !meta_text_ok(hd->value, hd->value_len)))
-						return set_error(err, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-										 -1, attnum,
-										 "Kafka header %d for column \"%s\" is not valid UTF-8 text",
-										 h, pc->name);
+						return msgscan_error(err, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+											 -1, attnum,
+											 "Kafka header %d for column \"%s\" is not valid UTF-8 text",
+											 h, pc->name);
 					if (h > 0)
 						appendStringInfoString(&p->scratch, ", ");
 					escape_json(&p->scratch, hd->name);
@@ -1607,7 +620,7 @@ scan_meta(StreamprocParser *p, const StreamprocMessageMeta *meta,
 					}
 				}
 				appendStringInfoChar(&p->scratch, '}');
-				field_store(p, f, p->scratch.data, p->scratch.len);
+				msgscan_field_store(&p->scan, f, p->scratch.data, p->scratch.len);
 				break;
 			}
 			case STREAMPROC_META_HEADER:
@@ -1621,11 +634,11 @@ scan_meta(StreamprocParser *p, const StreamprocMessageMeta *meta,
 				if (found == NULL || found->value == NULL)
 					break;
 				if (!meta_text_ok(found->value, found->value_len))
-					return set_error(err, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-									 -1, attnum,
-									 "Kafka header \"%s\" for column \"%s\" is not valid UTF-8 text",
-									 m->header, pc->name);
-				field_store(p, f, found->value, (int)found->value_len);
+					return msgscan_error(err, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+										 -1, attnum,
+										 "Kafka header \"%s\" for column \"%s\" is not valid UTF-8 text",
+										 m->header, pc->name);
+				msgscan_field_store(&p->scan, f, found->value, (int)found->value_len);
 				break;
 			}
 		}
@@ -1648,73 +661,46 @@ scan_message(StreamprocParser *p, const StreamprocMessage *msg,
 			 Datum *values, bool *nulls, StreamprocParseError *err)
 {
 	int limit = streamproc_parser_max_message_bytes(p);
-	int valid;
 	int i;
-	bool ok;
 
 	for (i = 0; i < p->natts; i++)
 	{
 		values[i] = (Datum)0;
 		nulls[i] = true;
 	}
-	memset(p->fields, 0, sizeof(Field) * p->natts);
-	resetStringInfo(&p->arena);
+	msgscan_begin(&p->scan);
 	err->message[0] = '\0';
 
 	if (msg->len > (size_t)limit)
-		return set_error(err, ERRCODE_PROGRAM_LIMIT_EXCEEDED, -1,
-						 InvalidAttrNumber,
-						 "message of %zu bytes exceeds the limit of %d bytes",
-						 msg->len, limit);
-	if (msg->data == NULL && msg->len > 0)
-		return set_error(err, ERRCODE_INVALID_PARAMETER_VALUE, -1,
-						 InvalidAttrNumber, "message has no payload");
-
-	valid = msg->len > 0 ? pg_encoding_verifymbstr(PG_UTF8, msg->data, (int)msg->len) : 0;
-	if (valid < (int)msg->len)
-	{
-		if (msg->data[valid] == '\0')
-			return set_error(err, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, valid,
+		return msgscan_error(err, ERRCODE_PROGRAM_LIMIT_EXCEEDED, -1,
 							 InvalidAttrNumber,
-							 "message contains a NUL byte at byte %d", valid);
-		return set_error(err, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, valid,
-						 InvalidAttrNumber,
-						 "message is not valid UTF-8: invalid byte sequence at byte %d",
-						 valid);
-	}
+							 "message of %zu bytes exceeds the limit of %d bytes",
+							 msg->len, limit);
+	if (msg->data == NULL && msg->len > 0)
+		return msgscan_error(err, ERRCODE_INVALID_PARAMETER_VALUE, -1,
+							 InvalidAttrNumber, "message has no payload");
 
-	switch (p->format)
-	{
-		case STREAMPROC_FORMAT_JSON:
-			ok = scan_json(p, msg->data ? msg->data : "", msg->len, err);
-			break;
-		case STREAMPROC_FORMAT_CSV:
-			ok = scan_csv(p, msg->data ? msg->data : "", msg->len, err);
-			break;
-		default:
-			ok = scan_text(p, msg->data ? msg->data : "", msg->len, err);
-			break;
-	}
-	if (!ok || !scan_meta(p, msg->meta, err))
+	if (!msgscan_payload(&p->scan, msg->data ? msg->data : "", msg->len, err) ||
+		!scan_meta(p, msg->meta, err))
 		return false;
 
 	/* NOT NULL, where no function can change the answer */
 	for (i = 0; i < p->natts; i++)
 	{
 		ParseColumn *pc = &p->cols[i];
-		Field *f = &p->fields[i];
+		MsgField *f = &p->scan.fields[i];
 
 		if (pc->dropped || !pc->notnull)
 			continue;
 		if (f->state == FIELD_NULL && pc->meta < 0)
-			return set_error(err, ERRCODE_NOT_NULL_VIOLATION, -1, i + 1,
-							 "column \"%s\" is declared NOT NULL but its value in the message is null",
-							 pc->name);
+			return msgscan_error(err, ERRCODE_NOT_NULL_VIOLATION, -1, i + 1,
+								 "column \"%s\" is declared NOT NULL but its value in the message is null",
+								 pc->name);
 		if ((f->state == FIELD_MISSING && pc->defexpr == NULL) ||
 			(f->state == FIELD_NULL && pc->meta >= 0))
-			return set_error(err, ERRCODE_NOT_NULL_VIOLATION, -1, i + 1,
-							 "column \"%s\" is declared NOT NULL but the message has no value for it",
-							 pc->name);
+			return msgscan_error(err, ERRCODE_NOT_NULL_VIOLATION, -1, i + 1,
+								 "column \"%s\" is declared NOT NULL but the message has no value for it",
+								 pc->name);
 	}
 	return true;
 }
@@ -1826,7 +812,7 @@ convert_row(StreamprocParser *p, Datum *values, bool *nulls,
 	for (i = 0; i < p->natts; i++)
 	{
 		ParseColumn *pc = &p->cols[i];
-		Field *f = &p->fields[i];
+		MsgField *f = &p->scan.fields[i];
 
 		if (pc->dropped)
 			continue;
@@ -1836,7 +822,7 @@ convert_row(StreamprocParser *p, Datum *values, bool *nulls,
 		{
 			case FIELD_VALUE:
 			{
-				char *str = p->arena.data + f->off;
+				char *str = p->scan.arena.data + f->off;
 
 				if (!p->utf8_db)
 					str = pg_any_to_server(str, f->len, PG_UTF8);
@@ -1856,7 +842,7 @@ convert_row(StreamprocParser *p, Datum *values, bool *nulls,
 				bytea *b = palloc(VARHDRSZ + f->len);
 
 				SET_VARSIZE(b, VARHDRSZ + f->len);
-				memcpy(VARDATA(b), p->arena.data + f->off, f->len);
+				memcpy(VARDATA(b), p->scan.arena.data + f->off, f->len);
 				values[i] = PointerGetDatum(b);
 				nulls[i] = false;
 				break;
@@ -1905,20 +891,20 @@ conversion_error(StreamprocParser *p, ErrorData *edata,
 				 StreamprocParseError *err)
 {
 	ParseColumn *pc = &p->cols[p->cur_col];
-	Field *f = &p->fields[p->cur_col];
+	MsgField *f = &p->scan.fields[p->cur_col];
 	const char *msg = edata->message ? edata->message : "unknown error";
 	AttrNumber attnum = p->cur_col + 1;
 
 	if (p->cur_what == CONVERT_DEFAULT)
-		set_error(err, edata->sqlerrcode, -1, attnum,
-				  "default value of column \"%s\" could not be computed: %s",
-				  pc->name, msg);
+		msgscan_error(err, edata->sqlerrcode, -1, attnum,
+					  "default value of column \"%s\" could not be computed: %s",
+					  pc->name, msg);
 	else if (p->cur_what == CONVERT_NULL)
-		set_error(err, edata->sqlerrcode, -1, attnum,
-				  "null for column \"%s\" is invalid: %s", pc->name, msg);
+		msgscan_error(err, edata->sqlerrcode, -1, attnum,
+					  "null for column \"%s\" is invalid: %s", pc->name, msg);
 	else
 	{
-		const char *val = p->arena.data + f->off;
+		const char *val = p->scan.arena.data + f->off;
 		int cut = f->len;
 		const char *kind = "value";
 
@@ -1947,9 +933,9 @@ conversion_error(StreamprocParser *p, ErrorData *edata,
 					break;
 			}
 		}
-		set_error(err, edata->sqlerrcode, -1, attnum,
-				  "%s \"%.*s%s\" for column \"%s\" is invalid: %s", kind, cut,
-				  val, cut < f->len ? "..." : "", pc->name, msg);
+		msgscan_error(err, edata->sqlerrcode, -1, attnum,
+					  "%s \"%.*s%s\" for column \"%s\" is invalid: %s", kind, cut,
+					  val, cut < f->len ? "..." : "", pc->name, msg);
 	}
 }
 
@@ -2034,9 +1020,9 @@ parse_messages(StreamprocParser *p, int n, const StreamprocMessage *msgs,
 			for (j = 0; j < p->natts; j++)
 				if (nl[j] && p->cols[j].notnull && !p->cols[j].dropped)
 				{
-					ok[i] = set_error(err, ERRCODE_NOT_NULL_VIOLATION, -1, j + 1,
-									  "column \"%s\" is declared NOT NULL but the message has no value for it",
-									  p->cols[j].name);
+					ok[i] = msgscan_error(err, ERRCODE_NOT_NULL_VIOLATION, -1, j + 1,
+										  "column \"%s\" is declared NOT NULL but the message has no value for it",
+										  p->cols[j].name);
 					break;
 				}
 		}

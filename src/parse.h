@@ -19,16 +19,10 @@
 #include "utils/jsonb.h"
 #include "utils/relcache.h"
 
+#include "msgscan.h" /* StreamprocFormat, StreamprocParseError */
+
 /* guc.c: streamproc.max_message_bytes, the default message size limit */
 extern int streamproc_max_message_bytes;
-
-/* Message formats. */
-typedef enum StreamprocFormat
-{
-	STREAMPROC_FORMAT_JSON,
-	STREAMPROC_FORMAT_CSV,
-	STREAMPROC_FORMAT_TEXT
-} StreamprocFormat;
 
 /* Kafka metadata a stream column can be filled from. */
 typedef enum StreamprocMetaKind
@@ -89,17 +83,6 @@ typedef struct StreamprocMessage
 	size_t len;
 	const StreamprocMessageMeta *meta; /* may be NULL: metadata columns NULL */
 } StreamprocMessage;
-
-#define STREAMPROC_PARSE_ERROR_LEN 512
-
-/* Why a message was rejected. */
-typedef struct StreamprocParseError
-{
-	int sqlerrcode;                           /* ERRCODE_* (syntax: 22P02/22P04; type input: its own) */
-	int offset;                               /* byte of the payload where the error is, or -1 */
-	AttrNumber attnum;                        /* column concerned, or InvalidAttrNumber */
-	char message[STREAMPROC_PARSE_ERROR_LEN]; /* lower case, no period */
-} StreamprocParseError;
 
 typedef struct StreamprocParser StreamprocParser;
 
