@@ -46,6 +46,7 @@
 #include "access/relscan.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
@@ -903,6 +904,17 @@ streamproc_sync(PG_FUNCTION_ARGS)
 	Oid failed_view = InvalidOid;
 
 	streamproc_check_preloaded();
+
+	/*
+	 * A standby has no ingest workers: its views show what the primary's
+	 * checkpoints wrote, as WAL replay brings it.
+	 */
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot wait for continuous views on a standby"),
+				 errdetail("A standby does not ingest: its continuous views show the state the primary last checkpointed."),
+				 errhint("Call streamproc.sync() on the primary, then wait for this standby to replay it.")));
 
 	timeout_ms = (int64)(timeout->time / 1000) +
 				 (int64)(timeout->day + timeout->month * 30) * 86400000;
