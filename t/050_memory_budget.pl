@@ -40,6 +40,12 @@ $node->poll_query_until('postgres', "SELECT sum(n) = 100000 FROM per_v")
   or die 'per_v did not go on';
 ok(1, 'a view whose batches fit goes on');
 
+# The budget is hard: one INSERT of 100,000 new groups did not take the
+# state past it (the worker reserves a piece's memory before applying it,
+# and pauses the view when the reservation fails).
+cmp_ok($node->safe_psql('postgres', 'SELECT sum(memory_bytes) FROM streamproc.stat_views'),
+	'<=', 1024 * 1024, 'the views\' state stays within streamproc.state_memory');
+
 # Inserts still succeed while paused.
 my ($ret, $stdout, $stderr) = $node->psql('postgres', q{
 INSERT INTO ev SELECT g, 1 FROM generate_series(1, 5000) g;
