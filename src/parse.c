@@ -88,6 +88,7 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "errors.h"
 #include "msgscan.h"
 #include "parse.h"
 #include "stream.h"
@@ -939,17 +940,20 @@ conversion_error(StreamprocParser *p, ErrorData *edata,
 	}
 }
 
-/* Errors that are not about the message: never swallowed. */
+/*
+ * Errors that are not about the message: never swallowed.  The views'
+ * classification (errors.c), with one difference: a program limit (class
+ * 54) that converting a message hits, such as a jsonb or an array too
+ * large, is the message's; it would hit it again on every retry.
+ */
 static bool
 must_rethrow(ErrorData *edata)
 {
-	int cat = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
-
-	return cat == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES) ||
-		   cat == ERRCODE_TO_CATEGORY(ERRCODE_OPERATOR_INTERVENTION) ||
-		   cat == ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR) ||
-		   cat == ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR) ||
-		   edata->elevel > ERROR;
+	if (edata->elevel > ERROR)
+		return true;
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_TO_CATEGORY(ERRCODE_PROGRAM_LIMIT_EXCEEDED))
+		return false;
+	return streamproc_error_kind(edata) != STREAMPROC_ERROR_DATA;
 }
 
 /*
