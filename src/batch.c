@@ -1196,13 +1196,14 @@ view_kafka_offset(WView *view, KafkaSource *src, int32 partition)
 	return lag ? lag->offset : -1;
 }
 
-/* A view stays behind (or goes further behind) in a partition. */
-static void
-view_kafka_behind(WView *view, KafkaSource *src, int32 partition, int64 offset)
+/*
+ * A view's entry for a Kafka partition it is behind in (created when
+ * absent: *found says which).
+ */
+KafkaLag *
+view_kafka_lag(WView *view, KafkaSource *src, int32 partition, bool *found)
 {
 	KafkaLagKey k;
-	KafkaLag *lag;
-	bool found;
 
 	if (view->kafka_lag == NULL)
 	{
@@ -1217,7 +1218,16 @@ view_kafka_behind(WView *view, KafkaSource *src, int32 partition, int64 offset)
 	memset(&k, 0, sizeof(k));
 	k.src = src;
 	k.partition = partition;
-	lag = hash_search(view->kafka_lag, &k, HASH_ENTER, &found);
+	return hash_search(view->kafka_lag, &k, HASH_ENTER, found);
+}
+
+/* A view stays behind (or goes further behind) in a partition. */
+static void
+view_kafka_behind(WView *view, KafkaSource *src, int32 partition, int64 offset)
+{
+	bool found;
+	KafkaLag *lag = view_kafka_lag(view, src, partition, &found);
+
 	if (!found)
 	{
 		lag->offset = offset;

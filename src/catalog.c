@@ -725,24 +725,9 @@ load_position(const char *input, const char *position, void *arg)
 			if (space - (input + 6) == (long)strlen(name) &&
 				strncmp(input + 6, name, strlen(name)) == 0)
 			{
-				KafkaLagKey k;
-				KafkaLag *lag;
 				bool found;
+				KafkaLag *lag = view_kafka_lag(view, src, atoi(space + 1), &found);
 
-				if (view->kafka_lag == NULL)
-				{
-					HASHCTL ctl;
-
-					ctl.keysize = sizeof(KafkaLagKey);
-					ctl.entrysize = sizeof(KafkaLag);
-					ctl.hcxt = GetMemoryChunkContext(view);
-					view->kafka_lag = hash_create("streamproc Kafka lag", 16, &ctl,
-												  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-				}
-				memset(&k, 0, sizeof(k));
-				k.src = src;
-				k.partition = atoi(space + 1);
-				lag = hash_search(view->kafka_lag, &k, HASH_ENTER, &found);
 				lag->offset = strtoll(position, NULL, 10);
 				lag->saved = true;
 			}

@@ -277,6 +277,7 @@ extern WView *catalog_find_view(Worker *w, Oid viewid);
 
 /* batch.c */
 extern int64 batch_run_shard(Worker *w, WShard *shard);
+extern KafkaLag *view_kafka_lag(WView *view, KafkaSource *src, int32 partition, bool *found);
 extern int batch_run_source(Worker *w, WStream *stream, KafkaSource *src,
 							bool *more);
 extern void batch_apply(Worker *w, WView *view, Pending *pending);
