@@ -586,7 +586,7 @@ view_create(Worker *w, StreamprocView *def, WStream *stream)
 		/* Append views: statistics only. */
 		v->vs = streamproc_state_register(MyDatabaseId, v->viewid, w->index);
 		streamproc_state_begin_load(v->vs, w->index);
-		streamproc_state_end_load(v->vs, w->index, false, DT_NOBEGIN);
+		streamproc_state_end_load(v->vs, w->index, false, DT_NOBEGIN, DT_NOBEGIN);
 	}
 
 	if (feeds)
@@ -748,6 +748,7 @@ view_load_slot(Worker *w, WView *view)
 	MemoryContext old;
 	Datum args[2];
 	TimestampTz closed = DT_NOBEGIN;
+	TimestampTz any_closed = DT_NOBEGIN;
 	int ret;
 	int p;
 
@@ -791,27 +792,38 @@ view_load_slot(Worker *w, WView *view)
 
 	positions_load(view->viewid, load_position, view);
 
-	/* The watermark our slot closed windows at: it never goes back. */
+	/*
+	 * The watermark our slot closed windows at, and the greatest any slot
+	 * closed them at: the view's watermark never goes back, whichever slot
+	 * loads first.
+	 */
 	args[0] = ObjectIdGetDatum(view->viewid);
 	args[1] = Int32GetDatum(w->index);
-	ret = SPI_execute_with_args("SELECT watermark FROM streamproc.view_watermarks WHERE view = $1 AND slot = $2",
+	ret = SPI_execute_with_args("SELECT max(watermark) FILTER (WHERE slot = $2), max(watermark)"
+								" FROM streamproc.view_watermarks WHERE view = $1",
 								2, (Oid[]){OIDOID, INT4OID}, args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read streamproc.view_watermarks: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 1)
 	{
 		bool isnull;
+		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
-		closed = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		if (view->window.kind != 0)
+		if (!isnull)
 		{
-			view->closed = closed;
-			view->cutoff = streamproc_window_cutoff(&view->window, closed);
+			closed = DatumGetTimestampTz(d);
+			if (view->window.kind != 0)
+			{
+				view->closed = closed;
+				view->cutoff = streamproc_window_cutoff(&view->window, closed);
+			}
 		}
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+			any_closed = DatumGetTimestampTz(d);
 	}
 	SPI_freetuptable(SPI_tuptable);
 	streamproc_state_end_load(view->vs, w->index, la.groups > 0 || closed != DT_NOBEGIN,
-							  closed);
+							  closed, any_closed);
 }
 
 /*

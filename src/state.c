@@ -342,16 +342,24 @@ streamproc_state_begin_load(ViewState *vs, int slot)
 }
 
 void
-streamproc_state_end_load(ViewState *vs, int slot, bool writer, TimestampTz closed)
+streamproc_state_end_load(ViewState *vs, int slot, bool writer, TimestampTz closed,
+						  TimestampTz any_closed)
 {
 	ViewShared *v = &vs->shared;
 
 	LWLockAcquire(state_shared->lock, LW_EXCLUSIVE);
 	v->loaded |= UINT64CONST(1) << slot;
 	v->closed[slot] = closed;
-	/* The watermark never goes back, also across restarts. */
+
+	/*
+	 * The watermark never goes back, also across restarts: it is at least
+	 * the greatest one any slot closed windows at (any_closed), whichever slot
+	 * loads first.
+	 */
 	if (!TIMESTAMP_NOT_FINITE(closed) && closed > v->watermark)
 		v->watermark = closed;
+	if (!TIMESTAMP_NOT_FINITE(any_closed) && any_closed > v->watermark)
+		v->watermark = any_closed;
 	if (writer)
 		v->writers |= UINT64CONST(1) << slot;
 	LWLockRelease(state_shared->lock);

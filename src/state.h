@@ -52,7 +52,7 @@ extern List *streamproc_state_registered_views(Oid dbid, int slot);
 extern GroupMap *streamproc_state_attach_map(ViewState *vs);
 extern void streamproc_state_begin_load(ViewState *vs, int slot);
 extern void streamproc_state_end_load(ViewState *vs, int slot, bool writer,
-									  TimestampTz closed);
+									  TimestampTz closed, TimestampTz any_closed);
 
 /* Workers: statistics and status of their slot. */
 typedef struct ViewStatsDelta

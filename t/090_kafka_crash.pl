@@ -42,7 +42,8 @@ my $topic      = 'clicks';
 my $partitions = 8;
 # (slower under sanitizers: scripts/run-tests --sanitize scales time, and
 # the consumer must keep up with loadgen for the six rounds)
-my $rate       = int(25_000 / ($ENV{STREAMPROC_TEST_TIME_SCALE} // 1));
+my $scale      = $ENV{STREAMPROC_TEST_TIME_SCALE} // 1;    # sanitizers: 5
+my $rate       = int(25_000 / $scale);
 my %content    = (
 	count      => 1_000_000,
 	seed       => 4242,
@@ -117,7 +118,7 @@ diag(sprintf('loadgen: %d events (%d well-formed, %d duplicates, %d malformed) i
 	@$summary{qw(events well_formed duplicates malformed)}, $lg->{elapsed}));
 
 my $t_sync = time();
-$node->safe_psql('postgres', "SELECT streamproc.sync('120s')");
+$node->safe_psql('postgres', "SELECT streamproc.sync('" . 120 * $scale . "s')");
 diag(sprintf('sync returned after %.1f s', time() - $t_sync));
 
 # --- the views equal the batch oracle
@@ -185,7 +186,7 @@ is($sigkills, 5, 'the server log shows the five SIGKILLs');
 # --- a clean restart keeps the results
 my $before = $node->safe_psql('postgres', 'SELECT n, total FROM totals');
 $node->restart;
-$node->safe_psql('postgres', "SELECT streamproc.sync('60s')");
+$node->safe_psql('postgres', "SELECT streamproc.sync('" . 60 * $scale . "s')");
 is($node->safe_psql('postgres', 'SELECT n, total FROM totals'), $before,
 	'a clean restart keeps the results');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM streamproc.errors'),
