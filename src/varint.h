@@ -51,7 +51,10 @@ varint_size(uint64_t v)
 
 /*
  * Read a varint from [*p, end).  Returns false, leaving *p alone, when the
- * bytes end before the varint does or it does not fit in 64 bits.
+ * bytes end before the varint does, it does not fit in 64 bits, or it is
+ * not in its shortest form (a last byte of 0 after others): varint_put()
+ * writes only that, and group keys are compared byte for byte, so every
+ * value must have one encoding.
  */
 static inline bool
 varint_get(const char **p, const char *end, uint64_t *v)
@@ -69,6 +72,8 @@ varint_get(const char **p, const char *end, uint64_t *v)
 		result |= (uint64_t)(b & 0x7F) << shift;
 		if ((b & 0x80) == 0)
 		{
+			if (b == 0 && shift > 0)
+				return false;
 			*p = (const char *)s;
 			*v = result;
 			return true;
