@@ -49,6 +49,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -717,6 +718,11 @@ streamproc_closed_windows(PG_FUNCTION_ARGS)
 			values[4] = PointerGetDatum(k);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
+		if (corrupt)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("corrupt closed windows of continuous view \"%s\" in slot %d",
+							get_rel_name(DatumGetObjectId(arg)), slot)));
 	}
 	SPI_finish();
 	return (Datum)0;
