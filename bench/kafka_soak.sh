@@ -22,7 +22,7 @@
 # (clock_timestamp() - max(ts)).  At the end: first / last / max per
 # worker and the growth from minute 1 (the first sample at or after 60 s)
 # to the end; the views' state memory (stat_views); the size of
-# streamproc.view_state; the WAL written.
+# streamproc.state_runs; the WAL written.
 #
 # Figures (sums over the workers): RSS and RssAnon at the end against their
 # value at minute 1 (RATIO 1.00 = no growth).
@@ -130,11 +130,11 @@ for ((k = 1; k * BENCH_SOAK_SAMPLE_S <= DURATION_S; k++)); do
 	stats=$(bench_psql -F ' ' -c "SELECT (SELECT coalesce(sum(lag), 0) FROM streamproc.stat_sources WHERE source = 'soak'),
 			(SELECT events FROM latest),
 			(SELECT round((extract(epoch FROM clock_timestamp() - latest) * 1000)::numeric) FROM latest),
-			pg_total_relation_size('streamproc.view_state') / 1048576") ||
+			pg_total_relation_size('streamproc.state_runs') / 1048576") ||
 		bench_die "cannot read the statistics"
 	read -r lag events stale vs_mb <<<"$stats"
 	if ((header_done == 0)); then
-		bench_info "  t(s) | per worker: VmRSS (RssAnon, RssShmem) | source lag | events counted | staleness | view_state"
+		bench_info "  t(s) | per worker: VmRSS (RssAnon, RssShmem) | source lag | events counted | staleness | state_runs"
 		header_done=1
 	fi
 	bench_info "  ${t}s |$line lag $lag | $events events | ${stale:-?} ms | $vs_mb MB"
@@ -211,7 +211,7 @@ summary_field 5 RssShmem
 bench_psql -c "SELECT '  view ' || rpad(view::text, 8) || ' ' || groups || ' groups, state ' ||
 		pg_size_pretty(memory_bytes) || ', last checkpoint ' || round(last_checkpoint_ms::numeric, 1) || ' ms'
 	FROM streamproc.stat_views ORDER BY view::text"
-bench_psql -c "SELECT '  streamproc.view_state ' || pg_size_pretty(pg_total_relation_size('streamproc.view_state')) ||
+bench_psql -c "SELECT '  streamproc.state_runs ' || pg_size_pretty(pg_total_relation_size('streamproc.state_runs')) ||
 		', WAL written during the run ' || pg_size_pretty(pg_current_wal_lsn() - '$wal_start'::pg_lsn)"
 
 # Figures: sums over the workers, end against minute 1.

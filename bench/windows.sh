@@ -386,7 +386,7 @@ for ((i = 1; i <= S; i++)); do
 	sample=$(bench_psql -F ' ' -c "SELECT round(extract(epoch FROM clock_timestamp()) - $start, 1),
 			coalesce(events, 0), coalesce(groups, 0), coalesce(memory_bytes, 0),
 			coalesce(round(extract(epoch FROM clock_timestamp() - watermark)::numeric, 1)::text, '-'),
-			(SELECT count(*) FROM streamproc.window_state ws WHERE ws.view = 'live_per_minute'::regclass::oid),
+			(SELECT coalesce(sum(wr.entries), 0) FROM streamproc.window_runs wr WHERE wr.view = 'live_per_minute'::regclass::oid),
 			coalesce(late_events, 0)
 		FROM streamproc.stat_views WHERE view = 'live_per_minute'::regclass") ||
 		bench_die "steady state: cannot read stat_views"
