@@ -50,8 +50,12 @@
 #include "errors.h"
 #include "streamproc.h"
 
-/* Fewest rewritten state rows that call for a vacuum of the tables. */
-#define STATE_VACUUM_MIN_ROWS 10000
+/*
+ * Rows of state runs written (about 64 a checkpoint) that call for a vacuum
+ * of streamproc.state_runs: every few checkpoints, so that the space of the
+ * runs compaction deleted is reused before the table grows.
+ */
+#define STATE_VACUUM_MIN_ROWS 250
 
 /* Backoff of a checkpoint that failed as a whole, in ms. */
 #define CHECKPOINT_BACKOFF_MIN 200
@@ -868,7 +872,7 @@ checkpoint_run(Worker *w)
 			}
 		}
 	}
-	if (OidIsValid(w->state_runs_relid) && w->rows_written >= STATE_VACUUM_MIN_ROWS / 10)
+	if (OidIsValid(w->state_runs_relid) && w->rows_written >= STATE_VACUUM_MIN_ROWS)
 	{
 		vacuum_relation(w->state_runs_relid);
 		if (OidIsValid(w->positions_relid))

@@ -26,10 +26,10 @@
  * runs hold more than twice its live bytes (or too many runs) is
  * compacted: rewritten as one run from the slot's groups in shared memory
  * (the worker has all of them), and its older runs deleted, in the same
- * transaction.  Compaction is budgeted: a checkpoint rewrites at most as
- * many live bytes as it wrote deltas (with a floor), largest garbage
- * first, so the table stays below about twice the live bytes and
- * compaction at most doubles the bytes written, without ever rewriting the
+ * transaction.  Compaction is budgeted: a checkpoint rewrites about twice
+ * the bytes of deltas it wrote plus an eighth of the slot's garbage (with
+ * a floor), largest garbage first, so the table stays below about twice
+ * the live bytes under any update pattern, without ever rewriting the
  * whole state in one checkpoint.
  *
  * The run format's encoder and decoder are pure C (fuzzed); the rest runs
@@ -386,6 +386,7 @@ statestore_write(SlotStore *ss, GroupMap *map)
 	bool compact[STATESTORE_BUCKETS];
 	int ncand = 0;
 	int64 delta_bytes = 0;
+	int64 garbage = 0;
 	int64 budget;
 	int32 compacted[STATESTORE_BUCKETS];
 	int ncompacted = 0;
@@ -403,6 +404,8 @@ statestore_write(SlotStore *ss, GroupMap *map)
 
 		if (ss->delta_entries[b] > 0)
 			delta_bytes += ss->delta[b].len;
+		if (after > bk->live)
+			garbage += after - bk->live;
 		if ((after > COMPACT_RATIO * bk->live + COMPACT_SLACK) ||
 			bk->runs + (ss->delta_entries[b] > 0 ? 1 : 0) > COMPACT_MAX_RUNS)
 		{
@@ -412,15 +415,22 @@ statestore_write(SlotStore *ss, GroupMap *map)
 		}
 	}
 
-	/* The buckets to compact: most garbage first, within the budget. */
-	budget = Max(delta_bytes + ss->written, COMPACT_MIN_BUDGET);
+	/*
+	 * The buckets to compact: most garbage first, within the budget.  The
+	 * deltas make as much garbage as they write; a bucket compacted before
+	 * its garbage reaches its live bytes (too many runs) reclaims less
+	 * than it rewrites, hence twice the deltas; an eighth of the garbage on
+	 * top drains a backlog.  What a checkpoint overspent (one bucket is
+	 * always compacted whole) is owed by the next.
+	 */
+	budget = Max(2 * delta_bytes + garbage / 8 - ss->written, COMPACT_MIN_BUDGET);
 	qsort(cand, ncand, sizeof(BucketGarbage), garbage_cmp);
 	for (i = 0; i < ncand && budget > 0; i++)
 	{
 		compact[cand[i].bucket] = true;
 		budget -= ss->buckets[cand[i].bucket].live;
 	}
-	ss->written = budget > 0 ? 0 : -budget; /* carried over */
+	ss->written = budget > 0 ? 0 : -budget; /* owed */
 
 	for (b = 0; b < STATESTORE_BUCKETS; b++)
 	{

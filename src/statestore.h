@@ -52,7 +52,7 @@ typedef struct SlotStore
 	Oid view;
 	int slot;
 	int64 next_run;
-	int64 written;                            /* bytes written since the last compaction check */
+	int64 written;                            /* bytes of compaction the next checkpoint owes */
 	StringInfoData delta[STATESTORE_BUCKETS]; /* the checkpoint being built */
 	int32 delta_entries[STATESTORE_BUCKETS];
 	StoreBucket buckets[STATESTORE_BUCKETS];
