@@ -633,7 +633,11 @@ vacuum_relation(Oid relid)
 	MemoryContextSwitchTo(old);
 
 	memset(&params, 0, sizeof(params));
-	params.options = VACOPT_VACUUM | VACOPT_SKIP_LOCKED;
+	/*
+	 * PROCESS_TOAST as VACUUM's own default: state runs over 2 kB live in
+	 * state_runs' TOAST table, which grew without bound without it.
+	 */
+	params.options = VACOPT_VACUUM | VACOPT_SKIP_LOCKED | VACOPT_PROCESS_TOAST;
 	params.freeze_min_age = -1;
 	params.freeze_table_age = -1;
 	params.multixact_freeze_min_age = -1;
