@@ -1237,21 +1237,32 @@ view_kafka_behind(WView *view, KafkaSource *src, int32 partition, int64 offset)
 		lag->offset = offset;
 }
 
-/* After a batch the view merged: where it is now. */
+/*
+ * After a batch an aggregating view read (or had nothing to read in): where
+ * it is now.  Every message of the batch counts, also those that did not
+ * parse, or a view behind would stay behind them (and the consumer rewind
+ * for it) for good.  A runnable view was rewound for before the fetch, so
+ * the batch starts no later than where it was.
+ */
 static void
-view_kafka_advance(WView *view, KafkaSource *src, int32 partition, int64 next)
+view_kafka_advance_batch(WView *view, KafkaSource *src, rd_kafka_message_t **msgs, int n)
 {
-	KafkaLagKey k;
-	KafkaLag *lag;
+	int i;
 
 	if (view->kafka_lag == NULL)
 		return;
-	memset(&k, 0, sizeof(k));
-	k.src = src;
-	k.partition = partition;
-	lag = hash_search(view->kafka_lag, &k, HASH_FIND, NULL);
-	if (lag != NULL && next > lag->offset)
-		lag->offset = next;
+	for (i = 0; i < n; i++)
+	{
+		KafkaLagKey k;
+		KafkaLag *lag;
+
+		memset(&k, 0, sizeof(k));
+		k.src = src;
+		k.partition = msgs[i]->partition;
+		lag = hash_search(view->kafka_lag, &k, HASH_FIND, NULL);
+		if (lag != NULL && msgs[i]->offset + 1 > lag->offset)
+			lag->offset = msgs[i]->offset + 1;
+	}
 }
 
 /*
@@ -1560,7 +1571,11 @@ batch_run_source(Worker *w, WStream *stream, KafkaSource *src, bool *more)
 				continue;
 			}
 			if (reads == 0)
+			{
+				if (worker_view_runnable(w, view))
+					view_kafka_advance_batch(view, src, w->kafka_msgs, n);
 				continue;
+			}
 			if (!worker_view_runnable(w, view) ||
 				!run_view_source(w, stream, src, view, &rows, skip, w->kafka_msgs, rowmsg))
 			{
@@ -1571,10 +1586,7 @@ batch_run_source(Worker *w, WStream *stream, KafkaSource *src, bool *more)
 										  w->kafka_msgs[rowmsg[i]]->offset);
 				continue;
 			}
-			for (i = 0; i < nrows; i++)
-				if (!skip[i])
-					view_kafka_advance(view, src, w->kafka_msgs[rowmsg[i]]->partition,
-									   w->kafka_msgs[rowmsg[i]]->offset + 1);
+			view_kafka_advance_batch(view, src, w->kafka_msgs, n);
 			view->stats.events += reads;
 			if (view->window.kind != 0 && view->window.kind != WINDOW_COUNT)
 				window_source_late_events(w, stream, src, view, &rows, skip, w->kafka_msgs, rowmsg);
@@ -1584,6 +1596,17 @@ batch_run_source(Worker *w, WStream *stream, KafkaSource *src, bool *more)
 		rows.skip = NULL;
 		if (stream->has_append)
 			keep_pending_rows(stream, src, &rows, w->kafka_msgs, rowmsg, append_needed);
+	}
+	else
+	{
+		/* Not one row: the aggregating views behind have read past it all. */
+		foreach (lc, stream->views)
+		{
+			WView *view = lfirst(lc);
+
+			if (view->kind == STREAMPROC_VIEW_AGGREGATING && worker_view_runnable(w, view))
+				view_kafka_advance_batch(view, src, w->kafka_msgs, n);
+		}
 	}
 
 	if (stream->event_time != InvalidAttrNumber)

@@ -788,9 +788,20 @@ checkpoint_run(Worker *w)
 	w->checkpoint_backoff_ms = 0;
 	w->checkpoint_retry_at = 0;
 
-	/* Committed: forget what it wrote, and vacuum what it deleted. */
+	/*
+	 * Committed: forget what it wrote, and vacuum what it deleted.  A view
+	 * retrying a transient error still has its part to write (sync() waits
+	 * for it); one that failed for its own reason is reported instead.
+	 */
 	w->checkpoint_needed = false;
 	w->checkpoint_soon = false;
+	foreach (lc, w->views)
+	{
+		WView *view = lfirst(lc);
+
+		if (view->status == VIEW_SLOT_RETRYING && view_has_work(view))
+			w->checkpoint_needed = true;
+	}
 	for (i = 0; i < nparts; i++)
 	{
 		WView *view = parts[i].view;

@@ -84,6 +84,7 @@ static void worker_loop(Worker *w);
 static int checkpoint_spacing(Worker *w);
 static void worker_publish_status(Worker *w);
 static void retry_all_now(Worker *w);
+static bool view_behind(WView *view);
 
 /*
  * streamproc_worker_main
@@ -158,6 +159,7 @@ worker_loop(Worker *w)
 		bool sync_requested;
 		bool more = false;
 		bool caught_up;
+		bool behind = false;
 		long kafka_wait;
 		long timeout;
 		TimestampTz now;
@@ -299,21 +301,23 @@ worker_loop(Worker *w)
 			{
 				WView *view = lfirst(vc);
 
-				/* A transient failure is retried while sync() waits. */
-				if (!view->held && (view->status == VIEW_SLOT_FAILED ||
-									view->status == VIEW_SLOT_PAUSED))
+				if (view->held)
+					continue;
+				if (view->status == VIEW_SLOT_FAILED || view->status == VIEW_SLOT_PAUSED)
 					failing = view;
+				else
+					behind |= view_behind(view);
 			}
-			if (failing == NULL)
-				streamproc_worker_progress(w->slot, generation);
-			else
+			if (failing != NULL)
 				streamproc_worker_failed(w->slot, generation, failing->viewid);
+			else if (!behind)
+				streamproc_worker_progress(w->slot, generation);
 		}
 
 		timeout = more ? 0 : streamproc_max_batch_delay;
 		if (kafka_wait >= 0)
 			timeout = Min(timeout, kafka_wait);
-		if (!caught_up || (sync_requested && w->checkpoint_needed))
+		if (!caught_up || behind || (sync_requested && w->checkpoint_needed))
 			timeout = Min(timeout, 20);
 		foreach (lc, w->views)
 		{
@@ -443,6 +447,34 @@ retry_all_now(Worker *w)
 	}
 	w->checkpoint_retry_at = 0;
 	w->batch_needed = true;
+}
+
+/*
+ * Is a view still behind its inputs, so that sync() must wait: it is
+ * retrying a transient error (retried while sync() waits), or it has not
+ * yet read again the Kafka messages a failed batch left it behind in
+ * (the consumer rewinds for it, batch.c).
+ */
+static bool
+view_behind(WView *view)
+{
+	HASH_SEQ_STATUS seq;
+	KafkaLag *lag;
+	bool behind = false;
+
+	if (view->status == VIEW_SLOT_RETRYING)
+		return true;
+	if (view->kafka_lag == NULL)
+		return false;
+	hash_seq_init(&seq, view->kafka_lag);
+	while ((lag = hash_seq_search(&seq)) != NULL)
+	{
+		int64 head = streamproc_kafka_position(lag->key.src, lag->key.partition);
+
+		if (head >= 0 && lag->offset < head)
+			behind = true;
+	}
+	return behind;
 }
 
 /*

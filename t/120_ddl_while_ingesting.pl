@@ -110,6 +110,33 @@ sql('SELECT streamproc.sync()');
 is(sql(q{SELECT count(*) FROM streamproc.stat_views WHERE state <> 'running'}), '0',
 	'every view runs again');
 
+# A view whose checkpoint cannot write (its rows table locked): after
+# streamproc.lock_timeout it retries later, the worker's other views
+# checkpoint meanwhile, and sync() waits for it instead of returning with
+# the view behind.
+my $rows_table = sql(q{SELECT rows_table FROM streamproc.views WHERE view = 'rows_big'::regclass});
+my $per_k_checkpoint = sql(q{SELECT last_checkpoint FROM streamproc.stat_views WHERE view = 'per_k'::regclass});
+$locker = $node->background_psql('postgres');
+$locker->query_safe('BEGIN');
+$locker->query_safe("LOCK TABLE $rows_table IN ACCESS EXCLUSIVE MODE");
+insert_chunk();
+ok($node->poll_query_until('postgres', q{
+	SELECT state = 'retrying' AND last_error LIKE '55P03:%'
+	  FROM streamproc.stat_views WHERE view = 'rows_big'::regclass}),
+	'an append view whose checkpoint waits for a lock on its rows table retries later');
+ok($node->poll_query_until('postgres', qq{
+	SELECT last_checkpoint > '$per_k_checkpoint' AND
+	       (SELECT sum(n) FROM per_k) = (SELECT count(*) FROM ev_oracle)
+	  FROM streamproc.stat_views WHERE view = 'per_k'::regclass}),
+	'the other views checkpoint meanwhile');
+($ret, $stdout, $stderr) = $node->psql('postgres', q{SELECT streamproc.sync('3 s')});
+like($stderr, qr/streamproc\.sync\(\) timed out/, 'sync() waits for the view that retries its checkpoint');
+$locker->query_safe('COMMIT');
+$locker->quit;
+sql('SELECT streamproc.sync()');
+is(sql(q{SELECT state FROM streamproc.stat_views WHERE view = 'rows_big'::regclass}), 'running',
+	'once the lock is gone the view checkpoints again');
+
 is(sql(q{
 SELECT (SELECT count(*) FROM (SELECT * FROM per_k EXCEPT ALL
           SELECT k, count(*), sum(v) FROM ev_oracle GROUP BY k) a) || ' ' ||
