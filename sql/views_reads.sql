@@ -86,6 +86,12 @@ SELECT (SELECT count(*) FROM (SELECT * FROM rd_user EXCEPT ALL
 SELECT user_id, n FROM rd_user ORDER BY n DESC, user_id LIMIT 3;
 RESET work_mem;
 SELECT * FROM rd_total;
+-- Scans that read only some columns (count(*) reads none) count the same.
+SELECT (SELECT count(*) FROM rd_user) = (SELECT count(DISTINCT user_id) FROM rd_all) AS count_star,
+       (SELECT count(user_id) FROM rd_user) = (SELECT count(DISTINCT user_id) FROM rd_all) AS keys_only,
+       (SELECT count(*) FROM rd_user WHERE n > 1) =
+         (SELECT count(*) FROM (SELECT 1 FROM rd_all GROUP BY user_id HAVING count(*) > 1) g) AS aggs_only,
+       (SELECT sum(n) FROM rd_user) = (SELECT count(*) FROM rd_all) AS sum_n;
 
 -- Windowed views: by window_start, and a full read spilled to disk.
 CREATE FOREIGN TABLE rdw (k int, ts timestamptz) SERVER streamproc

@@ -127,6 +127,10 @@ typedef struct ScanPlanInfo
 #define SCAN_FULL  0
 #define SCAN_KEYED 1
 
+/* The columns a plan reads (fdw_private of the plan). */
+#define NEED_KEYS 0x1
+#define NEED_AGGS 0x2
+
 /* The executor's state. */
 typedef struct ViewScanState
 {
@@ -138,7 +142,9 @@ typedef struct ViewScanState
 	List *range_states; /* windowed: window start conditions */
 	List *range_ops;    /* ... their strategies (IntList) */
 	ViewStateInfo info;
-	bool memory; /* read shared memory (else the checkpoint) */
+	bool memory;    /* read shared memory (else the checkpoint) */
+	bool need_keys; /* the plan reads a group column */
+	bool need_aggs; /* ... an aggregate */
 	GroupMap *map;
 	/* keyed: the keys, built at (re)scan */
 	int nlookups;
@@ -180,6 +186,7 @@ static void viewscan_EndForeignScan(ForeignScanState *node);
 static void viewscan_ExplainForeignScan(ForeignScanState *node, ExplainState *es);
 
 static ViewMeta *view_meta(Oid ft);
+static int columns_needed(ViewMeta *m, RelOptInfo *baserel, List *quals);
 static void start_scan(ViewScanState *vss, ExprContext *econtext);
 
 Datum
@@ -772,9 +779,39 @@ viewscan_GetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntable
 	fdw_exprs = list_concat(fdw_exprs, ranges);
 
 	return make_foreignscan(tlist, local, baserel->relid, fdw_exprs,
-							list_make5(makeInteger(mode), cols, arrays, range_ops,
-									   makeInteger(list_length(cols))),
+							lappend(list_make5(makeInteger(mode), cols, arrays, range_ops,
+											   makeInteger(list_length(cols))),
+									makeInteger(columns_needed(m, baserel, local))),
 							NIL, NIL, outer_plan);
+}
+
+/*
+ * Which columns the plan reads from the scan (its target list and the
+ * quals it evaluates): NEED_KEYS for a group column, NEED_AGGS for an
+ * aggregate.  count(*) needs neither, and the scan then neither decodes
+ * keys nor combines and finalizes states.
+ */
+static int
+columns_needed(ViewMeta *m, RelOptInfo *baserel, List *quals)
+{
+	Bitmapset *attrs = NULL;
+	int need = 0;
+	int x = -1;
+
+	pull_varattnos((Node *)baserel->reltarget->exprs, baserel->relid, &attrs);
+	pull_varattnos((Node *)quals, baserel->relid, &attrs);
+	while ((x = bms_next_member(attrs, x)) >= 0)
+	{
+		AttrNumber attno = x + FirstLowInvalidHeapAttributeNumber;
+
+		if (attno >= 1 && attno <= m->ngroup)
+			need |= NEED_KEYS;
+		else if (attno > m->ngroup && attno <= m->ngroup + m->aggs->nagg)
+			need |= NEED_AGGS;
+		else
+			need |= NEED_KEYS | NEED_AGGS; /* a whole row, a system column */
+	}
+	return need;
 }
 
 /* ----------------------------------------------------------------
@@ -791,6 +828,7 @@ viewscan_BeginForeignScan(ForeignScanState *node, int eflags)
 	List *cols = lsecond(priv);
 	List *arrays = lthird(priv);
 	int nkeyexprs = intVal(list_nth(priv, 4));
+	int need = intVal(list_nth(priv, 5));
 	ListCell *lc;
 	int i = 0;
 
@@ -799,6 +837,8 @@ viewscan_BeginForeignScan(ForeignScanState *node, int eflags)
 	vss->mode = intVal(linitial(priv));
 	vss->key_arrays = arrays;
 	vss->range_ops = lfourth(priv);
+	vss->need_keys = (need & NEED_KEYS) != 0;
+	vss->need_aggs = (need & NEED_AGGS) != 0;
 	foreach (lc, plan->fdw_exprs)
 	{
 		ExprState *es = ExecInitExpr(lfirst(lc), (PlanState *)node);
@@ -868,14 +908,23 @@ store_group(ForeignScanState *node, const char *key, uint32 keylen, const char *
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
 
 	ExecClearTuple(slot);
-	decode_group(m, key, keylen, slot->tts_values, slot->tts_isnull);
-	streamproc_packed_final(m->aggs, state, statelen, slot->tts_values + m->ngroup,
-							slot->tts_isnull + m->ngroup);
+	if (vss->need_keys)
+		decode_group(m, key, keylen, slot->tts_values, slot->tts_isnull);
+	else
+		memset(slot->tts_isnull, true, sizeof(bool) * m->ngroup);
+	if (vss->need_aggs)
+		streamproc_packed_final(m->aggs, state, statelen, slot->tts_values + m->ngroup,
+								slot->tts_isnull + m->ngroup);
+	else
+		memset(slot->tts_isnull + m->ngroup, true, sizeof(bool) * m->aggs->nagg);
 	vss->emitted++;
 	return ExecStoreVirtualTuple(slot);
 }
 
-/* Combine a group's slots into vss->combined; false: no state at all. */
+/*
+ * Combine a group's slots into vss->combined; false: no state at all.  A
+ * scan that reads no aggregate only needs to know that there is one.
+ */
 static bool
 combine_slots(ViewScanState *vss, GroupCopy *g)
 {
@@ -883,6 +932,8 @@ combine_slots(ViewScanState *vss, GroupCopy *g)
 	int i;
 
 	resetStringInfo(&vss->combined);
+	if (!vss->need_aggs)
+		return g->nstates > 0;
 	if (g->nstates == 1)
 	{
 		appendBinaryStringInfo(&vss->combined, g->states[0].data, g->states[0].len);
