@@ -283,6 +283,13 @@ batch_apply(Worker *w, WView *view, Pending *pending)
 	}
 	pfree(offsets);
 	pfree(sorted);
+
+	/*
+	 * A checkpoint stops merging while it writes, for a time that follows
+	 * the groups it writes: start one before they are too many.
+	 */
+	if (streamproc_checkpoint_groups > 0 && view->dirty.count >= streamproc_checkpoint_groups)
+		w->checkpoint_soon = true;
 }
 
 /*

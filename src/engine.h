@@ -45,6 +45,7 @@
 /* Pending Kafka rows (or late events) that force an early checkpoint. */
 #define PENDING_ROWS_CHECKPOINT 100000
 
+
 /* Backoff of a view that failed, in ms. */
 #define VIEW_BACKOFF_MIN 200
 #define VIEW_BACKOFF_MAX 30000

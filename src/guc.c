@@ -39,6 +39,9 @@ int streamproc_max_batch_delay = 100;
 /* Time between two checkpoints of a worker, in ms. */
 int streamproc_checkpoint_interval = 1000;
 
+/* Changed groups of a view that start a checkpoint at once (0: none). */
+int streamproc_checkpoint_groups = 10000;
+
 /* Budget for all continuous views' shared-memory state, in kB. */
 int streamproc_state_memory = 256 * 1024;
 int streamproc_lock_timeout = 1000;
@@ -111,6 +114,17 @@ streamproc_define_gucs(void)
 							1000, 10, 60 * 60 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streamproc.checkpoint_groups",
+							"Changed groups of a continuous view that start a checkpoint at once.",
+							"A worker merges no events while it checkpoints, for a time "
+							"that follows the groups it writes: fewer keeps views fresher, "
+							"more costs less per event.  0 waits for checkpoint_interval.",
+							&streamproc_checkpoint_groups,
+							10000, 0, INT_MAX,
+							PGC_SIGHUP,
+							0,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streamproc.state_memory",

@@ -31,6 +31,7 @@ extern int streamproc_max_batch_delay;
 extern int streamproc_checkpoint_interval;
 extern int streamproc_state_memory;
 extern int streamproc_lock_timeout;
+extern int streamproc_checkpoint_groups;
 extern void streamproc_define_gucs(void);
 
 /* shmem.c: the shared control block */

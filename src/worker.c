@@ -355,7 +355,10 @@ worker_loop(Worker *w)
  * or more when checkpoints are slow, so that they take at most a tenth of
  * the worker's time.  Views are live in shared memory either way; a longer
  * spacing only means more input to replay after a crash.  sync() still
- * checkpoints at once.
+ * checkpoints at once, and so does a view with streamproc.checkpoint_groups
+ * changed groups (batch.c): without that bound, a slow checkpoint spaced
+ * the next one further, which then had more groups to write and was
+ * slower still, and the worker paused for seconds.
  */
 static int
 checkpoint_spacing(Worker *w)
