@@ -939,6 +939,13 @@ combine_slots(ViewScanState *vss, GroupCopy *g)
 		appendBinaryStringInfo(&vss->combined, g->states[0].data, g->states[0].len);
 		return true;
 	}
+	if (g->nstates == 2)
+	{
+		/* The common case of two workers: one pairwise combine, no accumulators. */
+		streamproc_combine_packed(vss->meta->aggs, g->states[0].data, g->states[0].len,
+								  g->states[1].data, g->states[1].len, &vss->combined);
+		return true;
+	}
 	streamproc_packed_accum_init(&acc, vss->meta->aggs, CurrentMemoryContext);
 	for (i = 0; i < g->nstates; i++)
 		streamproc_packed_accum_add(&acc, g->states[i].data, g->states[i].len);
