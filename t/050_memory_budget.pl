@@ -60,6 +60,21 @@ like($stderr, qr/continuous view "per_id" cannot catch up: the state memory budg
 like($stderr, qr/HINT:  Increase "streamproc\.state_memory" or drop continuous views\./,
 	'and says what to do');
 
+# The budget is the server's, but a database without state is not paused
+# by another's: its workers say so, its stream takes inserts and sync()
+# returns.
+$node->safe_psql('postgres', 'CREATE DATABASE other');
+$node->safe_psql('other', q{
+CREATE EXTENSION streamproc;
+CREATE FOREIGN TABLE ev2 (k int) SERVER streamproc;
+INSERT INTO ev2 VALUES (1);
+});
+($ret, $stdout, $stderr) = $node->psql('other', "SELECT streamproc.sync('60s')");
+is($ret, 0, 'sync() returns in a database without state while another is paused');
+is($node->safe_psql('other', 'SELECT count(*) || \' \' || count(*) FILTER (WHERE paused) FROM streamproc.stat_workers'),
+	'2 0', 'its workers run and are not paused');
+$node->safe_psql('postgres', 'DROP DATABASE other');
+
 # Raise the budget: ingestion resumes and nothing was lost.
 $node->safe_psql('postgres', "ALTER SYSTEM SET streamproc.state_memory = '256MB'");
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
