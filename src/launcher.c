@@ -862,6 +862,23 @@ launch_xact_callback(XactEvent event, void *arg)
 		launch_at_commit = false;
 }
 
+/*
+ * sync() found fewer running workers than streamproc.workers in a database
+ * that has the extension: ask the launcher to start the missing ones, as
+ * CREATE EXTENSION does.  A safety net: a worker that exits because it saw
+ * the extension dropped while it was being created again must come back.
+ */
+static void
+request_missing_workers(void)
+{
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	if (worker_shared->npending < PENDING_DATABASES)
+		worker_shared->pending[worker_shared->npending++] = MyDatabaseId;
+	if (worker_shared->launcher_latch != NULL)
+		SetLatch(worker_shared->launcher_latch);
+	LWLockRelease(worker_shared->lock);
+}
+
 /* sync(): a view that cannot catch up, with its last error. */
 static void
 report_failed_view(Oid viewid)
@@ -902,6 +919,7 @@ streamproc_sync(PG_FUNCTION_ARGS)
 	int done = 0;
 	bool paused = false;
 	Oid failed_view = InvalidOid;
+	TimestampTz last_request = GetCurrentTimestamp(); /* let new workers start */
 
 	streamproc_check_preloaded();
 
@@ -985,6 +1003,16 @@ streamproc_sync(PG_FUNCTION_ARGS)
 					 paused ? errhint("Increase \"streamproc.state_memory\" or drop continuous views.")
 							: errhint("Check the server log, streamproc.stat_views and streamproc.stat_sources (a Kafka source whose brokers are unreachable holds sync() back); pass a longer timeout.")));
 		}
+		if (running < streamproc_workers &&
+			TimestampDifferenceExceeds(last_request, GetCurrentTimestamp(), 1000))
+		{
+			last_request = GetCurrentTimestamp();
+			ereport(DEBUG1,
+					(errmsg("streamproc.sync(): %d of %d workers of this database run; asking the launcher for the others",
+							running, streamproc_workers)));
+			request_missing_workers();
+		}
+
 		/* Re-check at least every second: workers may appear meanwhile. */
 		(void)ConditionVariableTimedSleep(&worker_shared->progress_cv,
 										  Min(remaining, 1000), PG_WAIT_EXTENSION);
