@@ -39,8 +39,14 @@
 #include "view.h"
 #include "windows.h"
 
-/* Heap blocks of a log shard one piece of a batch covers (8 MB). */
-#define SUBBATCH_BLOCKS 1024
+/*
+ * Heap blocks of a log shard one piece of a batch covers (64 MB).  Each
+ * piece merges every group it touches into shared memory once (combine,
+ * serialize: microseconds per group), so bigger pieces merge less often;
+ * the worker's memory for a piece follows its groups.  With 8 MB pieces, a
+ * COPY of 2M events into three views spent 8.5 s merging, with 64 MB 5 s.
+ */
+#define SUBBATCH_BLOCKS 8192
 
 /* Pending Kafka rows (or late events) that force an early checkpoint. */
 #define PENDING_ROWS_CHECKPOINT 100000
