@@ -37,8 +37,11 @@
 #		socket directory ($BENCH_PG_SOCKDIR) on a private port
 #		($BENCH_PG_PORT); extra settings go to postgresql.conf after the
 #		defaults (shared_buffers 512MB, max_worker_processes 16,
-#		max_wal_size 8GB, synchronous_commit and fsync left on); creates
-#		the extension in database postgres.  As root the cluster runs as
+#		max_wal_size 8GB, synchronous_commit and fsync left on), then
+#		$BENCH_EXTRA_CONF verbatim (for example
+#		BENCH_EXTRA_CONF='streamproc.checkpoint_groups = 0', to compare
+#		a setting in the same hour); creates the extension in database
+#		postgres.  As root the cluster runs as
 #		$BENCH_PG_USER (streamproc_test, created if missing), since
 #		initdb refuses root; $BENCH_TMP and $BENCH_DATA are then made
 #		traversable (mode 711) so that the server can read files
@@ -357,6 +360,7 @@ bench_pg_start()
 		echo "synchronous_commit = on"
 		echo "autovacuum = on"
 		echo "log_min_messages = warning"
+		[[ -n ${BENCH_EXTRA_CONF:-} ]] && echo "$BENCH_EXTRA_CONF"
 		for kv in "$@"; do
 			[[ $kv == ?*=* ]] || bench_die "bench_pg_start: SETTING=VALUE expected, got '$kv'"
 			echo "${kv%%=*} = ${kv#*=}"
