@@ -787,6 +787,24 @@ stop_database_workers(Oid dbid)
 	}
 }
 
+/*
+ * Ask the launcher to start a database's missing workers (starting is
+ * idempotent): at the commit of CREATE EXTENSION, after a DROP that failed,
+ * and from sync() while fewer than streamproc.workers run (a safety net: a
+ * worker that exited because it saw the extension dropped while it was
+ * being created again must come back).
+ */
+static void
+request_launch(Oid dbid)
+{
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	if (worker_shared->npending < PENDING_DATABASES)
+		worker_shared->pending[worker_shared->npending++] = dbid;
+	if (worker_shared->launcher_latch != NULL)
+		SetLatch(worker_shared->launcher_latch);
+	LWLockRelease(worker_shared->lock);
+}
+
 static void
 launcher_process_utility(PlannedStmt *pstmt, const char *queryString,
 						 bool readOnlyTree, ProcessUtilityContext context,
@@ -833,14 +851,7 @@ launcher_process_utility(PlannedStmt *pstmt, const char *queryString,
 	{
 		/* The database (or the extension) stays: bring its workers back. */
 		if (OidIsValid(dropped))
-		{
-			LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
-			if (worker_shared->npending < PENDING_DATABASES)
-				worker_shared->pending[worker_shared->npending++] = dropped;
-			if (worker_shared->launcher_latch != NULL)
-				SetLatch(worker_shared->launcher_latch);
-			LWLockRelease(worker_shared->lock);
-		}
+			request_launch(dropped);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -850,33 +861,9 @@ static void
 launch_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_COMMIT && launch_at_commit)
-	{
-		LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
-		if (worker_shared->npending < PENDING_DATABASES)
-			worker_shared->pending[worker_shared->npending++] = MyDatabaseId;
-		if (worker_shared->launcher_latch != NULL)
-			SetLatch(worker_shared->launcher_latch);
-		LWLockRelease(worker_shared->lock);
-	}
+		request_launch(MyDatabaseId);
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
 		launch_at_commit = false;
-}
-
-/*
- * sync() found fewer running workers than streamproc.workers in a database
- * that has the extension: ask the launcher to start the missing ones, as
- * CREATE EXTENSION does.  A safety net: a worker that exits because it saw
- * the extension dropped while it was being created again must come back.
- */
-static void
-request_missing_workers(void)
-{
-	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
-	if (worker_shared->npending < PENDING_DATABASES)
-		worker_shared->pending[worker_shared->npending++] = MyDatabaseId;
-	if (worker_shared->launcher_latch != NULL)
-		SetLatch(worker_shared->launcher_latch);
-	LWLockRelease(worker_shared->lock);
 }
 
 /* sync(): a view that cannot catch up, with its last error. */
@@ -1010,7 +997,7 @@ streamproc_sync(PG_FUNCTION_ARGS)
 			ereport(DEBUG1,
 					(errmsg("streamproc.sync(): %d of %d workers of this database run; asking the launcher for the others",
 							running, streamproc_workers)));
-			request_missing_workers();
+			request_launch(MyDatabaseId);
 		}
 
 		/* Re-check at least every second: workers may appear meanwhile. */
