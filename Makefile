@@ -23,6 +23,7 @@ OBJS = \
 	src/packed.o \
 	src/parse.o \
 	src/positions.o \
+	src/restore.o \
 	src/shmem.o \
 	src/source.o \
 	src/state.o \
@@ -37,7 +38,7 @@ OBJS = \
 	src/worker.o
 
 EXTENSION = streamproc
-DATA = streamproc--0.1.sql
+DATA = streamproc--0.1.sql streamproc--0.1--0.2.sql
 PGFILEDESC = "streamproc - stream processing inside PostgreSQL"
 
 PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags rdkafka)

@@ -49,6 +49,9 @@ int streamproc_lock_timeout = 1000;
 /* Largest Kafka message a parser accepts, in bytes (parse.c). */
 int streamproc_max_message_bytes = 1024 * 1024;
 
+/* A dump is being restored into this database (restore.c). */
+bool streamproc_restoring = false;
+
 /*
  * streamproc_define_gucs
  *		Define the parameters; called from _PG_init.
@@ -145,6 +148,16 @@ streamproc_define_gucs(void)
 							PGC_SIGHUP,
 							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("streamproc.restoring",
+							 "Leaves streamproc's objects alone while a dump is restored.",
+							 "Set for a database by streamproc.pre_restore() and reset "
+							 "by streamproc.post_restore(); do not set it by hand.",
+							 &streamproc_restoring,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("streamproc");
 }

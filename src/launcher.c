@@ -136,7 +136,6 @@ static void launcher_take_pending(void);
 static TimestampTz launcher_requested_at(Oid dbid);
 static void launch_xact_callback(XactEvent event, void *arg);
 static bool database_exists(Oid dbid);
-static void stop_database_workers(Oid dbid);
 static void launcher_process_utility(PlannedStmt *pstmt, const char *queryString,
 									 bool readOnlyTree, ProcessUtilityContext context,
 									 ParamListInfo params, QueryEnvironment *queryEnv,
@@ -744,8 +743,8 @@ streamproc_launcher_init(void)
  * Ask a database's workers to exit and wait (at most 10 seconds) until they
  * have: DROP DATABASE refuses while other sessions are connected.
  */
-static void
-stop_database_workers(Oid dbid)
+void
+streamproc_stop_database_workers(Oid dbid)
 {
 	int i;
 	int waited;
@@ -817,7 +816,7 @@ launcher_process_utility(PlannedStmt *pstmt, const char *queryString,
 	{
 		dropped = get_database_oid(((DropdbStmt *)pstmt->utilityStmt)->dbname, true);
 		if (OidIsValid(dropped))
-			stop_database_workers(dropped);
+			streamproc_stop_database_workers(dropped);
 	}
 	else if (IsA(pstmt->utilityStmt, DropStmt) &&
 			 ((DropStmt *)pstmt->utilityStmt)->removeType == OBJECT_EXTENSION)
@@ -833,7 +832,7 @@ launcher_process_utility(PlannedStmt *pstmt, const char *queryString,
 			if (strcmp(strVal(lfirst(lc)), "streamproc") == 0)
 			{
 				dropped = MyDatabaseId;
-				stop_database_workers(dropped);
+				streamproc_stop_database_workers(dropped);
 			}
 		}
 	}
@@ -920,6 +919,8 @@ streamproc_sync(PG_FUNCTION_ARGS)
 				 errmsg("cannot wait for continuous views on a standby"),
 				 errdetail("A standby does not ingest: its continuous views show the state the primary last checkpointed."),
 				 errhint("Call streamproc.sync() on the primary, then wait for this standby to replay it.")));
+
+	streamproc_check_not_restoring();
 
 	timeout_ms = (int64)(timeout->time / 1000) +
 				 (int64)(timeout->day + timeout->month * 30) * 86400000;

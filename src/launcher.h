@@ -55,6 +55,7 @@ extern uint64 streamproc_sync_generation(void);
 extern void streamproc_worker_progress(WorkerSlot *slot, uint64 generation);
 extern void streamproc_worker_failed(WorkerSlot *slot, uint64 generation, Oid viewid);
 extern void streamproc_wake_workers(Oid dbid);
+extern void streamproc_stop_database_workers(Oid dbid);
 extern void streamproc_note_stream_insert(Oid stream, int shard, int64 nevents);
 extern uint64 streamproc_take_pending_events(WorkerSlot *slot);
 

@@ -114,6 +114,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_authid.h"
@@ -1478,8 +1479,10 @@ create_stream_log(Oid relid)
 	char *logname;
 	Oid nsp;
 	Oid logid;
-	Oid argtypes[4] = {REGCLASSOID, REGCLASSOID, INT4OID, REGCLASSARRAYOID};
 	Datum values[4];
+	bool nulls[4] = {false, false, false, false};
+	Relation rel;
+	HeapTuple tuple;
 	Datum *shard_logs;
 	int nshards;
 	ObjectAddress logaddr;
@@ -1495,8 +1498,8 @@ create_stream_log(Oid relid)
 
 	shape = read_shape(relid);
 	check_stream_columns(shape->ncols, false);
-	logname = psprintf("log_%u", relid);
 	nshards = Min(streamproc_workers, STREAMPROC_MAX_SHARDS);
+	logname = streamproc_internal_relname("log", relid, nshards);
 
 	/* The log, partitioned by shard: one partition per ingest worker. */
 	initStringInfo(&sql);
@@ -1537,14 +1540,22 @@ create_stream_log(Oid relid)
 	if (shape->owner != BOOTSTRAP_SUPERUSERID)
 		set_log_owner(logid, nshards, shard_logs, shape->owner);
 
+	SPI_finish();
+
+	/*
+	 * The catalog row, with the heap functions as view.c does: SQL inserts
+	 * into streamproc.streams are refused outside a restore (a guard
+	 * trigger of the install script, see restore.c).
+	 */
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = ObjectIdGetDatum(logid);
 	values[2] = Int32GetDatum(nshards);
 	values[3] = PointerGetDatum(construct_array(shard_logs, nshards, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT));
-	exec_internal(BOOTSTRAP_SUPERUSERID,
-				  "INSERT INTO streamproc.streams (stream, log, shards, shard_logs) VALUES ($1, $2, $3, $4)",
-				  4, argtypes, values);
-	SPI_finish();
+	rel = table_open(streams_relid(), RowExclusiveLock);
+	tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	CatalogTupleInsert(rel, tuple);
+	heap_freetuple(tuple);
+	table_close(rel, RowExclusiveLock);
 
 	ObjectAddressSet(logaddr, RelationRelationId, logid);
 	ObjectAddressSet(streamaddr, RelationRelationId, relid);
@@ -1963,6 +1974,21 @@ stream_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	Oid altered = InvalidOid;
 	StreamShape *before = NULL;
 	GrantStmt *grant = NULL;
+
+	/*
+	 * A dump being restored recreates streams, logs and their grants as
+	 * they were, and streamproc.post_restore() links them (restore.c).
+	 */
+	if (streamproc_restoring)
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+		return;
+	}
 
 	switch (nodeTag(parsetree))
 	{

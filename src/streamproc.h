@@ -17,7 +17,7 @@
 #include "datatype/timestamp.h"
 #include "port/atomics.h"
 
-#define STREAMPROC_VERSION "0.1"
+#define STREAMPROC_VERSION "0.2"
 
 /* streamproc.c: module state */
 extern bool streamproc_preloaded;
@@ -32,7 +32,14 @@ extern int streamproc_checkpoint_interval;
 extern int streamproc_state_memory;
 extern int streamproc_lock_timeout;
 extern int streamproc_checkpoint_groups;
+extern bool streamproc_restoring;
 extern void streamproc_define_gucs(void);
+
+/* restore.c: pg_dump and restore, pg_upgrade */
+extern bool streamproc_database_restoring(void);
+extern void streamproc_check_not_restoring(void);
+extern char *streamproc_internal_relname(const char *prefix, Oid id, int nparts);
+extern bool streamproc_link_internal(Oid relid, Oid owner);
 
 /* shmem.c: the shared control block */
 typedef struct StreamprocShared

@@ -293,7 +293,16 @@ view_process_utility(PlannedStmt *pstmt, const char *queryString,
 	Oid owner_view = InvalidOid;
 	Oid new_owner = InvalidOid;
 
-	if (IsA(parsetree, ViewStmt))
+	if (streamproc_restoring)
+	{
+		/*
+		 * A dump being restored recreates a continuous view as the
+		 * ordinary view over its groups or rows table that it is, and its
+		 * catalog row as data; streamproc.post_restore() links them
+		 * (restore.c).
+		 */
+	}
+	else if (IsA(parsetree, ViewStmt))
 	{
 		ViewStmt *stmt = (ViewStmt *)parsetree;
 		List *rest;
@@ -648,7 +657,7 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 		view = define_view(vstmt, build_read_query(&shape, groups_table), false);
 		CommandCounterIncrement();
 		RenameRelationInternal(groups_table,
-							   psprintf("groups_%u", view.objectId),
+							   streamproc_internal_relname("groups", view.objectId, 0),
 							   true, false);
 		ObjectAddressSet(groups, RelationRelationId, groups_table);
 		recordDependencyOn(&groups, &view, DEPENDENCY_INTERNAL);
@@ -664,7 +673,7 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 		view = define_view(vstmt, body, false);
 		CommandCounterIncrement();
 		RenameRelationInternal(rows_table,
-							   psprintf("rows_%u", view.objectId),
+							   streamproc_internal_relname("rows", view.objectId, 0),
 							   true, false);
 
 		ObjectAddressSet(rows, RelationRelationId, rows_table);
@@ -2354,7 +2363,7 @@ insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table, Oid groups_tabl
 		PointerGetDatum(construct_array(aggregates, naggs, REGPROCEDUREOID,
 										sizeof(Oid), true, TYPALIGN_INT));
 	values[Anum_views_agg_collations - 1] =
-		PointerGetDatum(construct_array(collations, naggs, OIDOID,
+		PointerGetDatum(construct_array(collations, naggs, REGCOLLATIONOID,
 										sizeof(Oid), true, TYPALIGN_INT));
 	values[Anum_views_rows_table - 1] = ObjectIdGetDatum(rows_table);
 	nulls[Anum_views_rows_table - 1] = !OidIsValid(rows_table);
@@ -2402,6 +2411,45 @@ insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table, Oid groups_tabl
 	CatalogTupleInsert(rel, tuple);
 	heap_freetuple(tuple);
 	table_close(rel, RowExclusiveLock);
+}
+
+/*
+ * streamproc_view_link
+ *		Record what create_continuous_view() records besides the catalog row,
+ *		for a view restored from a dump: its groups or rows table belongs to
+ *		it, it depends on its late-events table and on everything its query
+ *		uses.  Nothing, if its table already belongs to it.
+ */
+void
+streamproc_view_link(Oid viewid)
+{
+	StreamprocView *view = streamproc_view_load(viewid, false);
+	Oid table = OidIsValid(view->groups_table) ? view->groups_table : view->rows_table;
+	ObjectAddress addr;
+	RawStmt *raw;
+	Query *query;
+	int nestlevel;
+
+	if (!streamproc_link_internal(table, viewid))
+		return;
+
+	ObjectAddressSet(addr, RelationRelationId, viewid);
+	if (OidIsValid(view->late_events))
+	{
+		ObjectAddress late;
+
+		ObjectAddressSet(late, RelationRelationId, view->late_events);
+		recordDependencyOn(&addr, &late, DEPENDENCY_NORMAL);
+	}
+
+	/* The definition was deparsed with search_path = pg_catalog. */
+	nestlevel = NewGUCNestLevel();
+	(void)set_config_option("search_path", "pg_catalog", PGC_USERSET,
+							PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	raw = linitial_node(RawStmt, raw_parser(view->definition, RAW_PARSE_DEFAULT));
+	query = parse_analyze_fixedparams(raw, view->definition, NULL, 0, NULL);
+	AtEOXact_GUC(true, nestlevel);
+	recordDependencyOnExpr(&addr, (Node *)query, NIL, DEPENDENCY_NORMAL);
 }
 
 /*

@@ -76,6 +76,12 @@ typedef struct StreamprocView
 	Oid late_events; /* InvalidOid: none */
 } StreamprocView;
 
+/*
+ * After a restore (restore.c): record the dependencies of a restored view
+ * that pg_dump does not carry, unless they are recorded already.
+ */
+extern void streamproc_view_link(Oid viewid);
+
 /* Install the DDL hooks; called from _PG_init. */
 extern void streamproc_view_init(void);
 

@@ -79,6 +79,7 @@
 
 static void apply_lock_timeout(void);
 static void worker_exit(Worker *w, WorkerExit reason) pg_attribute_noreturn();
+static void worker_exit_restoring(Worker *w) pg_attribute_noreturn();
 static bool worker_has_extension(void);
 static void worker_loop(Worker *w);
 static int checkpoint_spacing(Worker *w);
@@ -131,6 +132,8 @@ streamproc_worker_main(Datum main_arg)
 
 	if (!worker_has_extension())
 		worker_exit(w, WORKER_EXIT_NO_EXTENSION);
+	if (streamproc_database_restoring())
+		worker_exit_restoring(w);
 
 	w->slot->pid = MyProcPid;
 	w->slot->latch = MyLatch;
@@ -196,6 +199,8 @@ worker_loop(Worker *w)
 			{
 				if (!worker_has_extension())
 					worker_exit(w, WORKER_EXIT_NO_EXTENSION);
+				if (streamproc_database_restoring())
+					worker_exit_restoring(w);
 				w->catalog_generation = catalog_generation;
 				/* A (re)load waits for the locks it needs: it is all or nothing. */
 				SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
@@ -413,6 +418,20 @@ worker_exit(Worker *w, WorkerExit reason)
 	w->sources = NIL;
 	w->slot->exit_reason = reason;
 	proc_exit(0);
+}
+
+/*
+ * A dump is being restored into our database (restore.c): its catalog is
+ * not ours to read until streamproc.post_restore() starts us again.
+ */
+static void
+worker_exit_restoring(Worker *w)
+{
+	ereport(LOG,
+			(errmsg("streamproc worker %d stops: its database is being restored",
+					w->index),
+			 errhint("streamproc.post_restore() starts the workers again.")));
+	worker_exit(w, WORKER_EXIT_NO_EXTENSION);
 }
 
 /* Publish each view's status and statistics, and our slot's pause. */
