@@ -472,7 +472,9 @@ streamproc_fdw_validator(PG_FUNCTION_ARGS)
 	Oid catalog = PG_GETARG_OID(1);
 	ListCell *lc;
 
-	streamproc_check_preloaded();
+	/* pg_upgrade recreates streams while the module is not set up. */
+	if (!IsBinaryUpgrade)
+		streamproc_check_preloaded();
 
 	foreach (lc, options)
 	{

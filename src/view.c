@@ -234,6 +234,8 @@ static void window_view_options(ViewShape *shape, List *window_options);
 static Datum window_constant(Node *arg, const char *what, const char *func);
 static Oid create_late_table(ViewShape *shape, Oid owner);
 static bool find_stream_walker(Node *node, Oid *stream);
+static oidvector *agg_argtypes(Aggref *agg);
+static void relink_agg_argtypes(StreamprocView *view, Query *query);
 static bool collect_aggs_walker(Node *node, List **aggs);
 static bool stream_column_walker(Node *node, ViewShape *shape);
 static char *build_batch_query(ViewShape *shape, LogQueryInput input);
@@ -2338,13 +2340,7 @@ insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table, Oid groups_tabl
 	{
 		Aggref *agg = lfirst_node(Aggref, lc);
 
-		Oid *types = palloc0(sizeof(Oid) * (list_length(agg->aggargtypes) + 1));
-		ListCell *tc;
-		int n = 0;
-
-		foreach (tc, agg->aggargtypes)
-			types[n++] = lfirst_oid(tc);
-		argtypes[i] = PointerGetDatum(buildoidvector(types, n));
+		argtypes[i] = PointerGetDatum(agg_argtypes(agg));
 		aggregates[i] = ObjectIdGetDatum(agg->aggfnoid);
 		collations[i++] = ObjectIdGetDatum(agg->inputcollid);
 	}
@@ -2413,6 +2409,72 @@ insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table, Oid groups_tabl
 	table_close(rel, RowExclusiveLock);
 }
 
+/* The actual argument types of an aggregate call (agg_argtypes). */
+static oidvector *
+agg_argtypes(Aggref *agg)
+{
+	Oid *types = palloc0(sizeof(Oid) * (list_length(agg->aggargtypes) + 1));
+	ListCell *lc;
+	int n = 0;
+
+	foreach (lc, agg->aggargtypes)
+		types[n++] = lfirst_oid(lc);
+	return buildoidvector(types, n);
+}
+
+/*
+ * Rewrite a restored view's agg_argtypes from its re-analyzed query: they
+ * are oids (an oidvector per aggregate), which a restore changes for types
+ * that are not built in (max() of an enum column).  The aggregates are
+ * collected as check_query() does, so they come in the stored order.
+ */
+static void
+relink_agg_argtypes(StreamprocView *view, Query *query)
+{
+	List *aggs = NIL;
+	Datum *argtypes;
+	ListCell *lc;
+	Relation rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple tuple;
+	int i = 0;
+
+	(void)collect_aggs_walker((Node *)query->targetList, &aggs);
+	(void)collect_aggs_walker(query->havingQual, &aggs);
+	if (list_length(aggs) != view->naggs)
+		elog(ERROR, "continuous view %s has %d aggregates in its catalog row and %d in its definition",
+			 view->name, view->naggs, list_length(aggs));
+	argtypes = palloc0(sizeof(Datum) * (list_length(aggs) + 1));
+	foreach (lc, aggs)
+		argtypes[i++] = PointerGetDatum(agg_argtypes(lfirst_node(Aggref, lc)));
+
+	rel = table_open(views_catalog(false), RowExclusiveLock);
+	ScanKeyInit(&key, Anum_views_view, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(view->view));
+	scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true,
+							  NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		Datum values[Natts_views];
+		bool nulls[Natts_views];
+		bool replace[Natts_views];
+		HeapTuple newtuple;
+
+		memset(replace, false, sizeof(replace));
+		replace[Anum_views_agg_argtypes - 1] = true;
+		nulls[Anum_views_agg_argtypes - 1] = false;
+		values[Anum_views_agg_argtypes - 1] =
+			PointerGetDatum(construct_array(argtypes, list_length(aggs), OIDVECTOROID,
+											-1, false, TYPALIGN_INT));
+		newtuple = heap_modify_tuple(tuple, RelationGetDescr(rel), values, nulls, replace);
+		CatalogTupleUpdate(rel, &newtuple->t_self, newtuple);
+	}
+	systable_endscan(scan);
+	table_close(rel, RowExclusiveLock);
+}
+
 /*
  * streamproc_view_link
  *		Record what create_continuous_view() records besides the catalog row,
@@ -2450,6 +2512,7 @@ streamproc_view_link(Oid viewid)
 	query = parse_analyze_fixedparams(raw, view->definition, NULL, 0, NULL);
 	AtEOXact_GUC(true, nestlevel);
 	recordDependencyOnExpr(&addr, (Node *)query, NIL, DEPENDENCY_NORMAL);
+	relink_agg_argtypes(view, query);
 }
 
 /*

@@ -226,6 +226,7 @@ view_meta(Oid ft)
 	StreamprocView *def = NULL;
 	ListCell *lc;
 	MemoryContext old;
+	ViewMeta built;
 	int i;
 
 	streamproc_check_preloaded();
@@ -263,10 +264,15 @@ view_meta(Oid ft)
 						get_rel_name(ft)),
 				 errhint("Read continuous views through the view itself.")));
 
-	m = hash_search(meta_cache, &ft, HASH_ENTER, &found);
-	memset(m, 0, sizeof(ViewMeta));
+	/*
+	 * Built aside and entered in the cache only when complete: an error on
+	 * the way (a catalog row naming a type that is gone) must not leave a
+	 * half-built entry for the next query.
+	 */
+	memset(&built, 0, sizeof(ViewMeta));
+	m = &built;
 	m->ft = ft;
-	m->cxt = AllocSetContextCreate(TopMemoryContext, "streamproc view metadata",
+	m->cxt = AllocSetContextCreate(CurrentMemoryContext, "streamproc view metadata",
 								   ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(m->cxt);
 	m->viewid = def->view;
@@ -316,6 +322,10 @@ view_meta(Oid ft)
 		m->window.emit = def->emit;
 	}
 	MemoryContextSwitchTo(old);
+
+	MemoryContextSetParent(built.cxt, TopMemoryContext);
+	m = hash_search(meta_cache, &ft, HASH_ENTER, &found);
+	*m = built;
 	return m;
 }
 
