@@ -2494,6 +2494,7 @@ streamproc_view_link(Oid viewid)
 
 	if (!streamproc_link_internal(table, viewid))
 		return;
+	forget_column_dependencies(table);
 
 	ObjectAddressSet(addr, RelationRelationId, viewid);
 	if (OidIsValid(view->late_events))
