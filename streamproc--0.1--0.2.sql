@@ -8,14 +8,46 @@
 -- install cannot drift apart.  Neither file changes once released: every
 -- later schema change is a new streamproc--A--B.sql.
 
--- References to views and collations become reg* types, which pg_dump
--- writes as names: the restored rows point at the restored objects.  Each
--- is binary-compatible with oid, so nothing is rewritten.
+-- References to views become regclass, which pg_dump writes as names: the
+-- restored rows point at the restored objects (binary-compatible with oid,
+-- so nothing is rewritten).  Aggregates and collations become names
+-- (text[]): pg_upgrade refuses tables with reg* columns other than
+-- regclass, regrole and regtype, since it does not keep the oids of
+-- functions and collations; the engine reads them with regprocedurein()
+-- and regcollationin().
 ALTER TABLE streamproc.state_runs ALTER COLUMN view TYPE regclass;
 ALTER TABLE streamproc.window_runs ALTER COLUMN view TYPE regclass;
 ALTER TABLE streamproc.positions ALTER COLUMN view TYPE regclass;
 ALTER TABLE streamproc.view_watermarks ALTER COLUMN view TYPE regclass;
-ALTER TABLE streamproc.views ALTER COLUMN agg_collations TYPE regcollation[];
+
+CREATE FUNCTION streamproc._procedure_names(procs regprocedure[])
+RETURNS text[]
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog
+AS $$
+SELECT coalesce(array_agg(p::text ORDER BY n), '{}')
+  FROM unnest(procs) WITH ORDINALITY AS u(p, n)
+$$;
+
+CREATE FUNCTION streamproc._collation_names(colls oid[])
+RETURNS text[]
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog
+AS $$
+SELECT coalesce(array_agg(c::regcollation::text ORDER BY n), '{}')
+  FROM unnest(colls) WITH ORDINALITY AS u(c, n)
+$$;
+
+ALTER TABLE streamproc.views
+    ALTER COLUMN aggregates DROP DEFAULT,
+    ALTER COLUMN aggregates TYPE text[] USING streamproc._procedure_names(aggregates),
+    ALTER COLUMN aggregates SET DEFAULT '{}',
+    ALTER COLUMN agg_collations DROP DEFAULT,
+    ALTER COLUMN agg_collations TYPE text[] USING streamproc._collation_names(agg_collations),
+    ALTER COLUMN agg_collations SET DEFAULT '{}';
+
+DROP FUNCTION streamproc._procedure_names(regprocedure[]);
+DROP FUNCTION streamproc._collation_names(oid[]);
 
 -- pg_dump writes the rows of the catalog with the database.
 SELECT pg_catalog.pg_extension_config_dump('streamproc.streams', '');

@@ -11,11 +11,14 @@
  * extension's catalog tables (streams, views, positions, state_runs,
  * window_runs, view_watermarks, errors, sources, kafka_offsets) are marked
  * with pg_extension_config_dump(), so their rows are dumped too.  Every
- * reference they hold to a relation, type, function or collation has a
- * reg* type, which pg_dump writes as a name: the restored rows point at
- * the restored objects, whatever their new oids.  Aggregate states and
- * group keys are stored in binary send/receive form (groupkey.c), which
- * names no oid for built-in types.
+ * reference they hold to a relation, type or role has a reg* type, which
+ * pg_dump writes as a name; aggregates and collations are stored as names
+ * (view.c: pg_upgrade refuses regprocedure and regcollation columns).  The
+ * restored rows point at the restored objects, whatever their new oids.
+ * The aggregates' argument types (an oidvector each) are recomputed from
+ * the view's definition by post_restore().  Aggregate states and group
+ * keys are stored in binary send/receive form (groupkey.c), which names no
+ * oid for built-in types.
  *
  * Restoring, in three steps:
  *

@@ -236,6 +236,8 @@ static Oid create_late_table(ViewShape *shape, Oid owner);
 static bool find_stream_walker(Node *node, Oid *stream);
 static oidvector *agg_argtypes(Aggref *agg);
 static void relink_agg_argtypes(StreamprocView *view, Query *query);
+static Oid *named_oid_array(Datum array, Oid infunc, int *n);
+static char *collation_name(Oid collid);
 static bool collect_aggs_walker(Node *node, List **aggs);
 static bool stream_column_walker(Node *node, ViewShape *shape);
 static char *build_batch_query(ViewShape *shape, LogQueryInput input);
@@ -2329,6 +2331,13 @@ insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table, Oid groups_tabl
 	int i;
 	HeapTuple tuple;
 
+	/*
+	 * 0.2 stores aggregates and collations by name; a database not updated
+	 * yet has 0.1's regprocedure[] and oid[] (see named_oid_array()).
+	 */
+	bool by_name = TupleDescAttr(RelationGetDescr(rel), Anum_views_aggregates - 1)->atttypid ==
+				   TEXTARRAYOID;
+
 	if (RelationGetDescr(rel)->natts != Natts_views)
 		elog(ERROR, "catalog table streamproc.views has an unexpected shape");
 
@@ -2341,8 +2350,16 @@ insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table, Oid groups_tabl
 		Aggref *agg = lfirst_node(Aggref, lc);
 
 		argtypes[i] = PointerGetDatum(agg_argtypes(agg));
-		aggregates[i] = ObjectIdGetDatum(agg->aggfnoid);
-		collations[i++] = ObjectIdGetDatum(agg->inputcollid);
+		if (by_name)
+		{
+			aggregates[i] = CStringGetTextDatum(format_procedure_qualified(agg->aggfnoid));
+			collations[i++] = CStringGetTextDatum(collation_name(agg->inputcollid));
+		}
+		else
+		{
+			aggregates[i] = ObjectIdGetDatum(agg->aggfnoid);
+			collations[i++] = ObjectIdGetDatum(agg->inputcollid);
+		}
 	}
 
 	memset(nulls, false, sizeof(nulls));
@@ -2355,12 +2372,22 @@ insert_catalog_row(ViewShape *shape, Oid viewid, Oid rows_table, Oid groups_tabl
 	values[Anum_views_group_types - 1] =
 		PointerGetDatum(construct_array(group_types, ngroups, REGTYPEOID,
 										sizeof(Oid), true, TYPALIGN_INT));
-	values[Anum_views_aggregates - 1] =
-		PointerGetDatum(construct_array(aggregates, naggs, REGPROCEDUREOID,
-										sizeof(Oid), true, TYPALIGN_INT));
-	values[Anum_views_agg_collations - 1] =
-		PointerGetDatum(construct_array(collations, naggs, REGCOLLATIONOID,
-										sizeof(Oid), true, TYPALIGN_INT));
+	if (by_name)
+	{
+		values[Anum_views_aggregates - 1] =
+			PointerGetDatum(construct_array(aggregates, naggs, TEXTOID, -1, false, TYPALIGN_INT));
+		values[Anum_views_agg_collations - 1] =
+			PointerGetDatum(construct_array(collations, naggs, TEXTOID, -1, false, TYPALIGN_INT));
+	}
+	else
+	{
+		values[Anum_views_aggregates - 1] =
+			PointerGetDatum(construct_array(aggregates, naggs, REGPROCEDUREOID,
+											sizeof(Oid), true, TYPALIGN_INT));
+		values[Anum_views_agg_collations - 1] =
+			PointerGetDatum(construct_array(collations, naggs, OIDOID,
+											sizeof(Oid), true, TYPALIGN_INT));
+	}
 	values[Anum_views_rows_table - 1] = ObjectIdGetDatum(rows_table);
 	nulls[Anum_views_rows_table - 1] = !OidIsValid(rows_table);
 	values[Anum_views_groups - 1] = ObjectIdGetDatum(groups_table);
@@ -2685,9 +2712,10 @@ view_from_tuple(HeapTuple tuple, TupleDesc desc)
 	view->source_query = TextDatumGetCString(values[Anum_views_source_query - 1]);
 	view->group_types = oid_array(values[Anum_views_group_types - 1],
 								  &view->ngroups);
-	view->aggregates = oid_array(values[Anum_views_aggregates - 1],
-								 &view->naggs);
-	view->agg_collations = oid_array(values[Anum_views_agg_collations - 1], &n);
+	view->aggregates = named_oid_array(values[Anum_views_aggregates - 1],
+									   F_REGPROCEDUREIN, &view->naggs);
+	view->agg_collations = named_oid_array(values[Anum_views_agg_collations - 1],
+										   F_REGCOLLATIONIN, &n);
 	if (n != view->naggs)
 		elog(ERROR, "continuous view %u has %d aggregates but %d collations",
 			 view->view, view->naggs, n);
@@ -2749,6 +2777,56 @@ oid_array(Datum array, int *n)
 	for (i = 0; i < *n; i++)
 		result[i] = DatumGetObjectId(elems[i]);
 	return result;
+}
+
+/*
+ * named_oid_array
+ *		The oids of a text[] of names (aggregates, collations), read with
+ *		the input function of their reg* type.  The catalog stores these by
+ *		name rather than as regprocedure[] and regcollation[]: pg_dump
+ *		writes names either way, but pg_upgrade refuses tables with reg*
+ *		columns other than regclass, regrole and regtype, since it does not
+ *		keep the oids of functions and collations.  A database still at 0.1
+ *		has them as regprocedure[] and oid[].
+ */
+static Oid *
+named_oid_array(Datum array, Oid infunc, int *n)
+{
+	Datum *elems;
+	Oid *result;
+	int i;
+
+	/* Written before ALTER EXTENSION streamproc UPDATE to 0.2: oids. */
+	if (ARR_ELEMTYPE(DatumGetArrayTypeP(array)) != TEXTOID)
+		return oid_array(array, n);
+
+	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, NULL, n);
+	result = palloc(sizeof(Oid) * (*n + 1));
+	for (i = 0; i < *n; i++)
+		result[i] = DatumGetObjectId(OidFunctionCall1(infunc,
+													  CStringGetDatum(TextDatumGetCString(elems[i]))));
+	return result;
+}
+
+/* A collation's qualified name, or "-" for none (as regcollationout). */
+static char *
+collation_name(Oid collid)
+{
+	HeapTuple tup;
+	Form_pg_collation coll;
+	char *name;
+
+	if (!OidIsValid(collid))
+		return "-";
+	tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(collid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for collation %u", collid);
+	coll = (Form_pg_collation)GETSTRUCT(tup);
+	name = quote_qualified_identifier(get_namespace_name(coll->collnamespace),
+									  NameStr(coll->collname));
+	ReleaseSysCache(tup);
+	return name;
 }
 
 /*
