@@ -752,6 +752,8 @@ view_load_slot(Worker *w, WView *view)
 	int ret;
 	int p;
 
+	TimestampTz started = GetCurrentTimestamp();
+
 	streamproc_state_begin_load(view->vs, w->index);
 	groupmap_reset_slot(view->map, w->index);
 
@@ -824,6 +826,12 @@ view_load_slot(Worker *w, WView *view)
 	SPI_freetuptable(SPI_tuptable);
 	streamproc_state_end_load(view->vs, w->index, la.groups > 0 || closed != DT_NOBEGIN,
 							  closed, any_closed);
+
+	/* Loads cost O(groups): say when they happen (and t/066 counts them). */
+	ereport(LOG,
+			(errmsg("streamproc worker %d loaded continuous view %s: %lld groups in %ld ms",
+					w->index, view->name, (long long)la.groups,
+					TimestampDifferenceMilliseconds(started, GetCurrentTimestamp()))));
 }
 
 /*

@@ -916,6 +916,10 @@ source_start(KafkaSource *src)
 	char errbuf[512];
 	char *group;
 
+	ereport(LOG,
+			(errmsg("streamproc worker %d starts a consumer of Kafka source \"%s\" (topic \"%s\")",
+					src->worker, src->name, src->topic)));
+
 	/* Defaults the source's options may override. */
 	conf_set(conf, "client.id", psprintf("streamproc-%s", src->name));
 	conf_set(conf, "fetch.wait.max.ms", "50");

@@ -367,6 +367,9 @@ view_process_utility(PlannedStmt *pstmt, const char *queryString,
 		if (view && OidIsValid(view->groups_table))
 			ATExecChangeOwner(view->groups_table, new_owner, true,
 							  AccessExclusiveLock);
+		/* The workers run its queries as the owner: they reload it. */
+		if (view)
+			streamproc_catalog_changed();
 	}
 }
 
