@@ -640,10 +640,16 @@ launcher_supervise(void)
 			continue;
 
 		LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
-		if (slot->exit_reason == WORKER_EXIT_NO_EXTENSION &&
+		if ((slot->exit_reason == WORKER_EXIT_NO_EXTENSION || slot->exit_requested) &&
 			worker_started_at[i] <= launcher_requested_at(slot->dbid))
 		{
-			/* It may have looked before CREATE EXTENSION committed. */
+			/*
+			 * A start was requested after this worker started: it may have
+			 * looked before CREATE EXTENSION committed, or it was still
+			 * exiting for a DROP EXTENSION when the CREATE EXTENSION that
+			 * followed asked for workers (launcher_start_database() leaves a
+			 * slot alone until its process has stopped).  Start it again.
+			 */
 			pfree(worker_handles[i]);
 			if (!launcher_start_slot(i))
 				worker_handles[i] = NULL;

@@ -1,6 +1,7 @@
 # An ingest worker terminated with pg_terminate_backend() comes back by
 # itself (the launcher restarts it after a second); it recovers from its
-# checkpoint and the views stay exact.
+# checkpoint and the views stay exact.  DROP EXTENSION and CREATE
+# EXTENSION back to back always leave the database with its workers.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -59,6 +60,26 @@ ok(1, 'the launcher restarted the workers');
 $node->safe_psql('postgres', 'SELECT streamproc.sync()');
 is($exact->(), '0 0', 'view exact after the workers came back');
 is($node->safe_psql('postgres', 'SELECT sum(n) FROM per_k'), '30000', 'every event counted once');
+
+# DROP EXTENSION and CREATE EXTENSION back to back: the workers stopped by
+# the DROP may still be exiting when the CREATE asks for new ones; the
+# launcher must start them once they are gone.  Nothing here calls sync(),
+# which would ask for missing workers itself.  Each round waits until both
+# workers of the new extension run.
+my $missing = 0;
+{
+	# a worker that is not started stays missing: 10 s tells
+	local $PostgreSQL::Test::Utils::timeout_default = 10;
+	for my $round (1 .. 20)
+	{
+		$node->safe_psql('postgres', 'DROP EXTENSION streamproc CASCADE');
+		$node->safe_psql('postgres', 'CREATE EXTENSION streamproc');
+		$missing++
+		  unless $node->poll_query_until('postgres',
+			'SELECT count(*) = 2 FROM streamproc.stat_workers WHERE pid IS NOT NULL');
+	}
+}
+is($missing, 0, 'after 20 rounds of DROP and CREATE EXTENSION both workers run every time');
 
 $node->stop;
 done_testing();
