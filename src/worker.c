@@ -130,18 +130,6 @@ streamproc_worker_main(Datum main_arg)
 	 */
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 
-	/*
-	 * A checkpoint does not wait for its WAL to reach disk.  Everything it
-	 * makes durable commits in its one transaction (state, positions, Kafka
-	 * offsets, trimmed log rows, rows of append views, failed events), and
-	 * nothing outside the database learns of it, so losing the newest
-	 * checkpoints in an operating-system crash only means replaying their
-	 * input from the positions before them: exactly once still.  Waiting
-	 * for the flush would stall merging for the time of an fsync at every
-	 * checkpoint.  The writers' own commits are unchanged.
-	 */
-	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
-
 	if (!worker_has_extension())
 		worker_exit(w, WORKER_EXIT_NO_EXTENSION);
 	if (streamproc_database_restoring())
