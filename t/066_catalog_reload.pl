@@ -40,11 +40,7 @@ my $kcat = KafkaCrash::kcat_binary();
 my $broker = Devbroker->start(topics => { kt => 2, kt2 => 1 });
 my $bs = $broker->bootstrap;
 
-my $node = PostgreSQL::Test::Cluster->new('reload');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'streamproc'
-max_worker_processes = 16
+my $node = KafkaCrash::new_node('reload', q{
 streamproc.workers = 2
 streamproc.checkpoint_interval = '200ms'
 });

@@ -64,11 +64,7 @@ my $bs = $broker->bootstrap;
 sub new_node
 {
 	my ($name) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'streamproc'
-max_worker_processes = 16
+	my $node = KafkaCrash::new_node($name, q{
 streamproc.workers = 2
 streamproc.checkpoint_interval = '200ms'
 });

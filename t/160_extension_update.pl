@@ -51,14 +51,9 @@ my $tmp  = PostgreSQL::Test::Utils::tempdir();
 my $broker = Devbroker->start(topics => { kev => 2 }, quiet => 1);
 my $bs = $broker->bootstrap;
 
-my $node = PostgreSQL::Test::Cluster->new('ext_update');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'streamproc'
-max_worker_processes = 16
+my $node = KafkaCrash::new_node('ext_update', q{
 streamproc.workers = 2
 streamproc.checkpoint_interval = '200ms'
-log_statement = none
 });
 $node->start;
 

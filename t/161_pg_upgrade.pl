@@ -55,16 +55,11 @@ my $broker = Devbroker->start(topics => { kev => 2 }, quiet => 1);
 my $bs = $broker->bootstrap;
 
 my $conf = q{
-shared_preload_libraries = 'streamproc'
-max_worker_processes = 16
 streamproc.workers = 2
 streamproc.checkpoint_interval = '200ms'
-log_statement = none
 };
 
-my $old = PostgreSQL::Test::Cluster->new('old');
-$old->init;
-$old->append_conf('postgresql.conf', $conf);
+my $old = KafkaCrash::new_node('old', $conf);
 $old->start;
 
 my $node = $old;    # the cluster the helpers talk to
@@ -244,9 +239,7 @@ $old->stop;
 # ---------------------------------------------------------------------
 # pg_upgrade
 # ---------------------------------------------------------------------
-my $new = PostgreSQL::Test::Cluster->new('new');
-$new->init;
-$new->append_conf('postgresql.conf', $conf);
+my $new = KafkaCrash::new_node('new', $conf);
 
 my $bindir = $old->config_data('--bindir');
 my $updir  = PostgreSQL::Test::Utils::tempdir();
