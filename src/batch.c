@@ -1543,6 +1543,16 @@ batch_run_source(Worker *w, WStream *stream, KafkaSource *src, bool *more)
 											errs[i].sqlerrcode, errs[i].message, NULL);
 			continue;
 		}
+		/* dedup_key: a duplicate goes no further (dedup.c). */
+		if (stream->dedup != NULL)
+		{
+			DedupId id;
+
+			dedup_kafka_id(&id, streamproc_kafka_name(src), w->kafka_msgs[i]->partition,
+						   w->kafka_msgs[i]->offset);
+			if (!dedup_admit_row(stream->dedup, values + (Size)i * natts, nulls + (Size)i * natts, &id))
+				continue;
+		}
 		if (nrows != i)
 		{
 			memcpy(values + (Size)nrows * natts, values + (Size)i * natts, sizeof(Datum) * natts);

@@ -158,6 +158,15 @@ catalog_load(Worker *w)
 	}
 	list_free(old_streams);
 	w->streams = new_streams;
+	{
+		List *open = NIL;
+
+		foreach (lc, w->streams)
+			if (((WStream *)lfirst(lc))->dedup != NULL)
+				open = lappend(open, ((WStream *)lfirst(lc))->dedup);
+		dedup_forget_dropped(open);
+		list_free(open);
+	}
 
 	/* Views. */
 	views = streamproc_view_list(InvalidOid);
@@ -396,6 +405,26 @@ stream_create(Worker *w, const StreamprocStream *def)
 		if (owned || base == w->index)
 			s->shards = lappend(s->shards, shard_create(w, s, def, k, owned));
 	}
+
+	/* dedup_key: the shared set of keys, and where our log queries read. */
+	{
+		List *cols;
+		int64 window;
+
+		if (streamproc_stream_dedup_options(s->streamid, &cols, &window))
+		{
+			int64 delay;
+			int64 idle;
+			char *time_col = streamproc_stream_time_options(s->streamid, &delay, &idle);
+
+			s->dedup = dedup_open(s->streamid, s->desc, cols,
+								  time_col ? get_attnum(s->streamid, time_col) : InvalidAttrNumber,
+								  window, w->index);
+			foreach (lc, s->shards)
+				dedup_add_shard(s->dedup, ((WShard *)lfirst(lc))->logid,
+								((WShard *)lfirst(lc))->shard);
+		}
+	}
 	MemoryContextSwitchTo(old);
 	return s;
 }
@@ -404,6 +433,9 @@ static void
 stream_destroy(WStream *stream)
 {
 	ListCell *lc;
+
+	if (stream->dedup != NULL)
+		dedup_close(stream->dedup);
 
 	foreach (lc, stream->shards)
 	{

@@ -714,6 +714,11 @@ checkpoint_transaction(Worker *w, ViewCheckpoint *parts, int *nparts)
 	}
 	streamproc_kafka_checkpoint(w->sources);
 
+	/* Claimed keys of streams with dedup_key (dedup.c). */
+	foreach (lc, w->streams)
+		if (((WStream *)lfirst(lc))->dedup != NULL)
+			dedup_checkpoint(((WStream *)lfirst(lc))->dedup);
+
 	/* The failures of views whose parts committed. */
 	{
 		int i;
@@ -795,6 +800,9 @@ checkpoint_run(Worker *w)
 	 */
 	w->checkpoint_needed = false;
 	w->checkpoint_soon = false;
+	foreach (lc, w->streams)
+		if (((WStream *)lfirst(lc))->dedup != NULL)
+			dedup_committed(((WStream *)lfirst(lc))->dedup);
 	foreach (lc, w->views)
 	{
 		WView *view = lfirst(lc);

@@ -29,6 +29,7 @@
 #include "utils/hsearch.h"
 
 #include "combine.h"
+#include "dedup.h"
 #include "groupkey.h"
 #include "groupmap.h"
 #include "kafka.h"
@@ -159,6 +160,9 @@ struct WStream
 	AttrNumber event_time; /* 0: no windowed view */
 	int64 watermark_delay;
 	int64 idle_timeout; /* -1: inputs never go idle */
+
+	/* dedup_key: the stream's set of claimed keys (dedup.c), or NULL. */
+	DedupStream *dedup;
 
 	/* Kafka rows for append views, kept until the checkpoint. */
 	MemoryContext pending_cxt;

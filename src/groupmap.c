@@ -461,14 +461,13 @@ groupmap_parse(const StringInfo buf, int *pos, GroupCopy *group)
 }
 
 bool
-groupmap_get_slot(GroupMap *map, uint32 hash, const char *key, uint32 keylen,
-				  int slot, StringInfo buf)
+groupmap_get_slot_locked(GroupMap *map, uint32 hash, const char *key,
+						 uint32 keylen, int slot, StringInfo buf, bool *dirty)
 {
 	GroupMapPartition *part = &map->control->parts[GROUPMAP_PARTITION(hash)];
 	GroupEntry *e;
-	bool found = false;
 
-	LWLockAcquire(&part->lock, LW_SHARED);
+	Assert(LWLockHeldByMe(&part->lock));
 	e = find_entry(map, part, hash, key, keylen, NULL);
 	if (e != NULL)
 	{
@@ -482,11 +481,24 @@ groupmap_get_slot(GroupMap *map, uint32 hash, const char *key, uint32 keylen,
 			{
 				appendBinaryStringInfo(buf, ENTRY_KEY(e) + e->keylen + slots[i].offset,
 									   slots[i].len);
-				found = true;
-				break;
+				if (dirty)
+					*dirty = slots[i].dirty;
+				return true;
 			}
 		}
 	}
+	return false;
+}
+
+bool
+groupmap_get_slot(GroupMap *map, uint32 hash, const char *key, uint32 keylen,
+				  int slot, StringInfo buf)
+{
+	GroupMapPartition *part = &map->control->parts[GROUPMAP_PARTITION(hash)];
+	bool found;
+
+	LWLockAcquire(&part->lock, LW_SHARED);
+	found = groupmap_get_slot_locked(map, hash, key, keylen, slot, buf, NULL);
 	LWLockRelease(&part->lock);
 	return found;
 }

@@ -69,6 +69,10 @@ extern void groupmap_parse(const StringInfo buf, int *pos, GroupCopy *group);
 /* The writer of a slot: its state of one group (copied), or false. */
 extern bool groupmap_get_slot(GroupMap *map, uint32 hash, const char *key,
 							  uint32 keylen, int slot, StringInfo buf);
+/* The same with the group's partition locked by the caller (any mode). */
+extern bool groupmap_get_slot_locked(GroupMap *map, uint32 hash,
+									 const char *key, uint32 keylen, int slot,
+									 StringInfo buf, bool *dirty);
 
 /*
  * The writer of a slot changes its states with a partition locked

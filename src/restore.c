@@ -250,6 +250,13 @@ streamproc_post_restore(PG_FUNCTION_ARGS)
 	CommandCounterIncrement();
 
 	SPI_connect();
+	/* Before the rebase: the claims compare the dumped transaction ids. */
+	if (OidIsValid(get_relname_relid("dedup_keys", get_namespace_oid("streamproc", false))))
+	{
+		ret = SPI_execute("SELECT streamproc._restore_dedup_claims()", false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	}
 	ret = SPI_execute("SELECT streamproc._rebase_xids()", false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));

@@ -26,6 +26,7 @@
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
+#include "dedup.h"
 #include "kafka.h"
 #include "launcher.h"
 #include "state.h"
@@ -36,7 +37,7 @@
 
 /* Named LWLock tranche for streamproc's shared structures. */
 #define STREAMPROC_LWLOCK_TRANCHE "streamproc"
-#define STREAMPROC_LWLOCK_COUNT   3
+#define STREAMPROC_LWLOCK_COUNT   4
 
 StreamprocShared *streamproc_shared = NULL;
 
@@ -81,6 +82,7 @@ streamproc_total_shmem_size(void)
 	size = add_size(size, streamproc_state_shmem_size());
 	size = add_size(size, streamproc_launcher_shmem_size());
 	size = add_size(size, streamproc_kafka_shmem_size());
+	size = add_size(size, streamproc_dedup_shmem_size());
 	return size;
 }
 
@@ -119,6 +121,7 @@ streamproc_shmem_startup(void)
 	streamproc_state_shmem_init(found);
 	streamproc_launcher_shmem_init();
 	streamproc_kafka_shmem_init();
+	streamproc_dedup_shmem_init();
 
 	LWLockRelease(AddinShmemInitLock);
 }

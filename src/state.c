@@ -210,6 +210,26 @@ streamproc_state_area(void)
 	return state_area;
 }
 
+/*
+ * streamproc_state_new_map, streamproc_state_map_at
+ *		A group map in the shared area that is not a view's (dedup.c's sets
+ *		of keys), counted in the memory budget like the views' maps; and an
+ *		attachment to one by its handle.
+ */
+dsa_pointer
+streamproc_state_new_map(void)
+{
+	dsa_area *area = streamproc_state_area();
+
+	return groupmap_create(area, state_shared->map_tranche, &state_shared->memory);
+}
+
+GroupMap *
+streamproc_state_map_at(dsa_pointer map)
+{
+	return groupmap_attach(streamproc_state_area(), map, &state_shared->memory);
+}
+
 int64
 streamproc_state_memory_used(void)
 {

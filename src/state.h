@@ -39,6 +39,8 @@ extern Size streamproc_state_shmem_size(void);
 extern void streamproc_state_shmem_init(bool found);
 
 extern dsa_area *streamproc_state_area(void);
+extern dsa_pointer streamproc_state_new_map(void);
+extern GroupMap *streamproc_state_map_at(dsa_pointer map);
 
 /* Memory: bytes in use, and reservations against streamproc.state_memory. */
 extern int64 streamproc_state_memory_used(void);

@@ -148,6 +148,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/varlena.h"
 #include "utils/xid8.h"
 
 #include "launcher.h"
@@ -217,6 +218,8 @@ typedef struct StreamShape
 	char *event_time; /* NULL: none */
 	int64 watermark_delay;
 	int64 idle_timeout;
+	char *dedup_key; /* the option's text, NULL: none */
+	int64 dedup_window;
 } StreamShape;
 
 /*
@@ -454,9 +457,71 @@ streamproc_stream_time_options(Oid stream, int64 *delay, int64 *idle)
 }
 
 /*
+ * dedup_key_columns
+ *		The column names of a dedup_key option (a comma-separated list of
+ *		identifiers, quoted where needed), or an error.
+ */
+static List *
+dedup_key_columns(const char *value)
+{
+	char *copy = pstrdup(value);
+	List *names = NIL;
+
+	if (!SplitIdentifierString(copy, ',', &names) || names == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("invalid value for option \"dedup_key\": \"%s\"", value),
+				 errhint("Name one or more columns of the stream, separated by commas, such as 'event_id' or 'user_id, ts'.")));
+	if (list_length(names) > STREAM_DEDUP_MAX_COLUMNS)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("option \"dedup_key\" names more than %d columns",
+						STREAM_DEDUP_MAX_COLUMNS)));
+	return names;
+}
+
+static int64
+dedup_window_option(DefElem *def)
+{
+	Datum value = DirectFunctionCall3(interval_in, CStringGetDatum(defGetString(def)),
+									  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+
+	return streamproc_interval_usecs(DatumGetIntervalP(value), "dedup_window", false);
+}
+
+/*
+ * streamproc_stream_dedup_options
+ *		Whether a stream has a dedup_key; its columns' names (char *) and
+ *		dedup_window in microseconds (one hour when not set).
+ */
+bool
+streamproc_stream_dedup_options(Oid stream, List **columns, int64 *window)
+{
+	ForeignTable *ft;
+	ListCell *lc;
+
+	*columns = NIL;
+	*window = USECS_PER_HOUR;
+	if (get_rel_relkind(stream) != RELKIND_FOREIGN_TABLE)
+		return false;
+	ft = GetForeignTable(stream);
+	foreach (lc, ft->options)
+	{
+		DefElem *def = lfirst_node(DefElem, lc);
+
+		if (strcmp(def->defname, "dedup_key") == 0)
+			*columns = dedup_key_columns(defGetString(def));
+		else if (strcmp(def->defname, "dedup_window") == 0)
+			*window = dedup_window_option(def);
+	}
+	return *columns != NIL;
+}
+
+/*
  * streamproc_fdw_validator
  *		Foreign tables (streams) take the event-time options event_time,
- *		watermark_delay and idle_timeout (windows.c); the wrapper, its
+ *		watermark_delay and idle_timeout (windows.c) and the deduplication
+ *		options dedup_key and dedup_window (dedup.c); the wrapper, its
  *		servers, user mappings and columns take none.
  *
  * PostgreSQL calls the validator even when no option is given, so this is
@@ -481,7 +546,9 @@ streamproc_fdw_validator(PG_FUNCTION_ARGS)
 		DefElem *def = lfirst_node(DefElem, lc);
 		bool known = strcmp(def->defname, "event_time") == 0 ||
 					 strcmp(def->defname, "watermark_delay") == 0 ||
-					 strcmp(def->defname, "idle_timeout") == 0;
+					 strcmp(def->defname, "idle_timeout") == 0 ||
+					 strcmp(def->defname, "dedup_key") == 0 ||
+					 strcmp(def->defname, "dedup_window") == 0;
 
 		if (!known || catalog != ForeignTableRelationId)
 			ereport(ERROR,
@@ -493,8 +560,12 @@ streamproc_fdw_validator(PG_FUNCTION_ARGS)
 							: catalog == ForeignServerRelationId ? "streamproc servers"
 							: catalog == UserMappingRelationId   ? "streamproc user mappings"
 																 : "the streamproc foreign-data wrapper"),
-					 errhint("Streams take the options event_time, watermark_delay and idle_timeout.")));
-		if (strcmp(def->defname, "event_time") == 0)
+					 errhint("Streams take the options event_time, watermark_delay, idle_timeout, dedup_key and dedup_window.")));
+		if (strcmp(def->defname, "dedup_key") == 0)
+			(void)dedup_key_columns(defGetString(def));
+		else if (strcmp(def->defname, "dedup_window") == 0)
+			(void)dedup_window_option(def);
+		else if (strcmp(def->defname, "event_time") == 0)
 		{
 			if (defGetString(def)[0] == '\0')
 				ereport(ERROR,
@@ -1341,6 +1412,79 @@ column_type_sql(const StreamColumn *col)
 }
 
 /*
+ * forget_dedup_keys
+ *		Delete a stream's claimed keys (streamproc.dedup_keys, dedup.c): it
+ *		is dropped or its key changed.  The caller is connected to SPI.
+ */
+static void
+forget_dedup_keys(Oid stream)
+{
+	Oid nsp = get_namespace_oid(STREAMPROC_SCHEMA, true);
+	Datum arg = ObjectIdGetDatum(stream);
+	InternalContext ic;
+
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("dedup_keys", nsp)))
+		return;
+	internal_begin(&ic, BOOTSTRAP_SUPERUSERID);
+	if (SPI_execute_with_args("DELETE FROM streamproc.dedup_keys WHERE stream = $1",
+							  1, (Oid[]){OIDOID}, &arg, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from streamproc.dedup_keys");
+	internal_end(&ic);
+}
+
+/*
+ * check_dedup_key
+ *		A stream's dedup_key must name live columns whose types have a
+ *		binary output (the keys are compared by it), and with an
+ *		event_time, that must be a timestamptz column.
+ */
+static void
+check_dedup_key(StreamShape *shape)
+{
+	ListCell *lc;
+	int i;
+
+	if (shape->dedup_key == NULL)
+		return;
+	if (!OidIsValid(get_relname_relid("dedup_keys", get_namespace_oid(STREAMPROC_SCHEMA, false))))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("option \"dedup_key\" needs version 0.3 of extension \"streamproc\""),
+				 errhint("Run ALTER EXTENSION streamproc UPDATE.")));
+	foreach (lc, dedup_key_columns(shape->dedup_key))
+	{
+		const char *name = lfirst(lc);
+		StreamColumn *col = NULL;
+
+		for (i = 0; i < shape->ncols; i++)
+			if (strcmp(NameStr(shape->cols[i].name), name) == 0)
+				col = &shape->cols[i];
+		if (col == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("dedup_key column \"%s\" of stream \"%s\" does not exist",
+							name, get_rel_name(shape->relid)),
+					 errhint("Change the stream's dedup_key option first: ALTER FOREIGN TABLE ... OPTIONS (SET dedup_key '...').")));
+		{
+			Oid send;
+			bool varlena;
+
+			getTypeBinaryOutputInfo(col->typid, &send, &varlena);
+		}
+	}
+	if (shape->event_time != NULL)
+	{
+		for (i = 0; i < shape->ncols; i++)
+			if (strcmp(NameStr(shape->cols[i].name), shape->event_time) == 0 &&
+				shape->cols[i].typid != TIMESTAMPTZOID)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("event_time column \"%s\" of a stream with dedup_key must be of type timestamp with time zone",
+								shape->event_time)));
+	}
+}
+
+/*
  * read_shape
  *		The live columns and owner of relation relid.  Raises an error if
  *		a column uses the log's reserved name.  The caller holds a lock.
@@ -1358,6 +1502,21 @@ read_shape(Oid relid)
 	shape->natts = desc->natts;
 	shape->event_time = streamproc_stream_time_options(relid, &shape->watermark_delay,
 													   &shape->idle_timeout);
+	{
+		ForeignTable *ft = GetForeignTable(relid);
+		ListCell *lc;
+
+		shape->dedup_window = USECS_PER_HOUR;
+		foreach (lc, ft->options)
+		{
+			DefElem *def = lfirst_node(DefElem, lc);
+
+			if (strcmp(def->defname, "dedup_key") == 0)
+				shape->dedup_key = pstrdup(defGetString(def));
+			else if (strcmp(def->defname, "dedup_window") == 0)
+				shape->dedup_window = dedup_window_option(def);
+		}
+	}
 	shape->cols = palloc0(sizeof(StreamColumn) * Max(desc->natts, 1));
 	for (i = 0; i < desc->natts; i++)
 	{
@@ -1500,6 +1659,7 @@ create_stream_log(Oid relid)
 
 	shape = read_shape(relid);
 	check_stream_columns(shape->ncols, false);
+	check_dedup_key(shape);
 	nshards = Min(streamproc_workers, STREAMPROC_MAX_SHARDS);
 	logname = streamproc_internal_relname("log", relid, nshards);
 
@@ -1745,6 +1905,37 @@ sync_log(StreamShape *before, StreamShape *after)
 	}
 	if (before->watermark_delay != after->watermark_delay ||
 		before->idle_timeout != after->idle_timeout)
+		streamproc_catalog_changed();
+
+	/*
+	 * Deduplication: the views' log queries pass the key and the event
+	 * time to streamproc._dedup() (view.c), so neither changes under them;
+	 * the keys seen under another key mean nothing and are forgotten.
+	 */
+	check_dedup_key(after);
+	if ((before->dedup_key == NULL) != (after->dedup_key == NULL) ||
+		(before->dedup_key && strcmp(before->dedup_key, after->dedup_key) != 0) ||
+		(after->dedup_key != NULL &&
+		 ((before->event_time == NULL) != (after->event_time == NULL) ||
+		  (before->event_time && strcmp(before->event_time, after->event_time) != 0))))
+	{
+		Oid view;
+
+		SPI_connect();
+		view = first_continuous_view(after->relid, false);
+		if (OidIsValid(view))
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot change the dedup_key or event_time of stream \"%s\" while continuous views read it",
+							stream_name),
+					 errdetail("Continuous view \"%s\" reads stream \"%s\".",
+							   get_rel_name(view), stream_name),
+					 errhint("Drop the stream's continuous views first; their queries deduplicate by the stream's key.")));
+		forget_dedup_keys(after->relid);
+		SPI_finish();
+		streamproc_catalog_changed();
+	}
+	else if (before->dedup_window != after->dedup_window)
 		streamproc_catalog_changed();
 
 	if (renames.len == 0 && alter.len == 0 && before->owner == after->owner)
@@ -2282,6 +2473,9 @@ stream_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		{
 			CommandCounterIncrement();
 			streamproc_sources_forget_stream(objectId);
+			SPI_connect();
+			forget_dedup_keys(objectId);
+			SPI_finish();
 			streamproc_catalog_changed();
 		}
 	}

@@ -94,4 +94,13 @@ extern int streamproc_stream_shards(Oid stream_relid);
 extern char *streamproc_stream_time_options(Oid stream, int64 *delay,
 											int64 *idle);
 
+/*
+ * streamproc_stream_dedup_options
+ *		Whether a stream has a dedup_key option; its column names (char *)
+ *		and dedup_window in microseconds (default one hour).
+ */
+#define STREAM_DEDUP_MAX_COLUMNS 32
+extern bool streamproc_stream_dedup_options(Oid stream, List **columns,
+											int64 *window);
+
 #endif /* STREAMPROC_STREAM_H */

@@ -1841,6 +1841,7 @@ build_log_query(Oid stream, LogQueryInput input, AttrNumber event_time,
 	int nparams;
 	StringInfoData sql;
 	StringInfoData coldefs;
+	StringInfoData bounds;
 	List *raws;
 	Query *query;
 	ListCell *lc;
@@ -1879,46 +1880,83 @@ build_log_query(Oid stream, LogQueryInput input, AttrNumber event_time,
 						 quote_identifier(STREAM_SEQ_COLUMN));
 		*colnames = lappend(*colnames, makeString(pstrdup(STREAM_SEQ_COLUMN)));
 	}
+	/*
+	 * The rows of the input: a range of a log shard bounded by snapshots,
+	 * one log row, or a Kafka batch; for windowed views, only the events
+	 * that are not late, those at or after the cutoff passed as the last
+	 * parameter (windows.c).
+	 */
+	nparams = input == INPUT_LOG_EVENT ? 2 : (input == INPUT_LOG_BATCH ? 5 : 0);
+	memcpy(param_types, input == INPUT_LOG_EVENT ? event_types : batch_types,
+		   sizeof(Oid) * nparams);
+	initStringInfo(&bounds);
+	if (input == INPUT_LOG_EVENT)
+		appendStringInfo(&bounds, "%s = $2 AND ctid = $1",
+						 quote_identifier(STREAM_SHARD_COLUMN));
+	else if (input == INPUT_LOG_BATCH)
+		appendStringInfo(&bounds,
+						 "%s = $3 AND ctid >= $4 AND ctid < $5"
+						 " AND pg_catalog.pg_visible_in_snapshot(\"$xid\", $1)"
+						 " AND ($2 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(\"$xid\", $2))",
+						 quote_identifier(STREAM_SHARD_COLUMN));
+	if (event_time != InvalidAttrNumber)
+	{
+		param_types[nparams++] = TIMESTAMPTZOID;
+		appendStringInfo(&bounds, "%s%s >= $%d", bounds.len > 0 ? " AND " : "",
+						 quote_identifier(NameStr(TupleDescAttr(desc, event_time - 1)->attname)),
+						 nparams);
+	}
+
 	switch (input)
 	{
 		case INPUT_LOG_BATCH:
 		case INPUT_LOG_EVENT:
-			appendStringInfo(&sql, " FROM %s WHERE ",
-							 quote_qualified_identifier(get_namespace_name(get_rel_namespace(log)),
-														get_rel_name(log)));
-			if (input == INPUT_LOG_EVENT)
-				appendStringInfo(&sql, "%s = $2 AND ctid = $1",
-								 quote_identifier(STREAM_SHARD_COLUMN));
-			else
-				appendStringInfo(&sql,
-								 "%s = $3 AND ctid >= $4 AND ctid < $5"
-								 " AND pg_catalog.pg_visible_in_snapshot(\"$xid\", $1)"
-								 " AND ($2 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(\"$xid\", $2))",
-								 quote_identifier(STREAM_SHARD_COLUMN));
-			break;
+		{
+			char *logname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(log)),
+													   get_rel_name(log));
+			List *dedup_cols;
+			int64 dedup_window;
+
+			if (!streamproc_stream_dedup_options(stream, &dedup_cols, &dedup_window))
+			{
+				appendStringInfo(&sql, " FROM %s WHERE %s", logname, bounds.data);
+				break;
+			}
+
+			/*
+				 * Deduplication (dedup.c) decides for the rows of the input
+				 * only: the bounds are a subquery that the planner keeps
+				 * below the call.
+				 */
+			appendStringInfo(&sql,
+							 " FROM (SELECT *, tableoid AS \"$tableoid\", ctid AS \"$ctid\""
+							 " FROM %s WHERE %s OFFSET 0) AS l"
+							 " WHERE %s.\"_dedup\"(l.\"$tableoid\", l.\"$ctid\", l.\"$xid\", ",
+							 logname, bounds.data, STREAMPROC_SCHEMA);
+			{
+				int64 delay;
+				int64 idle;
+				char *time_col = streamproc_stream_time_options(stream, &delay, &idle);
+
+				if (time_col)
+					appendStringInfo(&sql, "l.%s", quote_identifier(time_col));
+				else
+					appendStringInfoString(&sql, "NULL::pg_catalog.timestamptz");
+			}
+			foreach (lc, dedup_cols)
+				appendStringInfo(&sql, ", l.%s", quote_identifier(lfirst(lc)));
+			appendStringInfoChar(&sql, ')');
+		}
+		break;
 		case INPUT_SOURCE:
 			/* A column definition list cannot be empty. */
 			if (coldefs.len == 0)
 				appendStringInfoString(&coldefs, "\"$none\" pg_catalog.int4");
 			appendStringInfo(&sql, " FROM %s.\"_source_batch\"() AS b(%s)",
 							 STREAMPROC_SCHEMA, coldefs.data);
+			if (bounds.len > 0)
+				appendStringInfo(&sql, " WHERE %s", bounds.data);
 			break;
-	}
-
-	/*
-	 * Windowed views: only the events that are not late, those at or after
-	 * the cutoff passed as the last parameter (windows.c).
-	 */
-	nparams = input == INPUT_LOG_EVENT ? 2 : (input == INPUT_LOG_BATCH ? 5 : 0);
-	memcpy(param_types, input == INPUT_LOG_EVENT ? event_types : batch_types,
-		   sizeof(Oid) * nparams);
-	if (event_time != InvalidAttrNumber)
-	{
-		param_types[nparams++] = TIMESTAMPTZOID;
-		appendStringInfo(&sql, " %s %s >= $%d",
-						 input == INPUT_SOURCE ? "WHERE" : "AND",
-						 quote_identifier(NameStr(TupleDescAttr(desc, event_time - 1)->attname)),
-						 nparams);
 	}
 
 	raws = raw_parser(sql.data, RAW_PARSE_DEFAULT);

@@ -1,0 +1,1049 @@
+/*-------------------------------------------------------------------------
+ *
+ * dedup.c
+ *	  Deduplication of a stream's events by key: the stream options
+ *	  dedup_key and dedup_window.
+ *
+ * A stream with dedup_key drops, before any of its views sees it, every
+ * event whose key an earlier event within the window already had, whether
+ * the copies came through SQL, one Kafka partition or another, one worker
+ * or another.
+ *
+ * Claims.  The first event with a key *claims* it: the stream's set of
+ * keys (a group map in the shared DSA area, groupmap.c, one per stream)
+ * maps the key to the claim: the event's identity (DedupId: a log row by
+ * shard, inserting transaction and ctid, a Kafka message by source,
+ * partition and offset), its time, and which workers have listed it for
+ * their checkpoint.  An event is admitted when nobody claimed its key or
+ * when the claim is its own, and dropped otherwise.  Because the answer
+ * depends only on the event's identity, it is the same for every view of
+ * the stream, whenever each reads the event, and for an event read again
+ * after a failed batch or a restart (its own claim admits it again).
+ * Which copy wins is not defined: the copies are meant to be equal.
+ *
+ * Where the decision is made.  Only ingest workers decide, and only over
+ * input that is committed (log rows visible in a batch's snapshot) or
+ * durable (Kafka messages), so a rolled-back insert never claims a key.
+ * Log batches call streamproc._dedup() in their query, one level above
+ * the bounds of the batch (view.c), for each row; Kafka batches call
+ * dedup_admit_row() once per parsed row, before the views run.
+ *
+ * Exactly once.  A claim is durable once a checkpoint wrote it to
+ * streamproc.dedup_keys.  A worker lists a key for its next checkpoint
+ * when it creates the claim or admits an event under a claim that is not
+ * yet durable (the group map's dirty bit; the claim's worker bits make
+ * each worker list it once), and the dirty bit is cleared only after such a
+ * checkpoint committed.  So any checkpoint that commits a view's position
+ * past an admitted event also commits its claim, or the claim is already
+ * durable.  After a crash the set is reloaded from the table; a claim that
+ * was lost belongs to an event no view has checkpointed past, which is
+ * read again and claims its key again (or finds that another copy did,
+ * which is as good: one copy counts).  A duplicate dropped by a committed
+ * checkpoint stays dropped.
+ *
+ * The window.  Claims older than dedup_window are forgotten, in memory
+ * and in the table, by the checkpoint of whichever worker finds the
+ * stream due (at most every tenth of the window, at least every second,
+ * at most every minute).  Age is event time when the stream has an
+ * event_time (measured from the greatest event time claimed, but never
+ * from beyond the clock, so one event stamped in the future cannot expire
+ * every key), otherwise the time the event was first processed.
+ *
+ * Counting.  The duplicates of a key (up to DUP_RING of them) are kept with
+ * it so that each is counted once however many views read it;
+ * stat_streams.duplicates is the sum since the server started.
+ *
+ * Shared state and locking.  The registry (DedupRegistry, in the main
+ * shared memory segment) is protected by its LWLock (the fourth of the
+ * "streamproc" tranche): entries are created, reset and freed under it,
+ * and next_expiry is read and set under it.  An entry's set is loaded once
+ * per server start under its load_lock, which workers take shared to wait
+ * for a load in progress.  The set's partitions have the group map's
+ * locks: a claim is looked up and changed with its partition locked
+ * exclusively, so two workers cannot both claim a key.  duplicates and
+ * max_time are atomics.  A freed entry keeps its (emptied) map for the
+ * next stream, and its generation changes, which the workers that still
+ * hold it notice.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/itemptr.h"
+#include "utils/tuplestore.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+#include "dedup.h"
+#include "groupkey.h"
+#include "groupmap.h"
+#include "state.h"
+#include "stream.h"
+#include "streamproc.h"
+
+PG_FUNCTION_INFO_V1(streamproc_dedup);
+PG_FUNCTION_INFO_V1(streamproc_dedup_stats);
+
+/* A claim, the slot-0 state of a key in the set. */
+typedef struct DedupClaim
+{
+	DedupId id;
+	TimestampTz time;
+	uint64 listed; /* workers that listed it for their checkpoint */
+} DedupClaim;
+
+#define CLAIM_SLOT 0
+#define DUPS_SLOT  1 /* the ids of duplicates counted, newest last */
+#define DUP_RING   8
+
+typedef struct DedupShared
+{
+	Oid dbid;
+	Oid stream;    /* InvalidOid: free */
+	uint32 config; /* hash of the key and time columns */
+	uint64 generation;
+	bool loaded;
+	dsa_pointer map; /* InvalidDsaPointer until first used */
+	TimestampTz next_expiry;
+	LWLock load_lock;
+	pg_atomic_uint64 duplicates;
+	pg_atomic_uint64 max_time; /* TimestampTz with its sign bit flipped */
+} DedupShared;
+
+typedef struct DedupRegistry
+{
+	LWLock *lock;
+	int load_tranche;
+	int nentries;
+	DedupShared entries[FLEXIBLE_ARRAY_MEMBER];
+} DedupRegistry;
+
+static DedupRegistry *registry = NULL;
+
+struct DedupStream
+{
+	Oid stream;
+	int entry;
+	uint64 generation;
+	GroupMap *map;
+	int64 window;
+	bool event_time;
+	uint64 my_bit;
+	int ncols;
+	AttrNumber *cols;     /* key columns of the stream */
+	AttrNumber time_col;  /* 0: processing time */
+	GroupKeyCodec *codec; /* over the key columns' types */
+	MemoryContext cxt;
+	StringInfoData touched; /* keys to write: uint32 length, bytes */
+	StringInfoData written; /* what the checkpoint wrote: length, key, id */
+	StringInfoData buf;
+	StringInfoData key;
+};
+
+/* Log tables of this worker's streams with dedup: shard log -> stream. */
+typedef struct ShardEntry
+{
+	Oid shard_log;
+	int shard;
+	DedupStream *ds;
+} ShardEntry;
+
+static HTAB *shard_streams = NULL;
+
+static uint64
+time_bits(TimestampTz t)
+{
+	return ((uint64)t) ^ (UINT64CONST(1) << 63);
+}
+
+static TimestampTz
+bits_time(uint64 b)
+{
+	return (TimestampTz)(b ^ (UINT64CONST(1) << 63));
+}
+
+Size
+streamproc_dedup_shmem_size(void)
+{
+	return add_size(offsetof(DedupRegistry, entries),
+					mul_size(streamproc_max_views, sizeof(DedupShared)));
+}
+
+void
+streamproc_dedup_shmem_init(void)
+{
+	bool found;
+
+	registry = ShmemInitStruct("streamproc dedup", streamproc_dedup_shmem_size(), &found);
+	if (!found)
+	{
+		memset(registry, 0, streamproc_dedup_shmem_size());
+		registry->lock = &(GetNamedLWLockTranche("streamproc"))[3].lock;
+		registry->load_tranche = LWLockNewTrancheId();
+		registry->nentries = streamproc_max_views;
+	}
+}
+
+static void
+register_tranche(void)
+{
+	static bool done = false;
+
+	if (!done)
+		LWLockRegisterTranche(registry->load_tranche, "streamproc_dedup_load");
+	done = true;
+}
+
+static uint32
+config_hash(const AttrNumber *cols, int ncols, AttrNumber time_col)
+{
+	uint32 h = hash_bytes((const unsigned char *)cols, (int)(sizeof(AttrNumber) * ncols));
+
+	return hash_combine(h, (uint32)time_col);
+}
+
+/* Empty an entry's set and mark it unloaded; the registry lock is held. */
+static void
+reset_entry(DedupShared *e)
+{
+	if (DsaPointerIsValid(e->map))
+	{
+		GroupMap *map = streamproc_state_map_at(e->map);
+
+		groupmap_reset_slot(map, -1);
+		groupmap_detach(map);
+	}
+	e->loaded = false;
+	e->generation++;
+	e->next_expiry = 0;
+	pg_atomic_write_u64(&e->duplicates, 0);
+	pg_atomic_write_u64(&e->max_time, time_bits(DT_NOBEGIN));
+}
+
+/* The stream's entry, created or reset as needed; returns its index. */
+static int
+find_entry(Oid stream, uint32 config)
+{
+	int free_entry = -1;
+	int i;
+	DedupShared *e;
+
+	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+	for (i = 0; i < registry->nentries; i++)
+	{
+		e = &registry->entries[i];
+		if (e->stream == stream && e->dbid == MyDatabaseId)
+		{
+			if (e->config != config)
+			{
+				reset_entry(e);
+				e->config = config;
+			}
+			LWLockRelease(registry->lock);
+			return i;
+		}
+		if (!OidIsValid(e->stream) && (free_entry < 0 || DsaPointerIsValid(e->map)))
+			free_entry = i;
+	}
+	if (free_entry < 0)
+	{
+		LWLockRelease(registry->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many streams with dedup_key"),
+				 errhint("Raise streamproc.max_views, which also bounds the streams with dedup_key.")));
+	}
+	e = &registry->entries[free_entry];
+	if (!DsaPointerIsValid(e->map))
+	{
+		LWLockInitialize(&e->load_lock, registry->load_tranche);
+		e->map = streamproc_state_new_map();
+	}
+	reset_entry(e);
+	e->dbid = MyDatabaseId;
+	e->stream = stream;
+	e->config = config;
+	LWLockRelease(registry->lock);
+	return free_entry;
+}
+
+static void
+put_claim(GroupMap *map, uint32 hash, const char *key, uint32 keylen,
+		  const DedupClaim *claim)
+{
+	bool was_dirty;
+	bool created;
+
+	(void)groupmap_put(map, hash, key, keylen, CLAIM_SLOT, (const char *)claim,
+					   sizeof(DedupClaim), &was_dirty, &created);
+}
+
+static void
+note_time(DedupShared *e, TimestampTz t)
+{
+	uint64 bits = time_bits(t);
+	uint64 old = pg_atomic_read_u64(&e->max_time);
+
+	while (old < bits)
+		if (pg_atomic_compare_exchange_u64(&e->max_time, &old, bits))
+			break;
+}
+
+/* Load the stream's claims from streamproc.dedup_keys (SPI connected). */
+static void
+load_claims(DedupStream *ds, DedupShared *e)
+{
+	Datum arg = ObjectIdGetDatum(ds->stream);
+	Portal portal;
+	SPIPlanPtr plan;
+	int part;
+
+	plan = SPI_prepare("SELECT key, claim, ts FROM streamproc.dedup_keys WHERE stream = $1",
+					   1, (Oid[]){OIDOID});
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the load of streamproc.dedup_keys: %s",
+			 SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, &arg, NULL, true);
+	for (;;)
+	{
+		uint64 i;
+
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		for (i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple tup = SPI_tuptable->vals[i];
+			TupleDesc desc = SPI_tuptable->tupdesc;
+			bool isnull;
+			bytea *key = DatumGetByteaPP(SPI_getbinval(tup, desc, 1, &isnull));
+			bytea *id = DatumGetByteaPP(SPI_getbinval(tup, desc, 2, &isnull));
+			DedupClaim claim;
+			uint32 keylen = VARSIZE_ANY_EXHDR(key);
+			uint32 hash = groupmap_hash(VARDATA_ANY(key), keylen);
+
+			memset(&claim, 0, sizeof(claim));
+			if (VARSIZE_ANY_EXHDR(id) == DEDUP_ID_LEN)
+				memcpy(claim.id.bytes, VARDATA_ANY(id), DEDUP_ID_LEN);
+			else
+				claim.id.bytes[0] = 'x';
+			claim.time = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+			note_time(e, claim.time);
+			groupmap_lock_partition(ds->map, GROUPMAP_PARTITION(hash));
+			put_claim(ds->map, hash, VARDATA_ANY(key), keylen, &claim);
+			groupmap_unlock_partition(ds->map, GROUPMAP_PARTITION(hash));
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	SPI_freeplan(plan);
+
+	/* Loaded claims are durable. */
+	for (part = 0; part < GROUPMAP_PARTITIONS; part++)
+	{
+		groupmap_lock_partition(ds->map, part);
+		groupmap_clear_dirty(ds->map, part, CLAIM_SLOT);
+		groupmap_unlock_partition(ds->map, part);
+	}
+}
+
+/*
+ * dedup_open
+ *		Attach an ingest worker to a stream's set of keys; called while it
+ *		loads its catalog (a transaction, SPI connected).  columns are the
+ *		names of the key columns, time_column the event time's (0: none),
+ *		window the horizon in microseconds, worker the worker's index.
+ */
+DedupStream *
+dedup_open(Oid stream, TupleDesc desc, List *columns, AttrNumber time_column,
+		   int64 window, int worker)
+{
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "streamproc dedup",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	DedupStream *ds = palloc0(sizeof(DedupStream));
+	Oid *types;
+	DedupShared *e;
+	ListCell *lc;
+	int i = 0;
+
+	register_tranche();
+	ds->cxt = cxt;
+	ds->stream = stream;
+	ds->window = window;
+	ds->time_col = time_column;
+	ds->event_time = time_column != InvalidAttrNumber;
+	ds->my_bit = UINT64CONST(1) << (worker % 64);
+	ds->ncols = list_length(columns);
+	ds->cols = palloc(sizeof(AttrNumber) * Max(ds->ncols, 1));
+	types = palloc(sizeof(Oid) * Max(ds->ncols, 1));
+	foreach (lc, columns)
+	{
+		AttrNumber att = get_attnum(stream, lfirst(lc));
+
+		if (att == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("dedup_key column \"%s\" of stream \"%s\" does not exist",
+							(char *)lfirst(lc), get_rel_name(stream))));
+		ds->cols[i] = att;
+		types[i] = TupleDescAttr(desc, att - 1)->atttypid;
+		i++;
+	}
+	ds->codec = groupkey_codec_create(ds->ncols, types);
+	initStringInfo(&ds->touched);
+	initStringInfo(&ds->written);
+	initStringInfo(&ds->buf);
+	initStringInfo(&ds->key);
+	MemoryContextSwitchTo(old);
+
+	ds->entry = find_entry(stream, config_hash(ds->cols, ds->ncols, time_column));
+	e = &registry->entries[ds->entry];
+	LWLockAcquire(registry->lock, LW_SHARED);
+	ds->generation = e->generation;
+	old = MemoryContextSwitchTo(cxt);
+	ds->map = streamproc_state_map_at(e->map);
+	MemoryContextSwitchTo(old);
+	LWLockRelease(registry->lock);
+
+	LWLockAcquire(&e->load_lock, LW_EXCLUSIVE);
+	if (!e->loaded)
+	{
+		load_claims(ds, e);
+		e->loaded = true;
+	}
+	LWLockRelease(&e->load_lock);
+	return ds;
+}
+
+void
+dedup_add_shard(DedupStream *ds, Oid shard_log, int shard)
+{
+	ShardEntry *se;
+	bool found;
+
+	if (shard_streams == NULL)
+	{
+		HASHCTL ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(ShardEntry);
+		shard_streams = hash_create("streamproc dedup shards", 64, &ctl,
+									HASH_ELEM | HASH_BLOBS);
+	}
+	se = hash_search(shard_streams, &shard_log, HASH_ENTER, &found);
+	se->shard = shard;
+	se->ds = ds;
+}
+
+void
+dedup_close(DedupStream *ds)
+{
+	if (shard_streams != NULL)
+	{
+		HASH_SEQ_STATUS status;
+		ShardEntry *se;
+
+		hash_seq_init(&status, shard_streams);
+		while ((se = hash_seq_search(&status)) != NULL)
+			if (se->ds == ds)
+				(void)hash_search(shard_streams, &se->shard_log, HASH_REMOVE, NULL);
+	}
+	groupmap_detach(ds->map);
+	MemoryContextDelete(ds->cxt);
+}
+
+/*
+ * dedup_forget_dropped
+ *		Free the entries of this database's streams that no longer exist or
+ *		no longer have dedup_key, except those in open (DedupStream *, the
+ *		caller's).  The catalog is read afresh, so a stream created after
+ *		the caller's snapshot is not mistaken for a dropped one.
+ */
+void
+dedup_forget_dropped(List *open)
+{
+	Oid candidates[64];
+	uint64 generations[64];
+	int entries[64];
+	int n = 0;
+	int i;
+
+	/* Entries of ours that nobody here has open; the catalog is read unlocked. */
+	LWLockAcquire(registry->lock, LW_SHARED);
+	for (i = 0; i < registry->nentries && n < 64; i++)
+	{
+		DedupShared *e = &registry->entries[i];
+		bool keep = false;
+		ListCell *lc;
+
+		if (!OidIsValid(e->stream) || e->dbid != MyDatabaseId)
+			continue;
+		foreach (lc, open)
+			if (((DedupStream *)lfirst(lc))->stream == e->stream)
+				keep = true;
+		if (keep)
+			continue;
+		candidates[n] = e->stream;
+		generations[n] = e->generation;
+		entries[n++] = i;
+	}
+	LWLockRelease(registry->lock);
+
+	for (i = 0; i < n; i++)
+	{
+		List *cols = NIL;
+		int64 window;
+		DedupShared *e = &registry->entries[entries[i]];
+
+		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(candidates[i])) &&
+			streamproc_stream_dedup_options(candidates[i], &cols, &window))
+			continue;
+		LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+		if (e->stream == candidates[i] && e->generation == generations[i])
+		{
+			reset_entry(e);
+			e->stream = InvalidOid;
+			e->dbid = InvalidOid;
+		}
+		LWLockRelease(registry->lock);
+	}
+}
+
+void
+dedup_kafka_id(DedupId *id, const char *source, int32 partition, int64 offset)
+{
+	uint32 src = hash_bytes((const unsigned char *)source, (int)strlen(source));
+
+	id->bytes[0] = 'k';
+	memcpy(id->bytes + 1, &src, 4);
+	memcpy(id->bytes + 5, &partition, 4);
+	memcpy(id->bytes + 9, &offset, 8);
+}
+
+static void
+log_id(DedupId *id, int shard, FullTransactionId xid, ItemPointer tid)
+{
+	uint16 s = (uint16)shard;
+	uint64 x = U64FromFullTransactionId(xid);
+	BlockNumber block = ItemPointerGetBlockNumberNoCheck(tid);
+	OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(tid);
+
+	id->bytes[0] = 'l';
+	memcpy(id->bytes + 1, &s, 2);
+	memcpy(id->bytes + 3, &x, 8);
+	memcpy(id->bytes + 11, &block, 4);
+	memcpy(id->bytes + 15, &off, 2);
+}
+
+/* Count a duplicate once per event (the key's partition is locked). */
+static void
+count_duplicate(DedupStream *ds, DedupShared *e, uint32 hash, const char *key,
+				uint32 keylen, const DedupId *id)
+{
+	StringInfo buf = &ds->buf;
+	int n;
+	int i;
+	bool was_dirty;
+	bool created;
+
+	resetStringInfo(buf);
+	(void)groupmap_get_slot_locked(ds->map, hash, key, keylen, DUPS_SLOT, buf, NULL);
+	n = buf->len / DEDUP_ID_LEN;
+	for (i = 0; i < n; i++)
+		if (memcmp(buf->data + i * DEDUP_ID_LEN, id->bytes, DEDUP_ID_LEN) == 0)
+			return;
+	if (n >= DUP_RING)
+	{
+		memmove(buf->data, buf->data + DEDUP_ID_LEN, (n - 1) * DEDUP_ID_LEN);
+		buf->len -= DEDUP_ID_LEN;
+	}
+	appendBinaryStringInfo(buf, id->bytes, DEDUP_ID_LEN);
+	(void)groupmap_put(ds->map, hash, key, keylen, DUPS_SLOT, buf->data, buf->len,
+					   &was_dirty, &created);
+	pg_atomic_fetch_add_u64(&e->duplicates, 1);
+}
+
+static void
+touch(DedupStream *ds, const char *key, uint32 keylen)
+{
+	appendBinaryStringInfo(&ds->touched, (const char *)&keylen, sizeof(uint32));
+	appendBinaryStringInfo(&ds->touched, key, keylen);
+}
+
+/*
+ * admit
+ *		Whether the event id with key (and event time t, or DT_NOBEGIN) is
+ *		admitted: its key is unclaimed (it claims it now) or it claimed it.
+ */
+static bool
+admit(DedupStream *ds, const char *key, uint32 keylen, const DedupId *id,
+	  TimestampTz t)
+{
+	DedupShared *e = &registry->entries[ds->entry];
+	uint32 hash = groupmap_hash(key, keylen);
+	int part = GROUPMAP_PARTITION(hash);
+	DedupClaim claim;
+	bool dirty = false;
+	bool result = true;
+
+	if (e->generation != ds->generation || e->stream != ds->stream)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the deduplication state of stream \"%s\" was reset",
+						get_rel_name(ds->stream)),
+				 errhint("The worker reloads the stream and goes on.")));
+
+	if (!ds->event_time || t == DT_NOBEGIN)
+		t = GetCurrentTimestamp();
+
+	groupmap_lock_partition(ds->map, part);
+	resetStringInfo(&ds->buf);
+	if (!groupmap_get_slot_locked(ds->map, hash, key, keylen, CLAIM_SLOT, &ds->buf, &dirty))
+	{
+		memset(&claim, 0, sizeof(claim));
+		claim.id = *id;
+		claim.time = t;
+		claim.listed = ds->my_bit;
+		put_claim(ds->map, hash, key, keylen, &claim);
+		touch(ds, key, keylen);
+	}
+	else
+	{
+		memcpy(&claim, ds->buf.data, sizeof(claim));
+		if (memcmp(claim.id.bytes, id->bytes, DEDUP_ID_LEN) == 0)
+		{
+			if (dirty && (claim.listed & ds->my_bit) == 0)
+			{
+				claim.listed |= ds->my_bit;
+				put_claim(ds->map, hash, key, keylen, &claim);
+				touch(ds, key, keylen);
+			}
+		}
+		else
+		{
+			count_duplicate(ds, e, hash, key, keylen, id);
+			result = false;
+		}
+	}
+	groupmap_unlock_partition(ds->map, part);
+	if (ds->event_time && result)
+		note_time(e, t);
+	return result;
+}
+
+/*
+ * dedup_admit_row
+ *		For a Kafka batch: whether a parsed row (values in the stream's
+ *		attribute order) is admitted.  A key with a NULL is never a
+ *		duplicate.
+ */
+bool
+dedup_admit_row(DedupStream *ds, const Datum *values, const bool *nulls,
+				const DedupId *id)
+{
+	Datum keys[64];
+	bool keynulls[64];
+	TimestampTz t = DT_NOBEGIN;
+	int i;
+
+	for (i = 0; i < ds->ncols; i++)
+	{
+		keys[i] = values[ds->cols[i] - 1];
+		keynulls[i] = nulls[ds->cols[i] - 1];
+		if (keynulls[i])
+			return true;
+	}
+	if (ds->time_col != InvalidAttrNumber && !nulls[ds->time_col - 1])
+		t = DatumGetTimestampTz(values[ds->time_col - 1]);
+	resetStringInfo(&ds->key);
+	groupkey_encode(ds->codec, keys, keynulls, &ds->key);
+	return admit(ds, ds->key.data, ds->key.len, id, t);
+}
+
+/* What streamproc._dedup() keeps between calls of one query. */
+typedef struct DedupCallCache
+{
+	Oid shard_log;
+	int shard;
+	DedupStream *ds;
+	GroupKeyCodec *codec;
+	StringInfoData key;
+} DedupCallCache;
+
+/*
+ * streamproc._dedup(tableoid oid, ctid tid, xid xid8, ts timestamptz,
+ *                   VARIADIC keys "any") RETURNS boolean
+ *		In the log queries of a stream with dedup_key (view.c): whether the
+ *		log row is admitted.  Ingest workers only.
+ */
+Datum
+streamproc_dedup(PG_FUNCTION_ARGS)
+{
+	DedupCallCache *cache = fcinfo->flinfo->fn_extra;
+	Oid shard_log;
+	ItemPointer tid;
+	DedupId id;
+	Datum keys[64];
+	bool keynulls[64];
+	int nkeys = PG_NARGS() - 4;
+	TimestampTz t = DT_NOBEGIN;
+	int i;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_BOOL(true);
+	shard_log = PG_GETARG_OID(0);
+	if (cache == NULL || cache->shard_log != shard_log)
+	{
+		ShardEntry *se = shard_streams ? hash_search(shard_streams, &shard_log, HASH_FIND, NULL) : NULL;
+		Oid types[64];
+
+		if (se == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("streamproc._dedup() runs only in the queries of streamproc's ingest workers")));
+		if (nkeys != se->ds->ncols || nkeys > 64)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the dedup_key of stream \"%s\" changed under a continuous view's query",
+							get_rel_name(se->ds->stream))));
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(DedupCallCache));
+		cache->shard_log = shard_log;
+		cache->shard = se->shard;
+		cache->ds = se->ds;
+		for (i = 0; i < nkeys; i++)
+			types[i] = get_fn_expr_argtype(fcinfo->flinfo, i + 4);
+		{
+			MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+			cache->codec = groupkey_codec_create(nkeys, types);
+			initStringInfo(&cache->key);
+			MemoryContextSwitchTo(old);
+		}
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	for (i = 0; i < nkeys; i++)
+	{
+		keynulls[i] = PG_ARGISNULL(i + 4);
+		if (keynulls[i])
+			PG_RETURN_BOOL(true);
+		keys[i] = PG_GETARG_DATUM(i + 4);
+	}
+	if (!PG_ARGISNULL(3))
+		t = PG_GETARG_TIMESTAMPTZ(3);
+	tid = (ItemPointer)PG_GETARG_POINTER(1);
+	log_id(&id, cache->shard, PG_GETARG_FULLTRANSACTIONID(2), tid);
+	resetStringInfo(&cache->key);
+	groupkey_encode(cache->codec, keys, keynulls, &cache->key);
+	PG_RETURN_BOOL(admit(cache->ds, cache->key.data, cache->key.len, &id, t));
+}
+
+/* One key to write: points into DedupStream.touched. */
+typedef struct TouchedKey
+{
+	const char *key;
+	uint32 keylen;
+} TouchedKey;
+
+static int
+touched_cmp(const void *a, const void *b)
+{
+	const TouchedKey *x = a;
+	const TouchedKey *y = b;
+	int c = memcmp(x->key, y->key, Min(x->keylen, y->keylen));
+
+	if (c != 0)
+		return c;
+	return x->keylen < y->keylen ? -1 : (x->keylen > y->keylen ? 1 : 0);
+}
+
+/* Expiry: the keys of a partition whose claims are older than a cutoff. */
+typedef struct ExpireArg
+{
+	TimestampTz cutoff;
+	StringInfo keys; /* uint32 hash, uint32 length, bytes */
+} ExpireArg;
+
+static void
+collect_expired(uint32 hash, const char *key, uint32 keylen, const char *state,
+				uint32 statelen, void *arg)
+{
+	ExpireArg *ea = arg;
+	DedupClaim claim;
+
+	if (statelen != sizeof(DedupClaim))
+		return;
+	memcpy(&claim, state, sizeof(claim));
+	if (claim.time >= ea->cutoff)
+		return;
+	appendBinaryStringInfo(ea->keys, (const char *)&hash, sizeof(uint32));
+	appendBinaryStringInfo(ea->keys, (const char *)&keylen, sizeof(uint32));
+	appendBinaryStringInfo(ea->keys, key, keylen);
+}
+
+/* Forget the claims older than the window, if the stream is due. */
+static void
+expire(DedupStream *ds)
+{
+	DedupShared *e = &registry->entries[ds->entry];
+	TimestampTz now = GetCurrentTimestamp();
+	int64 every = Min(Max(ds->window / 10, USECS_PER_SEC), 60 * USECS_PER_SEC);
+	TimestampTz cutoff;
+	ExpireArg ea;
+	StringInfoData keys;
+	Datum args[2];
+	bool due;
+	int part;
+
+	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+	due = now >= e->next_expiry;
+	if (due)
+		e->next_expiry = now + every;
+	LWLockRelease(registry->lock);
+	if (!due)
+		return;
+
+	cutoff = now;
+	if (ds->event_time)
+		cutoff = Min(now, bits_time(pg_atomic_read_u64(&e->max_time)));
+	if (cutoff == DT_NOBEGIN)
+		return;
+	cutoff -= ds->window;
+
+	initStringInfo(&keys);
+	ea.cutoff = cutoff;
+	ea.keys = &keys;
+	for (part = 0; part < GROUPMAP_PARTITIONS; part++)
+	{
+		int pos = 0;
+
+		resetStringInfo(&keys);
+		groupmap_lock_partition(ds->map, part);
+		groupmap_visit_slot(ds->map, part, CLAIM_SLOT, collect_expired, &ea);
+		while (pos < keys.len)
+		{
+			uint32 hash;
+			uint32 keylen;
+			bool existed;
+			bool deleted;
+
+			memcpy(&hash, keys.data + pos, sizeof(uint32));
+			memcpy(&keylen, keys.data + pos + 4, sizeof(uint32));
+			(void)groupmap_remove(ds->map, hash, keys.data + pos + 8, keylen, DUPS_SLOT,
+								  &existed, &deleted);
+			(void)groupmap_remove(ds->map, hash, keys.data + pos + 8, keylen, CLAIM_SLOT,
+								  &existed, &deleted);
+			pos += 8 + (int)keylen;
+		}
+		groupmap_unlock_partition(ds->map, part);
+	}
+	pfree(keys.data);
+
+	args[0] = ObjectIdGetDatum(ds->stream);
+	args[1] = TimestampTzGetDatum(cutoff);
+	if (SPI_execute_with_args("DELETE FROM streamproc.dedup_keys WHERE stream = $1 AND ts < $2",
+							  2, (Oid[]){OIDOID, TIMESTAMPTZOID}, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not expire keys of streamproc.dedup_keys");
+}
+
+/*
+ * dedup_checkpoint
+ *		In the checkpoint's transaction (SPI connected): write the claims
+ *		this worker listed, in key order (two workers' checkpoints lock
+ *		shared keys in the same order), and forget expired ones.
+ */
+void
+dedup_checkpoint(DedupStream *ds)
+{
+	TouchedKey *list;
+	int n = 0;
+	int pos = 0;
+	Datum *keys;
+	Datum *ids;
+	Datum *xids;
+	bool *xidnulls;
+	Datum *times;
+	int nw = 0;
+	int i;
+
+	resetStringInfo(&ds->written);
+	expire(ds);
+	if (ds->touched.len == 0)
+		return;
+
+	list = palloc(sizeof(TouchedKey) * (ds->touched.len / (int)sizeof(uint32)));
+	while (pos < ds->touched.len)
+	{
+		memcpy(&list[n].keylen, ds->touched.data + pos, sizeof(uint32));
+		list[n].key = ds->touched.data + pos + sizeof(uint32);
+		pos += sizeof(uint32) + list[n].keylen;
+		n++;
+	}
+	qsort(list, n, sizeof(TouchedKey), touched_cmp);
+
+	keys = palloc(sizeof(Datum) * n);
+	ids = palloc(sizeof(Datum) * n);
+	xids = palloc(sizeof(Datum) * n);
+	xidnulls = palloc(sizeof(bool) * n);
+	times = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+	{
+		uint32 hash;
+		DedupClaim claim;
+
+		if (i > 0 && touched_cmp(&list[i - 1], &list[i]) == 0)
+			continue;
+		hash = groupmap_hash(list[i].key, list[i].keylen);
+		resetStringInfo(&ds->buf);
+		if (!groupmap_get_slot(ds->map, hash, list[i].key, list[i].keylen, CLAIM_SLOT, &ds->buf))
+			continue; /* expired */
+		memcpy(&claim, ds->buf.data, sizeof(claim));
+		keys[nw] = PointerGetDatum(cstring_to_text_with_len(list[i].key, (int)list[i].keylen));
+		ids[nw] = PointerGetDatum(cstring_to_text_with_len(claim.id.bytes, DEDUP_ID_LEN));
+		xidnulls[nw] = claim.id.bytes[0] != 'l';
+		if (!xidnulls[nw])
+		{
+			uint64 x;
+
+			memcpy(&x, claim.id.bytes + 3, 8);
+			xids[nw] = Int64GetDatum((int64)x);
+		}
+		else
+			xids[nw] = (Datum)0;
+		times[nw] = TimestampTzGetDatum(claim.time);
+		nw++;
+
+		appendBinaryStringInfo(&ds->written, (const char *)&list[i].keylen, sizeof(uint32));
+		appendBinaryStringInfo(&ds->written, list[i].key, list[i].keylen);
+		appendBinaryStringInfo(&ds->written, claim.id.bytes, DEDUP_ID_LEN);
+	}
+	if (nw > 0)
+	{
+		int dims[1] = {nw};
+		int lbs[1] = {1};
+		Datum args[5];
+		int ret;
+
+		args[0] = ObjectIdGetDatum(ds->stream);
+		args[1] = PointerGetDatum(construct_array(keys, nw, BYTEAOID, -1, false, TYPALIGN_INT));
+		args[2] = PointerGetDatum(construct_array(ids, nw, BYTEAOID, -1, false, TYPALIGN_INT));
+		args[3] = PointerGetDatum(construct_md_array(xids, xidnulls, 1, dims, lbs, INT8OID,
+													 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[4] = PointerGetDatum(construct_array(times, nw, TIMESTAMPTZOID, 8,
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		ret = SPI_execute_with_args("INSERT INTO streamproc.dedup_keys AS d (stream, key, claim, xid, ts)"
+									" SELECT $1, u.k, u.c, u.x, u.t"
+									" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
+									" pg_catalog.unnest($5)) WITH ORDINALITY AS u(k, c, x, t, o)"
+									" ORDER BY u.o"
+									" ON CONFLICT (stream, key) DO UPDATE"
+									" SET claim = excluded.claim, xid = excluded.xid, ts = excluded.ts",
+									5,
+									(Oid[]){OIDOID, BYTEAARRAYOID, BYTEAARRAYOID, INT8ARRAYOID,
+											TIMESTAMPTZARRAYOID},
+									args, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not write streamproc.dedup_keys: %s", SPI_result_code_string(ret));
+	}
+	pfree(list);
+}
+
+/*
+ * dedup_committed
+ *		The checkpoint committed: the claims it wrote are durable (their
+ *		dirty bit is cleared, unless the claim changed meanwhile).
+ */
+void
+dedup_committed(DedupStream *ds)
+{
+	int pos = 0;
+
+	while (pos < ds->written.len)
+	{
+		uint32 keylen;
+		const char *key;
+		const char *id;
+		uint32 hash;
+		int part;
+
+		memcpy(&keylen, ds->written.data + pos, sizeof(uint32));
+		key = ds->written.data + pos + sizeof(uint32);
+		id = key + keylen;
+		pos += sizeof(uint32) + keylen + DEDUP_ID_LEN;
+		hash = groupmap_hash(key, keylen);
+		part = GROUPMAP_PARTITION(hash);
+		groupmap_lock_partition(ds->map, part);
+		resetStringInfo(&ds->buf);
+		if (groupmap_take_dirty(ds->map, hash, key, keylen, CLAIM_SLOT, &ds->buf) &&
+			memcmp(ds->buf.data, id, DEDUP_ID_LEN) != 0)
+		{
+			DedupClaim claim;
+
+			/* Claimed again since (after an expiry): still to write. */
+			memcpy(&claim, ds->buf.data, sizeof(claim));
+			put_claim(ds->map, hash, key, keylen, &claim);
+		}
+		groupmap_unlock_partition(ds->map, part);
+	}
+	resetStringInfo(&ds->written);
+	resetStringInfo(&ds->touched);
+	if (ds->touched.maxlen > 64 * 1024 * 1024)
+	{
+		pfree(ds->touched.data);
+		initStringInfo(&ds->touched);
+	}
+}
+
+/*
+ * streamproc._dedup_stats() RETURNS TABLE (stream oid, keys bigint,
+ *     duplicates bigint, memory_bytes bigint)
+ *		The streams of this database whose set of keys is in shared memory.
+ */
+Datum
+streamproc_dedup_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+	int i;
+
+	streamproc_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	register_tranche();
+	for (i = 0; i < registry->nentries; i++)
+	{
+		DedupShared *e = &registry->entries[i];
+		Datum values[4];
+		bool nulls[4] = {false, false, false, false};
+		GroupMap *map;
+
+		LWLockAcquire(registry->lock, LW_SHARED);
+		if (e->dbid != MyDatabaseId || !OidIsValid(e->stream))
+		{
+			LWLockRelease(registry->lock);
+			continue;
+		}
+		values[0] = ObjectIdGetDatum(e->stream);
+		map = streamproc_state_map_at(e->map);
+		values[1] = Int64GetDatum(groupmap_groups(map));
+		values[2] = Int64GetDatum((int64)pg_atomic_read_u64(&e->duplicates));
+		values[3] = Int64GetDatum(groupmap_bytes(map));
+		groupmap_detach(map);
+		LWLockRelease(registry->lock);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum)0;
+}

@@ -1,0 +1,59 @@
+/*-------------------------------------------------------------------------
+ *
+ * dedup.h
+ *	  Deduplication of a stream's events by key (see dedup.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STREAMPROC_DEDUP_H
+#define STREAMPROC_DEDUP_H
+
+#include "postgres.h"
+
+#include "access/tupdesc.h"
+#include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+
+/*
+ * Which event claimed a key: a kind byte, then 16 bytes that name the
+ * event for as long as it can be read again ('l': a log row, by shard,
+ * inserting transaction and ctid; 'k': a Kafka message, by source,
+ * partition and offset; 'x': no event, a claim restored from a dump).
+ */
+#define DEDUP_ID_LEN 17
+
+typedef struct DedupId
+{
+	char bytes[DEDUP_ID_LEN];
+} DedupId;
+
+/* A stream's deduplication as an ingest worker uses it (backend-local). */
+typedef struct DedupStream DedupStream;
+
+/* Shared memory. */
+extern Size streamproc_dedup_shmem_size(void);
+extern void streamproc_dedup_shmem_init(void);
+
+/*
+ * Ingest workers.  dedup_open() attaches to the stream's shared set of
+ * keys (loading it from streamproc.dedup_keys if nobody has since the
+ * server started) in a transaction; dedup_add_shard() says which log
+ * tables the batch queries' streamproc._dedup() calls come from.
+ */
+extern DedupStream *dedup_open(Oid stream, TupleDesc desc, List *columns,
+							   AttrNumber time_column, int64 window,
+							   int worker);
+extern void dedup_add_shard(DedupStream *ds, Oid shard_log, int shard);
+extern void dedup_close(DedupStream *ds);
+extern void dedup_forget_dropped(List *open);
+
+extern void dedup_kafka_id(DedupId *id, const char *source, int32 partition,
+						   int64 offset);
+extern bool dedup_admit_row(DedupStream *ds, const Datum *values,
+							const bool *nulls, const DedupId *id);
+
+/* Checkpoints: inside the transaction, then after it committed. */
+extern void dedup_checkpoint(DedupStream *ds);
+extern void dedup_committed(DedupStream *ds);
+
+#endif /* STREAMPROC_DEDUP_H */
