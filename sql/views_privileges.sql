@@ -104,6 +104,25 @@ REVOKE CREATE ON SCHEMA public FROM sp_other;
 REVOKE SELECT ON sp_events FROM sp_other;
 DROP ROLE sp_other;
 
+-- A stopped view keeps the log's rows.  An append view of the same stream
+-- that the workers load again meanwhile (the stream's options changed)
+-- resumes at its own positions: it appends no row twice (it appended the
+-- rows still in the log again before the fix).
+CREATE VIEW sp_rows WITH (continuous) AS SELECT id, v FROM sp_events;
+INSERT INTO sp_events VALUES (1, 100), (2, 200);
+SELECT streamproc.sync();
+REVOKE SELECT ON sp_secret FROM sp_owner;
+INSERT INTO sp_events VALUES (1, 101), (2, 201);
+SELECT try('SELECT streamproc.sync()');
+ALTER FOREIGN TABLE sp_events OPTIONS (ADD watermark_delay '1 second');
+INSERT INTO sp_events VALUES (2, 202);
+SELECT try('SELECT streamproc.sync()');
+SELECT * FROM sp_rows ORDER BY id, v;
+GRANT SELECT ON sp_secret TO sp_owner;
+SELECT streamproc.sync();
+SELECT * FROM sp_rows ORDER BY id, v;
+SELECT * FROM sp_labels ORDER BY label;
+
 DROP FOREIGN TABLE sp_events CASCADE;
 DROP FUNCTION try(text);
 DROP TABLE sp_secret;

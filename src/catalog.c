@@ -55,6 +55,7 @@ static void stream_destroy(WStream *stream);
 static void clean_dropped(void);
 static void set_source_slots(Worker *w, WStream *stream, List *sources_rows);
 static void view_prepare_late(Worker *w, WView *view, StreamprocView *def);
+static void load_position(const char *input, const char *position, void *arg);
 static void fold_entry(int slot, const char *key, uint32 keylen, const char *state,
 					   uint32 statelen, void *arg);
 static bool orphan_slots_exist(Oid viewid);
@@ -615,10 +616,11 @@ view_create(Worker *w, StreamprocView *def, WStream *stream)
 	}
 	else
 	{
-		/* Append views: statistics only. */
+		/* Append views: statistics, and where they are in their inputs. */
 		v->vs = streamproc_state_register(MyDatabaseId, v->viewid, w->index);
 		streamproc_state_begin_load(v->vs, w->index);
 		streamproc_state_end_load(v->vs, w->index, false, DT_NOBEGIN, DT_NOBEGIN);
+		positions_load(v->viewid, load_position, v);
 	}
 
 	if (feeds)
