@@ -1432,6 +1432,18 @@ forget_dedup_keys(Oid stream)
 	internal_end(&ic);
 }
 
+/* Whether a stream's options include dedup_window. */
+static bool
+dedup_window_set(Oid relid)
+{
+	ListCell *lc;
+
+	foreach (lc, GetForeignTable(relid)->options)
+		if (strcmp(lfirst_node(DefElem, lc)->defname, "dedup_window") == 0)
+			return true;
+	return false;
+}
+
 /*
  * check_dedup_key
  *		A stream's dedup_key must name live columns whose types have a
@@ -1445,7 +1457,14 @@ check_dedup_key(StreamShape *shape)
 	int i;
 
 	if (shape->dedup_key == NULL)
+	{
+		if (dedup_window_set(shape->relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("option \"dedup_window\" needs option \"dedup_key\""),
+					 errhint("Name the columns that identify an event with dedup_key, for example OPTIONS (dedup_key 'event_id', dedup_window '1 hour').")));
 		return;
+	}
 	if (!OidIsValid(get_relname_relid("dedup_keys", get_namespace_oid(STREAMPROC_SCHEMA, false))))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -1464,7 +1483,7 @@ check_dedup_key(StreamShape *shape)
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("dedup_key column \"%s\" of stream \"%s\" does not exist",
 							name, get_rel_name(shape->relid)),
-					 errhint("Change the stream's dedup_key option first: ALTER FOREIGN TABLE ... OPTIONS (SET dedup_key '...').")));
+					 errhint("dedup_key names columns of the stream; to drop or rename a key column, change dedup_key first.")));
 		{
 			Oid send;
 			bool varlena;
