@@ -13,7 +13,9 @@
  * the first backend in EXEC_BACKEND builds) while AddinShmemInitLock is
  * held, before any backend can read it; afterwards it is read-only and
  * readers take no lock.  The "streamproc" LWLock tranche is requested here
- * for the engine's shared structures that are written after startup.
+ * for the engine's shared structures that are written after startup, one
+ * lock each: the view registry (state.c), the worker slots (launcher.c),
+ * the Kafka statistics (kafka.c) and the deduplication registry (dedup.c).
  *
  *-------------------------------------------------------------------------
  */
