@@ -24,14 +24,14 @@ CREATE INDEX ON streamproc.dedup_keys (stream, ts);
 SELECT pg_catalog.pg_extension_config_dump('streamproc.dedup_keys', '');
 
 -- In the log queries of streams with dedup_key: whether a log row is
--- admitted.  Runs in the ingest workers only.
+-- admitted.  Runs in the ingest workers only (anywhere else it raises an
+-- error), as the view's owner: executable by everyone, like
+-- _source_batch().
 CREATE FUNCTION streamproc._dedup(tableoid oid, row_ctid tid, row_xid xid8,
     ts timestamptz, VARIADIC keys "any")
 RETURNS boolean
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'streamproc_dedup';
-
-REVOKE ALL ON FUNCTION streamproc._dedup(oid, tid, xid8, timestamptz, "any") FROM PUBLIC;
 
 CREATE FUNCTION streamproc._dedup_stats(OUT stream oid, OUT keys bigint,
     OUT duplicates bigint, OUT memory_bytes bigint)
