@@ -420,7 +420,7 @@ stream_create(Worker *w, const StreamprocStream *def)
 
 			s->dedup = dedup_open(s->streamid, s->desc, cols,
 								  time_col ? get_attnum(s->streamid, time_col) : InvalidAttrNumber,
-								  window, w->index);
+								  window);
 			foreach (lc, s->shards)
 				dedup_add_shard(s->dedup, ((WShard *)lfirst(lc))->logid,
 								((WShard *)lfirst(lc))->shard);

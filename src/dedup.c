@@ -13,8 +13,7 @@
  * keys (a group map in the shared DSA area, groupmap.c, one per stream)
  * maps the key to the claim: the event's identity (DedupId: a log row by
  * shard, inserting transaction and ctid, a Kafka message by source,
- * partition and offset), its time, and which workers have listed it for
- * their checkpoint.  An event is admitted when nobody claimed its key or
+ * partition and offset) and its time.  An event is admitted when nobody claimed its key or
  * when the claim is its own, and dropped otherwise.  Because the answer
  * depends only on the event's identity, it is the same for every view of
  * the stream, whenever each reads the event, and for an event read again
@@ -31,9 +30,11 @@
  * Exactly once.  A claim is durable once a checkpoint wrote it to
  * streamproc.dedup_keys.  A worker lists a key for its next checkpoint
  * when it creates the claim or admits an event under a claim that is not
- * yet durable (the group map's dirty bit; the claim's worker bits make
- * each worker list it once), and the dirty bit is cleared only after such a
- * checkpoint committed.  So any checkpoint that commits a view's position
+ * yet durable (the group map's dirty bit; a set of the keys it listed
+ * makes it list each once), and the dirty bit is cleared only after such a
+ * checkpoint committed.  A worker that restarts lists again the keys of
+ * the events it reads again, so a claim its previous incarnation made and
+ * did not write is written.  So any checkpoint that commits a view's position
  * past an admitted event also commits its claim, or the claim is already
  * durable.  After a crash the set is reloaded from the table; a claim that
  * was lost belongs to an event no view has checkpointed past, which is
@@ -104,7 +105,6 @@ typedef struct DedupClaim
 {
 	DedupId id;
 	TimestampTz time;
-	uint64 listed; /* workers that listed it for their checkpoint */
 } DedupClaim;
 
 #define CLAIM_SLOT 0
@@ -143,13 +143,13 @@ struct DedupStream
 	GroupMap *map;
 	int64 window;
 	bool event_time;
-	uint64 my_bit;
 	int ncols;
 	AttrNumber *cols;     /* key columns of the stream */
 	AttrNumber time_col;  /* 0: processing time */
 	GroupKeyCodec *codec; /* over the key columns' types */
 	MemoryContext cxt;
 	StringInfoData touched; /* keys to write: uint32 length, bytes */
+	HTAB *listed;           /* 64-bit hashes of the keys in touched */
 	StringInfoData written; /* what the checkpoint wrote: length, key, id */
 	StringInfoData buf;
 	StringInfoData key;
@@ -367,11 +367,11 @@ load_claims(DedupStream *ds, DedupShared *e)
  *		Attach an ingest worker to a stream's set of keys; called while it
  *		loads its catalog (a transaction, SPI connected).  columns are the
  *		names of the key columns, time_column the event time's (0: none),
- *		window the horizon in microseconds, worker the worker's index.
+ *		window the horizon in microseconds.
  */
 DedupStream *
 dedup_open(Oid stream, TupleDesc desc, List *columns, AttrNumber time_column,
-		   int64 window, int worker)
+		   int64 window)
 {
 	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "streamproc dedup",
 											  ALLOCSET_SMALL_SIZES);
@@ -388,7 +388,15 @@ dedup_open(Oid stream, TupleDesc desc, List *columns, AttrNumber time_column,
 	ds->window = window;
 	ds->time_col = time_column;
 	ds->event_time = time_column != InvalidAttrNumber;
-	ds->my_bit = UINT64CONST(1) << (worker % 64);
+	{
+		HASHCTL ctl;
+
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(uint64);
+		ctl.hcxt = cxt;
+		ds->listed = hash_create("streamproc dedup listed keys", 1024, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
 	ds->ncols = list_length(columns);
 	ds->cols = palloc(sizeof(AttrNumber) * Max(ds->ncols, 1));
 	types = palloc(sizeof(Oid) * Max(ds->ncols, 1));
@@ -579,9 +587,21 @@ count_duplicate(DedupStream *ds, DedupShared *e, uint32 hash, const char *key,
 	pg_atomic_fetch_add_u64(&e->duplicates, 1);
 }
 
+/*
+ * List a key for the next checkpoint, once.  The set is of 64-bit hashes:
+ * a key whose hash collides with a listed one is not listed again, which
+ * costs nothing when the other worker that read its event lists it too,
+ * as its claimant always does.
+ */
 static void
 touch(DedupStream *ds, const char *key, uint32 keylen)
 {
+	uint64 h = hash_bytes_extended((const unsigned char *)key, (int)keylen, 0);
+	bool found;
+
+	(void)hash_search(ds->listed, &h, HASH_ENTER, &found);
+	if (found)
+		return;
 	appendBinaryStringInfo(&ds->touched, (const char *)&keylen, sizeof(uint32));
 	appendBinaryStringInfo(&ds->touched, key, keylen);
 }
@@ -619,7 +639,6 @@ admit(DedupStream *ds, const char *key, uint32 keylen, const DedupId *id,
 		memset(&claim, 0, sizeof(claim));
 		claim.id = *id;
 		claim.time = t;
-		claim.listed = ds->my_bit;
 		put_claim(ds->map, hash, key, keylen, &claim);
 		touch(ds, key, keylen);
 	}
@@ -628,12 +647,8 @@ admit(DedupStream *ds, const char *key, uint32 keylen, const DedupId *id,
 		memcpy(&claim, ds->buf.data, sizeof(claim));
 		if (memcmp(claim.id.bytes, id->bytes, DEDUP_ID_LEN) == 0)
 		{
-			if (dirty && (claim.listed & ds->my_bit) == 0)
-			{
-				claim.listed |= ds->my_bit;
-				put_claim(ds->map, hash, key, keylen, &claim);
+			if (dirty)
 				touch(ds, key, keylen);
-			}
 		}
 		else
 		{
@@ -886,7 +901,7 @@ dedup_checkpoint(DedupStream *ds)
 	if (ds->touched.len == 0)
 		return;
 
-	list = palloc(sizeof(TouchedKey) * (ds->touched.len / (int)sizeof(uint32)));
+	list = palloc(sizeof(TouchedKey) * hash_get_num_entries(ds->listed));
 	while (pos < ds->touched.len)
 	{
 		memcpy(&list[n].keylen, ds->touched.data + pos, sizeof(uint32));
@@ -1002,6 +1017,17 @@ dedup_committed(DedupStream *ds)
 	}
 	resetStringInfo(&ds->written);
 	resetStringInfo(&ds->touched);
+	if (hash_get_num_entries(ds->listed) > 0)
+	{
+		HASHCTL ctl;
+
+		hash_destroy(ds->listed);
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(uint64);
+		ctl.hcxt = ds->cxt;
+		ds->listed = hash_create("streamproc dedup listed keys", 1024, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
 	if (ds->touched.maxlen > 64 * 1024 * 1024)
 	{
 		pfree(ds->touched.data);

@@ -41,8 +41,7 @@ extern void streamproc_dedup_shmem_init(void);
  * tables the batch queries' streamproc._dedup() calls come from.
  */
 extern DedupStream *dedup_open(Oid stream, TupleDesc desc, List *columns,
-							   AttrNumber time_column, int64 window,
-							   int worker);
+							   AttrNumber time_column, int64 window);
 extern void dedup_add_shard(DedupStream *ds, Oid shard_log, int shard);
 extern void dedup_close(DedupStream *ds);
 extern void dedup_forget_dropped(List *open);
