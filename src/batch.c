@@ -293,6 +293,18 @@ batch_apply(Worker *w, WView *view, Pending *pending)
 }
 
 /*
+ * The same for the claims of a stream with dedup_key, which the checkpoint
+ * writes too (dedup.c).
+ */
+static void
+dedup_note_claims(Worker *w, WStream *stream)
+{
+	if (stream->dedup != NULL && streamproc_checkpoint_groups > 0 &&
+		dedup_listed(stream->dedup) >= streamproc_checkpoint_groups)
+		w->checkpoint_soon = true;
+}
+
+/*
  * Reserve a Pending list's memory and apply it; false (the view paused)
  * when streamproc.state_memory cannot hold it.
  */
@@ -1179,6 +1191,7 @@ batch_run_shard(Worker *w, WShard *shard)
 	MemoryContextReset(w->batch_cxt);
 	if (events > 0 || shard->stream->has_append)
 		w->checkpoint_needed = true;
+	dedup_note_claims(w, shard->stream);
 	return events;
 }
 
@@ -1316,6 +1329,31 @@ view_skip_mask(WView *view, KafkaSource *src, rd_kafka_message_t **msgs,
 			need = positions[rowmsg[i]];
 		skip[i] = m->offset < need;
 		if (!skip[i])
+			reads++;
+	}
+	return reads;
+}
+
+/*
+ * How many of a Kafka batch's copies dropped by dedup_key (messages
+ * copymsg[0 .. ncopies - 1]) a view would have read: stat_views.events
+ * counts them, as it counts the copies in a log range.
+ */
+static int
+view_copies_read(WView *view, KafkaSource *src, rd_kafka_message_t **msgs,
+				 const int *copymsg, const int64 *positions, int ncopies)
+{
+	int reads = 0;
+	int i;
+
+	for (i = 0; i < ncopies; i++)
+	{
+		rd_kafka_message_t *m = msgs[copymsg[i]];
+		int64 need = view_kafka_offset(view, src, m->partition);
+
+		if (need < 0)
+			need = positions[copymsg[i]];
+		if (m->offset >= need)
 			reads++;
 	}
 	return reads;
@@ -1487,6 +1525,8 @@ batch_run_source(Worker *w, WStream *stream, KafkaSource *src, bool *more)
 	bool *nulls;
 	bool *ok;
 	int *rowmsg;
+	int *copymsg;
+	int ncopies = 0;
 	int64 *positions;
 	bool *skip;
 	bool *append_needed;
@@ -1521,6 +1561,7 @@ batch_run_source(Worker *w, WStream *stream, KafkaSource *src, bool *more)
 	nulls = palloc(sizeof(bool) * n * Max(natts, 1));
 	ok = palloc(sizeof(bool) * n);
 	rowmsg = palloc(sizeof(int) * n);
+	copymsg = palloc(sizeof(int) * n);
 	positions = palloc(sizeof(int64) * n);
 	for (i = 0; i < n; i++)
 	{
@@ -1551,7 +1592,10 @@ batch_run_source(Worker *w, WStream *stream, KafkaSource *src, bool *more)
 			dedup_kafka_id(&id, streamproc_kafka_name(src), w->kafka_msgs[i]->partition,
 						   w->kafka_msgs[i]->offset);
 			if (!dedup_admit_row(stream->dedup, values + (Size)i * natts, nulls + (Size)i * natts, &id))
+			{
+				copymsg[ncopies++] = i;
 				continue;
+			}
 		}
 		if (nrows != i)
 		{
@@ -1590,7 +1634,11 @@ batch_run_source(Worker *w, WStream *stream, KafkaSource *src, bool *more)
 			if (reads == 0)
 			{
 				if (worker_view_runnable(w, view))
+				{
 					view_kafka_advance_batch(view, src, w->kafka_msgs, n);
+					view->stats.events += view_copies_read(view, src, w->kafka_msgs, copymsg,
+														   positions, ncopies);
+				}
 				continue;
 			}
 			if (!worker_view_runnable(w, view) ||
@@ -1604,7 +1652,8 @@ batch_run_source(Worker *w, WStream *stream, KafkaSource *src, bool *more)
 				continue;
 			}
 			view_kafka_advance_batch(view, src, w->kafka_msgs, n);
-			view->stats.events += reads;
+			view->stats.events += reads + view_copies_read(view, src, w->kafka_msgs, copymsg,
+														   positions, ncopies);
 			if (view->window.kind != 0 && view->window.kind != WINDOW_COUNT)
 				window_source_late_events(w, stream, src, view, &rows, skip, w->kafka_msgs, rowmsg);
 			w->checkpoint_needed = true;
@@ -1622,7 +1671,11 @@ batch_run_source(Worker *w, WStream *stream, KafkaSource *src, bool *more)
 			WView *view = lfirst(lc);
 
 			if (view->kind == STREAMPROC_VIEW_AGGREGATING && worker_view_runnable(w, view))
+			{
 				view_kafka_advance_batch(view, src, w->kafka_msgs, n);
+				view->stats.events += view_copies_read(view, src, w->kafka_msgs, copymsg,
+													   positions, ncopies);
+			}
 		}
 	}
 
@@ -1637,5 +1690,6 @@ batch_run_source(Worker *w, WStream *stream, KafkaSource *src, bool *more)
 	streamproc_kafka_consumed(src, w->kafka_msgs, n);
 	MemoryContextReset(w->batch_cxt);
 	w->checkpoint_needed = true;
+	dedup_note_claims(w, stream);
 	return n;
 }

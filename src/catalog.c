@@ -321,6 +321,8 @@ shard_create(Worker *w, WStream *stream, const StreamprocStream *def, int k, boo
 		const char *ev = quote_identifier(NameStr(TupleDescAttr(stream->desc, stream->event_time - 1)->attname));
 		StringInfoData cols;
 		Oid late_types[6] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID, INT2OID, TIDOID, TIDOID, TIMESTAMPTZOID};
+		List *dedup_cols;
+		int64 dedup_window;
 		int j;
 
 		shard->count_plan = worker_prepare(psprintf("SELECT count(*), min(l.%s), max(l.%s),"
@@ -333,11 +335,33 @@ shard_create(Worker *w, WStream *stream, const StreamprocStream *def, int k, boo
 			if (!TupleDescAttr(stream->desc, j)->attisdropped)
 				appendStringInfo(&cols, ", l.%s",
 								 quote_identifier(NameStr(TupleDescAttr(stream->desc, j)->attname)));
-		shard->late_rows_plan = worker_prepare(psprintf("SELECT l.ctid, (pg_catalog.to_jsonb(l) - '$xid' - '$shard')::text%s"
-														" FROM %s l WHERE %s AND (l.%s < $6 OR l.%s IS NULL)"
-														" ORDER BY l.ctid",
-														cols.data, shard->logname, pred, ev, ev),
-											   6, late_types);
+		if (!streamproc_stream_dedup_options(stream->streamid, &dedup_cols, &dedup_window))
+			shard->late_rows_plan = worker_prepare(psprintf("SELECT l.ctid, (pg_catalog.to_jsonb(l) - '$xid' - '$shard')::text%s"
+															" FROM %s l WHERE %s AND (l.%s < $6 OR l.%s IS NULL)"
+															" ORDER BY l.ctid",
+															cols.data, shard->logname, pred, ev, ev),
+												   6, late_types);
+		else
+		{
+			/*
+			 * dedup_key: the late events that are not copies (dedup.c),
+			 * decided for the rows of the range only, as in view.c.
+			 */
+			StringInfoData keys;
+			ListCell *lc;
+
+			initStringInfo(&keys);
+			foreach (lc, dedup_cols)
+				appendStringInfo(&keys, ", l.%s", quote_identifier(lfirst(lc)));
+			shard->late_rows_plan = worker_prepare(psprintf("SELECT l.\"$ctid\", (pg_catalog.to_jsonb(l) - '$xid' - '$shard'"
+															" - '$tableoid' - '$ctid')::text%s"
+															" FROM (SELECT *, l.tableoid AS \"$tableoid\", l.ctid AS \"$ctid\""
+															" FROM %s l WHERE %s AND (l.%s < $6 OR l.%s IS NULL) OFFSET 0) l"
+															" WHERE streamproc._dedup(l.\"$tableoid\", l.\"$ctid\", l.\"$xid\", l.%s%s)"
+															" ORDER BY l.\"$ctid\"",
+															cols.data, shard->logname, pred, ev, ev, ev, keys.data),
+												   6, late_types);
+		}
 	}
 	else
 		shard->count_plan = worker_prepare(psprintf("SELECT count(*), NULL::pg_catalog.timestamptz,"
@@ -420,7 +444,7 @@ stream_create(Worker *w, const StreamprocStream *def)
 
 			s->dedup = dedup_open(s->streamid, s->desc, cols,
 								  time_col ? get_attnum(s->streamid, time_col) : InvalidAttrNumber,
-								  window);
+								  window, w->index);
 			foreach (lc, s->shards)
 				dedup_add_shard(s->dedup, ((WShard *)lfirst(lc))->logid,
 								((WShard *)lfirst(lc))->shard);

@@ -692,6 +692,54 @@ checkpoint_transaction(Worker *w, ViewCheckpoint *parts, int *nparts)
 			statestore_discard(view->store);
 	}
 
+	streamproc_kafka_checkpoint(w->sources);
+
+	/*
+	 * Claimed keys of streams with dedup_key (dedup.c); none expires while
+	 * a view of the stream is stopped.
+	 */
+	foreach (lc, w->streams)
+	{
+		WStream *stream = lfirst(lc);
+		ListCell *vc;
+		bool hold = false;
+
+		if (stream->dedup == NULL)
+			continue;
+		foreach (vc, w->views)
+		{
+			WView *view = lfirst(vc);
+
+			if (view->stream == stream && view->status != VIEW_SLOT_RUNNING &&
+				view->status != VIEW_SLOT_IDLE)
+				hold = true;
+		}
+		dedup_checkpoint(stream->dedup, hold);
+	}
+
+	/* The failures of views whose parts committed. */
+	{
+		int i;
+
+		for (i = 0; i < *nparts; i++)
+			if (parts[i].ok && parts[i].view->batch_failures != NIL)
+			{
+				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+				w->failed_events = list_concat(w->failed_events, parts[i].view->batch_failures);
+				parts[i].view->stats.errors += list_length(parts[i].view->batch_failures);
+				MemoryContextSwitchTo(old);
+				parts[i].view->batch_failures = NIL;
+			}
+	}
+	write_failed_events(w);
+
+	/*
+	 * Trimming last: a TRUNCATE holds its shard's AccessExclusiveLock to
+	 * the commit, and the other workers' batches read the log through its
+	 * parent, which locks every shard: they wait for it (and give up after
+	 * streamproc.lock_timeout) only while the rest of the commit runs.
+	 */
 	foreach (lc, w->streams)
 	{
 		WStream *stream = lfirst(lc);
@@ -712,29 +760,6 @@ checkpoint_transaction(Worker *w, ViewCheckpoint *parts, int *nparts)
 				trim_shard(w, shard);
 		}
 	}
-	streamproc_kafka_checkpoint(w->sources);
-
-	/* Claimed keys of streams with dedup_key (dedup.c). */
-	foreach (lc, w->streams)
-		if (((WStream *)lfirst(lc))->dedup != NULL)
-			dedup_checkpoint(((WStream *)lfirst(lc))->dedup);
-
-	/* The failures of views whose parts committed. */
-	{
-		int i;
-
-		for (i = 0; i < *nparts; i++)
-			if (parts[i].ok && parts[i].view->batch_failures != NIL)
-			{
-				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-				w->failed_events = list_concat(w->failed_events, parts[i].view->batch_failures);
-				parts[i].view->stats.errors += list_length(parts[i].view->batch_failures);
-				MemoryContextSwitchTo(old);
-				parts[i].view->batch_failures = NIL;
-			}
-	}
-	write_failed_events(w);
 
 	SPI_finish();
 	PopActiveSnapshot();

@@ -109,7 +109,7 @@ typedef struct DedupClaim
 
 #define CLAIM_SLOT 0
 #define DUPS_SLOT  1 /* the ids of duplicates counted, newest last */
-#define DUP_RING   8
+#define DUP_RING   32
 
 typedef struct DedupShared
 {
@@ -123,6 +123,7 @@ typedef struct DedupShared
 	LWLock load_lock;
 	pg_atomic_uint64 duplicates;
 	pg_atomic_uint64 max_time; /* TimestampTz with its sign bit flipped */
+	pg_atomic_uint64 holders;  /* workers with a stopped view of the stream */
 } DedupShared;
 
 typedef struct DedupRegistry
@@ -143,14 +144,15 @@ struct DedupStream
 	GroupMap *map;
 	int64 window;
 	bool event_time;
+	int worker;
 	int ncols;
 	AttrNumber *cols;     /* key columns of the stream */
 	AttrNumber time_col;  /* 0: processing time */
 	GroupKeyCodec *codec; /* over the key columns' types */
 	MemoryContext cxt;
-	StringInfoData touched; /* keys to write: uint32 length, bytes */
+	StringInfoData touched; /* to write: uint32 length, key, DedupClaim */
 	HTAB *listed;           /* 64-bit hashes of the keys in touched */
-	StringInfoData written; /* what the checkpoint wrote: length, key, id */
+	int written_upto;       /* bytes of touched the checkpoint wrote */
 	StringInfoData buf;
 	StringInfoData key;
 };
@@ -233,6 +235,7 @@ reset_entry(DedupShared *e)
 	e->next_expiry = 0;
 	pg_atomic_write_u64(&e->duplicates, 0);
 	pg_atomic_write_u64(&e->max_time, time_bits(DT_NOBEGIN));
+	pg_atomic_write_u64(&e->holders, 0);
 }
 
 /* The stream's entry, created or reset as needed; returns its index. */
@@ -272,6 +275,9 @@ find_entry(Oid stream, uint32 config)
 	if (!DsaPointerIsValid(e->map))
 	{
 		LWLockInitialize(&e->load_lock, registry->load_tranche);
+		pg_atomic_init_u64(&e->duplicates, 0);
+		pg_atomic_init_u64(&e->max_time, 0);
+		pg_atomic_init_u64(&e->holders, 0);
 		e->map = streamproc_state_new_map();
 	}
 	reset_entry(e);
@@ -304,7 +310,11 @@ note_time(DedupShared *e, TimestampTz t)
 			break;
 }
 
-/* Load the stream's claims from streamproc.dedup_keys (SPI connected). */
+/*
+ * Load the stream's claims from streamproc.dedup_keys (SPI connected).  A
+ * key with several rows (claimed again after it expired, or written by two
+ * workers) takes the latest.
+ */
 static void
 load_claims(DedupStream *ds, DedupShared *e)
 {
@@ -345,7 +355,11 @@ load_claims(DedupStream *ds, DedupShared *e)
 			claim.time = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
 			note_time(e, claim.time);
 			groupmap_lock_partition(ds->map, GROUPMAP_PARTITION(hash));
-			put_claim(ds->map, hash, VARDATA_ANY(key), keylen, &claim);
+			resetStringInfo(&ds->buf);
+			if (!groupmap_get_slot_locked(ds->map, hash, VARDATA_ANY(key), keylen, CLAIM_SLOT,
+										  &ds->buf, NULL) ||
+				((DedupClaim *)ds->buf.data)->time < claim.time)
+				put_claim(ds->map, hash, VARDATA_ANY(key), keylen, &claim);
 			groupmap_unlock_partition(ds->map, GROUPMAP_PARTITION(hash));
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -367,11 +381,11 @@ load_claims(DedupStream *ds, DedupShared *e)
  *		Attach an ingest worker to a stream's set of keys; called while it
  *		loads its catalog (a transaction, SPI connected).  columns are the
  *		names of the key columns, time_column the event time's (0: none),
- *		window the horizon in microseconds.
+ *		window the horizon in microseconds, worker our index.
  */
 DedupStream *
 dedup_open(Oid stream, TupleDesc desc, List *columns, AttrNumber time_column,
-		   int64 window)
+		   int64 window, int worker)
 {
 	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "streamproc dedup",
 											  ALLOCSET_SMALL_SIZES);
@@ -388,6 +402,7 @@ dedup_open(Oid stream, TupleDesc desc, List *columns, AttrNumber time_column,
 	ds->window = window;
 	ds->time_col = time_column;
 	ds->event_time = time_column != InvalidAttrNumber;
+	ds->worker = worker % 64;
 	{
 		HASHCTL ctl;
 
@@ -415,7 +430,6 @@ dedup_open(Oid stream, TupleDesc desc, List *columns, AttrNumber time_column,
 	}
 	ds->codec = groupkey_codec_create(ds->ncols, types);
 	initStringInfo(&ds->touched);
-	initStringInfo(&ds->written);
 	initStringInfo(&ds->buf);
 	initStringInfo(&ds->key);
 	MemoryContextSwitchTo(old);
@@ -533,6 +547,13 @@ dedup_forget_dropped(List *open)
 	}
 }
 
+/* Is the stream due for forgetting its expired claims (no lock: a hint)? */
+bool
+dedup_expiry_due(DedupStream *ds)
+{
+	return GetCurrentTimestamp() >= registry->entries[ds->entry].next_expiry;
+}
+
 void
 dedup_kafka_id(DedupId *id, const char *source, int32 partition, int64 offset)
 {
@@ -588,13 +609,13 @@ count_duplicate(DedupStream *ds, DedupShared *e, uint32 hash, const char *key,
 }
 
 /*
- * List a key for the next checkpoint, once.  The set is of 64-bit hashes:
- * a key whose hash collides with a listed one is not listed again, which
- * costs nothing when the other worker that read its event lists it too,
- * as its claimant always does.
+ * List a key and its claim for the next checkpoint, once.  The set is of
+ * 64-bit hashes: a key whose hash collides with a listed one is not listed
+ * again, which costs nothing when the other worker that read its event
+ * lists it too, as its claimant always does.
  */
 static void
-touch(DedupStream *ds, const char *key, uint32 keylen)
+touch(DedupStream *ds, const char *key, uint32 keylen, const DedupClaim *claim)
 {
 	uint64 h = hash_bytes_extended((const unsigned char *)key, (int)keylen, 0);
 	bool found;
@@ -604,6 +625,32 @@ touch(DedupStream *ds, const char *key, uint32 keylen)
 		return;
 	appendBinaryStringInfo(&ds->touched, (const char *)&keylen, sizeof(uint32));
 	appendBinaryStringInfo(&ds->touched, key, keylen);
+	appendBinaryStringInfo(&ds->touched, (const char *)claim, sizeof(DedupClaim));
+}
+
+int64
+dedup_listed(DedupStream *ds)
+{
+	return hash_get_num_entries(ds->listed);
+}
+
+/*
+ * The time before which claims are forgotten, or DT_NOBEGIN: none is
+ * while a view of the stream is stopped (it must find the claims the
+ * others found when it reads the same events) or before any event time.
+ */
+static TimestampTz
+expiry_cutoff(DedupStream *ds, DedupShared *e, TimestampTz now)
+{
+	TimestampTz cutoff = now;
+
+	if (pg_atomic_read_u64(&e->holders) != 0)
+		return DT_NOBEGIN;
+	if (ds->event_time)
+		cutoff = Min(now, bits_time(pg_atomic_read_u64(&e->max_time)));
+	if (cutoff == DT_NOBEGIN)
+		return DT_NOBEGIN;
+	return cutoff - ds->window;
 }
 
 /*
@@ -640,7 +687,7 @@ admit(DedupStream *ds, const char *key, uint32 keylen, const DedupId *id,
 		claim.id = *id;
 		claim.time = t;
 		put_claim(ds->map, hash, key, keylen, &claim);
-		touch(ds, key, keylen);
+		touch(ds, key, keylen, &claim);
 	}
 	else
 	{
@@ -648,7 +695,20 @@ admit(DedupStream *ds, const char *key, uint32 keylen, const DedupId *id,
 		if (memcmp(claim.id.bytes, id->bytes, DEDUP_ID_LEN) == 0)
 		{
 			if (dirty)
-				touch(ds, key, keylen);
+				touch(ds, key, keylen, &claim);
+		}
+		else if (claim.time < expiry_cutoff(ds, e, GetCurrentTimestamp()))
+		{
+			/* Older than the window, not yet expired by a checkpoint. */
+			bool existed;
+			bool deleted;
+
+			(void)groupmap_remove(ds->map, hash, key, keylen, DUPS_SLOT, &existed, &deleted);
+			memset(&claim, 0, sizeof(claim));
+			claim.id = *id;
+			claim.time = t;
+			put_claim(ds->map, hash, key, keylen, &claim);
+			touch(ds, key, keylen, &claim);
 		}
 		else
 		{
@@ -768,25 +828,6 @@ streamproc_dedup(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(admit(cache->ds, cache->key.data, cache->key.len, &id, t));
 }
 
-/* One key to write: points into DedupStream.touched. */
-typedef struct TouchedKey
-{
-	const char *key;
-	uint32 keylen;
-} TouchedKey;
-
-static int
-touched_cmp(const void *a, const void *b)
-{
-	const TouchedKey *x = a;
-	const TouchedKey *y = b;
-	int c = memcmp(x->key, y->key, Min(x->keylen, y->keylen));
-
-	if (c != 0)
-		return c;
-	return x->keylen < y->keylen ? -1 : (x->keylen > y->keylen ? 1 : 0);
-}
-
 /* Expiry: the keys of a partition whose claims are older than a cutoff. */
 typedef struct ExpireArg
 {
@@ -833,12 +874,9 @@ expire(DedupStream *ds)
 	if (!due)
 		return;
 
-	cutoff = now;
-	if (ds->event_time)
-		cutoff = Min(now, bits_time(pg_atomic_read_u64(&e->max_time)));
+	cutoff = expiry_cutoff(ds, e, now);
 	if (cutoff == DT_NOBEGIN)
 		return;
-	cutoff -= ds->window;
 
 	initStringInfo(&keys);
 	ea.cutoff = cutoff;
@@ -878,15 +916,15 @@ expire(DedupStream *ds)
 
 /*
  * dedup_checkpoint
- *		In the checkpoint's transaction (SPI connected): write the claims
- *		this worker listed, in key order (two workers' checkpoints lock
- *		shared keys in the same order), and forget expired ones.
+ *		In the checkpoint's transaction (SPI connected): append the claims
+ *		this worker listed to streamproc.dedup_keys, and forget expired
+ *		ones unless hold (a view of the stream is stopped in this worker)
+ *		or another worker holds them.
  */
 void
-dedup_checkpoint(DedupStream *ds)
+dedup_checkpoint(DedupStream *ds, bool hold)
 {
-	TouchedKey *list;
-	int n = 0;
+	int n = (int)hash_get_num_entries(ds->listed);
 	int pos = 0;
 	Datum *keys;
 	Datum *ids;
@@ -894,41 +932,34 @@ dedup_checkpoint(DedupStream *ds)
 	bool *xidnulls;
 	Datum *times;
 	int nw = 0;
-	int i;
+	uint64 bit = UINT64CONST(1) << ds->worker;
+	DedupShared *e = &registry->entries[ds->entry];
 
-	resetStringInfo(&ds->written);
+	if (hold)
+		pg_atomic_fetch_or_u64(&e->holders, bit);
+	else
+		pg_atomic_fetch_and_u64(&e->holders, ~bit);
 	expire(ds);
-	if (ds->touched.len == 0)
+	if (n == 0)
 		return;
-
-	list = palloc(sizeof(TouchedKey) * hash_get_num_entries(ds->listed));
-	while (pos < ds->touched.len)
-	{
-		memcpy(&list[n].keylen, ds->touched.data + pos, sizeof(uint32));
-		list[n].key = ds->touched.data + pos + sizeof(uint32);
-		pos += sizeof(uint32) + list[n].keylen;
-		n++;
-	}
-	qsort(list, n, sizeof(TouchedKey), touched_cmp);
 
 	keys = palloc(sizeof(Datum) * n);
 	ids = palloc(sizeof(Datum) * n);
 	xids = palloc(sizeof(Datum) * n);
 	xidnulls = palloc(sizeof(bool) * n);
 	times = palloc(sizeof(Datum) * n);
-	for (i = 0; i < n; i++)
+	while (pos < ds->touched.len && nw < n)
 	{
-		uint32 hash;
+		uint32 keylen;
+		const char *key;
 		DedupClaim claim;
 
-		if (i > 0 && touched_cmp(&list[i - 1], &list[i]) == 0)
-			continue;
-		hash = groupmap_hash(list[i].key, list[i].keylen);
-		resetStringInfo(&ds->buf);
-		if (!groupmap_get_slot(ds->map, hash, list[i].key, list[i].keylen, CLAIM_SLOT, &ds->buf))
-			continue; /* expired */
-		memcpy(&claim, ds->buf.data, sizeof(claim));
-		keys[nw] = PointerGetDatum(cstring_to_text_with_len(list[i].key, (int)list[i].keylen));
+		memcpy(&keylen, ds->touched.data + pos, sizeof(uint32));
+		key = ds->touched.data + pos + sizeof(uint32);
+		memcpy(&claim, key + keylen, sizeof(claim));
+		pos += sizeof(uint32) + keylen + sizeof(DedupClaim);
+
+		keys[nw] = PointerGetDatum(cstring_to_text_with_len(key, (int)keylen));
 		ids[nw] = PointerGetDatum(cstring_to_text_with_len(claim.id.bytes, DEDUP_ID_LEN));
 		xidnulls[nw] = claim.id.bytes[0] != 'l';
 		if (!xidnulls[nw])
@@ -942,12 +973,7 @@ dedup_checkpoint(DedupStream *ds)
 			xids[nw] = (Datum)0;
 		times[nw] = TimestampTzGetDatum(claim.time);
 		nw++;
-
-		appendBinaryStringInfo(&ds->written, (const char *)&list[i].keylen, sizeof(uint32));
-		appendBinaryStringInfo(&ds->written, list[i].key, list[i].keylen);
-		appendBinaryStringInfo(&ds->written, claim.id.bytes, DEDUP_ID_LEN);
 	}
-	if (nw > 0)
 	{
 		int dims[1] = {nw};
 		int lbs[1] = {1};
@@ -961,13 +987,10 @@ dedup_checkpoint(DedupStream *ds)
 													 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		args[4] = PointerGetDatum(construct_array(times, nw, TIMESTAMPTZOID, 8,
 												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		ret = SPI_execute_with_args("INSERT INTO streamproc.dedup_keys AS d (stream, key, claim, xid, ts)"
+		ret = SPI_execute_with_args("INSERT INTO streamproc.dedup_keys (stream, key, claim, xid, ts)"
 									" SELECT $1, u.k, u.c, u.x, u.t"
-									" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
-									" pg_catalog.unnest($5)) WITH ORDINALITY AS u(k, c, x, t, o)"
-									" ORDER BY u.o"
-									" ON CONFLICT (stream, key) DO UPDATE"
-									" SET claim = excluded.claim, xid = excluded.xid, ts = excluded.ts",
+									" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+									" pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(k, c, x, t)",
 									5,
 									(Oid[]){OIDOID, BYTEAARRAYOID, BYTEAARRAYOID, INT8ARRAYOID,
 											TIMESTAMPTZARRAYOID},
@@ -975,7 +998,7 @@ dedup_checkpoint(DedupStream *ds)
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "could not write streamproc.dedup_keys: %s", SPI_result_code_string(ret));
 	}
-	pfree(list);
+	ds->written_upto = pos;
 }
 
 /*
@@ -987,8 +1010,11 @@ void
 dedup_committed(DedupStream *ds)
 {
 	int pos = 0;
+	StringInfoData relist;
 
-	while (pos < ds->written.len)
+	initStringInfo(&relist);
+
+	while (pos < ds->written_upto)
 	{
 		uint32 keylen;
 		const char *key;
@@ -996,10 +1022,10 @@ dedup_committed(DedupStream *ds)
 		uint32 hash;
 		int part;
 
-		memcpy(&keylen, ds->written.data + pos, sizeof(uint32));
-		key = ds->written.data + pos + sizeof(uint32);
-		id = key + keylen;
-		pos += sizeof(uint32) + keylen + DEDUP_ID_LEN;
+		memcpy(&keylen, ds->touched.data + pos, sizeof(uint32));
+		key = ds->touched.data + pos + sizeof(uint32);
+		id = key + keylen; /* the claim starts with its id */
+		pos += sizeof(uint32) + keylen + sizeof(DedupClaim);
 		hash = groupmap_hash(key, keylen);
 		part = GROUPMAP_PARTITION(hash);
 		groupmap_lock_partition(ds->map, part);
@@ -1012,11 +1038,22 @@ dedup_committed(DedupStream *ds)
 			/* Claimed again since (after an expiry): still to write. */
 			memcpy(&claim, ds->buf.data, sizeof(claim));
 			put_claim(ds->map, hash, key, keylen, &claim);
+			appendBinaryStringInfo(&relist, (const char *)&keylen, sizeof(uint32));
+			appendBinaryStringInfo(&relist, key, keylen);
+			appendBinaryStringInfo(&relist, (const char *)&claim, sizeof(claim));
 		}
 		groupmap_unlock_partition(ds->map, part);
 	}
-	resetStringInfo(&ds->written);
+	/* What was listed after the checkpoint's write stays listed. */
+	appendBinaryStringInfo(&relist, ds->touched.data + ds->written_upto,
+						   ds->touched.len - ds->written_upto);
+	ds->written_upto = 0;
 	resetStringInfo(&ds->touched);
+	if (ds->touched.maxlen > 64 * 1024 * 1024)
+	{
+		pfree(ds->touched.data);
+		initStringInfo(&ds->touched);
+	}
 	if (hash_get_num_entries(ds->listed) > 0)
 	{
 		HASHCTL ctl;
@@ -1028,11 +1065,18 @@ dedup_committed(DedupStream *ds)
 		ds->listed = hash_create("streamproc dedup listed keys", 1024, &ctl,
 								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	if (ds->touched.maxlen > 64 * 1024 * 1024)
+	pos = 0;
+	while (pos < relist.len)
 	{
-		pfree(ds->touched.data);
-		initStringInfo(&ds->touched);
+		uint32 keylen;
+		DedupClaim claim;
+
+		memcpy(&keylen, relist.data + pos, sizeof(uint32));
+		memcpy(&claim, relist.data + pos + sizeof(uint32) + keylen, sizeof(claim));
+		touch(ds, relist.data + pos + sizeof(uint32), keylen, &claim);
+		pos += sizeof(uint32) + keylen + sizeof(DedupClaim);
 	}
+	pfree(relist.data);
 }
 
 /*

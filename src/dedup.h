@@ -41,7 +41,8 @@ extern void streamproc_dedup_shmem_init(void);
  * tables the batch queries' streamproc._dedup() calls come from.
  */
 extern DedupStream *dedup_open(Oid stream, TupleDesc desc, List *columns,
-							   AttrNumber time_column, int64 window);
+							   AttrNumber time_column, int64 window,
+							   int worker);
 extern void dedup_add_shard(DedupStream *ds, Oid shard_log, int shard);
 extern void dedup_close(DedupStream *ds);
 extern void dedup_forget_dropped(List *open);
@@ -51,8 +52,13 @@ extern void dedup_kafka_id(DedupId *id, const char *source, int32 partition,
 extern bool dedup_admit_row(DedupStream *ds, const Datum *values,
 							const bool *nulls, const DedupId *id);
 
-/* Checkpoints: inside the transaction, then after it committed. */
-extern void dedup_checkpoint(DedupStream *ds);
+/*
+ * Checkpoints: inside the transaction, then after it committed;
+ * dedup_listed() is how many claims the next one writes.
+ */
+extern int64 dedup_listed(DedupStream *ds);
+extern void dedup_checkpoint(DedupStream *ds, bool hold);
+extern bool dedup_expiry_due(DedupStream *ds);
 extern void dedup_committed(DedupStream *ds);
 
 #endif /* STREAMPROC_DEDUP_H */

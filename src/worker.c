@@ -283,6 +283,11 @@ worker_loop(Worker *w)
 			window_publish_watermarks(w, lfirst(lc));
 		if (streamproc_kafka_checkpoint_needed(w->sources))
 			w->checkpoint_needed = true;
+		/* Streams with dedup_key forget expired keys in checkpoints. */
+		foreach (lc, w->streams)
+			if (((WStream *)lfirst(lc))->dedup != NULL &&
+				dedup_expiry_due(((WStream *)lfirst(lc))->dedup))
+				w->checkpoint_needed = true;
 
 		/*
 		 * sync(): the Kafka partitions must also be processed up to the high
