@@ -6,21 +6,24 @@
 -- 0.3: deduplication by key, the stream options dedup_key and dedup_window
 -- (src/dedup.c).
 
--- The keys a stream's events claimed, written by the ingest workers'
+-- The keys a stream's events claimed, appended by the ingest workers'
 -- checkpoints with the positions they go with.  claim names the event
 -- that claimed the key (a log row or a Kafka message); xid is the log
 -- row's inserting transaction (for restores, which rebase transaction
 -- ids); ts is the event time, or when the event was first processed.
--- Rows older than the stream's dedup_window are deleted.
+-- Rows older than the stream's dedup_window are deleted.  No unique key:
+-- a key claimed again after it expired, or written by two workers, may
+-- have several rows, and the one with the latest ts holds (a B-tree on the
+-- key made each write cost six times as much).  Rows are appended in
+-- about the order of ts, which a BRIN index serves for the deletes.
 CREATE TABLE streamproc.dedup_keys (
     stream regclass NOT NULL,
     key    bytea NOT NULL,
     claim  bytea NOT NULL,
     xid    bigint,
-    ts     timestamptz NOT NULL,
-    PRIMARY KEY (stream, key)
+    ts     timestamptz NOT NULL
 );
-CREATE INDEX ON streamproc.dedup_keys (stream, ts);
+CREATE INDEX ON streamproc.dedup_keys USING brin (ts);
 SELECT pg_catalog.pg_extension_config_dump('streamproc.dedup_keys', '');
 
 -- In the log queries of streams with dedup_key: whether a log row is
