@@ -30,11 +30,13 @@
  * Exactly once.  A claim is durable once a checkpoint wrote it to
  * streamproc.dedup_keys.  A worker lists a key for its next checkpoint
  * when it creates the claim or admits an event under a claim that is not
- * yet durable (the group map's dirty bit; a set of the keys it listed
- * makes it list each once), and the dirty bit is cleared only after such a
- * checkpoint committed.  A worker that restarts lists again the keys of
- * the events it reads again, so a claim its previous incarnation made and
- * did not write is written.  So any checkpoint that commits a view's position
+ * yet durable (the group map's dirty bit; the claim keeps a token of the
+ * worker process that listed it last, so that it lists it once however
+ * many views read the event), and the dirty bit is cleared only after such
+ * a checkpoint committed.  A worker that restarts has a new token and
+ * lists again the keys of the events it reads again, so a claim its
+ * previous incarnation made and did not write is written.  (A key listed
+ * twice is written twice, which only costs a row: the latest row wins.)  So any checkpoint that commits a view's position
  * past an admitted event also commits its claim, or the claim is already
  * durable.  After a crash the set is reloaded from the table; a claim that
  * was lost belongs to an event no view has checkpointed past, which is
@@ -105,6 +107,7 @@ typedef struct DedupClaim
 {
 	DedupId id;
 	TimestampTz time;
+	uint64 lister; /* token of the worker process that listed it last */
 } DedupClaim;
 
 #define CLAIM_SLOT 0
@@ -151,7 +154,8 @@ struct DedupStream
 	GroupKeyCodec *codec; /* over the key columns' types */
 	MemoryContext cxt;
 	StringInfoData touched; /* to write: uint32 length, key, DedupClaim */
-	HTAB *listed;           /* 64-bit hashes of the keys in touched */
+	int64 ntouched;         /* entries in touched */
+	uint64 token;           /* this worker process's, for DedupClaim.lister */
 	int written_upto;       /* bytes of touched the checkpoint wrote */
 	StringInfoData buf;
 	StringInfoData key;
@@ -403,15 +407,8 @@ dedup_open(Oid stream, TupleDesc desc, List *columns, AttrNumber time_column,
 	ds->time_col = time_column;
 	ds->event_time = time_column != InvalidAttrNumber;
 	ds->worker = worker % 64;
-	{
-		HASHCTL ctl;
-
-		ctl.keysize = sizeof(uint64);
-		ctl.entrysize = sizeof(uint64);
-		ctl.hcxt = cxt;
-		ds->listed = hash_create("streamproc dedup listed keys", 1024, &ctl,
-								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+	/* Unique per worker process: its pid and start time. */
+	ds->token = ((uint64)MyProcPid << 48) ^ (uint64)MyStartTimestamp;
 	ds->ncols = list_length(columns);
 	ds->cols = palloc(sizeof(AttrNumber) * Max(ds->ncols, 1));
 	types = palloc(sizeof(Oid) * Max(ds->ncols, 1));
@@ -608,30 +605,20 @@ count_duplicate(DedupStream *ds, DedupShared *e, uint32 hash, const char *key,
 	pg_atomic_fetch_add_u64(&e->duplicates, 1);
 }
 
-/*
- * List a key and its claim for the next checkpoint, once.  The set is of
- * 64-bit hashes: a key whose hash collides with a listed one is not listed
- * again, which costs nothing when the other worker that read its event
- * lists it too, as its claimant always does.
- */
+/* List a key and its claim for the next checkpoint. */
 static void
 touch(DedupStream *ds, const char *key, uint32 keylen, const DedupClaim *claim)
 {
-	uint64 h = hash_bytes_extended((const unsigned char *)key, (int)keylen, 0);
-	bool found;
-
-	(void)hash_search(ds->listed, &h, HASH_ENTER, &found);
-	if (found)
-		return;
 	appendBinaryStringInfo(&ds->touched, (const char *)&keylen, sizeof(uint32));
 	appendBinaryStringInfo(&ds->touched, key, keylen);
 	appendBinaryStringInfo(&ds->touched, (const char *)claim, sizeof(DedupClaim));
+	ds->ntouched++;
 }
 
 int64
 dedup_listed(DedupStream *ds)
 {
-	return hash_get_num_entries(ds->listed);
+	return ds->ntouched;
 }
 
 /*
@@ -686,6 +673,7 @@ admit(DedupStream *ds, const char *key, uint32 keylen, const DedupId *id,
 		memset(&claim, 0, sizeof(claim));
 		claim.id = *id;
 		claim.time = t;
+		claim.lister = ds->token;
 		put_claim(ds->map, hash, key, keylen, &claim);
 		touch(ds, key, keylen, &claim);
 	}
@@ -694,8 +682,13 @@ admit(DedupStream *ds, const char *key, uint32 keylen, const DedupId *id,
 		memcpy(&claim, ds->buf.data, sizeof(claim));
 		if (memcmp(claim.id.bytes, id->bytes, DEDUP_ID_LEN) == 0)
 		{
-			if (dirty)
+			/* Not durable yet, and not listed by us: list it. */
+			if (dirty && claim.lister != ds->token)
+			{
+				claim.lister = ds->token;
+				put_claim(ds->map, hash, key, keylen, &claim);
 				touch(ds, key, keylen, &claim);
+			}
 		}
 		else if (claim.time < expiry_cutoff(ds, e, GetCurrentTimestamp()))
 		{
@@ -707,6 +700,7 @@ admit(DedupStream *ds, const char *key, uint32 keylen, const DedupId *id,
 			memset(&claim, 0, sizeof(claim));
 			claim.id = *id;
 			claim.time = t;
+			claim.lister = ds->token;
 			put_claim(ds->map, hash, key, keylen, &claim);
 			touch(ds, key, keylen, &claim);
 		}
@@ -924,7 +918,7 @@ expire(DedupStream *ds)
 void
 dedup_checkpoint(DedupStream *ds, bool hold)
 {
-	int n = (int)hash_get_num_entries(ds->listed);
+	int n = (int)ds->ntouched;
 	int pos = 0;
 	Datum *keys;
 	Datum *ids;
@@ -1054,17 +1048,7 @@ dedup_committed(DedupStream *ds)
 		pfree(ds->touched.data);
 		initStringInfo(&ds->touched);
 	}
-	if (hash_get_num_entries(ds->listed) > 0)
-	{
-		HASHCTL ctl;
-
-		hash_destroy(ds->listed);
-		ctl.keysize = sizeof(uint64);
-		ctl.entrysize = sizeof(uint64);
-		ctl.hcxt = ds->cxt;
-		ds->listed = hash_create("streamproc dedup listed keys", 1024, &ctl,
-								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+	ds->ntouched = 0;
 	pos = 0;
 	while (pos < relist.len)
 	{
