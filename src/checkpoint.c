@@ -920,6 +920,15 @@ checkpoint_run(Worker *w)
 			}
 		}
 	}
+	/* The rows of expired claims (dedup.c), once they are many. */
+	foreach (lc, w->streams)
+	{
+		WStream *stream = lfirst(lc);
+
+		if (stream->dedup != NULL && dedup_vacuum_due(stream->dedup) &&
+			OidIsValid(w->dedup_keys_relid))
+			vacuum_relation(w->dedup_keys_relid);
+	}
 	if (OidIsValid(w->state_runs_relid) && w->rows_written >= STATE_VACUUM_MIN_ROWS)
 	{
 		vacuum_relation(w->state_runs_relid);

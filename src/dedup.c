@@ -13,44 +13,50 @@
  * keys (a group map in the shared DSA area, groupmap.c, one per stream)
  * maps the key to the claim: the event's identity (DedupId: a log row by
  * shard, inserting transaction and ctid, a Kafka message by source,
- * partition and offset) and its time.  An event is admitted when nobody claimed its key or
- * when the claim is its own, and dropped otherwise.  Because the answer
- * depends only on the event's identity, it is the same for every view of
- * the stream, whenever each reads the event, and for an event read again
- * after a failed batch or a restart (its own claim admits it again).
- * Which copy wins is not defined: the copies are meant to be equal.
+ * partition and offset) and its time.  An event is admitted when nobody
+ * claimed its key, when the claim is its own, or when the claim is older
+ * than the window (it takes the key over), and dropped otherwise.  Because
+ * the answer depends only on the event's identity, it is the same for
+ * every view of the stream, whenever each reads the event, and for an
+ * event read again after a failed batch or a restart (its own claim admits
+ * it again).  Which copy wins is not defined: copies are meant to be equal.
  *
  * Where the decision is made.  Only ingest workers decide, and only over
  * input that is committed (log rows visible in a batch's snapshot) or
  * durable (Kafka messages), so a rolled-back insert never claims a key.
  * Log batches call streamproc._dedup() in their query, one level above
- * the bounds of the batch (view.c), for each row; Kafka batches call
- * dedup_admit_row() once per parsed row, before the views run.
+ * the bounds of the batch (view.c; the late rows of windowed views alike,
+ * catalog.c), for each row; Kafka batches call dedup_admit_row() once per
+ * parsed row, before the views run.
  *
- * Exactly once.  A claim is durable once a checkpoint wrote it to
- * streamproc.dedup_keys.  A worker lists a key for its next checkpoint
- * when it creates the claim or admits an event under a claim that is not
- * yet durable (the group map's dirty bit; the claim keeps a token of the
- * worker process that listed it last, so that it lists it once however
- * many views read the event), and the dirty bit is cleared only after such
- * a checkpoint committed.  A worker that restarts has a new token and
- * lists again the keys of the events it reads again, so a claim its
- * previous incarnation made and did not write is written.  (A key listed
- * twice is written twice, which only costs a row: the latest row wins.)  So any checkpoint that commits a view's position
- * past an admitted event also commits its claim, or the claim is already
- * durable.  After a crash the set is reloaded from the table; a claim that
- * was lost belongs to an event no view has checkpointed past, which is
- * read again and claims its key again (or finds that another copy did,
- * which is as good: one copy counts).  A duplicate dropped by a committed
- * checkpoint stays dropped.
+ * Exactly once.  A claim is durable once a checkpoint appended it to
+ * streamproc.dedup_keys (no unique key there: a key may have several rows
+ * and the latest wins when the set is loaded).  A worker lists a claim for
+ * its next checkpoint when it makes it, or when it admits an event under a
+ * claim that is not yet durable (the group map's dirty bit) and that
+ * another worker process listed (the claim keeps the token of the process
+ * that listed it last, so a worker lists it once however many views read
+ * the event, and a restarted worker, with a new token, lists again what
+ * its predecessor did not write).  The dirty bit is cleared only after
+ * such a checkpoint committed.  So any checkpoint that commits a view's
+ * position past an admitted event also commits its claim, or the claim is
+ * already durable.  After a crash the set is reloaded from the table; a
+ * claim that was lost belongs to an event no view has checkpointed past,
+ * which is read again and claims its key again (or finds that another
+ * copy did, which is as good: one copy counts).  A duplicate dropped by a
+ * committed checkpoint stays dropped.
  *
  * The window.  Claims older than dedup_window are forgotten, in memory
  * and in the table, by the checkpoint of whichever worker finds the
- * stream due (at most every tenth of the window, at least every second,
- * at most every minute).  Age is event time when the stream has an
- * event_time (measured from the greatest event time claimed, but never
- * from beyond the clock, so one event stamped in the future cannot expire
- * every key), otherwise the time the event was first processed.
+ * stream due (every tenth of the window, at least every second, at most
+ * every minute; an idle worker checkpoints for it), and the table is
+ * vacuumed once a quarter of the keys held were deleted.  Age is event
+ * time when the stream has an event_time (measured from the greatest
+ * event time claimed, but never from beyond the clock, so one event
+ * stamped in the future cannot expire every key), otherwise the time the
+ * event was first processed.  Nothing expires while a view of the stream
+ * is stopped in any worker (holders): when it catches up it must find the
+ * claims the other views found.
  *
  * Counting.  The duplicates of a key (up to DUP_RING of them) are kept with
  * it so that each is counted once however many views read it;
@@ -60,13 +66,12 @@
  * shared memory segment) is protected by its LWLock (the fourth of the
  * "streamproc" tranche): entries are created, reset and freed under it,
  * and next_expiry is read and set under it.  An entry's set is loaded once
- * per server start under its load_lock, which workers take shared to wait
- * for a load in progress.  The set's partitions have the group map's
- * locks: a claim is looked up and changed with its partition locked
- * exclusively, so two workers cannot both claim a key.  duplicates and
- * max_time are atomics.  A freed entry keeps its (emptied) map for the
- * next stream, and its generation changes, which the workers that still
- * hold it notice.
+ * per server start under its load_lock, which the other workers wait on.
+ * The set's partitions have the group map's locks: a claim is looked up
+ * and changed with its partition locked exclusively, so two workers cannot
+ * both claim a key.  duplicates, max_time and holders are atomics.  A
+ * freed entry keeps its (emptied) map for the next stream, and its
+ * generation changes, which the workers that still hold it notice.
  *
  *-------------------------------------------------------------------------
  */
@@ -155,6 +160,7 @@ struct DedupStream
 	MemoryContext cxt;
 	StringInfoData touched; /* to write: uint32 length, key, DedupClaim */
 	int64 ntouched;         /* entries in touched */
+	int64 deleted;          /* rows expired since streamproc.dedup_keys was vacuumed */
 	uint64 token;           /* this worker process's, for DedupClaim.lister */
 	int written_upto;       /* bytes of touched the checkpoint wrote */
 	StringInfoData buf;
@@ -544,6 +550,22 @@ dedup_forget_dropped(List *open)
 	}
 }
 
+/*
+ * After a checkpoint: has it (with the earlier ones) deleted enough rows
+ * of streamproc.dedup_keys, a quarter of the keys held, for a vacuum to
+ * be worth its scan?  Then the caller vacuums it, and the count restarts.
+ */
+bool
+dedup_vacuum_due(DedupStream *ds)
+{
+	int64 held = groupmap_groups(ds->map);
+
+	if (ds->deleted < Max(10000, held / 4))
+		return false;
+	ds->deleted = 0;
+	return true;
+}
+
 /* Is the stream due for forgetting its expired claims (no lock: a hint)? */
 bool
 dedup_expiry_due(DedupStream *ds)
@@ -906,6 +928,7 @@ expire(DedupStream *ds)
 	if (SPI_execute_with_args("DELETE FROM streamproc.dedup_keys WHERE stream = $1 AND ts < $2",
 							  2, (Oid[]){OIDOID, TIMESTAMPTZOID}, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not expire keys of streamproc.dedup_keys");
+	ds->deleted += (int64)SPI_processed;
 }
 
 /*

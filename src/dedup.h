@@ -59,6 +59,7 @@ extern bool dedup_admit_row(DedupStream *ds, const Datum *values,
 extern int64 dedup_listed(DedupStream *ds);
 extern void dedup_checkpoint(DedupStream *ds, bool hold);
 extern bool dedup_expiry_due(DedupStream *ds);
+extern bool dedup_vacuum_due(DedupStream *ds);
 extern void dedup_committed(DedupStream *ds);
 
 #endif /* STREAMPROC_DEDUP_H */

@@ -262,7 +262,8 @@ struct Worker
 	TimestampTz checkpoint_retry_at;
 	Oid state_runs_relid;
 	Oid positions_relid;
-	int64 rows_written; /* state_runs rows since their last vacuum */
+	int64 rows_written;   /* state_runs rows since their last vacuum */
+	Oid dedup_keys_relid; /* streamproc.dedup_keys (0.3), or InvalidOid */
 	rd_kafka_message_t **kafka_msgs;
 	int kafka_msgs_size;
 };
