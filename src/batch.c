@@ -1309,6 +1309,18 @@ rewind_for_lagging_views(Worker *w, WStream *stream, KafkaSource *src)
 	}
 }
 
+/* Does a view read message msgs[i] (not below its position)? */
+static bool
+view_reads_message(WView *view, KafkaSource *src, rd_kafka_message_t **msgs,
+				   const int64 *positions, int i)
+{
+	int64 need = view_kafka_offset(view, src, msgs[i]->partition);
+
+	if (need < 0)
+		need = positions[i];
+	return msgs[i]->offset >= need;
+}
+
 /*
  * Which rows of a Kafka batch a view skips: those below its position in
  * their partition.  Returns how many it reads.
@@ -1322,12 +1334,7 @@ view_skip_mask(WView *view, KafkaSource *src, rd_kafka_message_t **msgs,
 
 	for (i = 0; i < nrows; i++)
 	{
-		rd_kafka_message_t *m = msgs[rowmsg[i]];
-		int64 need = view_kafka_offset(view, src, m->partition);
-
-		if (need < 0)
-			need = positions[rowmsg[i]];
-		skip[i] = m->offset < need;
+		skip[i] = !view_reads_message(view, src, msgs, positions, rowmsg[i]);
 		if (!skip[i])
 			reads++;
 	}
@@ -1347,15 +1354,8 @@ view_copies_read(WView *view, KafkaSource *src, rd_kafka_message_t **msgs,
 	int i;
 
 	for (i = 0; i < ncopies; i++)
-	{
-		rd_kafka_message_t *m = msgs[copymsg[i]];
-		int64 need = view_kafka_offset(view, src, m->partition);
-
-		if (need < 0)
-			need = positions[copymsg[i]];
-		if (m->offset >= need)
+		if (view_reads_message(view, src, msgs, positions, copymsg[i]))
 			reads++;
-	}
 	return reads;
 }
 

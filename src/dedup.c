@@ -643,6 +643,21 @@ dedup_listed(DedupStream *ds)
 	return ds->ntouched;
 }
 
+/* Claim a key for event id at time t (its partition is locked), and list it. */
+static void
+new_claim(DedupStream *ds, uint32 hash, const char *key, uint32 keylen,
+		  const DedupId *id, TimestampTz t)
+{
+	DedupClaim claim;
+
+	memset(&claim, 0, sizeof(claim));
+	claim.id = *id;
+	claim.time = t;
+	claim.lister = ds->token;
+	put_claim(ds->map, hash, key, keylen, &claim);
+	touch(ds, key, keylen, &claim);
+}
+
 /*
  * The time before which claims are forgotten, or DT_NOBEGIN: none is
  * while a view of the stream is stopped (it must find the claims the
@@ -691,14 +706,7 @@ admit(DedupStream *ds, const char *key, uint32 keylen, const DedupId *id,
 	groupmap_lock_partition(ds->map, part);
 	resetStringInfo(&ds->buf);
 	if (!groupmap_get_slot_locked(ds->map, hash, key, keylen, CLAIM_SLOT, &ds->buf, &dirty))
-	{
-		memset(&claim, 0, sizeof(claim));
-		claim.id = *id;
-		claim.time = t;
-		claim.lister = ds->token;
-		put_claim(ds->map, hash, key, keylen, &claim);
-		touch(ds, key, keylen, &claim);
-	}
+		new_claim(ds, hash, key, keylen, id, t);
 	else
 	{
 		memcpy(&claim, ds->buf.data, sizeof(claim));
@@ -719,12 +727,7 @@ admit(DedupStream *ds, const char *key, uint32 keylen, const DedupId *id,
 			bool deleted;
 
 			(void)groupmap_remove(ds->map, hash, key, keylen, DUPS_SLOT, &existed, &deleted);
-			memset(&claim, 0, sizeof(claim));
-			claim.id = *id;
-			claim.time = t;
-			claim.lister = ds->token;
-			put_claim(ds->map, hash, key, keylen, &claim);
-			touch(ds, key, keylen, &claim);
+			new_claim(ds, hash, key, keylen, id, t);
 		}
 		else
 		{
