@@ -248,7 +248,7 @@ verify_phase()
 		bench_die "cannot read stat_streams"
 	[[ $res == "$DISTINCT|$D" ]] ||
 		unverified "$2 dedup: stat_streams says dedup_keys|duplicates = $res, expected $DISTINCT|$D"
-	res=$(bench_psql -c "SELECT count(*) FROM streamproc.dedup_keys WHERE stream = 'clicks_dedup'::regclass") ||
+	res=$(bench_psql -c "SELECT count(DISTINCT key) FROM streamproc.dedup_keys WHERE stream = 'clicks_dedup'::regclass") ||
 		bench_die "cannot count streamproc.dedup_keys"
 	[[ $res == "$DISTINCT" ]] ||
 		unverified "$2 dedup: streamproc.dedup_keys holds $res keys of the stream after sync(), expected $DISTINCT (claims not durable)"

@@ -100,7 +100,7 @@ sub stat_dups { return (split /\|/, dedup_stat($_[0]))[1]; }
 sub durable_keys
 {
 	my ($stream) = @_;
-	return sql("SELECT count(*) FROM streamproc.dedup_keys WHERE stream = '$stream'::regclass");
+	return sql("SELECT count(DISTINCT key) FROM streamproc.dedup_keys WHERE stream = '$stream'::regclass");
 }
 
 # A view equals its oracle query: EXCEPT ALL both ways, same row count.

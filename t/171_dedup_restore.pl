@@ -121,7 +121,7 @@ is($rc, 0, 'the dump restores') or diag($derr);
 is($ret, 0, 'post_restore() on the copy') or diag($err);
 is(sql(q{SELECT count(*) FROM streamproc.dedup_keys d WHERE d.xid IS NOT NULL}, 'copy'), '0',
 	'no claim in the copy names a log row of the source');
-is(sql(q{SELECT count(*) FROM streamproc.dedup_keys WHERE get_byte(claim, 0) = ascii('x')}, 'copy'), '500',
+is(sql(q{SELECT count(DISTINCT key) FROM streamproc.dedup_keys WHERE get_byte(claim, 0) = ascii('x')}, 'copy'), '500',
 	'the keys of the 500 events consumed everywhere are still held');
 
 sql('GRANT SELECT ON gate TO lag_owner', 'copy');
