@@ -39,7 +39,7 @@ OBJS = \
 	src/worker.o
 
 EXTENSION = streamproc
-DATA = streamproc--0.1.sql streamproc--0.1--0.2.sql streamproc--0.2--0.3.sql
+DATA = streamproc--0.1.sql streamproc--0.1--0.2.sql streamproc--0.2--0.3.sql streamproc--0.3--0.4.sql
 PGFILEDESC = "streamproc - stream processing inside PostgreSQL"
 
 PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags rdkafka)

@@ -56,20 +56,22 @@
 # over the plain table, the dedup view's sum(clicks) is N - D and it
 # equals the batch query over SELECT DISTINCT * of the plain table
 # (EXCEPT ALL both ways: 0 rows); stat_streams.duplicates is D and
-# stat_streams.dedup_keys N - D; streamproc.dedup_keys holds N - D rows of
-# the stream after sync() (sync checkpoints); Kafka: the topic holds
+# stat_streams.dedup_keys N - D; streamproc.dedup_keys (the claims in
+# streamproc.dedup_runs) holds N - D keys of the stream after sync() (sync
+# checkpoints); Kafka: the topic holds
 # exactly N messages from offset 0 (or N were appended, concurrent mode),
 # the committed offsets are the high watermarks and streamproc.errors is
 # empty.  An ingest worker that exits during a phase (and is restarted) is
 # reported with the server log's lines.
 #
 # State, printed after each dedup phase: stat_streams.dedup_keys and
-# dedup_memory_bytes (per key), and streamproc.dedup_keys' size (heap,
-# indexes, total; per key) and its average key and claim lengths.
+# dedup_memory_bytes (per key), and streamproc.dedup_runs' size (heap,
+# TOAST and indexes; per claim), its runs, and the claims' average key and
+# claim lengths.
 #
 # Each part (SQL, Kafka) of each repetition has a fresh cluster (and
 # broker); phase order alternates (odd: plain first; even: dedup first);
-# a phase's stream and view are dropped after its checks (and dedup_keys
+# a phase's stream and view are dropped after its checks (and dedup_runs
 # vacuumed), so the next phase starts clean.  BENCH_REPEAT > 1 reports
 # medians.  Also printed per phase: the COPY / sync split (SQL), the CPU
 # seconds of the ingest workers (and the devbroker), stat_views.events.
@@ -183,7 +185,7 @@ SQL
 drop_phase()
 {
 	bench_psql -c "DROP VIEW per_user_$1" -c "DROP FOREIGN TABLE clicks_$1" \
-		-c "VACUUM streamproc.dedup_keys" >/dev/null || bench_die "cleanup of phase $1 failed"
+		-c "VACUUM streamproc.dedup_runs" >/dev/null || bench_die "cleanup of phase $1 failed"
 }
 
 perf_pid=''
@@ -281,21 +283,22 @@ report_state()
 		bench_die "cannot read stat_streams"
 	bench_psql -c "WITH k AS (SELECT count(*) AS n, avg(length(key)) AS key, avg(length(claim)) AS claim
 				FROM streamproc.dedup_keys),
-			s AS (SELECT pg_relation_size('streamproc.dedup_keys') AS heap,
-				pg_indexes_size('streamproc.dedup_keys') AS idx,
-				pg_total_relation_size('streamproc.dedup_keys') AS total)
-		SELECT '        streamproc.dedup_keys: ' || n || ' rows, ' || pg_size_pretty(total) || ' (' ||
-			round(total::numeric / greatest(n, 1)) || ' bytes per key: heap ' || round(heap::numeric / greatest(n, 1)) ||
+			s AS (SELECT pg_table_size('streamproc.dedup_runs') AS heap,
+				pg_indexes_size('streamproc.dedup_runs') AS idx,
+				pg_total_relation_size('streamproc.dedup_runs') AS total,
+				(SELECT count(*) FROM streamproc.dedup_runs) AS runs)
+		SELECT '        streamproc.dedup_runs: ' || n || ' claims in ' || runs || ' runs, ' || pg_size_pretty(total) || ' (' ||
+			round(total::numeric / greatest(n, 1)) || ' bytes per claim: heap and TOAST ' || round(heap::numeric / greatest(n, 1)) ||
 			', indexes ' || round(idx::numeric / greatest(n, 1)) || '); key ' || round(key, 1) ||
 			' bytes, claim ' || round(claim, 1) || ' bytes on average'
-		FROM k, s" || bench_die "cannot measure streamproc.dedup_keys"
+		FROM k, s" || bench_die "cannot measure streamproc.dedup_runs"
 	bench_psql -c "SELECT '        view per_user_dedup: ' || groups || ' groups, state ' || pg_size_pretty(memory_bytes) ||
 			', last checkpoint ' || round(last_checkpoint_ms::numeric, 1) || ' ms'
 		FROM streamproc.stat_views WHERE view = 'per_user_dedup'::regclass"
 	if [[ $1 == SQL ]]; then
 		sql_key_mem+=("$(bench_psql -c "SELECT round(dedup_memory_bytes::numeric / greatest(dedup_keys, 1))
 			FROM streamproc.stat_streams WHERE stream = 'clicks_dedup'::regclass")")
-		sql_key_disk+=("$(bench_psql -c "SELECT round(pg_total_relation_size('streamproc.dedup_keys')::numeric /
+		sql_key_disk+=("$(bench_psql -c "SELECT round(pg_total_relation_size('streamproc.dedup_runs')::numeric /
 			greatest((SELECT count(*) FROM streamproc.dedup_keys), 1))")")
 	fi
 }
@@ -523,7 +526,7 @@ if ((BENCH_DEDUP_KAFKA != 0)); then
 	kp=$(printf %.0f "$(bench_median "${kafka_plain[@]}")")
 	goal Kafka "$kd" "$kp"
 fi
-bench_info "  SQL dedup state: $(bench_median "${sql_key_mem[@]}") bytes of shared memory and $(bench_median "${sql_key_disk[@]}") bytes of streamproc.dedup_keys per key"
+bench_info "  SQL dedup state: $(bench_median "${sql_key_mem[@]}") bytes of shared memory and $(bench_median "${sql_key_disk[@]}") bytes of streamproc.dedup_runs per key"
 if ((${#unverified_list[@]} > 0)); then
 	bench_info "  NOT VERIFIED (no FIGURE line; the rates above are what was measured):"
 	printf '    %s\n' "${unverified_list[@]}"

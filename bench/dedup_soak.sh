@@ -22,14 +22,14 @@
 # window after the first window and stay there.
 #
 # Samples every BENCH_DEDUP_SOAK_SAMPLE_S (30) s: stat_streams.dedup_keys,
-# dedup_memory_bytes, duplicates, the size of streamproc.dedup_keys (table
-# and indexes) and its rows.
+# dedup_memory_bytes, duplicates, the size of streamproc.dedup_runs (table,
+# TOAST and indexes) and the claims it holds.
 #
 # Figures:
 #   dedup_soak_memory_end       dedup_memory_bytes at the end
 #     baseline dedup_soak_memory_window: at the first sample after two
 #              windows (flat: ratio about 1)
-#   dedup_soak_table_end        size of streamproc.dedup_keys at the end
+#   dedup_soak_table_end        size of streamproc.dedup_runs at the end
 #     baseline dedup_soak_table_window: at the same sample
 #
 # Checks (any mismatch fails the run): every INSERT succeeds; no worker
@@ -107,7 +107,7 @@ sample()
 {
 	local t=$1 res keys mem dups tbytes trows
 	res=$(bench_psql -F ' ' -c "SELECT coalesce(dedup_keys, 0), coalesce(dedup_memory_bytes, 0), coalesce(duplicates, 0),
-			pg_total_relation_size('streamproc.dedup_keys'), (SELECT count(*) FROM streamproc.dedup_keys)
+			pg_total_relation_size('streamproc.dedup_runs'), (SELECT coalesce(sum(entries), 0) FROM streamproc.dedup_runs)
 		FROM streamproc.stat_streams WHERE stream = 's'::regclass") || bench_die "cannot sample"
 	read -r keys mem dups tbytes trows <<<"$res"
 	printf '%s %s %s %s\n' "$t" "$keys" "$mem" "$tbytes" >>"$SAMPLES"
@@ -127,7 +127,7 @@ mapfile -t pids < <(bench_worker_pids)
 ((${#pids[@]} > 0)) || bench_die "no streamproc worker runs"
 
 : >"$SAMPLES"
-bench_info "  t(s)   | keys held | memory      | B/key  | duplicates | dedup_keys  | its rows"
+bench_info "  t(s)   | keys held | memory      | B/key  | duplicates | dedup_runs  | claims"
 sample 0
 rm -f "$STOP"
 feeder &

@@ -88,7 +88,7 @@ catalog_load(Worker *w)
 	clean_dropped();
 	w->state_runs_relid = get_relname_relid("state_runs", get_namespace_oid("streamproc", false));
 	w->positions_relid = get_relname_relid("positions", get_namespace_oid("streamproc", false));
-	w->dedup_keys_relid = get_relname_relid("dedup_keys", get_namespace_oid("streamproc", false));
+	w->dedup_runs_relid = get_relname_relid("dedup_runs", get_namespace_oid("streamproc", false));
 
 	/* Kafka sources we consume: unchanged ones keep their consumers. */
 	w->sources = streamproc_kafka_load(w->sources, w->index, w->catalog_cxt);

@@ -920,14 +920,14 @@ checkpoint_run(Worker *w)
 			}
 		}
 	}
-	/* The rows of expired claims (dedup.c), once they are many. */
+	/* The runs of expired claims (dedup.c), once they held many. */
 	foreach (lc, w->streams)
 	{
 		WStream *stream = lfirst(lc);
 
 		if (stream->dedup != NULL && dedup_vacuum_due(stream->dedup) &&
-			OidIsValid(w->dedup_keys_relid))
-			vacuum_relation(w->dedup_keys_relid);
+			OidIsValid(w->dedup_runs_relid))
+			vacuum_relation(w->dedup_runs_relid);
 	}
 	if (OidIsValid(w->state_runs_relid) && w->rows_written >= STATE_VACUUM_MIN_ROWS)
 	{

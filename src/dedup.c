@@ -30,8 +30,11 @@
  * parsed row, before the views run.
  *
  * Exactly once.  A claim is durable once a checkpoint appended it to
- * streamproc.dedup_keys (no unique key there: a key may have several rows
- * and the latest wins when the set is loaded).  A worker lists a claim for
+ * streamproc.dedup_runs: each checkpoint writes the claims it lists as
+ * runs (one row per DEDUP_RUN_BYTES of claims, the format below), so a
+ * claim costs its bytes and no heap tuple or index entry of its own.  A
+ * key may be in several runs; the latest claim wins when the set is
+ * loaded.  A worker lists a claim for
  * its next checkpoint when it makes it, or when it admits an event under a
  * claim that is not yet durable (the group map's dirty bit) and that
  * another worker process listed (the claim keeps the token of the process
@@ -49,14 +52,22 @@
  * The window.  Claims older than dedup_window are forgotten, in memory
  * and in the table, by the checkpoint of whichever worker finds the
  * stream due (every tenth of the window, at least every second, at most
- * every minute; an idle worker checkpoints for it), and the table is
- * vacuumed once a quarter of the keys held were deleted.  Age is event
+ * every minute; an idle worker checkpoints for it): a run is deleted once
+ * its latest claim expired, and the table is vacuumed once the runs
+ * deleted held a quarter of the keys held.  Age is event
  * time when the stream has an event_time (measured from the greatest
  * event time claimed, but never from beyond the clock, so one event
  * stamped in the future cannot expire every key), otherwise the time the
  * event was first processed.  Nothing expires while a view of the stream
  * is stopped in any worker (holders): when it catches up it must find the
  * claims the other views found.
+ *
+ * Runs.  A run is a sequence of entries, in network byte order so that
+ * SQL can read and write them too (the update from 0.3, restores): uint32
+ * key length, the key (groupkey.c's encoding of the key columns), the
+ * claim's DedupId (17 bytes), int64 time (a timestamptz).
+ * streamproc._dedup_run_entries() lists a run's entries, and the view
+ * streamproc.dedup_keys every stream's.
  *
  * Counting.  The duplicates of a key (up to DUP_RING of them) are kept with
  * it so that each is counted once however many views read it;
@@ -78,6 +89,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -88,7 +100,6 @@
 #include "utils/tuplestore.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -96,6 +107,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
+#include "port/pg_bswap.h"
 
 #include "dedup.h"
 #include "groupkey.h"
@@ -106,6 +118,7 @@
 
 PG_FUNCTION_INFO_V1(streamproc_dedup);
 PG_FUNCTION_INFO_V1(streamproc_dedup_stats);
+PG_FUNCTION_INFO_V1(streamproc_dedup_run_entries);
 
 /* A claim, the slot-0 state of a key in the set. */
 typedef struct DedupClaim
@@ -118,6 +131,18 @@ typedef struct DedupClaim
 #define CLAIM_SLOT 0
 #define DUPS_SLOT  1 /* the ids of duplicates counted, newest last */
 #define DUP_RING   32
+
+/* Bytes of claims a row of streamproc.dedup_runs holds at most. */
+#define DEDUP_RUN_BYTES (8 * 1024 * 1024)
+
+/* An entry of a run, as read. */
+typedef struct RunEntry
+{
+	const char *key;
+	uint32 keylen;
+	const char *id; /* DEDUP_ID_LEN bytes */
+	TimestampTz time;
+} RunEntry;
 
 typedef struct DedupShared
 {
@@ -160,7 +185,7 @@ struct DedupStream
 	MemoryContext cxt;
 	StringInfoData touched; /* to write: uint32 length, key, DedupClaim */
 	int64 ntouched;         /* entries in touched */
-	int64 deleted;          /* rows expired since streamproc.dedup_keys was vacuumed */
+	int64 deleted;          /* claims expired since streamproc.dedup_runs was vacuumed */
 	uint64 token;           /* this worker process's, for DedupClaim.lister */
 	int written_upto;       /* bytes of touched the checkpoint wrote */
 	StringInfoData buf;
@@ -321,9 +346,57 @@ note_time(DedupShared *e, TimestampTz t)
 }
 
 /*
- * Load the stream's claims from streamproc.dedup_keys (SPI connected).  A
- * key with several rows (claimed again after it expired, or written by two
- * workers) takes the latest.
+ * The next entry of a run at *pos (advanced), or false at its end.  A run
+ * that does not parse is an error: the table was changed by hand.
+ */
+static bool
+run_next(const char *data, uint32 len, uint32 *pos, RunEntry *entry)
+{
+	uint32 keylen;
+	uint64 time;
+
+	if (*pos >= len)
+		return false;
+	if (len - *pos < sizeof(uint32))
+		goto corrupt;
+	memcpy(&keylen, data + *pos, sizeof(uint32));
+	keylen = pg_ntoh32(keylen);
+	if (keylen > len - *pos - sizeof(uint32) ||
+		len - *pos - sizeof(uint32) - keylen < DEDUP_ID_LEN + sizeof(uint64))
+		goto corrupt;
+	entry->keylen = keylen;
+	entry->key = data + *pos + sizeof(uint32);
+	entry->id = entry->key + keylen;
+	memcpy(&time, entry->id + DEDUP_ID_LEN, sizeof(uint64));
+	entry->time = (TimestampTz)pg_ntoh64(time);
+	*pos += sizeof(uint32) + keylen + DEDUP_ID_LEN + sizeof(uint64);
+	return true;
+
+corrupt:
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("a run of streamproc.dedup_runs is corrupted at byte %u of %u", *pos, len),
+			 errhint("Delete the stream's rows of streamproc.dedup_runs; its copies may then count again within the window.")));
+	return false; /* keep the compiler quiet */
+}
+
+/* Append an entry to a run being written. */
+static void
+run_append(StringInfo run, const char *key, uint32 keylen, const DedupClaim *claim)
+{
+	uint32 n = pg_hton32(keylen);
+	uint64 t = pg_hton64((uint64)claim->time);
+
+	appendBinaryStringInfo(run, (const char *)&n, sizeof(uint32));
+	appendBinaryStringInfo(run, key, keylen);
+	appendBinaryStringInfo(run, claim->id.bytes, DEDUP_ID_LEN);
+	appendBinaryStringInfo(run, (const char *)&t, sizeof(uint64));
+}
+
+/*
+ * Load the stream's claims from streamproc.dedup_runs (SPI connected).  A
+ * key in several runs (claimed again after it expired, or written by two
+ * workers) takes the latest claim.
  */
 static void
 load_claims(DedupStream *ds, DedupShared *e)
@@ -333,44 +406,54 @@ load_claims(DedupStream *ds, DedupShared *e)
 	SPIPlanPtr plan;
 	int part;
 
-	plan = SPI_prepare("SELECT key, claim, ts FROM streamproc.dedup_keys WHERE stream = $1",
+	if (!OidIsValid(get_relname_relid("dedup_runs", get_namespace_oid("streamproc", false))))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("stream \"%s\" has a dedup_key, and extension \"streamproc\" is older than its library",
+						get_rel_name(ds->stream)),
+				 errdetail("The claimed keys are kept in streamproc.dedup_runs since version 0.4."),
+				 errhint("Run ALTER EXTENSION streamproc UPDATE; the stream's views wait until then.")));
+	plan = SPI_prepare("SELECT data FROM streamproc.dedup_runs WHERE stream = $1",
 					   1, (Oid[]){OIDOID});
 	if (plan == NULL)
-		elog(ERROR, "could not prepare the load of streamproc.dedup_keys: %s",
+		elog(ERROR, "could not prepare the load of streamproc.dedup_runs: %s",
 			 SPI_result_code_string(SPI_result));
 	portal = SPI_cursor_open(NULL, plan, &arg, NULL, true);
 	for (;;)
 	{
 		uint64 i;
 
-		SPI_cursor_fetch(portal, true, 10000);
+		SPI_cursor_fetch(portal, true, 4);
 		if (SPI_processed == 0)
 			break;
 		for (i = 0; i < SPI_processed; i++)
 		{
-			HeapTuple tup = SPI_tuptable->vals[i];
-			TupleDesc desc = SPI_tuptable->tupdesc;
 			bool isnull;
-			bytea *key = DatumGetByteaPP(SPI_getbinval(tup, desc, 1, &isnull));
-			bytea *id = DatumGetByteaPP(SPI_getbinval(tup, desc, 2, &isnull));
-			DedupClaim claim;
-			uint32 keylen = VARSIZE_ANY_EXHDR(key);
-			uint32 hash = groupmap_hash(VARDATA_ANY(key), keylen);
+			Datum raw = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+			bytea *data = DatumGetByteaPP(raw);
+			uint32 len = VARSIZE_ANY_EXHDR(data);
+			uint32 pos = 0;
+			RunEntry entry;
 
-			memset(&claim, 0, sizeof(claim));
-			if (VARSIZE_ANY_EXHDR(id) == DEDUP_ID_LEN)
-				memcpy(claim.id.bytes, VARDATA_ANY(id), DEDUP_ID_LEN);
-			else
-				claim.id.bytes[0] = 'x';
-			claim.time = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
-			note_time(e, claim.time);
-			groupmap_lock_partition(ds->map, GROUPMAP_PARTITION(hash));
-			resetStringInfo(&ds->buf);
-			if (!groupmap_get_slot_locked(ds->map, hash, VARDATA_ANY(key), keylen, CLAIM_SLOT,
-										  &ds->buf, NULL) ||
-				((DedupClaim *)ds->buf.data)->time < claim.time)
-				put_claim(ds->map, hash, VARDATA_ANY(key), keylen, &claim);
-			groupmap_unlock_partition(ds->map, GROUPMAP_PARTITION(hash));
+			while (run_next(VARDATA_ANY(data), len, &pos, &entry))
+			{
+				DedupClaim claim;
+				uint32 hash = groupmap_hash(entry.key, entry.keylen);
+
+				memset(&claim, 0, sizeof(claim));
+				memcpy(claim.id.bytes, entry.id, DEDUP_ID_LEN);
+				claim.time = entry.time;
+				note_time(e, claim.time);
+				groupmap_lock_partition(ds->map, GROUPMAP_PARTITION(hash));
+				resetStringInfo(&ds->buf);
+				if (!groupmap_get_slot_locked(ds->map, hash, entry.key, entry.keylen, CLAIM_SLOT,
+											  &ds->buf, NULL) ||
+					((DedupClaim *)ds->buf.data)->time < claim.time)
+					put_claim(ds->map, hash, entry.key, entry.keylen, &claim);
+				groupmap_unlock_partition(ds->map, GROUPMAP_PARTITION(hash));
+			}
+			if ((Pointer)data != DatumGetPointer(raw))
+				pfree(data);
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
@@ -551,9 +634,10 @@ dedup_forget_dropped(List *open)
 }
 
 /*
- * After a checkpoint: has it (with the earlier ones) deleted enough rows
- * of streamproc.dedup_keys, a quarter of the keys held, for a vacuum to
- * be worth its scan?  Then the caller vacuums it, and the count restarts.
+ * After a checkpoint: have it and the earlier ones deleted runs of
+ * streamproc.dedup_runs with enough claims, a quarter of the keys held,
+ * for a vacuum to be worth its scan?  Then the caller vacuums it, and the
+ * count restarts.
  */
 bool
 dedup_vacuum_due(DedupStream *ds)
@@ -884,6 +968,7 @@ expire(DedupStream *ds)
 	Datum args[2];
 	bool due;
 	int part;
+	uint64 i;
 
 	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
 	due = now >= e->next_expiry;
@@ -926,49 +1011,75 @@ expire(DedupStream *ds)
 	}
 	pfree(keys.data);
 
+	/* Runs whose every claim expired. */
 	args[0] = ObjectIdGetDatum(ds->stream);
 	args[1] = TimestampTzGetDatum(cutoff);
-	if (SPI_execute_with_args("DELETE FROM streamproc.dedup_keys WHERE stream = $1 AND ts < $2",
-							  2, (Oid[]){OIDOID, TIMESTAMPTZOID}, args, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not expire keys of streamproc.dedup_keys");
-	ds->deleted += (int64)SPI_processed;
+	if (SPI_execute_with_args("DELETE FROM streamproc.dedup_runs WHERE stream = $1 AND max_ts < $2"
+							  " RETURNING entries",
+							  2, (Oid[]){OIDOID, TIMESTAMPTZOID}, args, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "could not expire runs of streamproc.dedup_runs");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool isnull;
+
+		ds->deleted += DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+												   1, &isnull));
+	}
+}
+
+/* Append a run to streamproc.dedup_runs (SPI connected). */
+static void
+write_run(DedupStream *ds, StringInfo run, int32 entries, TimestampTz min_ts,
+		  TimestampTz max_ts)
+{
+	bytea *data = palloc(VARHDRSZ + run->len);
+	Datum args[5];
+	int ret;
+
+	SET_VARSIZE(data, VARHDRSZ + run->len);
+	memcpy(VARDATA(data), run->data, run->len);
+	args[0] = ObjectIdGetDatum(ds->stream);
+	args[1] = Int32GetDatum(entries);
+	args[2] = TimestampTzGetDatum(min_ts);
+	args[3] = TimestampTzGetDatum(max_ts);
+	args[4] = PointerGetDatum(data);
+	ret = SPI_execute_with_args("INSERT INTO streamproc.dedup_runs (stream, entries, min_ts, max_ts, data)"
+								" VALUES ($1, $2, $3, $4, $5)",
+								5, (Oid[]){OIDOID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, BYTEAOID},
+								args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not write streamproc.dedup_runs: %s", SPI_result_code_string(ret));
+	pfree(data);
 }
 
 /*
  * dedup_checkpoint
  *		In the checkpoint's transaction (SPI connected): append the claims
- *		this worker listed to streamproc.dedup_keys, and forget expired
+ *		this worker listed to streamproc.dedup_runs, and forget expired
  *		ones unless hold (a view of the stream is stopped in this worker)
  *		or another worker holds them.
  */
 void
 dedup_checkpoint(DedupStream *ds, bool hold)
 {
-	int n = (int)ds->ntouched;
-	int pos = 0;
-	Datum *keys;
-	Datum *ids;
-	Datum *xids;
-	bool *xidnulls;
-	Datum *times;
-	int nw = 0;
 	uint64 bit = UINT64CONST(1) << ds->worker;
 	DedupShared *e = &registry->entries[ds->entry];
+	StringInfoData run;
+	int32 entries = 0;
+	TimestampTz min_ts = DT_NOEND;
+	TimestampTz max_ts = DT_NOBEGIN;
+	int pos = 0;
 
 	if (hold)
 		pg_atomic_fetch_or_u64(&e->holders, bit);
 	else
 		pg_atomic_fetch_and_u64(&e->holders, ~bit);
 	expire(ds);
-	if (n == 0)
+	if (ds->ntouched == 0)
 		return;
 
-	keys = palloc(sizeof(Datum) * n);
-	ids = palloc(sizeof(Datum) * n);
-	xids = palloc(sizeof(Datum) * n);
-	xidnulls = palloc(sizeof(bool) * n);
-	times = palloc(sizeof(Datum) * n);
-	while (pos < ds->touched.len && nw < n)
+	initStringInfo(&run);
+	while (pos < ds->touched.len)
 	{
 		uint32 keylen;
 		const char *key;
@@ -979,45 +1090,21 @@ dedup_checkpoint(DedupStream *ds, bool hold)
 		memcpy(&claim, key + keylen, sizeof(claim));
 		pos += sizeof(uint32) + keylen + sizeof(DedupClaim);
 
-		keys[nw] = PointerGetDatum(cstring_to_text_with_len(key, (int)keylen));
-		ids[nw] = PointerGetDatum(cstring_to_text_with_len(claim.id.bytes, DEDUP_ID_LEN));
-		xidnulls[nw] = claim.id.bytes[0] != 'l';
-		if (!xidnulls[nw])
+		if (run.len > 0 && run.len + keylen > DEDUP_RUN_BYTES)
 		{
-			uint64 x;
-
-			memcpy(&x, claim.id.bytes + 3, 8);
-			xids[nw] = Int64GetDatum((int64)x);
+			write_run(ds, &run, entries, min_ts, max_ts);
+			resetStringInfo(&run);
+			entries = 0;
+			min_ts = DT_NOEND;
+			max_ts = DT_NOBEGIN;
 		}
-		else
-			xids[nw] = (Datum)0;
-		times[nw] = TimestampTzGetDatum(claim.time);
-		nw++;
+		run_append(&run, key, keylen, &claim);
+		entries++;
+		min_ts = Min(min_ts, claim.time);
+		max_ts = Max(max_ts, claim.time);
 	}
-	{
-		int dims[1] = {nw};
-		int lbs[1] = {1};
-		Datum args[5];
-		int ret;
-
-		args[0] = ObjectIdGetDatum(ds->stream);
-		args[1] = PointerGetDatum(construct_array(keys, nw, BYTEAOID, -1, false, TYPALIGN_INT));
-		args[2] = PointerGetDatum(construct_array(ids, nw, BYTEAOID, -1, false, TYPALIGN_INT));
-		args[3] = PointerGetDatum(construct_md_array(xids, xidnulls, 1, dims, lbs, INT8OID,
-													 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[4] = PointerGetDatum(construct_array(times, nw, TIMESTAMPTZOID, 8,
-												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		ret = SPI_execute_with_args("INSERT INTO streamproc.dedup_keys (stream, key, claim, xid, ts)"
-									" SELECT $1, u.k, u.c, u.x, u.t"
-									" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-									" pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(k, c, x, t)",
-									5,
-									(Oid[]){OIDOID, BYTEAARRAYOID, BYTEAARRAYOID, INT8ARRAYOID,
-											TIMESTAMPTZARRAYOID},
-									args, NULL, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "could not write streamproc.dedup_keys: %s", SPI_result_code_string(ret));
-	}
+	write_run(ds, &run, entries, min_ts, max_ts);
+	pfree(run.data);
 	ds->written_upto = pos;
 }
 
@@ -1124,6 +1211,53 @@ streamproc_dedup_stats(PG_FUNCTION_ARGS)
 		groupmap_detach(map);
 		LWLockRelease(registry->lock);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum)0;
+}
+
+/*
+ * streamproc._dedup_run_entries(data bytea) RETURNS TABLE (key bytea,
+ *     claim bytea, xid bigint, ts timestamptz)
+ *		The claims of a run of streamproc.dedup_runs; xid is the inserting
+ *		transaction of a claim by a log row (restores rebase them), else
+ *		NULL.
+ */
+Datum
+streamproc_dedup_run_entries(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+	bytea *data = PG_GETARG_BYTEA_PP(0);
+	uint32 len = VARSIZE_ANY_EXHDR(data);
+	uint32 pos = 0;
+	RunEntry entry;
+
+	InitMaterializedSRF(fcinfo, 0);
+	while (run_next(VARDATA_ANY(data), len, &pos, &entry))
+	{
+		Datum values[4];
+		bool nulls[4] = {false, false, false, false};
+		bytea *key = palloc(VARHDRSZ + entry.keylen);
+		bytea *id = palloc(VARHDRSZ + DEDUP_ID_LEN);
+
+		SET_VARSIZE(key, VARHDRSZ + entry.keylen);
+		memcpy(VARDATA(key), entry.key, entry.keylen);
+		SET_VARSIZE(id, VARHDRSZ + DEDUP_ID_LEN);
+		memcpy(VARDATA(id), entry.id, DEDUP_ID_LEN);
+		values[0] = PointerGetDatum(key);
+		values[1] = PointerGetDatum(id);
+		if (entry.id[0] == 'l')
+		{
+			uint64 x;
+
+			memcpy(&x, entry.id + 3, sizeof(uint64));
+			values[2] = Int64GetDatum((int64)x);
+		}
+		else
+			nulls[2] = true;
+		values[3] = TimestampTzGetDatum(entry.time);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		pfree(key);
+		pfree(id);
 	}
 	return (Datum)0;
 }

@@ -263,7 +263,7 @@ struct Worker
 	Oid state_runs_relid;
 	Oid positions_relid;
 	int64 rows_written;   /* state_runs rows since their last vacuum */
-	Oid dedup_keys_relid; /* streamproc.dedup_keys (0.3), or InvalidOid */
+	Oid dedup_runs_relid; /* streamproc.dedup_runs (0.4), or InvalidOid */
 	rd_kafka_message_t **kafka_msgs;
 	int kafka_msgs_size;
 };

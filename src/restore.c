@@ -251,7 +251,7 @@ streamproc_post_restore(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	/* Before the rebase: the claims compare the dumped transaction ids. */
-	if (OidIsValid(get_relname_relid("dedup_keys", get_namespace_oid("streamproc", false))))
+	if (OidIsValid(get_relname_relid("dedup_runs", get_namespace_oid("streamproc", false))))
 	{
 		ret = SPI_execute("SELECT streamproc._restore_dedup_claims()", false, 0);
 		if (ret != SPI_OK_SELECT)

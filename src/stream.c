@@ -1413,7 +1413,7 @@ column_type_sql(const StreamColumn *col)
 
 /*
  * forget_dedup_keys
- *		Delete a stream's claimed keys (streamproc.dedup_keys, dedup.c): it
+ *		Delete a stream's claimed keys (streamproc.dedup_runs, dedup.c): it
  *		is dropped or its key changed.  The caller is connected to SPI.
  */
 static void
@@ -1423,12 +1423,12 @@ forget_dedup_keys(Oid stream)
 	Datum arg = ObjectIdGetDatum(stream);
 	InternalContext ic;
 
-	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("dedup_keys", nsp)))
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("dedup_runs", nsp)))
 		return;
 	internal_begin(&ic, BOOTSTRAP_SUPERUSERID);
-	if (SPI_execute_with_args("DELETE FROM streamproc.dedup_keys WHERE stream = $1",
+	if (SPI_execute_with_args("DELETE FROM streamproc.dedup_runs WHERE stream = $1",
 							  1, (Oid[]){OIDOID}, &arg, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete from streamproc.dedup_keys");
+		elog(ERROR, "could not delete from streamproc.dedup_runs");
 	internal_end(&ic);
 }
 
@@ -1465,6 +1465,7 @@ check_dedup_key(StreamShape *shape)
 					 errhint("Name the columns that identify an event with dedup_key, for example OPTIONS (dedup_key 'event_id', dedup_window '1 hour').")));
 		return;
 	}
+	/* dedup_keys: a table in 0.3 (the workers wait for the update), a view since. */
 	if (!OidIsValid(get_relname_relid("dedup_keys", get_namespace_oid(STREAMPROC_SCHEMA, false))))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

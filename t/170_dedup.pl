@@ -780,7 +780,7 @@ my $clg = KafkaCrash::start_loadgen(%crash_content,
 # Six disruptions, each after the consumer committed another 10% of the
 # messages, at a random moment up to 0.5 s later: SIGKILLs of a random
 # ingest worker, one of a worker whose checkpoint waits for a lock on
-# streamproc.dedup_keys (it has written the views' state, not its claims),
+# streamproc.dedup_runs (it has written the views' state, not its claims),
 # and one immediate restart.
 my @plan = ('kill', 'kill', 'kill', 'kill', 'checkpoint', 'restart');
 for my $i (reverse 1 .. $#plan)
@@ -808,17 +808,17 @@ for my $round (1 .. @plan)
 	elsif ($what eq 'checkpoint')
 	{
 		my $locker = $node->background_psql('postgres');
-		$locker->query_safe('BEGIN; LOCK TABLE streamproc.dedup_keys IN SHARE MODE');
+		$locker->query_safe('BEGIN; LOCK TABLE streamproc.dedup_runs IN SHARE MODE');
 		my $pid;
 		KafkaCrash::wait_until(
 			sub {
 				$pid = KafkaCrash::try_query($node, q{
 SELECT l.pid FROM pg_locks l JOIN streamproc.stat_workers w ON w.pid = l.pid
- WHERE l.relation = 'streamproc.dedup_keys'::regclass AND NOT l.granted LIMIT 1});
+ WHERE l.relation = 'streamproc.dedup_runs'::regclass AND NOT l.granted LIMIT 1});
 				return defined $pid && $pid =~ /^\d+$/;
 			},
 			30 * $scale)
-		  or die "round $round: no checkpoint waited for streamproc.dedup_keys";
+		  or die "round $round: no checkpoint waited for streamproc.dedup_runs";
 		ok(kill('KILL', $pid), "round $round: SIGKILLed ingest worker $pid in its checkpoint, before its claims");
 		$kills++;
 		KafkaCrash::wait_server($node) or die('server did not come back after SIGKILL');
