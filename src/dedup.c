@@ -34,14 +34,17 @@
  * runs (one row per DEDUP_RUN_BYTES of claims, the format below), so a
  * claim costs its bytes and no heap tuple or index entry of its own.  A
  * key may be in several runs; the latest claim wins when the set is
- * loaded.  A worker lists a claim for
- * its next checkpoint when it makes it, or when it admits an event under a
- * claim that is not yet durable (the group map's dirty bit) and that
- * another worker process listed (the claim keeps the token of the process
- * that listed it last, so a worker lists it once however many views read
- * the event, and a restarted worker, with a new token, lists again what
- * its predecessor did not write).  The dirty bit is cleared only after
- * such a checkpoint committed.  So any checkpoint that commits a view's
+ * loaded.  A worker lists a claim for its next checkpoint when it makes
+ * it, or when it admits an event under a claim that is not yet durable and
+ * that another attachment listed.  The claim names its lister (the
+ * attachment's token and worker slot) and the lister's checkpoint that
+ * writes it; each attachment publishes its token and the number of its
+ * last committed checkpoint in the stream's entry (listers), so a claim
+ * is durable when it was loaded from the table or when its lister, still
+ * attached, has committed that checkpoint.  A worker lists a claim once
+ * however many views read the event, and a restarted worker (a new token)
+ * lists again what its predecessor may not have written; nothing is
+ * looked up again after a commit.  So any checkpoint that commits a view's
  * position past an admitted event also commits its claim, or the claim is
  * already durable.  After a crash the set is reloaded from the table; a
  * claim that was lost belongs to an event no view has checkpointed past,
@@ -120,13 +123,21 @@ PG_FUNCTION_INFO_V1(streamproc_dedup);
 PG_FUNCTION_INFO_V1(streamproc_dedup_stats);
 PG_FUNCTION_INFO_V1(streamproc_dedup_run_entries);
 
-/* A claim, the slot-0 state of a key in the set. */
+/* A claim, the slot-0 state of a key in the set (40 bytes). */
 typedef struct DedupClaim
 {
 	DedupId id;
+	uint8 slot; /* the lister's worker slot (mod 64) */
+	uint32 seq; /* the lister's checkpoint that writes it */
 	TimestampTz time;
-	uint64 lister; /* token of the worker process that listed it last */
+	uint32 lister; /* token of the attachment that listed it last; 0: loaded */
 } DedupClaim;
+
+/* DedupShared.listers[slot]: an attachment's token and committed checkpoint. */
+#define LISTER(token, seq) (((uint64)(token) << 32) | (uint64)(seq))
+#define LISTER_TOKEN(l)    ((uint32)((l) >> 32))
+#define LISTER_SEQ(l)      ((uint32)(l))
+#define LISTER_SLOTS       64
 
 #define CLAIM_SLOT 0
 #define DUPS_SLOT  1 /* the ids of duplicates counted, newest last */
@@ -155,13 +166,15 @@ typedef struct DedupShared
 	TimestampTz next_expiry;
 	LWLock load_lock;
 	pg_atomic_uint64 duplicates;
-	pg_atomic_uint64 max_time; /* TimestampTz with its sign bit flipped */
-	pg_atomic_uint64 holders;  /* workers with a stopped view of the stream */
+	pg_atomic_uint64 max_time;              /* TimestampTz with its sign bit flipped */
+	pg_atomic_uint64 holders;               /* workers with a stopped view of the stream */
+	pg_atomic_uint64 listers[LISTER_SLOTS]; /* LISTER() per worker slot */
 } DedupShared;
 
 typedef struct DedupRegistry
 {
 	LWLock *lock;
+	pg_atomic_uint32 next_token; /* for DedupStream.token */
 	int load_tranche;
 	int nentries;
 	DedupShared entries[FLEXIBLE_ARRAY_MEMBER];
@@ -186,8 +199,10 @@ struct DedupStream
 	StringInfoData touched; /* to write: uint32 length, key, DedupClaim */
 	int64 ntouched;         /* entries in touched */
 	int64 deleted;          /* claims expired since streamproc.dedup_runs was vacuumed */
-	uint64 token;           /* this worker process's, for DedupClaim.lister */
-	int written_upto;       /* bytes of touched the checkpoint wrote */
+	uint32 token;           /* this attachment's, for DedupClaim.lister */
+	uint32 seq;             /* our next checkpoint, for DedupClaim.seq */
+	uint32 written_seq;     /* the checkpoint in progress wrote up to ... */
+	int written_upto;       /* ... these bytes of touched */
 	StringInfoData buf;
 	StringInfoData key;
 };
@@ -233,6 +248,7 @@ streamproc_dedup_shmem_init(void)
 		registry->lock = &(GetNamedLWLockTranche("streamproc"))[3].lock;
 		registry->load_tranche = LWLockNewTrancheId();
 		registry->nentries = streamproc_max_views;
+		pg_atomic_init_u32(&registry->next_token, 1);
 	}
 }
 
@@ -271,6 +287,8 @@ reset_entry(DedupShared *e)
 	pg_atomic_write_u64(&e->duplicates, 0);
 	pg_atomic_write_u64(&e->max_time, time_bits(DT_NOBEGIN));
 	pg_atomic_write_u64(&e->holders, 0);
+	for (int i = 0; i < LISTER_SLOTS; i++)
+		pg_atomic_write_u64(&e->listers[i], 0);
 }
 
 /* The stream's entry, created or reset as needed; returns its index. */
@@ -313,6 +331,8 @@ find_entry(Oid stream, uint32 config)
 		pg_atomic_init_u64(&e->duplicates, 0);
 		pg_atomic_init_u64(&e->max_time, 0);
 		pg_atomic_init_u64(&e->holders, 0);
+		for (i = 0; i < LISTER_SLOTS; i++)
+			pg_atomic_init_u64(&e->listers[i], 0);
 		e->map = streamproc_state_new_map();
 	}
 	reset_entry(e);
@@ -404,7 +424,6 @@ load_claims(DedupStream *ds, DedupShared *e)
 	Datum arg = ObjectIdGetDatum(ds->stream);
 	Portal portal;
 	SPIPlanPtr plan;
-	int part;
 
 	if (!OidIsValid(get_relname_relid("dedup_runs", get_namespace_oid("streamproc", false))))
 		ereport(ERROR,
@@ -440,6 +459,7 @@ load_claims(DedupStream *ds, DedupShared *e)
 				DedupClaim claim;
 				uint32 hash = groupmap_hash(entry.key, entry.keylen);
 
+				/* lister 0: durable */
 				memset(&claim, 0, sizeof(claim));
 				memcpy(claim.id.bytes, entry.id, DEDUP_ID_LEN);
 				claim.time = entry.time;
@@ -459,14 +479,6 @@ load_claims(DedupStream *ds, DedupShared *e)
 	}
 	SPI_cursor_close(portal);
 	SPI_freeplan(plan);
-
-	/* Loaded claims are durable. */
-	for (part = 0; part < GROUPMAP_PARTITIONS; part++)
-	{
-		groupmap_lock_partition(ds->map, part);
-		groupmap_clear_dirty(ds->map, part, CLAIM_SLOT);
-		groupmap_unlock_partition(ds->map, part);
-	}
 }
 
 /*
@@ -496,8 +508,11 @@ dedup_open(Oid stream, TupleDesc desc, List *columns, AttrNumber time_column,
 	ds->time_col = time_column;
 	ds->event_time = time_column != InvalidAttrNumber;
 	ds->worker = worker % 64;
-	/* Unique per worker process: its pid and start time. */
-	ds->token = ((uint64)MyProcPid << 48) ^ (uint64)MyStartTimestamp;
+	/* Unique per attachment (0 is for loaded claims). */
+	do
+		ds->token = pg_atomic_fetch_add_u32(&registry->next_token, 1);
+	while (ds->token == 0);
+	ds->seq = 1;
 	ds->ncols = list_length(columns);
 	ds->cols = palloc(sizeof(AttrNumber) * Max(ds->ncols, 1));
 	types = palloc(sizeof(Oid) * Max(ds->ncols, 1));
@@ -524,6 +539,7 @@ dedup_open(Oid stream, TupleDesc desc, List *columns, AttrNumber time_column,
 	e = &registry->entries[ds->entry];
 	LWLockAcquire(registry->lock, LW_SHARED);
 	ds->generation = e->generation;
+	pg_atomic_write_u64(&e->listers[ds->worker], LISTER(ds->token, 0));
 	old = MemoryContextSwitchTo(cxt);
 	ds->map = streamproc_state_map_at(e->map);
 	MemoryContextSwitchTo(old);
@@ -727,18 +743,46 @@ dedup_listed(DedupStream *ds)
 	return ds->ntouched;
 }
 
-/* Claim a key for event id at time t (its partition is locked), and list it. */
+/* Name us as the claim's lister, for our next checkpoint. */
+static void
+set_lister(DedupStream *ds, DedupClaim *claim)
+{
+	claim->lister = ds->token;
+	claim->slot = (uint8)ds->worker;
+	claim->seq = ds->seq;
+}
+
+/* Whether a claim is in streamproc.dedup_runs (see "Exactly once"). */
+static bool
+claim_durable(DedupShared *e, const DedupClaim *claim)
+{
+	uint64 l;
+
+	if (claim->lister == 0)
+		return true;
+	l = pg_atomic_read_u64(&e->listers[claim->slot % LISTER_SLOTS]);
+	return LISTER_TOKEN(l) == claim->lister && LISTER_SEQ(l) >= claim->seq;
+}
+
+/*
+ * Claim a key for event id at time t (its partition is locked), and list
+ * it; absent: the key is not in the set.
+ */
 static void
 new_claim(DedupStream *ds, uint32 hash, const char *key, uint32 keylen,
-		  const DedupId *id, TimestampTz t)
+		  const DedupId *id, TimestampTz t, bool absent)
 {
 	DedupClaim claim;
 
 	memset(&claim, 0, sizeof(claim));
 	claim.id = *id;
 	claim.time = t;
-	claim.lister = ds->token;
-	put_claim(ds->map, hash, key, keylen, &claim);
+	set_lister(ds, &claim);
+	if (absent)
+		(void)groupmap_put_new(ds->map, hash, key, keylen, CLAIM_SLOT, (const char *)&claim,
+							   sizeof(DedupClaim));
+	else
+		put_claim(ds->map, hash, key, keylen, &claim);
 	touch(ds, key, keylen, &claim);
 }
 
@@ -774,7 +818,6 @@ admit(DedupStream *ds, const char *key, uint32 keylen, const DedupId *id,
 	uint32 hash = groupmap_hash(key, keylen);
 	int part = GROUPMAP_PARTITION(hash);
 	DedupClaim claim;
-	bool dirty = false;
 	bool result = true;
 
 	if (e->generation != ds->generation || e->stream != ds->stream)
@@ -789,17 +832,17 @@ admit(DedupStream *ds, const char *key, uint32 keylen, const DedupId *id,
 
 	groupmap_lock_partition(ds->map, part);
 	resetStringInfo(&ds->buf);
-	if (!groupmap_get_slot_locked(ds->map, hash, key, keylen, CLAIM_SLOT, &ds->buf, &dirty))
-		new_claim(ds, hash, key, keylen, id, t);
+	if (!groupmap_get_slot_locked(ds->map, hash, key, keylen, CLAIM_SLOT, &ds->buf, NULL))
+		new_claim(ds, hash, key, keylen, id, t, true);
 	else
 	{
 		memcpy(&claim, ds->buf.data, sizeof(claim));
 		if (memcmp(claim.id.bytes, id->bytes, DEDUP_ID_LEN) == 0)
 		{
-			/* Not durable yet, and not listed by us: list it. */
-			if (dirty && claim.lister != ds->token)
+			/* Not listed by us, and maybe not durable: list it. */
+			if (claim.lister != ds->token && !claim_durable(e, &claim))
 			{
-				claim.lister = ds->token;
+				set_lister(ds, &claim);
 				put_claim(ds->map, hash, key, keylen, &claim);
 				touch(ds, key, keylen, &claim);
 			}
@@ -811,7 +854,7 @@ admit(DedupStream *ds, const char *key, uint32 keylen, const DedupId *id,
 			bool deleted;
 
 			(void)groupmap_remove(ds->map, hash, key, keylen, DUPS_SLOT, &existed, &deleted);
-			new_claim(ds, hash, key, keylen, id, t);
+			new_claim(ds, hash, key, keylen, id, t, false);
 		}
 		else
 		{
@@ -1106,74 +1149,46 @@ dedup_checkpoint(DedupStream *ds, bool hold)
 	write_run(ds, &run, entries, min_ts, max_ts);
 	pfree(run.data);
 	ds->written_upto = pos;
+	/* Claims listed from now on are for the next checkpoint. */
+	ds->written_seq = ds->seq++;
 }
 
 /*
  * dedup_committed
- *		The checkpoint committed: the claims it wrote are durable (their
- *		dirty bit is cleared, unless the claim changed meanwhile).
+ *		The checkpoint committed: the claims it wrote are durable.  We say
+ *		so in the stream's entry, and forget them.
  */
 void
 dedup_committed(DedupStream *ds)
 {
-	int pos = 0;
-	StringInfoData relist;
+	DedupShared *e = &registry->entries[ds->entry];
 
-	initStringInfo(&relist);
-
-	while (pos < ds->written_upto)
+	if (ds->written_upto == 0)
+		return;
+	pg_atomic_write_u64(&e->listers[ds->worker], LISTER(ds->token, ds->written_seq));
+	/* What was listed after the checkpoint's write stays listed. */
+	memmove(ds->touched.data, ds->touched.data + ds->written_upto,
+			ds->touched.len - ds->written_upto);
+	ds->touched.len -= ds->written_upto;
+	ds->touched.data[ds->touched.len] = '\0';
+	ds->ntouched = 0;
+	for (int pos = 0; pos < ds->touched.len;)
 	{
 		uint32 keylen;
-		const char *key;
-		const char *id;
-		uint32 hash;
-		int part;
 
 		memcpy(&keylen, ds->touched.data + pos, sizeof(uint32));
-		key = ds->touched.data + pos + sizeof(uint32);
-		id = key + keylen; /* the claim starts with its id */
 		pos += sizeof(uint32) + keylen + sizeof(DedupClaim);
-		hash = groupmap_hash(key, keylen);
-		part = GROUPMAP_PARTITION(hash);
-		groupmap_lock_partition(ds->map, part);
-		resetStringInfo(&ds->buf);
-		if (groupmap_take_dirty(ds->map, hash, key, keylen, CLAIM_SLOT, &ds->buf) &&
-			memcmp(ds->buf.data, id, DEDUP_ID_LEN) != 0)
-		{
-			DedupClaim claim;
-
-			/* Claimed again since (after an expiry): still to write. */
-			memcpy(&claim, ds->buf.data, sizeof(claim));
-			put_claim(ds->map, hash, key, keylen, &claim);
-			appendBinaryStringInfo(&relist, (const char *)&keylen, sizeof(uint32));
-			appendBinaryStringInfo(&relist, key, keylen);
-			appendBinaryStringInfo(&relist, (const char *)&claim, sizeof(claim));
-		}
-		groupmap_unlock_partition(ds->map, part);
+		ds->ntouched++;
 	}
-	/* What was listed after the checkpoint's write stays listed. */
-	appendBinaryStringInfo(&relist, ds->touched.data + ds->written_upto,
-						   ds->touched.len - ds->written_upto);
 	ds->written_upto = 0;
-	resetStringInfo(&ds->touched);
-	if (ds->touched.maxlen > 64 * 1024 * 1024)
+	if (ds->touched.len == 0 && ds->touched.maxlen > 64 * 1024 * 1024)
 	{
+		MemoryContext old = MemoryContextSwitchTo(ds->cxt);
+
 		pfree(ds->touched.data);
 		initStringInfo(&ds->touched);
+		MemoryContextSwitchTo(old);
 	}
-	ds->ntouched = 0;
-	pos = 0;
-	while (pos < relist.len)
-	{
-		uint32 keylen;
-		DedupClaim claim;
-
-		memcpy(&keylen, relist.data + pos, sizeof(uint32));
-		memcpy(&claim, relist.data + pos + sizeof(uint32) + keylen, sizeof(claim));
-		touch(ds, relist.data + pos + sizeof(uint32), keylen, &claim);
-		pos += sizeof(uint32) + keylen + sizeof(DedupClaim);
-	}
-	pfree(relist.data);
 }
 
 /*

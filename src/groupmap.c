@@ -612,6 +612,32 @@ rebuild_entry(GroupMap *map, GroupEntry *old, uint32 hash, const char *key,
 	return dp;
 }
 
+/* Add a new group with one slot's state; the partition is locked exclusively. */
+static int64
+add_group(GroupMap *map, GroupMapPartition *part, uint32 hash, const char *key,
+		  uint32 keylen, int slot, const char *state, uint32 statelen)
+{
+	dsa_pointer newdp;
+	Size newsize;
+	int64 delta;
+
+	if (part->count >= part->nbuckets)
+		grow_partition(map, part);
+	newdp = rebuild_entry(map, NULL, hash, key, keylen, slot, state, statelen,
+						  true, &newsize);
+	{
+		dsa_pointer *b = bucket_of(map, part, hash);
+
+		((GroupEntry *)dsa_get_address(map->area, newdp))->next = *b;
+		*b = newdp;
+	}
+	part->count++;
+	pg_atomic_add_fetch_u64(&map->control->groups, 1);
+	delta = (int64)alloc_size(newsize);
+	count_bytes(map, delta);
+	return delta;
+}
+
 int64
 groupmap_put(GroupMap *map, uint32 hash, const char *key, uint32 keylen,
 			 int slot, const char *state, uint32 statelen, bool *was_dirty,
@@ -680,23 +706,27 @@ groupmap_put(GroupMap *map, uint32 hash, const char *key, uint32 keylen,
 		return delta;
 	}
 
-	/* a new group */
-	if (part->count >= part->nbuckets)
-		grow_partition(map, part);
-	newdp = rebuild_entry(map, NULL, hash, key, keylen, slot, state, statelen,
-						  true, &newsize);
-	{
-		dsa_pointer *b = bucket_of(map, part, hash);
-
-		((GroupEntry *)dsa_get_address(map->area, newdp))->next = *b;
-		*b = newdp;
-	}
-	part->count++;
-	pg_atomic_add_fetch_u64(&map->control->groups, 1);
 	*created = true;
-	delta = (int64)alloc_size(newsize);
-	count_bytes(map, delta);
-	return delta;
+	return add_group(map, part, hash, key, keylen, slot, state, statelen);
+}
+
+/*
+ * groupmap_put_new
+ *		groupmap_put() of a group the caller knows is absent (it looked
+ *		for it under the same exclusive partition lock): no second search.
+ */
+int64
+groupmap_put_new(GroupMap *map, uint32 hash, const char *key, uint32 keylen,
+				 int slot, const char *state, uint32 statelen)
+{
+	GroupMapPartition *part = &map->control->parts[GROUPMAP_PARTITION(hash)];
+#ifdef USE_ASSERT_CHECKING
+	dsa_pointer *link = NULL;
+
+	Assert(LWLockHeldByMeInMode(&part->lock, LW_EXCLUSIVE));
+	Assert(find_entry(map, part, hash, key, keylen, &link) == NULL);
+#endif
+	return add_group(map, part, hash, key, keylen, slot, state, statelen);
 }
 
 int64

@@ -77,7 +77,8 @@ extern bool groupmap_get_slot_locked(GroupMap *map, uint32 hash,
 /*
  * The writer of a slot changes its states with a partition locked
  * exclusively: groupmap_put() replaces the slot's state of a group
- * (creating the group) and marks it dirty; groupmap_remove() removes it
+ * (creating the group) and marks it dirty, groupmap_put_new() adds a group
+ * the caller knows is absent; groupmap_remove() removes it
  * (deleting the group when no slot has state left).  Both return the
  * change in the map's bytes; *was_dirty says whether the slot's state was
  * already dirty (put) or existed (remove), *created whether a group was
@@ -88,6 +89,9 @@ extern void groupmap_unlock_partition(GroupMap *map, int partition);
 extern int64 groupmap_put(GroupMap *map, uint32 hash, const char *key,
 						  uint32 keylen, int slot, const char *state,
 						  uint32 statelen, bool *was_dirty, bool *created);
+extern int64 groupmap_put_new(GroupMap *map, uint32 hash, const char *key,
+							  uint32 keylen, int slot, const char *state,
+							  uint32 statelen);
 extern int64 groupmap_remove(GroupMap *map, uint32 hash, const char *key,
 							 uint32 keylen, int slot, bool *existed,
 							 bool *deleted);
