@@ -189,11 +189,19 @@ catalog_load(Worker *w)
 			if (v->viewid == def->view)
 			{
 				old_views = foreach_delete_current(old_views, oc);
-				if (TransactionIdEquals(v->def_xmin, def->xmin) &&
+				if (TransactionIdEquals(v->def_xmin, def->xmin) && v->owner == def->owner &&
 					(v->stream == stream || (v->held && stream == NULL)))
 				{
 					keep = v;
 					view_prepare_late(w, v, def);
+					/* ALTER VIEW ... RENAME changes no catalog row of ours. */
+					if (strcmp(v->name, def->name) != 0)
+					{
+						MemoryContext cxt = GetMemoryChunkContext(v->name);
+
+						pfree(v->name);
+						v->name = MemoryContextStrdup(cxt, def->name);
+					}
 				}
 				else
 					view_destroy(w, v, false); /* changed: reloaded below */

@@ -1262,7 +1262,8 @@ streamproc_stream_log(Oid stream_relid)
  * streamproc_stream_list
  *		Every stream of the database, as StreamprocStream *, with a
  *		signature that changes when the stream's definition does (its
- *		relation, columns or options).  Needs a transaction and SPI.
+ *		name, columns or options; not its privileges or owner, which the
+ *		views' queries check when they run).  Needs a transaction and SPI.
  */
 List *
 streamproc_stream_list(void)
@@ -1272,7 +1273,7 @@ streamproc_stream_list(void)
 	int ret;
 
 	ret = SPI_execute("SELECT s.stream::oid, s.stream::text, s.log::oid, s.shard_logs::oid[],"
-					  " c.xmin::text || ':' || ft.xmin::text || ':' || s.xmin::text || ':' ||"
+					  " c.relnamespace::text || '.' || c.relname || ':' || ft.xmin::text || ':' || s.xmin::text || ':' ||"
 					  " COALESCE((SELECT pg_catalog.md5(pg_catalog.string_agg(a.attname || ' ' || a.atttypid || ' ' || a.attisdropped,"
 					  "   ',' ORDER BY a.attnum)) FROM pg_catalog.pg_attribute a"
 					  "   WHERE a.attrelid = s.stream AND a.attnum > 0), '')"

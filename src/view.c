@@ -296,6 +296,7 @@ view_process_utility(PlannedStmt *pstmt, const char *queryString,
 	Node *parsetree = pstmt->utilityStmt;
 	Oid owner_view = InvalidOid;
 	Oid new_owner = InvalidOid;
+	bool renamed_view = false;
 
 	if (streamproc_restoring)
 	{
@@ -347,6 +348,17 @@ view_process_utility(PlannedStmt *pstmt, const char *queryString,
 
 		if (OidIsValid(relid))
 			check_internal_table(relid);
+		/* The workers name the view in their messages: they reload. */
+		if (OidIsValid(relid) && streamproc_is_continuous_view(relid))
+			renamed_view = true;
+	}
+	else if (IsA(parsetree, AlterObjectSchemaStmt) &&
+			 ((AlterObjectSchemaStmt *)parsetree)->relation != NULL)
+	{
+		Oid relid = RangeVarGetRelid(((AlterObjectSchemaStmt *)parsetree)->relation, NoLock, true);
+
+		if (OidIsValid(relid) && streamproc_is_continuous_view(relid))
+			renamed_view = true;
 	}
 
 	if (prev_process_utility)
@@ -355,6 +367,9 @@ view_process_utility(PlannedStmt *pstmt, const char *queryString,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+
+	if (renamed_view)
+		streamproc_catalog_changed();
 
 	/* ALTER VIEW ... OWNER TO: the groups or rows table follows its view. */
 	if (OidIsValid(owner_view))

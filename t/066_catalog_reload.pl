@@ -13,11 +13,14 @@
 #     the same stream nor kv on the Kafka stream is loaded again, and the
 #     consumers of source src keep running;
 #   - CREATE / DROP of another stream, DROP VIEW b, pause_source() and
-#     resume_source() of another source, COMMENT ON VIEW a: no load of a
-#     or kv, no consumer restart of src;
+#     resume_source() of another source, COMMENT ON VIEW a, GRANT and
+#     REVOKE on stream s: no load of a or kv, no consumer restart of src;
 #   - the control: ALTER VIEW a OWNER TO another role changes a's catalog
 #     row (the role its queries run as), and a is loaded again; pausing
 #     src stops its consumers and resuming it starts them again;
+#   - ALTER VIEW a RENAME: nothing is loaded again, and the workers log a
+#     failure of the view (its checkpoint waits for a lock) under the new
+#     name;
 #   - after each step every view equals its oracle (plain tables filled in
 #     the same transactions; the Kafka view from the messages produced).
 #
@@ -151,6 +154,7 @@ step('DROP FOREIGN TABLE ... CASCADE of another stream', 'DROP FOREIGN TABLE s3 
 step('pause_source of another source', q{SELECT streamproc.pause_source('src2')});
 step('resume_source of another source', q{SELECT streamproc.resume_source('src2')});
 step('COMMENT ON VIEW a', q{COMMENT ON VIEW a IS 'per key'});
+step('GRANT and REVOKE on the stream', 'GRANT SELECT ON s TO other; REVOKE SELECT ON s FROM other');
 check_views('after DDL on other objects', qw(a b kv));
 step('DROP VIEW b', 'DROP VIEW b');
 check_views('after DROP VIEW b', qw(a kv));
@@ -159,6 +163,28 @@ check_views('after DROP VIEW b', qw(a kv));
 step('ALTER VIEW a OWNER TO (its queries run as the new owner)',
 	'GRANT SELECT ON s TO other; ALTER VIEW a OWNER TO other', a => 2);
 check_views('after a changed owner', qw(a kv));
+# ALTER VIEW ... RENAME: nothing is loaded again, and the workers take the
+# new name for their messages: a checkpoint of the view that waits past
+# streamproc.lock_timeout for streamproc.state_runs is logged under it.
+{
+	my $from = -s $node->logfile;
+	$node->safe_psql('postgres', 'ALTER VIEW a RENAME TO a2');
+	insert_batch();
+	sync();
+	my $locker = $node->background_psql('postgres');
+	$locker->query_safe('BEGIN; LOCK TABLE streamproc.state_runs IN SHARE MODE');
+	insert_batch();
+	ok( KafkaCrash::wait_until(
+			sub { log_lines($from, qr/continuous view "public\.a2" (?:failed|will retry its batch)/) > 0 }, 60),
+		'after ALTER VIEW a RENAME TO a2, a failure of the view is logged under its new name');
+	$locker->query_safe('COMMIT');
+	$locker->quit;
+	sync();
+	is(log_lines($from, qr/loaded continuous view public\.a2?:/), 0, '... and no state of it was loaded again');
+	$node->safe_psql('postgres', 'ALTER VIEW a2 RENAME TO a');
+	sync();
+	check_views('after a was renamed, failed, and renamed back', qw(a kv));
+}
 step('pause_source of src', q{SELECT streamproc.pause_source('src')});
 step('resume_source of src', q{SELECT streamproc.resume_source('src')}, src => 2);
 check_views('after src was paused and resumed', qw(a kv));
