@@ -330,8 +330,7 @@ shard_create(Worker *w, WStream *stream, const StreamprocStream *def, int k, boo
 		const char *ev = quote_identifier(NameStr(TupleDescAttr(stream->desc, stream->event_time - 1)->attname));
 		StringInfoData cols;
 		Oid late_types[6] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID, INT2OID, TIDOID, TIDOID, TIMESTAMPTZOID};
-		List *dedup_cols;
-		int64 dedup_window;
+		StreamOptions opts;
 		int j;
 
 		shard->count_plan = worker_prepare(psprintf("SELECT count(*), min(l.%s), max(l.%s),"
@@ -344,7 +343,8 @@ shard_create(Worker *w, WStream *stream, const StreamprocStream *def, int k, boo
 			if (!TupleDescAttr(stream->desc, j)->attisdropped)
 				appendStringInfo(&cols, ", l.%s",
 								 quote_identifier(NameStr(TupleDescAttr(stream->desc, j)->attname)));
-		if (!streamproc_stream_dedup_options(stream->streamid, &dedup_cols, &dedup_window))
+		(void)streamproc_stream_options(stream->streamid, &opts);
+		if (opts.dedup_key == NULL)
 			shard->late_rows_plan = worker_prepare(psprintf("SELECT l.ctid, (pg_catalog.to_jsonb(l) - '$xid' - '$shard')::text%s"
 															" FROM %s l WHERE %s AND (l.%s < $6 OR l.%s IS NULL)"
 															" ORDER BY l.ctid",
@@ -356,19 +356,13 @@ shard_create(Worker *w, WStream *stream, const StreamprocStream *def, int k, boo
 			 * dedup_key: the late events that are not copies (dedup.c),
 			 * decided for the rows of the range only, as in view.c.
 			 */
-			StringInfoData keys;
-			ListCell *lc;
-
-			initStringInfo(&keys);
-			foreach (lc, dedup_cols)
-				appendStringInfo(&keys, ", l.%s", quote_identifier(lfirst(lc)));
 			shard->late_rows_plan = worker_prepare(psprintf("SELECT l.\"$ctid\", (pg_catalog.to_jsonb(l) - '$xid' - '$shard'"
 															" - '$tableoid' - '$ctid')::text%s"
 															" FROM (SELECT *, l.tableoid AS \"$tableoid\", l.ctid AS \"$ctid\""
 															" FROM %s l WHERE %s AND (l.%s < $6 OR l.%s IS NULL) OFFSET 0) l"
-															" WHERE streamproc._dedup(l.\"$tableoid\", l.\"$ctid\", l.\"$xid\", l.%s%s)"
-															" ORDER BY l.\"$ctid\"",
-															cols.data, shard->logname, pred, ev, ev, ev, keys.data),
+															" WHERE %s ORDER BY l.\"$ctid\"",
+															cols.data, shard->logname, pred, ev, ev,
+															streamproc_dedup_call_sql(&opts, "l")),
 												   6, late_types);
 		}
 	}
@@ -389,6 +383,7 @@ stream_create(Worker *w, const StreamprocStream *def)
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	WStream *s = palloc0(sizeof(WStream));
 	int base = (int)(def->stream % (Oid)streamproc_workers);
+	StreamOptions opts;
 	ListCell *lc;
 	int k;
 
@@ -417,12 +412,10 @@ stream_create(Worker *w, const StreamprocStream *def)
 	}
 	s->pending_cxt = AllocSetContextCreate(cxt, "streamproc pending Kafka rows",
 										   ALLOCSET_DEFAULT_SIZES);
-	{
-		char *column = streamproc_stream_time_options(s->streamid, &s->watermark_delay,
-													  &s->idle_timeout);
-
-		s->event_time = column ? get_attnum(s->streamid, column) : InvalidAttrNumber;
-	}
+	(void)streamproc_stream_options(s->streamid, &opts);
+	s->watermark_delay = opts.watermark_delay;
+	s->idle_timeout = opts.idle_timeout;
+	s->event_time = opts.event_time ? get_attnum(s->streamid, opts.event_time) : InvalidAttrNumber;
 	foreach (lc, w->sources)
 		if (streamproc_kafka_stream(lfirst(lc)) == s->streamid)
 			s->sources = lappend(s->sources, lfirst(lc));
@@ -441,23 +434,13 @@ stream_create(Worker *w, const StreamprocStream *def)
 	}
 
 	/* dedup_key: the shared set of keys, and where our log queries read. */
+	if (opts.dedup_key != NULL)
 	{
-		List *cols;
-		int64 window;
-
-		if (streamproc_stream_dedup_options(s->streamid, &cols, &window))
-		{
-			int64 delay;
-			int64 idle;
-			char *time_col = streamproc_stream_time_options(s->streamid, &delay, &idle);
-
-			s->dedup = dedup_open(s->streamid, s->desc, cols,
-								  time_col ? get_attnum(s->streamid, time_col) : InvalidAttrNumber,
-								  window, w->index);
-			foreach (lc, s->shards)
-				dedup_add_shard(s->dedup, ((WShard *)lfirst(lc))->logid,
-								((WShard *)lfirst(lc))->shard);
-		}
+		s->dedup = dedup_open(s->streamid, s->desc, opts.dedup_columns, s->event_time,
+							  opts.dedup_window, w->index);
+		foreach (lc, s->shards)
+			dedup_add_shard(s->dedup, ((WShard *)lfirst(lc))->logid,
+							((WShard *)lfirst(lc))->shard);
 	}
 	MemoryContextSwitchTo(old);
 	return s;

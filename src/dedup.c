@@ -631,12 +631,11 @@ dedup_forget_dropped(List *open)
 
 	for (i = 0; i < n; i++)
 	{
-		List *cols = NIL;
-		int64 window;
+		StreamOptions opts;
 		DedupShared *e = &registry->entries[entries[i]];
 
 		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(candidates[i])) &&
-			streamproc_stream_dedup_options(candidates[i], &cols, &window))
+			streamproc_stream_options(candidates[i], &opts) && opts.dedup_key != NULL)
 			continue;
 		LWLockAcquire(registry->lock, LW_EXCLUSIVE);
 		if (e->stream == candidates[i] && e->generation == generations[i])
@@ -1275,4 +1274,29 @@ streamproc_dedup_run_entries(PG_FUNCTION_ARGS)
 		pfree(id);
 	}
 	return (Datum)0;
+}
+
+/*
+ * streamproc_dedup_call_sql
+ *		The call of streamproc._dedup() for a row of a stream's log (with
+ *		the columns "$tableoid" and "$ctid" added) under alias, for the
+ *		log queries of a stream with these options (view.c, catalog.c).
+ */
+char *
+streamproc_dedup_call_sql(const StreamOptions *opts, const char *alias)
+{
+	StringInfoData sql;
+	const char *a = quote_identifier(alias);
+	ListCell *lc;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "streamproc._dedup(%s.\"$tableoid\", %s.\"$ctid\", %s.\"$xid\", ", a, a, a);
+	if (opts->event_time)
+		appendStringInfo(&sql, "%s.%s", a, quote_identifier(opts->event_time));
+	else
+		appendStringInfoString(&sql, "NULL::pg_catalog.timestamptz");
+	foreach (lc, opts->dedup_columns)
+		appendStringInfo(&sql, ", %s.%s", a, quote_identifier(lfirst(lc)));
+	appendStringInfoChar(&sql, ')');
+	return sql.data;
 }

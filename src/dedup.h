@@ -47,6 +47,11 @@ extern void dedup_add_shard(DedupStream *ds, Oid shard_log, int shard);
 extern void dedup_close(DedupStream *ds);
 extern void dedup_forget_dropped(List *open);
 
+/* The streamproc._dedup() call of a log query (see dedup.c). */
+struct StreamOptions;
+extern char *streamproc_dedup_call_sql(const struct StreamOptions *opts,
+									   const char *alias);
+
 extern void dedup_kafka_id(DedupId *id, const char *source, int32 partition,
 						   int64 offset);
 extern bool dedup_admit_row(DedupStream *ds, const Datum *values,

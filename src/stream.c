@@ -215,11 +215,7 @@ typedef struct StreamShape
 	int natts; /* attributes, dropped columns included */
 	int ncols;
 	StreamColumn *cols;
-	char *event_time; /* NULL: none */
-	int64 watermark_delay;
-	int64 idle_timeout;
-	char *dedup_key; /* the option's text, NULL: none */
-	int64 dedup_window;
+	StreamOptions opts;
 } StreamShape;
 
 /*
@@ -409,51 +405,14 @@ streamproc_fdw_handler(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(routine);
 }
 
-/*
- * stream_interval_option
- *		The value of watermark_delay (zero allowed) or idle_timeout, in
- *		microseconds.
- */
+/* An interval option's value in microseconds (zero allowed: zero_ok). */
 static int64
-stream_interval_option(DefElem *def)
+interval_option(DefElem *def, bool zero_ok)
 {
-	bool delay = strcmp(def->defname, "watermark_delay") == 0;
-	Datum value;
+	Datum value = DirectFunctionCall3(interval_in, CStringGetDatum(defGetString(def)),
+									  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 
-	value = DirectFunctionCall3(interval_in, CStringGetDatum(defGetString(def)),
-								ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-	return streamproc_interval_usecs(DatumGetIntervalP(value),
-									 delay ? "watermark_delay" : "idle_timeout",
-									 delay);
-}
-
-/*
- * streamproc_stream_time_options
- *		A stream's event-time options: the event_time column's name (NULL
- *		when the stream has none), watermark_delay and idle_timeout in
- *		microseconds (0 and -1 when not set).
- */
-char *
-streamproc_stream_time_options(Oid stream, int64 *delay, int64 *idle)
-{
-	ForeignTable *ft = GetForeignTable(stream);
-	char *event_time = NULL;
-	ListCell *lc;
-
-	*delay = 0;
-	*idle = -1;
-	foreach (lc, ft->options)
-	{
-		DefElem *def = lfirst_node(DefElem, lc);
-
-		if (strcmp(def->defname, "event_time") == 0)
-			event_time = pstrdup(defGetString(def));
-		else if (strcmp(def->defname, "watermark_delay") == 0)
-			*delay = stream_interval_option(def);
-		else if (strcmp(def->defname, "idle_timeout") == 0)
-			*idle = stream_interval_option(def);
-	}
-	return event_time;
+	return streamproc_interval_usecs(DatumGetIntervalP(value), def->defname, zero_ok);
 }
 
 /*
@@ -480,41 +439,64 @@ dedup_key_columns(const char *value)
 	return names;
 }
 
-static int64
-dedup_window_option(DefElem *def)
-{
-	Datum value = DirectFunctionCall3(interval_in, CStringGetDatum(defGetString(def)),
-									  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-
-	return streamproc_interval_usecs(DatumGetIntervalP(value), "dedup_window", false);
-}
-
 /*
- * streamproc_stream_dedup_options
- *		Whether a stream has a dedup_key; its columns' names (char *) and
- *		dedup_window in microseconds (one hour when not set).
+ * parse_options
+ *		A stream's options (DefElem *, as the validator gets them or from
+ *		pg_foreign_table), checked, into *opts; the only place that reads
+ *		them.  Unknown names are the validator's to refuse.
  */
-bool
-streamproc_stream_dedup_options(Oid stream, List **columns, int64 *window)
+static void
+parse_options(List *options, StreamOptions *opts)
 {
-	ForeignTable *ft;
 	ListCell *lc;
 
-	*columns = NIL;
-	*window = USECS_PER_HOUR;
-	if (get_rel_relkind(stream) != RELKIND_FOREIGN_TABLE)
-		return false;
-	ft = GetForeignTable(stream);
-	foreach (lc, ft->options)
+	memset(opts, 0, sizeof(StreamOptions));
+	opts->idle_timeout = -1;
+	opts->dedup_window = USECS_PER_HOUR;
+	foreach (lc, options)
 	{
 		DefElem *def = lfirst_node(DefElem, lc);
 
-		if (strcmp(def->defname, "dedup_key") == 0)
-			*columns = dedup_key_columns(defGetString(def));
+		if (strcmp(def->defname, "event_time") == 0)
+		{
+			opts->event_time = pstrdup(defGetString(def));
+			if (opts->event_time[0] == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+						 errmsg("option \"event_time\" must name a column of the stream")));
+		}
+		else if (strcmp(def->defname, "watermark_delay") == 0)
+			opts->watermark_delay = interval_option(def, true);
+		else if (strcmp(def->defname, "idle_timeout") == 0)
+			opts->idle_timeout = interval_option(def, false);
+		else if (strcmp(def->defname, "dedup_key") == 0)
+		{
+			opts->dedup_key = pstrdup(defGetString(def));
+			opts->dedup_columns = dedup_key_columns(opts->dedup_key);
+		}
 		else if (strcmp(def->defname, "dedup_window") == 0)
-			*window = dedup_window_option(def);
+		{
+			opts->dedup_window = interval_option(def, false);
+			opts->dedup_window_set = true;
+		}
 	}
-	return *columns != NIL;
+}
+
+/*
+ * streamproc_stream_options
+ *		The options of stream relid (false and the defaults: not a foreign
+ *		table).
+ */
+bool
+streamproc_stream_options(Oid relid, StreamOptions *opts)
+{
+	if (get_rel_relkind(relid) != RELKIND_FOREIGN_TABLE)
+	{
+		parse_options(NIL, opts);
+		return false;
+	}
+	parse_options(GetForeignTable(relid)->options, opts);
+	return true;
 }
 
 /*
@@ -561,19 +543,12 @@ streamproc_fdw_validator(PG_FUNCTION_ARGS)
 							: catalog == UserMappingRelationId   ? "streamproc user mappings"
 																 : "the streamproc foreign-data wrapper"),
 					 errhint("Streams take the options event_time, watermark_delay, idle_timeout, dedup_key and dedup_window.")));
-		if (strcmp(def->defname, "dedup_key") == 0)
-			(void)dedup_key_columns(defGetString(def));
-		else if (strcmp(def->defname, "dedup_window") == 0)
-			(void)dedup_window_option(def);
-		else if (strcmp(def->defname, "event_time") == 0)
-		{
-			if (defGetString(def)[0] == '\0')
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
-						 errmsg("option \"event_time\" must name a column of the stream")));
-		}
-		else
-			(void)stream_interval_option(def);
+	}
+	/* The values. */
+	{
+		StreamOptions opts;
+
+		parse_options(options, &opts);
 	}
 
 	PG_RETURN_VOID();
@@ -1433,18 +1408,6 @@ forget_dedup_keys(Oid stream)
 	internal_end(&ic);
 }
 
-/* Whether a stream's options include dedup_window. */
-static bool
-dedup_window_set(Oid relid)
-{
-	ListCell *lc;
-
-	foreach (lc, GetForeignTable(relid)->options)
-		if (strcmp(lfirst_node(DefElem, lc)->defname, "dedup_window") == 0)
-			return true;
-	return false;
-}
-
 /*
  * check_dedup_key
  *		A stream's dedup_key must name live columns whose types have a
@@ -1457,9 +1420,9 @@ check_dedup_key(StreamShape *shape)
 	ListCell *lc;
 	int i;
 
-	if (shape->dedup_key == NULL)
+	if (shape->opts.dedup_key == NULL)
 	{
-		if (dedup_window_set(shape->relid))
+		if (shape->opts.dedup_window_set)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
 					 errmsg("option \"dedup_window\" needs option \"dedup_key\""),
@@ -1472,7 +1435,7 @@ check_dedup_key(StreamShape *shape)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("option \"dedup_key\" needs version 0.3 of extension \"streamproc\""),
 				 errhint("Run ALTER EXTENSION streamproc UPDATE.")));
-	foreach (lc, dedup_key_columns(shape->dedup_key))
+	foreach (lc, shape->opts.dedup_columns)
 	{
 		const char *name = lfirst(lc);
 		StreamColumn *col = NULL;
@@ -1493,15 +1456,15 @@ check_dedup_key(StreamShape *shape)
 			getTypeBinaryOutputInfo(col->typid, &send, &varlena);
 		}
 	}
-	if (shape->event_time != NULL)
+	if (shape->opts.event_time != NULL)
 	{
 		for (i = 0; i < shape->ncols; i++)
-			if (strcmp(NameStr(shape->cols[i].name), shape->event_time) == 0 &&
+			if (strcmp(NameStr(shape->cols[i].name), shape->opts.event_time) == 0 &&
 				shape->cols[i].typid != TIMESTAMPTZOID)
 				ereport(ERROR,
 						(errcode(ERRCODE_DATATYPE_MISMATCH),
 						 errmsg("event_time column \"%s\" of a stream with dedup_key must be of type timestamp with time zone",
-								shape->event_time)));
+								shape->opts.event_time)));
 	}
 }
 
@@ -1521,23 +1484,7 @@ read_shape(Oid relid)
 	shape->relid = relid;
 	shape->owner = rel->rd_rel->relowner;
 	shape->natts = desc->natts;
-	shape->event_time = streamproc_stream_time_options(relid, &shape->watermark_delay,
-													   &shape->idle_timeout);
-	{
-		ForeignTable *ft = GetForeignTable(relid);
-		ListCell *lc;
-
-		shape->dedup_window = USECS_PER_HOUR;
-		foreach (lc, ft->options)
-		{
-			DefElem *def = lfirst_node(DefElem, lc);
-
-			if (strcmp(def->defname, "dedup_key") == 0)
-				shape->dedup_key = pstrdup(defGetString(def));
-			else if (strcmp(def->defname, "dedup_window") == 0)
-				shape->dedup_window = dedup_window_option(def);
-		}
-	}
+	(void)streamproc_stream_options(relid, &shape->opts);
 	shape->cols = palloc0(sizeof(StreamColumn) * Max(desc->natts, 1));
 	for (i = 0; i < desc->natts; i++)
 	{
@@ -1907,8 +1854,8 @@ sync_log(StreamShape *before, StreamShape *after)
 	 * Event-time options: workers read them when they load the catalog.  The
 	 * event-time column of windowed views cannot change under them.
 	 */
-	if ((before->event_time == NULL) != (after->event_time == NULL) ||
-		(before->event_time && strcmp(before->event_time, after->event_time) != 0))
+	if ((before->opts.event_time == NULL) != (after->opts.event_time == NULL) ||
+		(before->opts.event_time && strcmp(before->opts.event_time, after->opts.event_time) != 0))
 	{
 		Oid view;
 
@@ -1924,8 +1871,8 @@ sync_log(StreamShape *before, StreamShape *after)
 					 errhint("Drop the windowed views of the stream first.")));
 		streamproc_catalog_changed();
 	}
-	if (before->watermark_delay != after->watermark_delay ||
-		before->idle_timeout != after->idle_timeout)
+	if (before->opts.watermark_delay != after->opts.watermark_delay ||
+		before->opts.idle_timeout != after->opts.idle_timeout)
 		streamproc_catalog_changed();
 
 	/*
@@ -1934,11 +1881,11 @@ sync_log(StreamShape *before, StreamShape *after)
 	 * the keys seen under another key mean nothing and are forgotten.
 	 */
 	check_dedup_key(after);
-	if ((before->dedup_key == NULL) != (after->dedup_key == NULL) ||
-		(before->dedup_key && strcmp(before->dedup_key, after->dedup_key) != 0) ||
-		(after->dedup_key != NULL &&
-		 ((before->event_time == NULL) != (after->event_time == NULL) ||
-		  (before->event_time && strcmp(before->event_time, after->event_time) != 0))))
+	if ((before->opts.dedup_key == NULL) != (after->opts.dedup_key == NULL) ||
+		(before->opts.dedup_key && strcmp(before->opts.dedup_key, after->opts.dedup_key) != 0) ||
+		(after->opts.dedup_key != NULL &&
+		 ((before->opts.event_time == NULL) != (after->opts.event_time == NULL) ||
+		  (before->opts.event_time && strcmp(before->opts.event_time, after->opts.event_time) != 0))))
 	{
 		Oid view;
 
@@ -1956,7 +1903,7 @@ sync_log(StreamShape *before, StreamShape *after)
 		SPI_finish();
 		streamproc_catalog_changed();
 	}
-	else if (before->dedup_window != after->dedup_window)
+	else if (before->opts.dedup_window != after->opts.dedup_window)
 		streamproc_catalog_changed();
 
 	if (renames.len == 0 && alter.len == 0 && before->owner == after->owner)

@@ -86,21 +86,26 @@ extern Oid streamproc_stream_log(Oid stream_relid);
 extern int streamproc_stream_shards(Oid stream_relid);
 
 /*
- * streamproc_stream_time_options
- *		A stream's event_time column name (NULL: none) and its
- *		watermark_delay and idle_timeout in microseconds (0 and -1 when
- *		unset), from its foreign-table options.
- */
-extern char *streamproc_stream_time_options(Oid stream, int64 *delay,
-											int64 *idle);
-
-/*
- * streamproc_stream_dedup_options
- *		Whether a stream has a dedup_key option; its column names (char *)
- *		and dedup_window in microseconds (default one hour).
+ * A stream's options (its foreign-table options), checked.  Event time
+ * (windows.c): the event_time column's name (NULL: none), watermark_delay
+ * and idle_timeout in microseconds (0 and -1 when unset).  Deduplication
+ * (dedup.c): dedup_key as written (NULL: none) and its column names (char
+ * *), dedup_window in microseconds (one hour when unset).
  */
 #define STREAM_DEDUP_MAX_COLUMNS 32
-extern bool streamproc_stream_dedup_options(Oid stream, List **columns,
-											int64 *window);
+
+typedef struct StreamOptions
+{
+	char *event_time;
+	int64 watermark_delay;
+	int64 idle_timeout;
+	char *dedup_key;
+	List *dedup_columns;
+	int64 dedup_window;
+	bool dedup_window_set;
+} StreamOptions;
+
+/* false (and the defaults) when relid is not a foreign table. */
+extern bool streamproc_stream_options(Oid relid, StreamOptions *opts);
 
 #endif /* STREAMPROC_STREAM_H */

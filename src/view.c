@@ -125,6 +125,7 @@
 #include "foreign/foreign.h"
 
 #include "aggregates.h"
+#include "dedup.h"
 #include "stream.h"
 #include "streamproc.h"
 #include "view.h"
@@ -1133,8 +1134,7 @@ check_window(ViewShape *shape, List *window_options)
 {
 	const char *fname;
 	char *event_time;
-	int64 delay;
-	int64 idle;
+	StreamOptions opts;
 	Var *ts;
 	int nargs;
 
@@ -1161,7 +1161,8 @@ check_window(ViewShape *shape, List *window_options)
 	}
 
 	/* The first argument is the stream's event-time column. */
-	event_time = streamproc_stream_time_options(shape->stream, &delay, &idle);
+	(void)streamproc_stream_options(shape->stream, &opts);
+	event_time = opts.event_time;
 	if (event_time == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -1929,10 +1930,10 @@ build_log_query(Oid stream, LogQueryInput input, AttrNumber event_time,
 		{
 			char *logname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(log)),
 													   get_rel_name(log));
-			List *dedup_cols;
-			int64 dedup_window;
+			StreamOptions opts;
 
-			if (!streamproc_stream_dedup_options(stream, &dedup_cols, &dedup_window))
+			(void)streamproc_stream_options(stream, &opts);
+			if (opts.dedup_key == NULL)
 			{
 				appendStringInfo(&sql, " FROM %s WHERE %s", logname, bounds.data);
 				break;
@@ -1945,22 +1946,8 @@ build_log_query(Oid stream, LogQueryInput input, AttrNumber event_time,
 				 */
 			appendStringInfo(&sql,
 							 " FROM (SELECT *, tableoid AS \"$tableoid\", ctid AS \"$ctid\""
-							 " FROM %s WHERE %s OFFSET 0) AS l"
-							 " WHERE %s.\"_dedup\"(l.\"$tableoid\", l.\"$ctid\", l.\"$xid\", ",
-							 logname, bounds.data, STREAMPROC_SCHEMA);
-			{
-				int64 delay;
-				int64 idle;
-				char *time_col = streamproc_stream_time_options(stream, &delay, &idle);
-
-				if (time_col)
-					appendStringInfo(&sql, "l.%s", quote_identifier(time_col));
-				else
-					appendStringInfoString(&sql, "NULL::pg_catalog.timestamptz");
-			}
-			foreach (lc, dedup_cols)
-				appendStringInfo(&sql, ", l.%s", quote_identifier(lfirst(lc)));
-			appendStringInfoChar(&sql, ')');
+							 " FROM %s WHERE %s OFFSET 0) AS l WHERE %s",
+							 logname, bounds.data, streamproc_dedup_call_sql(&opts, "l"));
 		}
 		break;
 		case INPUT_SOURCE:
