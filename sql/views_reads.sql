@@ -93,6 +93,40 @@ SELECT (SELECT count(*) FROM rd_user) = (SELECT count(DISTINCT user_id) FROM rd_
          (SELECT count(*) FROM (SELECT 1 FROM rd_all GROUP BY user_id HAVING count(*) > 1) g) AS aggs_only,
        (SELECT sum(n) FROM rd_user) = (SELECT count(*) FROM rd_all) AS sum_n;
 
+-- Parallel full scans: the participants take the map's partitions from a
+-- shared counter, so every group is read once.  Views without group
+-- columns and lookups stay serial.
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SELECT plan($q$SELECT sum(n), sum(total) FROM rd_user$q$);
+SELECT (SELECT count(*) FROM (SELECT * FROM rd_user EXCEPT ALL
+          SELECT user_id, count(*), sum(amount) FROM rd_all GROUP BY 1) a) AS view_only,
+       (SELECT count(*) FROM (SELECT user_id, count(*), sum(amount) FROM rd_all GROUP BY 1
+          EXCEPT ALL SELECT * FROM rd_user) b) AS batch_only;
+SELECT count(*) AS groups, sum(n) AS events, sum(total) = (SELECT sum(amount) FROM rd_all) AS totals FROM rd_user;
+-- ... with workers taking part (the leader alone would count the same).
+CREATE FUNCTION workers_launched(q text) RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+    line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
+        IF line ~ 'Workers Launched' THEN
+            RETURN substring(line FROM 'Workers Launched: (\d+)')::int;
+        END IF;
+    END LOOP;
+    RETURN 0;
+END
+$$;
+SELECT workers_launched($q$SELECT sum(n), sum(total) FROM rd_user$q$) > 0 AS workers_took_part;
+SELECT plan($q$SELECT * FROM rd_total$q$);
+SELECT plan($q$SELECT * FROM rd_user WHERE user_id = 42$q$);
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+
 -- Windowed views: by window_start, and a full read spilled to disk.
 CREATE FOREIGN TABLE rdw (k int, ts timestamptz) SERVER streamproc
     OPTIONS (event_time 'ts', watermark_delay '1 second');

@@ -21,6 +21,13 @@
  *	  ingest worker) and applying the final functions (combine.c); a full
  *	  scan copies one partition of the map at a time and finalizes as it
  *	  returns rows;
+ *	- parallel full scans: the participants of a Parallel Foreign Scan
+ *	  take the map's partitions from a shared counter (in the DSM segment
+ *	  of the query), so each group is read once; the leader decides
+ *	  whether they read shared memory or the checkpoint, which only the
+ *	  participant that takes the first "partition" reads.  Offered when
+ *	  the view has group columns, is not windowed, and its aggregates'
+ *	  support functions are parallel safe;
  *	- EXPLAIN says which.
  *
  * Until every worker has loaded its slot (after a restart), and on a
@@ -44,9 +51,12 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/parallel.h"
 #include "access/table.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_aggregate.h"
 #include "catalog/pg_operator.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
@@ -68,6 +78,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/pg_locale.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 #include "utils/typcache.h"
@@ -106,6 +117,7 @@ typedef struct ViewMeta
 	GroupKeyCodec *codec;
 	ViewAggs *aggs;
 	WindowSpec window; /* kind 0: not windowed */
+	bool parallel_ok;  /* a full scan may be parallel (see the header) */
 	MemoryContext cxt;
 } ViewMeta;
 
@@ -131,6 +143,14 @@ typedef struct ScanPlanInfo
 #define NEED_KEYS 0x1
 #define NEED_AGGS 0x2
 
+/* A parallel full scan's shared state, in the query's DSM segment. */
+typedef struct ParallelScanShared
+{
+	pg_atomic_uint32 next_partition; /* the next one to take */
+	bool memory;                     /* the leader's choice */
+	uint64 load_generation;          /* ... and what it saw */
+} ParallelScanShared;
+
 /* The executor's state. */
 typedef struct ViewScanState
 {
@@ -153,6 +173,7 @@ typedef struct ViewScanState
 	int next_lookup;
 	bool lookups_ready; /* the keys were evaluated for this (re)scan */
 	/* full scan of shared memory */
+	ParallelScanShared *parallel; /* a parallel scan's, or NULL */
 	int partition;
 	StringInfoData buf;
 	int pos;
@@ -184,6 +205,15 @@ static TupleTableSlot *viewscan_IterateForeignScan(ForeignScanState *node);
 static void viewscan_ReScanForeignScan(ForeignScanState *node);
 static void viewscan_EndForeignScan(ForeignScanState *node);
 static void viewscan_ExplainForeignScan(ForeignScanState *node, ExplainState *es);
+static bool viewscan_IsForeignScanParallelSafe(PlannerInfo *root, RelOptInfo *rel,
+											   RangeTblEntry *rte);
+static Size viewscan_EstimateDSMForeignScan(ForeignScanState *node, ParallelContext *pcxt);
+static void viewscan_InitializeDSMForeignScan(ForeignScanState *node, ParallelContext *pcxt,
+											  void *coordinate);
+static void viewscan_ReInitializeDSMForeignScan(ForeignScanState *node, ParallelContext *pcxt,
+												void *coordinate);
+static void viewscan_InitializeWorkerForeignScan(ForeignScanState *node, shm_toc *toc,
+												 void *coordinate);
 
 static ViewMeta *view_meta(Oid ft);
 static int columns_needed(ViewMeta *m, RelOptInfo *baserel, List *quals);
@@ -202,6 +232,11 @@ streamproc_view_fdw_handler(PG_FUNCTION_ARGS)
 	routine->ReScanForeignScan = viewscan_ReScanForeignScan;
 	routine->EndForeignScan = viewscan_EndForeignScan;
 	routine->ExplainForeignScan = viewscan_ExplainForeignScan;
+	routine->IsForeignScanParallelSafe = viewscan_IsForeignScanParallelSafe;
+	routine->EstimateDSMForeignScan = viewscan_EstimateDSMForeignScan;
+	routine->InitializeDSMForeignScan = viewscan_InitializeDSMForeignScan;
+	routine->ReInitializeDSMForeignScan = viewscan_ReInitializeDSMForeignScan;
+	routine->InitializeWorkerForeignScan = viewscan_InitializeWorkerForeignScan;
 	PG_RETURN_POINTER(routine);
 }
 
@@ -216,6 +251,49 @@ streamproc_view_fdw_handler(PG_FUNCTION_ARGS)
  *		cache that forgets an entry when the engine's catalog changed since
  *		it was read.
  */
+/* A type's binary input and output functions are parallel safe. */
+static bool
+type_io_parallel_safe(Oid type)
+{
+	Oid fn;
+	Oid ioparam;
+	bool varlena;
+
+	getTypeBinaryInputInfo(type, &fn, &ioparam);
+	if (func_parallel(fn) != PROPARALLEL_SAFE)
+		return false;
+	getTypeBinaryOutputInfo(type, &fn, &varlena);
+	return func_parallel(fn) == PROPARALLEL_SAFE;
+}
+
+/*
+ * Whether what a scan calls in C is parallel safe: the aggregates' combine,
+ * serialization and final functions, and the binary I/O of the group
+ * columns and of transition values.
+ */
+static bool
+functions_parallel_safe(ViewMeta *m)
+{
+	int i;
+
+	for (i = 0; i < m->ngroup; i++)
+		if (!type_io_parallel_safe(m->group_types[i]))
+			return false;
+	for (i = 0; i < m->aggs->nagg; i++)
+	{
+		StreamprocAggInfo *a = m->aggs->aggs[i];
+		Oid fns[4] = {a->combinefn_oid, a->serialfn_oid, a->deserialfn_oid, a->finalfn_oid};
+		int j;
+
+		for (j = 0; j < 4; j++)
+			if (OidIsValid(fns[j]) && func_parallel(fns[j]) != PROPARALLEL_SAFE)
+				return false;
+		if (a->transtype != INTERNALOID && !type_io_parallel_safe(a->transtype))
+			return false;
+	}
+	return true;
+}
+
 static ViewMeta *
 view_meta(Oid ft)
 {
@@ -321,6 +399,7 @@ view_meta(Oid ft)
 		m->window.retention = def->retention;
 		m->window.emit = def->emit;
 	}
+	m->parallel_ok = m->ngroup > 0 && m->window.kind == 0 && functions_parallel_safe(m);
 	MemoryContextSwitchTo(old);
 
 	MemoryContextSetParent(built.cxt, TopMemoryContext);
@@ -595,6 +674,46 @@ join_key_clauses(PlannerInfo *root, RelOptInfo *baserel, ViewMeta *m, int col)
 	return result;
 }
 
+/*
+ * A partial path for a parallel full scan (see the header): its workers
+ * follow the view's size in memory as a table's follow its pages, and its
+ * rows and CPU cost are divided among the participants as the planner's
+ * own parallel sequential scans are.
+ */
+static void
+add_partial_full_scan(PlannerInfo *root, RelOptInfo *baserel, ScanPlanInfo *pi)
+{
+	ViewMeta *m = pi->meta;
+	ViewStateInfo info;
+	double pages;
+	int workers;
+	double divisor;
+	double leader;
+	Cost startup;
+	Cost total;
+	ForeignPath *path;
+
+	if (!baserel->consider_parallel || !m->parallel_ok)
+		return;
+	pages = pi->groups * 100.0 / BLCKSZ;
+	if (streamproc_state_info(MyDatabaseId, m->viewid, &info) && info.memory > 0)
+		pages = (double)info.memory / BLCKSZ;
+	workers = compute_parallel_worker(baserel, pages, -1, max_parallel_workers_per_gather);
+	if (workers <= 0)
+		return;
+	divisor = workers;
+	leader = 1.0 - 0.3 * workers;
+	if (parallel_leader_participation && leader > 0)
+		divisor += leader;
+	scan_costs(pi->groups, false, &startup, &total);
+	path = create_foreignscan_path(root, baserel, NULL, clamp_row_est(baserel->rows / divisor),
+								   startup, total / divisor, NIL, NULL, NULL, NIL);
+	path->path.parallel_aware = true;
+	path->path.parallel_safe = true;
+	path->path.parallel_workers = workers;
+	add_partial_path(baserel, (Path *)path);
+}
+
 static void
 viewscan_GetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
@@ -611,6 +730,7 @@ viewscan_GetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 													  startup, total, NIL, NULL, NULL, NIL));
 	if (pi->keyed)
 		return;
+	add_partial_full_scan(root, baserel, pi);
 
 	/*
 	 * Parameterized paths: every column a lookup needs bound by a join
@@ -1528,6 +1648,8 @@ next_full(ForeignScanState *node)
 
 		if (vss->remaining == 0)
 		{
+			if (vss->parallel)
+				vss->partition = (int)pg_atomic_fetch_add_u32(&vss->parallel->next_partition, 1);
 			if (vss->partition >= GROUPMAP_PARTITIONS)
 				return NULL;
 			if (streamproc_state_load_generation(MyDatabaseId, vss->meta->viewid) !=
@@ -1538,7 +1660,9 @@ next_full(ForeignScanState *node)
 						 errdetail("An ingest worker reloaded its state from the checkpoint (it restarted)."),
 						 errhint("Run the query again.")));
 			resetStringInfo(&vss->buf);
-			vss->remaining = groupmap_copy_partition(vss->map, vss->partition++, &vss->buf);
+			vss->remaining = groupmap_copy_partition(vss->map, vss->partition, &vss->buf);
+			if (!vss->parallel)
+				vss->partition++;
 			vss->pos = 0;
 			continue;
 		}
@@ -1589,7 +1713,8 @@ viewscan_IterateForeignScan(ForeignScanState *node)
 				window_range(vss, node->ss.ps.ps_ExprContext, &lo, &hi);
 				read_windowed(node, lo, hi);
 			}
-			else
+			else if (vss->parallel == NULL ||
+					 pg_atomic_fetch_add_u32(&vss->parallel->next_partition, 1) == 0)
 				read_checkpoint(node, NULL, 0);
 			MemoryContextSwitchTo(old);
 		}
@@ -1658,6 +1783,72 @@ viewscan_EndForeignScan(ForeignScanState *node)
 		ExecDropSingleTupleTableSlot(vss->store_slot);
 	if (vss->map)
 		groupmap_detach(vss->map);
+}
+
+/* ---- parallel full scans ---- */
+
+static bool
+viewscan_IsForeignScanParallelSafe(PlannerInfo *root, RelOptInfo *rel, RangeTblEntry *rte)
+{
+	return view_meta(rte->relid)->parallel_ok;
+}
+
+static Size
+viewscan_EstimateDSMForeignScan(ForeignScanState *node, ParallelContext *pcxt)
+{
+	return sizeof(ParallelScanShared);
+}
+
+/* The leader: its choice of memory or checkpoint is everyone's. */
+static void
+viewscan_InitializeDSMForeignScan(ForeignScanState *node, ParallelContext *pcxt,
+								  void *coordinate)
+{
+	ViewScanState *vss = node->fdw_state;
+	ParallelScanShared *shared = coordinate;
+
+	pg_atomic_init_u32(&shared->next_partition, 0);
+	shared->memory = vss->memory;
+	shared->load_generation = vss->info.load_generation;
+	vss->parallel = shared;
+}
+
+static void
+viewscan_ReInitializeDSMForeignScan(ForeignScanState *node, ParallelContext *pcxt,
+									void *coordinate)
+{
+	ViewScanState *vss = node->fdw_state;
+	ParallelScanShared *shared = coordinate;
+
+	pg_atomic_write_u32(&shared->next_partition, 0);
+	shared->memory = vss->memory;
+	shared->load_generation = vss->info.load_generation;
+}
+
+/*
+ * A worker: read what the leader reads.  Shared memory the leader found
+ * complete is read from its map; a reload since then fails the scan (the
+ * load generation, as for a serial scan).
+ */
+static void
+viewscan_InitializeWorkerForeignScan(ForeignScanState *node, shm_toc *toc, void *coordinate)
+{
+	ViewScanState *vss = node->fdw_state;
+	ParallelScanShared *shared = coordinate;
+
+	vss->parallel = shared;
+	if (shared->memory && (!vss->memory || vss->info.load_generation != shared->load_generation))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("continuous view \"%s\" was reloaded while it was read", vss->meta->name),
+				 errdetail("An ingest worker reloaded its state from the checkpoint (it restarted)."),
+				 errhint("Run the query again.")));
+	if (!shared->memory && vss->memory)
+	{
+		groupmap_detach(vss->map);
+		vss->map = NULL;
+		vss->memory = false;
+	}
 }
 
 static void

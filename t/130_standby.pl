@@ -90,6 +90,14 @@ like($err, qr/read-only transaction/, 'inserting into a stream on the standby fa
 is($standby->safe_psql('postgres', 'SELECT n FROM per_k WHERE k = 7'),
 	$primary->safe_psql('postgres', 'SELECT n FROM per_k WHERE k = 7'),
 	'a keyed read on the standby reads the checkpoint');
+# A parallel full scan of the checkpoint: one participant reads it.
+my $par = 'SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;'
+  . ' SET max_parallel_workers_per_gather = 2;';
+like($standby->safe_psql('postgres', "$par EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT sum(n), sum(s) FROM per_k"),
+	qr/Workers Launched: [12].*Parallel Foreign Scan/s, 'the standby reads per_k with a parallel scan');
+is($standby->safe_psql('postgres', "$par SELECT count(*) || ' ' || sum(n) || ' ' || sum(s) FROM per_k"),
+	$primary->safe_psql('postgres', q{SELECT count(DISTINCT k) || ' ' || count(*) || ' ' || sum(v) FROM ev_oracle}),
+	'... which counts every group once');
 
 # Promotion: the workers start and go on from the checkpointed state.
 $primary->stop;
