@@ -313,7 +313,9 @@ reserve_and_apply(Worker *w, WView *view, Pending *pending)
 {
 	if (!streamproc_state_reserve(pending->reserve))
 	{
-		if (view->status != VIEW_SLOT_PAUSED)
+		int64 dedup = streamproc_dedup_memory_used();
+
+		if (view->status != VIEW_SLOT_PAUSED && dedup == 0)
 			ereport(LOG,
 					(errmsg("streamproc worker %d: continuous view \"%s\" paused: state memory budget reached",
 							w->index, view->name),
@@ -321,6 +323,14 @@ reserve_and_apply(Worker *w, WView *view, Pending *pending)
 							   (long long)streamproc_state_memory_used(),
 							   (long long)pending->reserve, streamproc_state_memory),
 					 errhint("Increase \"streamproc.state_memory\" or drop continuous views.  The view's input is kept and processed when memory allows.")));
+		else if (view->status != VIEW_SLOT_PAUSED)
+			ereport(LOG,
+					(errmsg("streamproc worker %d: continuous view \"%s\" paused: state memory budget reached",
+							w->index, view->name),
+					 errdetail("Continuous views use %lld bytes of shared memory (%lld of them for the keys of streams with dedup_key), a batch of this view needs up to %lld more, and \"streamproc.state_memory\" is %d kB.",
+							   (long long)streamproc_state_memory_used(), (long long)dedup,
+							   (long long)pending->reserve, streamproc_state_memory),
+					 errhint("Increase \"streamproc.state_memory\", shorten the dedup_window of streams with dedup_key, or drop continuous views.  The view's input is kept and processed when memory allows.")));
 		view->status = VIEW_SLOT_PAUSED;
 		view->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
 		if (view->vs)

@@ -83,7 +83,8 @@
  * per server start under its load_lock, which the other workers wait on.
  * The set's partitions have the group map's locks: a claim is looked up
  * and changed with its partition locked exclusively, so two workers cannot
- * both claim a key.  duplicates, max_time and holders are atomics.  A
+ * both claim a key.  duplicates, max_time, holders and listers are
+ * atomics; an attachment writes only its own slot of listers.  A
  * freed entry keeps its (emptied) map for the next stream, and its
  * generation changes, which the workers that still hold it notice.
  *
@@ -99,6 +100,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "port/pg_bswap.h"
 #include "storage/itemptr.h"
 #include "utils/tuplestore.h"
 #include "storage/lwlock.h"
@@ -110,7 +112,6 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
-#include "port/pg_bswap.h"
 
 #include "dedup.h"
 #include "groupkey.h"
@@ -1188,6 +1189,34 @@ dedup_committed(DedupStream *ds)
 		initStringInfo(&ds->touched);
 		MemoryContextSwitchTo(old);
 	}
+}
+
+/*
+ * streamproc_dedup_memory_used
+ *		The shared memory the sets of keys of every database take (they
+ *		count in streamproc.state_memory), for the budget's messages.
+ */
+int64
+streamproc_dedup_memory_used(void)
+{
+	int64 total = 0;
+	int i;
+
+	register_tranche();
+	LWLockAcquire(registry->lock, LW_SHARED);
+	for (i = 0; i < registry->nentries; i++)
+	{
+		DedupShared *e = &registry->entries[i];
+		GroupMap *map;
+
+		if (!OidIsValid(e->stream) || !DsaPointerIsValid(e->map))
+			continue;
+		map = streamproc_state_map_at(e->map);
+		total += groupmap_bytes(map);
+		groupmap_detach(map);
+	}
+	LWLockRelease(registry->lock);
+	return total;
 }
 
 /*

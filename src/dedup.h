@@ -33,6 +33,7 @@ typedef struct DedupStream DedupStream;
 /* Shared memory. */
 extern Size streamproc_dedup_shmem_size(void);
 extern void streamproc_dedup_shmem_init(void);
+extern int64 streamproc_dedup_memory_used(void);
 
 /*
  * Ingest workers.  dedup_open() attaches to the stream's shared set of

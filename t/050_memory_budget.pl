@@ -95,5 +95,36 @@ is($node->safe_psql('postgres', q{
 	          EXCEPT ALL SELECT * FROM per_v) b)}),
 	'0 0', 'the other view counted every event once');
 
+# The keys of a stream with dedup_key count in the same budget and are
+# never refused: at the budget its views pause, and the messages say how
+# much the keys take and that dedup_window is a way out.
+my $used = $node->safe_psql('postgres', 'SELECT sum(memory_bytes) FROM streamproc.stat_views');
+my $budget_kb = int($used / 1024) + 4096;
+$node->safe_psql('postgres', "ALTER SYSTEM SET streamproc.state_memory = '${budget_kb}kB'");
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+$node->safe_psql('postgres', q{
+CREATE FOREIGN TABLE dd (id int) SERVER streamproc OPTIONS (dedup_key 'id');
+CREATE VIEW dd_n WITH (continuous) AS SELECT id % 10 AS r, count(*) AS n FROM dd GROUP BY 1;
+});
+my $from = -s $node->logfile;
+$node->safe_psql('postgres', 'INSERT INTO dd SELECT g FROM generate_series(1, 100000) g');
+ok( $node->poll_query_until('postgres',
+		"SELECT state = 'paused' FROM streamproc.stat_views WHERE view = 'dd_n'::regclass"),
+	'a view of a stream whose keys fill the budget pauses');
+cmp_ok($node->safe_psql('postgres', q{SELECT dedup_memory_bytes FROM streamproc.stat_streams WHERE stream = 'dd'::regclass}),
+	'>', 4096 * 1024, 'the keys are held beyond the budget (never refused)');
+like(slurp_file($node->logfile, $from),
+	qr/DETAIL:  Continuous views use \d+ bytes of shared memory \(\d+ of them for the keys of streams with dedup_key\)/,
+	'the server log says how much of the budget the keys take');
+($ret, $stdout, $stderr) = $node->psql('postgres', "SELECT streamproc.sync('2s')");
+like($stderr, qr/continuous view "dd_n" cannot catch up: the state memory budget is reached/,
+	'sync() fails at once');
+like($stderr, qr/HINT:  Increase "streamproc\.state_memory", shorten the dedup_window of streams with dedup_key, or drop continuous views\./,
+	'... and names dedup_window among the ways out');
+$node->safe_psql('postgres', "ALTER SYSTEM SET streamproc.state_memory = '256MB'");
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+$node->safe_psql('postgres', "SELECT streamproc.sync('60s')");
+is($node->safe_psql('postgres', 'SELECT sum(n) FROM dd_n'), '100000', 'with the budget raised the view counts every event');
+
 $node->stop;
 done_testing();
