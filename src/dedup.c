@@ -468,8 +468,10 @@ load_claims(DedupStream *ds, DedupShared *e)
 				groupmap_lock_partition(ds->map, GROUPMAP_PARTITION(hash));
 				resetStringInfo(&ds->buf);
 				if (!groupmap_get_slot_locked(ds->map, hash, entry.key, entry.keylen, CLAIM_SLOT,
-											  &ds->buf, NULL) ||
-					((DedupClaim *)ds->buf.data)->time < claim.time)
+											  &ds->buf, NULL))
+					(void)groupmap_put_new(ds->map, hash, entry.key, entry.keylen, CLAIM_SLOT,
+										   (const char *)&claim, sizeof(DedupClaim));
+				else if (((DedupClaim *)ds->buf.data)->time < claim.time)
 					put_claim(ds->map, hash, entry.key, entry.keylen, &claim);
 				groupmap_unlock_partition(ds->map, GROUPMAP_PARTITION(hash));
 			}
@@ -549,8 +551,15 @@ dedup_open(Oid stream, TupleDesc desc, List *columns, AttrNumber time_column,
 	LWLockAcquire(&e->load_lock, LW_EXCLUSIVE);
 	if (!e->loaded)
 	{
+		TimestampTz start = GetCurrentTimestamp();
+
 		load_claims(ds, e);
 		e->loaded = true;
+		/* Loads cost O(keys): say when they happen, as view loads do. */
+		ereport(LOG,
+				(errmsg("streamproc worker %d loaded %lld claimed keys of stream \"%s\" in %ld ms",
+						worker, (long long)groupmap_groups(ds->map), get_rel_name(stream),
+						(long)(TimestampDifferenceMilliseconds(start, GetCurrentTimestamp())))));
 	}
 	LWLockRelease(&e->load_lock);
 	return ds;
