@@ -612,15 +612,16 @@ dedup_close(DedupStream *ds)
 void
 dedup_forget_dropped(List *open)
 {
-	Oid candidates[64];
-	uint64 generations[64];
-	int entries[64];
+	int nentries = registry->nentries;
+	Oid *candidates = palloc(sizeof(Oid) * nentries);
+	uint64 *generations = palloc(sizeof(uint64) * nentries);
+	int *entries = palloc(sizeof(int) * nentries);
 	int n = 0;
 	int i;
 
 	/* Entries of ours that nobody here has open; the catalog is read unlocked. */
 	LWLockAcquire(registry->lock, LW_SHARED);
-	for (i = 0; i < registry->nentries && n < 64; i++)
+	for (i = 0; i < nentries; i++)
 	{
 		DedupShared *e = &registry->entries[i];
 		bool keep = false;
@@ -656,6 +657,9 @@ dedup_forget_dropped(List *open)
 		}
 		LWLockRelease(registry->lock);
 	}
+	pfree(candidates);
+	pfree(generations);
+	pfree(entries);
 }
 
 /*
