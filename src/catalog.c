@@ -300,7 +300,8 @@ clean_dropped(void)
  */
 
 static WShard *
-shard_create(Worker *w, WStream *stream, const StreamprocStream *def, int k, bool owned)
+shard_create(Worker *w, WStream *stream, const StreamprocStream *def,
+			 const StreamOptions *opts, int k, bool owned)
 {
 	WShard *shard = palloc0(sizeof(WShard));
 	const char *pred = "pg_catalog.pg_visible_in_snapshot(l.\"$xid\", $1)"
@@ -330,7 +331,6 @@ shard_create(Worker *w, WStream *stream, const StreamprocStream *def, int k, boo
 		const char *ev = quote_identifier(NameStr(TupleDescAttr(stream->desc, stream->event_time - 1)->attname));
 		StringInfoData cols;
 		Oid late_types[6] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID, INT2OID, TIDOID, TIDOID, TIMESTAMPTZOID};
-		StreamOptions opts;
 		int j;
 
 		shard->count_plan = worker_prepare(psprintf("SELECT count(*), min(l.%s), max(l.%s),"
@@ -343,8 +343,7 @@ shard_create(Worker *w, WStream *stream, const StreamprocStream *def, int k, boo
 			if (!TupleDescAttr(stream->desc, j)->attisdropped)
 				appendStringInfo(&cols, ", l.%s",
 								 quote_identifier(NameStr(TupleDescAttr(stream->desc, j)->attname)));
-		(void)streamproc_stream_options(stream->streamid, &opts);
-		if (opts.dedup_key == NULL)
+		if (opts->dedup_key == NULL)
 			shard->late_rows_plan = worker_prepare(psprintf("SELECT l.ctid, (pg_catalog.to_jsonb(l) - '$xid' - '$shard')::text%s"
 															" FROM %s l WHERE %s AND (l.%s < $6 OR l.%s IS NULL)"
 															" ORDER BY l.ctid",
@@ -362,7 +361,7 @@ shard_create(Worker *w, WStream *stream, const StreamprocStream *def, int k, boo
 															" FROM %s l WHERE %s AND (l.%s < $6 OR l.%s IS NULL) OFFSET 0) l"
 															" WHERE %s ORDER BY l.\"$ctid\"",
 															cols.data, shard->logname, pred, ev, ev,
-															streamproc_dedup_call_sql(&opts, "l")),
+															streamproc_dedup_call_sql(opts, "l")),
 												   6, late_types);
 		}
 	}
@@ -430,7 +429,7 @@ stream_create(Worker *w, const StreamprocStream *def)
 		bool owned = ((def->stream + k) % (Oid)streamproc_workers) == (Oid)w->index;
 
 		if (owned || base == w->index)
-			s->shards = lappend(s->shards, shard_create(w, s, def, k, owned));
+			s->shards = lappend(s->shards, shard_create(w, s, def, &opts, k, owned));
 	}
 
 	/* dedup_key: the shared set of keys, and where our log queries read. */

@@ -878,16 +878,18 @@ report_failed_view(Oid viewid)
 {
 	ViewStateInfo info;
 	char *name = get_rel_name(viewid);
+	int64 dedup;
 
 	(void)streamproc_state_info(MyDatabaseId, viewid, &info);
-	if (info.status == VIEW_SLOT_PAUSED && streamproc_dedup_memory_used() > 0)
+	dedup = info.status == VIEW_SLOT_PAUSED ? streamproc_dedup_memory_used() : 0;
+	if (info.status == VIEW_SLOT_PAUSED && dedup > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("continuous view \"%s\" cannot catch up: the state memory budget is reached",
 						name ? name : "?"),
 				 errdetail("Continuous views use %lld bytes of shared memory (%lld of them for the keys of streams with dedup_key); \"streamproc.state_memory\" is %d kB.",
-						   (long long)streamproc_state_memory_used(),
-						   (long long)streamproc_dedup_memory_used(), streamproc_state_memory),
+						   (long long)streamproc_state_memory_used(), (long long)dedup,
+						   streamproc_state_memory),
 				 errhint("Increase \"streamproc.state_memory\", shorten the dedup_window of streams with dedup_key, or drop continuous views.  Its input is kept and processed when memory allows.")));
 	if (info.status == VIEW_SLOT_PAUSED)
 		ereport(ERROR,

@@ -1813,16 +1813,12 @@ viewscan_InitializeDSMForeignScan(ForeignScanState *node, ParallelContext *pcxt,
 	vss->parallel = shared;
 }
 
+/* A rescan: the leader decided again (start_scan()); the same as at first. */
 static void
 viewscan_ReInitializeDSMForeignScan(ForeignScanState *node, ParallelContext *pcxt,
 									void *coordinate)
 {
-	ViewScanState *vss = node->fdw_state;
-	ParallelScanShared *shared = coordinate;
-
-	pg_atomic_write_u32(&shared->next_partition, 0);
-	shared->memory = vss->memory;
-	shared->load_generation = vss->info.load_generation;
+	viewscan_InitializeDSMForeignScan(node, pcxt, coordinate);
 }
 
 /*
