@@ -65,7 +65,8 @@
  * is stopped in any worker (holders): when it catches up it must find the
  * claims the other views found.
  *
- * Runs.  A run is a sequence of entries, in network byte order so that
+ * Runs.  Not statestore.c's run format (varints, key and packed state):
+ * a claims run is a sequence of entries in network byte order, so that
  * SQL can read and write them too (the update from 0.3, restores): uint32
  * key length, the key (groupkey.c's encoding of the key columns), the
  * claim's DedupId (17 bytes), int64 time (a timestamptz).
@@ -371,7 +372,7 @@ note_time(DedupShared *e, TimestampTz t)
  * that does not parse is an error: the table was changed by hand.
  */
 static bool
-run_next(const char *data, uint32 len, uint32 *pos, RunEntry *entry)
+claims_run_next(const char *data, uint32 len, uint32 *pos, RunEntry *entry)
 {
 	uint32 keylen;
 	uint64 time;
@@ -403,7 +404,7 @@ corrupt:
 
 /* Append an entry to a run being written. */
 static void
-run_append(StringInfo run, const char *key, uint32 keylen, const DedupClaim *claim)
+claims_run_append(StringInfo run, const char *key, uint32 keylen, const DedupClaim *claim)
 {
 	uint32 n = pg_hton32(keylen);
 	uint64 t = pg_hton64((uint64)claim->time);
@@ -455,7 +456,7 @@ load_claims(DedupStream *ds, DedupShared *e)
 			uint32 pos = 0;
 			RunEntry entry;
 
-			while (run_next(VARDATA_ANY(data), len, &pos, &entry))
+			while (claims_run_next(VARDATA_ANY(data), len, &pos, &entry))
 			{
 				DedupClaim claim;
 				uint32 hash = groupmap_hash(entry.key, entry.keylen);
@@ -1154,7 +1155,7 @@ dedup_checkpoint(DedupStream *ds, bool hold)
 			min_ts = DT_NOEND;
 			max_ts = DT_NOBEGIN;
 		}
-		run_append(&run, key, keylen, &claim);
+		claims_run_append(&run, key, keylen, &claim);
 		entries++;
 		min_ts = Min(min_ts, claim.time);
 		max_ts = Max(max_ts, claim.time);
@@ -1288,7 +1289,7 @@ streamproc_dedup_run_entries(PG_FUNCTION_ARGS)
 	RunEntry entry;
 
 	InitMaterializedSRF(fcinfo, 0);
-	while (run_next(VARDATA_ANY(data), len, &pos, &entry))
+	while (claims_run_next(VARDATA_ANY(data), len, &pos, &entry))
 	{
 		Datum values[4];
 		bool nulls[4] = {false, false, false, false};
