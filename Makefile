@@ -15,6 +15,7 @@ OBJS = \
 	src/combine.o \
 	src/dedup.o \
 	src/errors.o \
+	src/feed.o \
 	src/groupkey.o \
 	src/groupmap.o \
 	src/guc.o \
@@ -39,7 +40,7 @@ OBJS = \
 	src/worker.o
 
 EXTENSION = streamproc
-DATA = streamproc--0.1.sql streamproc--0.1--0.2.sql streamproc--0.2--0.3.sql streamproc--0.3--0.4.sql
+DATA = streamproc--0.1.sql streamproc--0.1--0.2.sql streamproc--0.2--0.3.sql streamproc--0.3--0.4.sql streamproc--0.4--0.5.sql
 PGFILEDESC = "streamproc - stream processing inside PostgreSQL"
 
 PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags rdkafka)

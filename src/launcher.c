@@ -69,6 +69,7 @@
 #include "utils/tuplestore.h"
 
 #include "dedup.h"
+#include "feed.h"
 #include "launcher.h"
 #include "state.h"
 #include "streamproc.h"
@@ -924,6 +925,7 @@ streamproc_sync(PG_FUNCTION_ARGS)
 	bool paused = false;
 	Oid failed_view = InvalidOid;
 	TimestampTz last_request = GetCurrentTimestamp(); /* let new workers start */
+	int chain_rounds;
 
 	streamproc_check_preloaded();
 
@@ -948,6 +950,7 @@ streamproc_sync(PG_FUNCTION_ARGS)
 				 errmsg("timeout must be positive")));
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 
+	chain_rounds = streamproc_feed_depth();
 	generation = pg_atomic_add_fetch_u64(&worker_shared->sync_generation, 1);
 	streamproc_wake_workers(MyDatabaseId);
 
@@ -982,9 +985,13 @@ streamproc_sync(PG_FUNCTION_ARGS)
 			/*
 			 * One worker's events may have moved a watermark that closes
 			 * another worker's windows: then another round, in which they
-			 * close them.
+			 * close them.  Views over views: a round's checkpoints write
+			 * rows into the feeds of the views downstream (feed.c), which
+			 * the next round merges; one round more per feed of the
+			 * longest chain.
 			 */
-			if (streamproc_state_windows_settled(MyDatabaseId, streamproc_workers))
+			if (streamproc_state_windows_settled(MyDatabaseId, streamproc_workers) &&
+				chain_rounds-- <= 0)
 				break;
 			generation = pg_atomic_add_fetch_u64(&worker_shared->sync_generation, 1);
 			streamproc_wake_workers(MyDatabaseId);

@@ -151,6 +151,7 @@
 #include "utils/varlena.h"
 #include "utils/xid8.h"
 
+#include "feed.h"
 #include "launcher.h"
 #include "source.h"
 #include "stream.h"
@@ -353,7 +354,6 @@ static void internal_begin(InternalContext *ic, Oid userid);
 static void internal_end(InternalContext *ic);
 static void exec_internal(Oid userid, const char *sql, int nargs,
 						  Oid *argtypes, Datum *values);
-static char *column_type_sql(const StreamColumn *col);
 
 /*
  * streamproc_stream_init
@@ -479,6 +479,8 @@ parse_options(List *options, StreamOptions *opts)
 			opts->dedup_window = interval_option(def, false);
 			opts->dedup_window_set = true;
 		}
+		else if (strcmp(def->defname, STREAMPROC_FEED_OPTION) == 0)
+			opts->upstream_rows = pstrdup(defGetString(def));
 	}
 }
 
@@ -530,7 +532,8 @@ streamproc_fdw_validator(PG_FUNCTION_ARGS)
 					 strcmp(def->defname, "watermark_delay") == 0 ||
 					 strcmp(def->defname, "idle_timeout") == 0 ||
 					 strcmp(def->defname, "dedup_key") == 0 ||
-					 strcmp(def->defname, "dedup_window") == 0;
+					 strcmp(def->defname, "dedup_window") == 0 ||
+					 strcmp(def->defname, STREAMPROC_FEED_OPTION) == 0;
 
 		if (!known || catalog != ForeignTableRelationId)
 			ereport(ERROR,
@@ -543,6 +546,16 @@ streamproc_fdw_validator(PG_FUNCTION_ARGS)
 							: catalog == UserMappingRelationId   ? "streamproc user mappings"
 																 : "the streamproc foreign-data wrapper"),
 					 errhint("Streams take the options event_time, watermark_delay, idle_timeout, dedup_key and dedup_window.")));
+
+		/* Only feed.c makes feeds (and a restore brings them back). */
+		if (strcmp(def->defname, STREAMPROC_FEED_OPTION) == 0 &&
+			!streamproc_feed_creating && !streamproc_database_restoring() &&
+			!IsBinaryUpgrade)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("option \"%s\" is set only by streamproc", def->defname),
+					 errdetail("It marks the stream that feeds a continuous view from another continuous view."),
+					 errhint("Create a continuous view that reads the other view in FROM.  To restore a dump, run SELECT streamproc.pre_restore() first.")));
 	}
 	/* The values. */
 	{
@@ -730,6 +743,14 @@ begin_insert(ResultRelInfo *rinfo, bool bulk)
 	StreamInsertState *st;
 	StreamLogCacheEntry *entry;
 	int i;
+
+	/* A feed holds its upstream's rows: only its upstream writes it. */
+	if (!streamproc_feeding && streamproc_is_feed(RelationGetRelid(stream)))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot insert into stream \"%s\"", RelationGetRelationName(stream)),
+				 errdetail("It feeds a continuous view the rows of another continuous view, and only that view writes it."),
+				 errhint("Insert into the stream of the upstream view.")));
 
 	entry = stream_log_entry(RelationGetRelid(stream));
 	st = palloc0(sizeof(StreamInsertState));
@@ -1356,27 +1377,26 @@ exec_internal(Oid userid, const char *sql, int nargs, Oid *argtypes,
 }
 
 /*
- * column_type_sql
- *		"type [COLLATE collation]" of a column, fully qualified.
+ * streamproc_column_type_sql
+ *		"type [COLLATE collation]" of a column, fully qualified: see stream.h.
  */
-static char *
-column_type_sql(const StreamColumn *col)
+char *
+streamproc_column_type_sql(Oid typid, int32 typmod, Oid collid)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf,
-						   format_type_extended(col->typid, col->typmod,
+						   format_type_extended(typid, typmod,
 												FORMAT_TYPE_TYPEMOD_GIVEN |
 													FORMAT_TYPE_FORCE_QUALIFY));
-	if (OidIsValid(col->collid))
+	if (OidIsValid(collid))
 	{
-		HeapTuple tup = SearchSysCache1(COLLOID,
-										ObjectIdGetDatum(col->collid));
+		HeapTuple tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(collid));
 		Form_pg_collation coll;
 
 		if (!HeapTupleIsValid(tup))
-			elog(ERROR, "cache lookup failed for collation %u", col->collid);
+			elog(ERROR, "cache lookup failed for collation %u", collid);
 		coll = (Form_pg_collation)GETSTRUCT(tup);
 		appendStringInfo(&buf, " COLLATE %s",
 						 quote_qualified_identifier(
@@ -1638,7 +1658,7 @@ create_stream_log(Oid relid)
 	for (i = 0; i < shape->ncols; i++)
 		appendStringInfo(&sql, "%s %s, ",
 						 quote_identifier(NameStr(shape->cols[i].name)),
-						 column_type_sql(&shape->cols[i]));
+						 streamproc_column_type_sql(shape->cols[i].typid, shape->cols[i].typmod, shape->cols[i].collid));
 	appendStringInfo(&sql, "%s pg_catalog.xid8 NOT NULL, %s pg_catalog.int2 NOT NULL)"
 						   " PARTITION BY LIST (%s)",
 					 quote_identifier(STREAM_XID_COLUMN), quote_identifier(STREAM_SHARD_COLUMN),
@@ -1817,7 +1837,7 @@ sync_log(StreamShape *before, StreamShape *after)
 			appendStringInfo(&alter, "%sADD COLUMN %s %s",
 							 alter.len ? ", " : "",
 							 quote_identifier(NameStr(a->name)),
-							 column_type_sql(a));
+							 streamproc_column_type_sql(a->typid, a->typmod, a->collid));
 			continue;
 		}
 		if (strcmp(NameStr(a->name), NameStr(b->name)) != 0)
@@ -1838,7 +1858,7 @@ sync_log(StreamShape *before, StreamShape *after)
 
 			appendStringInfo(&alter, "%sALTER COLUMN %s TYPE %s USING %s::%s",
 							 alter.len ? ", " : "", qname,
-							 column_type_sql(a), qname,
+							 streamproc_column_type_sql(a->typid, a->typmod, a->collid), qname,
 							 format_type_extended(a->typid, a->typmod,
 												  FORMAT_TYPE_TYPEMOD_GIVEN |
 													  FORMAT_TYPE_FORCE_QUALIFY));

@@ -103,9 +103,13 @@ typedef struct StreamOptions
 	List *dedup_columns;
 	int64 dedup_window;
 	bool dedup_window_set;
+	char *upstream_rows; /* a feed (feed.c): the rows table it is fed from */
 } StreamOptions;
 
 /* false (and the defaults) when relid is not a foreign table. */
 extern bool streamproc_stream_options(Oid relid, StreamOptions *opts);
+
+/* "type [COLLATE collation]" of a column, every name qualified. */
+extern char *streamproc_column_type_sql(Oid typid, int32 typmod, Oid collid);
 
 #endif /* STREAMPROC_STREAM_H */

@@ -126,6 +126,7 @@
 
 #include "aggregates.h"
 #include "dedup.h"
+#include "feed.h"
 #include "stream.h"
 #include "streamproc.h"
 #include "view.h"
@@ -358,6 +359,8 @@ view_process_utility(PlannedStmt *pstmt, const char *queryString,
 	{
 		Oid relid = RangeVarGetRelid(((AlterObjectSchemaStmt *)parsetree)->relation, NoLock, true);
 
+		if (OidIsValid(relid))
+			check_internal_table(relid);
 		if (OidIsValid(relid) && streamproc_is_continuous_view(relid))
 			renamed_view = true;
 	}
@@ -383,6 +386,9 @@ view_process_utility(PlannedStmt *pstmt, const char *queryString,
 		if (view && OidIsValid(view->groups_table))
 			ATExecChangeOwner(view->groups_table, new_owner, true,
 							  AccessExclusiveLock);
+		/* ... and so does its feed, whose log its queries read. */
+		if (view && streamproc_is_feed(view->stream))
+			streamproc_feed_set_owner(view->stream, new_owner);
 		/* The workers run its queries as the owner: they reload it. */
 		if (view)
 			streamproc_catalog_changed();
@@ -480,6 +486,9 @@ check_internal_table(Oid relid)
 {
 	Oid view;
 
+	/* feed.c moves a feed to the new owner of its view. */
+	if (streamproc_feed_creating)
+		return;
 	if (get_rel_namespace(relid) != get_namespace_oid(STREAMPROC_SCHEMA, true))
 		return;
 	view = owning_view(relid);
@@ -574,6 +583,10 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 	Oid groups_table = InvalidOid;
 	Oid late_table = InvalidOid;
 	List *window_options;
+	Query *original;
+	Oid upstream;
+	Index upstream_rti = 0;
+	Oid feed = InvalidOid;
 
 	if (!OidIsValid(get_extension_oid("streamproc", true)))
 		ereport(ERROR,
@@ -636,6 +649,23 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 	raw->stmt_location = -1;
 	raw->stmt_len = 0;
 	query = parse_analyze_fixedparams(raw, queryString, NULL, 0, NULL);
+
+	/*
+	 * A view over a continuous view reads its feed (feed.c), a stream made
+	 * for it, in its place; what the user wrote stays its definition.
+	 */
+	original = query;
+	upstream = streamproc_feed_upstream(query, &upstream_rti);
+	if (OidIsValid(upstream))
+	{
+		RangeTblEntry *rte = rt_fetch(upstream_rti, query->rtable);
+
+		(void)ExecCheckRTPerms(query->rtable, true);
+		original = copyObject(query);
+		feed = streamproc_feed_create(upstream);
+		rte->relid = feed;
+		rte->relkind = RELKIND_FOREIGN_TABLE;
+	}
 	window_options = take_window_options(options, &options);
 	check_query(query, &shape);
 	check_window(&shape, window_options);
@@ -669,7 +699,7 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 	batch_query = build_batch_query(&shape, INPUT_LOG_BATCH);
 	event_query = build_batch_query(&shape, INPUT_LOG_EVENT);
 	source_query = build_batch_query(&shape, INPUT_SOURCE);
-	definition = pg_get_querydef(query, false);
+	definition = pg_get_querydef(original, false);
 
 	if (shape.kind == STREAMPROC_VIEW_AGGREGATING)
 	{
@@ -716,9 +746,11 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 	AtEOXact_GUC(true, nestlevel);
 
 	/* 5. Dependencies on everything the query uses, and the catalog row. */
-	recordDependencyOnExpr(&view, (Node *)query, NIL, DEPENDENCY_NORMAL);
+	recordDependencyOnExpr(&view, (Node *)original, NIL, DEPENDENCY_NORMAL);
 	insert_catalog_row(&shape, view.objectId, rows_table, groups_table, batch_query,
 					   event_query, source_query, definition, late_table);
+	if (OidIsValid(feed))
+		streamproc_feed_attach(feed, view.objectId, upstream);
 	insert_positions(view.objectId, shape.stream);
 	streamproc_catalog_changed();
 }
@@ -2317,7 +2349,9 @@ insert_positions(Oid viewid, Oid stream)
 {
 	Snapshot snap = GetLatestSnapshot();
 	StringInfoData text;
-	uint64 *xips = palloc(sizeof(uint64) * Max(snap->xcnt, 1));
+	uint64 *xips = palloc(sizeof(uint64) * (snap->xcnt + 1));
+	FullTransactionId own;
+	int xcnt;
 	Oid nsp = get_namespace_oid(STREAMPROC_SCHEMA, false);
 	Relation rel;
 	int nshards = streamproc_stream_shards(stream);
@@ -2329,8 +2363,19 @@ insert_positions(Oid viewid, Oid stream)
 					 full_xid(snap->xmin), full_xid(snap->xmax));
 	for (i = 0; i < snap->xcnt; i++)
 		xips[i] = full_xid(snap->xip[i]);
-	qsort(xips, snap->xcnt, sizeof(uint64), uint64_cmp);
-	for (i = 0; i < snap->xcnt; i++)
+	xcnt = snap->xcnt;
+
+	/*
+	 * Our own transaction counts as in progress (a snapshot leaves it out of
+	 * its list): what it inserts into the stream after CREATE VIEW, such as
+	 * the backfill of a feed (feed.c), is the view's first batch.
+	 */
+	own = GetTopFullTransactionIdIfAny();
+	if (FullTransactionIdIsValid(own) &&
+		U64FromFullTransactionId(own) < full_xid(snap->xmax))
+		xips[xcnt++] = U64FromFullTransactionId(own);
+	qsort(xips, xcnt, sizeof(uint64), uint64_cmp);
+	for (i = 0; i < xcnt; i++)
 		if (i == 0 || xips[i] != xips[i - 1])
 			appendStringInfo(&text, "%s" UINT64_FORMAT, i > 0 ? "," : "", xips[i]);
 
@@ -2584,6 +2629,7 @@ streamproc_view_link(Oid viewid)
 	AtEOXact_GUC(true, nestlevel);
 	recordDependencyOnExpr(&addr, (Node *)query, NIL, DEPENDENCY_NORMAL);
 	relink_agg_argtypes(view, query);
+	streamproc_feed_link(viewid, view->stream);
 }
 
 /*

@@ -1,5 +1,6 @@
 # Exactly-once across crashes: while a million events are inserted into a
-# stream in many transactions, SIGKILL an ingest worker five times (each
+# stream in many transactions (and views over views, three deep, follow
+# it; one is created mid-stream), SIGKILL an ingest worker five times (each
 # time the postmaster reinitializes shared memory and the workers recover
 # from their checkpoints) and restart the server once in immediate mode.
 # Afterwards every view equals the batch oracle: a plain table filled in the
@@ -38,6 +39,13 @@ CREATE VIEW totals WITH (continuous) AS
     SELECT count(*) AS n, sum(amount) AS total FROM clicks;
 CREATE VIEW big_clicks WITH (continuous) AS
     SELECT user_id, url, amount FROM clicks WHERE amount >= 9.99;
+-- Views over views (feed.c), three deep; mid_per_url is created mid-stream.
+CREATE VIEW mid_clicks WITH (continuous) AS
+    SELECT user_id, url, amount FROM clicks WHERE amount >= 9;
+CREATE VIEW mid_even WITH (continuous) AS
+    SELECT user_id, url, amount * 2 AS doubled FROM mid_clicks WHERE user_id % 2 = 0;
+CREATE VIEW even_per_user WITH (continuous) AS
+    SELECT user_id, count(*) AS n, sum(doubled) AS total FROM mid_even GROUP BY user_id;
 });
 
 # The inserter: one transaction per chunk writes the same rows to the
@@ -81,6 +89,21 @@ for my $round (1 .. 5)
 		"SELECT pid FROM streamproc.stat_workers WHERE pid IS NOT NULL ORDER BY random() LIMIT 1");
 	ok($pid =~ /^\d+$/, "found a worker to kill in round $round");
 	$kills++ if kill('KILL', $pid);
+	# A view over a view created while events and kills go on: it counts
+	# what its upstream had (backfill) and everything after, once.
+	if ($round == 1)
+	{
+		my $created = 0;
+		for my $try (1 .. 100)
+		{
+			my ($r, $o, $e) = $node->psql('postgres',
+				'CREATE VIEW mid_per_url WITH (continuous) AS'
+				  . ' SELECT url, count(*) AS n, sum(amount) AS total FROM mid_clicks GROUP BY url');
+			$created = 1, last if $r == 0;
+			select(undef, undef, undef, 0.2);
+		}
+		ok($created, 'created a view over a view while ingesting, after a SIGKILL');
+	}
 	# The postmaster notices, reinitializes and starts over.  While it
 	# does, psql can exit before reading its query (connection refused),
 	# which IPC::Run reports as a broken pipe: retry those.
@@ -116,7 +139,15 @@ my %checks = (
 	totals => [ 'SELECT * FROM totals',
 		'SELECT count(*), sum(amount) FROM clicks_oracle' ],
 	big_clicks => [ 'SELECT * FROM big_clicks',
-		'SELECT user_id, url, amount FROM clicks_oracle WHERE amount >= 9.99' ]);
+		'SELECT user_id, url, amount FROM clicks_oracle WHERE amount >= 9.99' ],
+	mid_clicks => [ 'SELECT * FROM mid_clicks',
+		'SELECT user_id, url, amount FROM clicks_oracle WHERE amount >= 9' ],
+	mid_even => [ 'SELECT * FROM mid_even',
+		'SELECT user_id, url, amount * 2 FROM clicks_oracle WHERE amount >= 9 AND user_id % 2 = 0' ],
+	even_per_user => [ 'SELECT * FROM even_per_user',
+		'SELECT user_id, count(*), sum(amount * 2) FROM clicks_oracle WHERE amount >= 9 AND user_id % 2 = 0 GROUP BY user_id' ],
+	mid_per_url => [ 'SELECT * FROM mid_per_url',
+		'SELECT url, count(*), sum(amount) FROM clicks_oracle WHERE amount >= 9 GROUP BY url' ]);
 
 sub check_views
 {

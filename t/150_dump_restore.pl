@@ -176,6 +176,13 @@ my %ORACLE = (
 	# an enum: group keys and a max() over it, by oid in the catalog
 	per_mood => [ 'SELECT * FROM per_mood', q{SELECT ((ARRAY['low', 'mid', 'high'])[k % 3 + 1])::mood AS m, count(*) AS n, max(((ARRAY['low', 'mid', 'high'])[abs(v) % 3 + 1])::mood) AS top FROM ev_oracle GROUP BY 1} ],
 	kper => [ 'SELECT * FROM kper', undef ],
+	# views over views (feed.c): an aggregate and an append view over big,
+	# and an aggregate over that one
+	big_per_r => [ 'SELECT * FROM big_per_r',
+		'SELECT (k / 10) % 7, count(*), sum(v * 2 + k) FROM ev_oracle WHERE v % 10 = 0 GROUP BY 1' ],
+	big_odd => [ 'SELECT * FROM big_odd', 'SELECT k, v * 2 + k FROM ev_oracle WHERE v % 10 = 0 AND (k / 10) % 2 = 1' ],
+	odd_per_k => [ 'SELECT * FROM odd_per_k',
+		'SELECT k, count(*), max(v * 2 + k) FROM ev_oracle WHERE v % 10 = 0 AND (k / 10) % 2 = 1 GROUP BY k' ],
 );
 
 sub check_oracles
@@ -197,7 +204,7 @@ sub check_oracles
 	}
 }
 
-my @ALL = qw(per_k big per_min late_ev per_mood kper);
+my @ALL = qw(per_k big per_min late_ev per_mood kper big_per_r big_odd odd_per_k);
 
 # What must be equal between the source and a copy of it
 my %SAME = (
@@ -206,6 +213,9 @@ my %SAME = (
 	                             FROM streamproc._closed_windows('per_min') ORDER BY 1, 2},
 	'late events'         => q{SELECT k, v, ts, view::text, reason FROM late_ev ORDER BY v},
 	'per_k'               => 'SELECT * FROM per_k ORDER BY k',
+	'odd_per_k'           => 'SELECT * FROM odd_per_k ORDER BY k',
+	'feed triggers'       => q{SELECT regexp_replace(tgrelid::regclass || ' ' || tgname || ' ' || encode(tgargs, 'escape'), '_[0-9]+', '_N', 'g')
+	                             FROM pg_trigger WHERE tgname LIKE 'streamproc\_feed\_%' ORDER BY 1},
 	'kper'                => 'SELECT * FROM kper ORDER BY k',
 	'views in the catalog' => 'SELECT count(*) FROM streamproc.views',
 	'the continuous views' => q{SELECT view::text, stream::text, kind, group_types, aggregates,
@@ -255,6 +265,9 @@ CREATE TABLE ev_oracle (k int, v int, ts timestamptz, b int);
 CREATE VIEW per_k WITH (continuous) AS
     SELECT k, count(*) AS n, sum(v) AS s, avg(v) AS a, min(v) AS lo, max(v) AS hi FROM ev GROUP BY k;
 CREATE VIEW big WITH (continuous) AS SELECT k, v, v * 2 + k AS x, ts FROM ev WHERE v % 10 = 0;
+CREATE VIEW big_per_r WITH (continuous) AS SELECT (k / 10) % 7 AS r, count(*) AS n, sum(x) AS sx FROM big GROUP BY 1;
+CREATE VIEW big_odd WITH (continuous) AS SELECT k, x FROM big WHERE (k / 10) % 2 = 1;
+CREATE VIEW odd_per_k WITH (continuous) AS SELECT k, count(*) AS n, max(x) AS top FROM big_odd GROUP BY k;
 CREATE VIEW per_min WITH (continuous, allowed_lateness = '2 minutes', late_events = 'late_ev') AS
     SELECT w.window_start, w.window_end, k % 10 AS kk, count(*) AS n, sum(v) AS s
       FROM ev, streamproc.tumble(ts, interval '1 minute') AS w
@@ -505,7 +518,7 @@ for my $c (@copies)
 	is($sql->("SELECT count(*) FROM pg_class WHERE oid = $groups OR relname = 'per_mood'"), '0',
 		"$db: DROP TYPE ... CASCADE drops a restored view over the type, and its groups table");
 	is($sql->(q{SELECT string_agg(view::text, ',' ORDER BY view::text) FROM streamproc.views}),
-		'big,kper,per_b,per_min', "$db: per_k left the catalog");
+		'big,big_odd,big_per_r,kper,odd_per_k,per_b,per_min', "$db: per_k left the catalog");
 
 	# The relations of stream ev: its log, its shards, its views' tables
 	my $rels = $sql->(q{

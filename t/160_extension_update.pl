@@ -1,5 +1,5 @@
-# ALTER EXTENSION streamproc UPDATE from 0.1 to the current version (0.4,
-# through 0.2 and 0.3) on a live server.
+# ALTER EXTENSION streamproc UPDATE from 0.1 to the current version (0.5,
+# through 0.2, 0.3 and 0.4) on a live server.
 #
 # One server (streamproc preloaded, two ingest workers, checkpoints every
 # 200 ms) and one devbroker.  The extension is created at version 0.1 with
@@ -17,13 +17,13 @@
 #     update starts, then during it, until 20 of them have committed after
 #     it), and while the workers consume Kafka messages produced just
 #     before;
-#  3. at 0.4 (pre_restore() and post_restore() exist): more events; every
+#  3. at 0.5 (pre_restore() and post_restore() exist): more events; every
 #     view equals its oracle exactly (nothing lost or counted twice across
 #     the update);
-#  4. ALTER EXTENSION ... UPDATE at 0.4 is a no-op;
+#  4. ALTER EXTENSION ... UPDATE at 0.5 is a no-op;
 #  5. after a restart: the views are running and equal their oracles,
 #     before and after more events;
-#  6. CREATE EXTENSION streamproc in another database gives 0.4 with the
+#  6. CREATE EXTENSION streamproc in another database gives 0.5 with the
 #     same objects as the updated one: the columns of
 #     information_schema.columns, the members, constraints, indexes,
 #     functions, views, privileges and pg_extension_config_dump marks.
@@ -274,10 +274,10 @@ note(sprintf('inserting session: 1000 rows before ALTER EXTENSION started, %d wh
 diag("inserting session errors:\n" . join("\n", @ins_errors)) if @ins_errors;
 
 # ---------------------------------------------------------------------
-# 3. At 0.4
+# 3. At 0.5
 # ---------------------------------------------------------------------
-is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.4',
-	'the extension is at 0.4 after the update');
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.5',
+	'the extension is at 0.5 after the update');
 is(sql(q{SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc
           WHERE pronamespace = 'streamproc'::regnamespace AND proname IN ('pre_restore', 'post_restore')}),
 	'post_restore,pre_restore', 'the update adds pre_restore() and post_restore()');
@@ -303,15 +303,15 @@ is(sql(q{SELECT string_agg(DISTINCT state, ',') FROM streamproc.stat_views}), 'r
 	'every view runs after the update');
 
 # ---------------------------------------------------------------------
-# 4. ALTER EXTENSION UPDATE at 0.4
+# 4. ALTER EXTENSION UPDATE at 0.5
 # ---------------------------------------------------------------------
 my $fp_before = sql(q{SELECT count(*) || ' ' || max(objid) FROM pg_depend WHERE refclassid = 'pg_extension'::regclass});
 my ($ret, $out, $err) = $node->psql('postgres', 'ALTER EXTENSION streamproc UPDATE');
-is($ret, 0, 'ALTER EXTENSION streamproc UPDATE at 0.4 succeeds');
-like($err, qr/version "0\.4" of extension "streamproc" is already installed/, '... and says 0.4 is already installed');
-($ret, $out, $err) = $node->psql('postgres', q{ALTER EXTENSION streamproc UPDATE TO '0.4'});
-like($err, qr/already installed/, q{ALTER EXTENSION streamproc UPDATE TO '0.4' too});
-is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.4', 'the extension stays at 0.4');
+is($ret, 0, 'ALTER EXTENSION streamproc UPDATE at 0.5 succeeds');
+like($err, qr/version "0\.5" of extension "streamproc" is already installed/, '... and says 0.5 is already installed');
+($ret, $out, $err) = $node->psql('postgres', q{ALTER EXTENSION streamproc UPDATE TO '0.5'});
+like($err, qr/already installed/, q{ALTER EXTENSION streamproc UPDATE TO '0.5' too});
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.5', 'the extension stays at 0.5');
 is(sql(q{SELECT count(*) || ' ' || max(objid) FROM pg_depend WHERE refclassid = 'pg_extension'::regclass}),
 	$fp_before, 'the no-op update changes no extension member');
 
@@ -340,8 +340,8 @@ is(sql(q{SELECT string_agg(DISTINCT state, ',') FROM streamproc.stat_views}), 'r
 # ---------------------------------------------------------------------
 sql('CREATE DATABASE fresh');
 sql('CREATE EXTENSION streamproc', 'fresh');
-is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}, 'fresh'), '0.4',
-	'CREATE EXTENSION streamproc installs 0.4');
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}, 'fresh'), '0.5',
+	'CREATE EXTENSION streamproc installs 0.5');
 
 my $members = q{
 WITH m AS (SELECT classid, objid, objsubid FROM pg_depend

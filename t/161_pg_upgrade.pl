@@ -1,8 +1,9 @@
 # pg_upgrade of a cluster with streamproc (PostgreSQL 15 to 15, the same
 # binaries), then streamproc.post_restore().
 #
-# Old cluster: streamproc 0.4 (the current version) with a stream (event time), an aggregating
-# view (count, sum, avg, min, max per key, 1000 keys), an append view, a
+# Old cluster: streamproc 0.5 (the current version) with a stream (event time), an aggregating
+# view (count, sum, avg, min, max per key, 1000 keys), an append view and
+# an aggregating view over it (feed.c: its feed, log and trigger), a
 # tumbling windowed view (late events kept in a table; some windows closed)
 # and a Kafka source (devbroker) feeding a stream of its own with an
 # aggregating view.  Events go in through SQL (each transaction also fills
@@ -15,7 +16,7 @@
 #
 # New cluster: initdb with the same settings, pg_upgrade --check, then
 # pg_upgrade.  Started, SELECT streamproc.post_restore(); then:
-#   - the extension is at 0.4; the dependencies equal those of the old
+#   - the extension is at 0.5; the dependencies equal those of the old
 #     cluster (pg_upgrade's schema dump does not carry the ones streamproc
 #     records itself); a second post_restore() changes nothing;
 #   - every view equals its content in the old cluster, and its oracle;
@@ -25,7 +26,8 @@
 #     view continues from the committed offsets (exactly as many messages
 #     as produced in all, offsets at the brokers' end offsets);
 #   - DROP VIEW of the aggregating view removes its groups table, of the
-#     append view its rows table; the stream cannot be dropped while views
+#     append view (CASCADE: the view over it reads it) its rows table, the
+#     view over it, its feed and the trigger; the stream cannot be dropped while views
 #     read it, nor its log alone; DROP FOREIGN TABLE ... CASCADE drops the
 #     windowed view, the log and its shards.
 #
@@ -78,6 +80,7 @@ CREATE VIEW per_k WITH (continuous) AS
     SELECT k, count(*) AS n, sum(v) AS s, avg(amount) AS mean, min(v) AS lo, max(amount) AS hi
       FROM ev GROUP BY k;
 CREATE VIEW big WITH (continuous) AS SELECT k, v, ts FROM ev WHERE v % 7 = 0;
+CREATE VIEW big_per_r WITH (continuous) AS SELECT k % 10 AS r, count(*) AS n, sum(v) AS s FROM big GROUP BY 1;
 CREATE VIEW per_min WITH (continuous, late_events = 'ev_late') AS
     SELECT w.window_start, w.window_end, count(*) AS n, sum(v) AS s, max(amount) AS hi
       FROM ev, streamproc.tumble(ts, interval '1 minute') AS w
@@ -87,8 +90,8 @@ CREATE TABLE kev_oracle (k int, v int);
 CREATE VIEW kper_k WITH (continuous) AS SELECT k, count(*) AS n, sum(v) AS s FROM kev GROUP BY k;
 SELECT streamproc.create_kafka_source('ksrc', 'kev', 'kev', '$bs');
 });
-is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.4',
-	'the old cluster has streamproc 0.4');
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.5',
+	'the old cluster has streamproc 0.5');
 
 # The view's query over the oracle tables.  Windowed: over the events that
 # were not late (they would be in ev_late; none is expected: event time
@@ -97,6 +100,8 @@ is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.
 my %oracle = (
 	per_k => 'SELECT k, count(*), sum(v), avg(amount), min(v), max(amount) FROM ev_oracle GROUP BY k',
 	big   => 'SELECT k, v, ts FROM ev_oracle WHERE v % 7 = 0',
+	# a view over big (feed.c): its feed, log and trigger go through pg_upgrade
+	big_per_r => 'SELECT k % 10, count(*), sum(v) FROM ev_oracle WHERE v % 7 = 0 GROUP BY 1',
 	per_min => q{
 WITH on_time AS (SELECT k, v, amount, ts FROM ev_oracle
                  EXCEPT ALL
@@ -287,8 +292,8 @@ if (!run_pg_upgrade('pg_upgrade --check', '--check') || !run_pg_upgrade('pg_upgr
 # ---------------------------------------------------------------------
 $new->start;
 $node = $new;
-is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.4',
-	'the new cluster has streamproc 0.4');
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.5',
+	'the new cluster has streamproc 0.5');
 note('dependencies missing before post_restore(): '
 	  . sql("SELECT count(*) FROM (TABLE old_deps EXCEPT ALL ($deps_query)) a") . '; extra: '
 	  . sql("SELECT count(*) FROM (($deps_query) EXCEPT ALL TABLE old_deps) a"));
@@ -303,8 +308,8 @@ compare('the dependencies (distinct) are unchanged by a second post_restore()',
 	"SELECT DISTINCT * FROM ($deps_query) d", 'SELECT DISTINCT * FROM old_deps');
 
 ok($new->poll_query_until('postgres', q{
-SELECT count(*) = 4 AND bool_and(state = 'running') FROM streamproc.stat_views}),
-	'the four views are running in the new cluster')
+SELECT count(*) = 5 AND bool_and(state = 'running') FROM streamproc.stat_views}),
+	'the five views are running in the new cluster')
   or diag(sql('SELECT view, state, last_error FROM streamproc.stat_views'));
 
 for my $view (sort keys %old_rows)
@@ -353,8 +358,14 @@ like($err, qr/requires it/, '... it belongs to its view') or diag($err);
 sql('DROP VIEW per_k');
 is(sql("SELECT to_regclass('$groups_per_k') IS NULL"), 't', "DROP VIEW per_k removes its groups table $groups_per_k");
 is(sql(q{SELECT count(*) FROM streamproc.views WHERE view::oid = } . $per_k_oid), '0', '... and its catalog row');
-sql('DROP VIEW big');
+($ret, $out, $err) = $new->psql('postgres', 'DROP VIEW big');
+like($err, qr/view big_per_r depends on view big/, 'big cannot be dropped while big_per_r reads it') or diag($err);
+my $feed = sql(q{SELECT stream FROM streamproc.views WHERE view = 'big_per_r'::regclass});
+sql('DROP VIEW big CASCADE');
 is(sql("SELECT to_regclass('$rows_big') IS NULL"), 't', "DROP VIEW big removes its rows table $rows_big");
+is(sql("SELECT to_regclass('$feed') IS NULL AND NOT EXISTS (SELECT FROM pg_trigger WHERE tgname LIKE 'streamproc\\_feed\\_%')"),
+	't', "... and CASCADE drops big_per_r, its feed $feed and the trigger");
+delete $oracle{big_per_r};
 insert_ev(1000);
 sync_all();
 is(sql(qq{SELECT count(*) FROM streamproc.state_runs WHERE view::oid = $per_k_oid}), '0',

@@ -86,7 +86,8 @@ log_disconnections = off
 }
 
 # The views every test checks, and the same queries over the oracle table.
-# The append view's filter keeps about 5% of the events.
+# The append view's filter keeps about 5% of the events; big_per_url reads
+# the append view.
 our %VIEWS = (
 	per_user => [
 		'SELECT user_id, count(*) AS n, sum(amount) AS total, avg(amount) AS mean FROM clicks GROUP BY user_id',
@@ -107,6 +108,12 @@ our %VIEWS = (
 		'SELECT user_id, url, amount, ts FROM clicks WHERE amount >= 950',
 		'SELECT * FROM big_clicks',
 		'SELECT user_id, url, amount, ts FROM clicks_oracle WHERE amount >= 950'
+	],
+	# a view over the append view (feed.c), created after it (sorted names)
+	big_per_url => [
+		'SELECT url, count(*) AS n, sum(amount) AS total FROM big_clicks GROUP BY url',
+		'SELECT * FROM big_per_url',
+		'SELECT url, count(*), sum(amount) FROM clicks_oracle WHERE amount >= 950 GROUP BY url'
 	]);
 
 # The stream, its views, the (empty) oracle table and the Kafka source.

@@ -1,0 +1,154 @@
+--
+-- Continuous views over continuous views (src/feed.c), each against its
+-- batch oracle: the same query over the upstream view's current rows.  An
+-- append view feeds aggregating, append and windowed views; chains three
+-- deep; a view created over an upstream that already has rows (backfill);
+-- a join with a table; sync() waits for the whole chain; what is refused;
+-- DROP follows the dependencies.
+--
+CREATE OR REPLACE FUNCTION chain_diff(view_sql text, batch_sql text, OUT view_only bigint, OUT batch_only bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('SELECT count(*) FROM ((%s) EXCEPT ALL (%s)) x', view_sql, batch_sql) INTO view_only;
+    EXECUTE format('SELECT count(*) FROM ((%s) EXCEPT ALL (%s)) x', batch_sql, view_sql) INTO batch_only;
+END
+$$;
+
+CREATE FOREIGN TABLE chain_events (ts timestamptz, user_id int, url text, ms int)
+    SERVER streamproc OPTIONS (event_time 'ts');
+CREATE TABLE chain_users (user_id int PRIMARY KEY, country text);
+INSERT INTO chain_users SELECT u, CASE WHEN u % 3 = 0 THEN 'fr' ELSE 'de' END FROM generate_series(0, 9) u;
+
+-- Level 1: a filter and map over the stream (an append view).
+CREATE VIEW chain_slow WITH (continuous) AS
+    SELECT ts, user_id, url, ms * 2 AS ms2 FROM chain_events WHERE ms > 100;
+
+-- Events before any view reads chain_slow: they reach it by the backfill.
+INSERT INTO chain_events
+    SELECT '2026-01-01'::timestamptz + g * interval '1 second', g % 10, '/p/' || (g % 7), g % 500
+      FROM generate_series(1, 3000) g;
+SELECT streamproc.sync();
+
+-- Level 2: an aggregate, an append view and a join with a table over it.
+CREATE VIEW chain_per_url WITH (continuous) AS
+    SELECT url, count(*) AS n, sum(ms2) AS total, max(ms2) AS top FROM chain_slow GROUP BY url;
+CREATE VIEW chain_even WITH (continuous) AS
+    SELECT ts, user_id, url, ms2 + 1 AS ms3 FROM chain_slow WHERE user_id % 2 = 0;
+CREATE VIEW chain_per_country WITH (continuous) AS
+    SELECT u.country, count(*) AS n, sum(s.ms2) AS total
+      FROM chain_slow s JOIN chain_users u USING (user_id) GROUP BY u.country;
+-- Level 3: an aggregate and a window over the level-2 append view.  Rows
+-- reach a feed at the checkpoints of the view above it, worker by worker,
+-- so a window over a feed allows some lateness.
+CREATE VIEW chain_even_per_user WITH (continuous) AS
+    SELECT user_id, count(*) AS n, avg(ms3) AS mean FROM chain_even GROUP BY user_id;
+CREATE VIEW chain_even_minutes WITH (continuous, allowed_lateness = '1 day') AS
+    SELECT w.window_start, count(*) AS n, sum(ms3) AS total
+      FROM chain_even, streamproc.tumble(ts, interval '1 minute') AS w GROUP BY 1;
+
+-- Until the first batch, the new views are empty; one sync() fills the
+-- whole chain, backfill included.
+SELECT count(*) FROM chain_per_url;
+SELECT streamproc.sync();
+SELECT * FROM chain_diff('SELECT url, n, total, top FROM chain_per_url',
+    'SELECT url, count(*), sum(ms2), max(ms2) FROM chain_slow GROUP BY url');
+SELECT * FROM chain_diff('SELECT ts, user_id, url, ms3 FROM chain_even',
+    'SELECT ts, user_id, url, ms2 + 1 FROM chain_slow WHERE user_id % 2 = 0');
+SELECT * FROM chain_diff('SELECT user_id, n, round(mean, 6) FROM chain_even_per_user',
+    'SELECT user_id, count(*), round(avg(ms3), 6) FROM chain_even GROUP BY user_id');
+SELECT (SELECT count(*) FROM chain_slow) AS slow, (SELECT sum(n) FROM chain_per_url) AS per_url;
+
+-- More events: each sync() carries them down the whole chain.
+INSERT INTO chain_events
+    SELECT '2026-01-01'::timestamptz + g * interval '1 second', g % 10, '/p/' || (g % 7), g % 500
+      FROM generate_series(3001, 6000) g;
+COPY chain_events FROM STDIN;
+2026-01-01 02:00:00+00	4	/p/x	400
+2026-01-01 02:00:01+00	5	/p/x	50
+2026-01-01 02:00:02+00	6	/p/y	499
+\.
+SELECT streamproc.sync();
+SELECT * FROM chain_diff('SELECT url, n, total, top FROM chain_per_url',
+    'SELECT url, count(*), sum(ms2), max(ms2) FROM chain_slow GROUP BY url');
+SELECT * FROM chain_diff('SELECT country, n, total FROM chain_per_country',
+    'SELECT u.country, count(*), sum(s.ms2) FROM chain_slow s JOIN chain_users u USING (user_id) GROUP BY u.country');
+SELECT * FROM chain_diff('SELECT ts, user_id, url, ms3 FROM chain_even',
+    'SELECT ts, user_id, url, ms2 + 1 FROM chain_slow WHERE user_id % 2 = 0');
+SELECT * FROM chain_diff('SELECT user_id, n, round(mean, 6) FROM chain_even_per_user',
+    'SELECT user_id, count(*), round(avg(ms3), 6) FROM chain_even GROUP BY user_id');
+SELECT * FROM chain_diff('SELECT window_start, n, total FROM chain_even_minutes',
+    $$SELECT date_bin('1 minute', ts, '2000-01-01'), count(*), sum(ms3) FROM chain_even GROUP BY 1$$);
+-- ... and against the stream's own oracle, three levels down.
+SELECT (SELECT sum(n) FROM chain_even_per_user) AS level3,
+       (SELECT count(*) FROM (SELECT g % 10 AS u, g % 500 AS ms FROM generate_series(1, 6000) g
+                              UNION ALL VALUES (4, 400), (5, 50), (6, 499)) o
+         WHERE ms > 100 AND u % 2 = 0) AS oracle;
+
+-- The feeds are streams of their own, in schema streamproc.
+SELECT count(*) AS feeds FROM streamproc.streams WHERE stream::text LIKE 'streamproc.feed\_%';
+SELECT v.view, s.ftoptions[1] LIKE 'upstream_rows=streamproc.rows\_%' AS fed
+  FROM streamproc.views v JOIN pg_foreign_table s ON s.ftrelid = v.stream
+ WHERE v.view::text LIKE 'chain\_%' ORDER BY 1::text;
+
+-- A feed follows the owner of the view it feeds (its queries read the
+-- feed's log as that owner), and cannot be altered otherwise.
+CREATE ROLE chain_owner;
+ALTER VIEW chain_per_url OWNER TO chain_owner;
+SELECT pg_get_userbyid(c.relowner) AS feed_owner, pg_get_userbyid(l.relowner) AS log_owner
+  FROM streamproc.views v JOIN pg_class c ON c.oid = v.stream
+  JOIN streamproc.streams s ON s.stream = v.stream JOIN pg_class l ON l.oid = s.log
+ WHERE v.view = 'chain_per_url'::regclass;
+INSERT INTO chain_events
+    SELECT '2026-01-01'::timestamptz + g * interval '1 second', g % 10, '/p/' || (g % 7), g % 500
+      FROM generate_series(6001, 6500) g;
+SELECT streamproc.sync();
+SELECT * FROM chain_diff('SELECT url, n, total, top FROM chain_per_url',
+    'SELECT url, count(*), sum(ms2), max(ms2) FROM chain_slow GROUP BY url');
+ALTER VIEW chain_per_url OWNER TO CURRENT_USER;
+DROP ROLE chain_owner;
+DO $$
+DECLARE feed regclass := (SELECT stream FROM streamproc.views WHERE view = 'chain_per_url'::regclass);
+BEGIN
+    EXECUTE format('ALTER FOREIGN TABLE %s OPTIONS (DROP upstream_rows)', feed);
+EXCEPTION WHEN wrong_object_type THEN
+    RAISE NOTICE '%', regexp_replace(SQLERRM, '[0-9]+', 'N');
+END
+$$;
+
+-- Refused, each with its reason.
+\set VERBOSITY default
+CREATE VIEW chain_bad WITH (continuous) AS SELECT url, n FROM chain_per_url;
+CREATE VIEW chain_bad WITH (continuous) AS
+    SELECT a.url FROM chain_slow a JOIN chain_even b USING (user_id);
+-- (the feed's name holds an oid: the message is printed without digits)
+DO $$
+DECLARE feed regclass := (SELECT stream FROM streamproc.views WHERE view = 'chain_even'::regclass);
+BEGIN
+    EXECUTE format('INSERT INTO %s VALUES (now(), 1, %L, 1)', feed, '/p/forged');
+EXCEPTION WHEN wrong_object_type THEN
+    RAISE NOTICE '%', regexp_replace(SQLERRM, '[0-9]+', 'N');
+END
+$$;
+CREATE FOREIGN TABLE chain_forged (ts timestamptz) SERVER streamproc
+    OPTIONS (upstream_rows 'streamproc.rows_1');
+DROP VIEW chain_slow;
+DROP VIEW chain_even;
+\set VERBOSITY terse
+
+-- A stream and a continuous view in FROM: the view is joined as a table.
+CREATE VIEW chain_lookup WITH (continuous) AS
+    SELECT e.url, count(*) AS n FROM chain_events e JOIN chain_per_url p USING (url) GROUP BY e.url;
+SELECT stream FROM streamproc.views WHERE view = 'chain_lookup'::regclass;
+DROP VIEW chain_lookup;
+
+-- CASCADE drops the views downstream, their feeds and the triggers.
+DROP VIEW chain_even CASCADE;
+SELECT count(*) AS feeds FROM streamproc.streams WHERE stream::text LIKE 'streamproc.feed\_%';
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgname LIKE 'streamproc\_feed\_%';
+DROP VIEW chain_slow CASCADE;
+SELECT count(*) AS feeds FROM streamproc.streams WHERE stream::text LIKE 'streamproc.feed\_%';
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgname LIKE 'streamproc\_feed\_%';
+SELECT count(*) AS views FROM streamproc.views WHERE view::text LIKE 'chain\_%';
+DROP FOREIGN TABLE chain_events;
+DROP TABLE chain_users;
+DROP FUNCTION chain_diff(text, text);

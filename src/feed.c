@@ -1,0 +1,526 @@
+/*-------------------------------------------------------------------------
+ *
+ * feed.c
+ *	  Views over views: a continuous view that reads another continuous
+ *	  view in FROM, through a stream that the upstream view feeds.
+ *
+ * CREATE VIEW hourly WITH (continuous) AS SELECT ... FROM filtered ...,
+ * where filtered is a continuous append view (no aggregates: its rows are
+ * only ever added), makes a **feed**: an ordinary stream,
+ * streamproc.feed_<hourly's oid>, with the upstream view's columns, and
+ * the downstream view is created over the feed exactly as over any stream
+ * (view.c swaps the range table entry before it checks the query).  So
+ * the downstream view gets every part of the engine unchanged: its log
+ * shards read by every worker, its positions, trimming, sync(), crash
+ * recovery, and windows (the feed copies the upstream stream's event_time
+ * and watermark options when the upstream view passes that column on).
+ *
+ * Exactly once along the chain.  An append view's rows are written to its
+ * rows table by the checkpoint that commits its positions (checkpoint.c).
+ * A statement trigger on that rows table, streamproc._feed_rows(), inserts
+ * the same rows (its NEW TABLE) into the feed, in the same statement and
+ * so in the same transaction: the feed's log gets the upstream's rows if
+ * and only if the upstream's checkpoint commits them, whatever is killed
+ * when.  From there the downstream view consumes the feed's log as any
+ * log, exactly once.  A chain of any depth is this, step by step.
+ *
+ * Creation.  The new view must count every row of the upstream view, the
+ * ones it has (backfill) and the ones to come, each once.  CREATE VIEW
+ * takes ShareRowExclusiveLock on the upstream's rows table before anything
+ * else, so it waits for the checkpoint writing there, and later ones wait
+ * for its commit; then it creates the feed and the trigger, and inserts
+ * the rows table's rows into the feed in its own transaction.  The view's
+ * starting positions count its own transaction as in progress (view.c),
+ * so the backfill is its first batch; the checkpoints that waited fire the
+ * trigger, which their plans see since it was added under the lock.
+ *
+ * Who writes a feed.  Only the trigger and the backfill (the flag
+ * streamproc_feeding); a user's INSERT or COPY into a feed is refused
+ * (stream.c), since the downstream view must equal its query over the
+ * upstream's rows.  The trigger inserts as the feed's owner (the owner of
+ * the downstream view), as PostgreSQL's RI triggers act as the table
+ * owner, and only from the rows table its feed names (the option
+ * upstream_rows, which only this file sets: the validator refuses it from
+ * users), so a trigger of a user's own cannot write into a feed.
+ *
+ * Objects and dependencies.  The feed belongs to the downstream view
+ * (internal dependency: dropped with it, not alone); the downstream view
+ * depends normally on the upstream view (DROP ... RESTRICT names it,
+ * CASCADE drops it); the trigger is on the upstream's rows table and
+ * depends automatically on the feed.  pg_dump writes the feed (a stream
+ * in schema streamproc), its log and the trigger; post_restore() records
+ * the dependencies again (streamproc_feed_link()).
+ *
+ * What cannot feed a view yet: an aggregating view (its groups change, so
+ * a downstream aggregate would have to take the old row back); CREATE
+ * VIEW says so with a hint.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
+#include "commands/tablecmds.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "foreign/foreign.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "parser/parsetree.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/tuplestore.h"
+#include "utils/varlena.h"
+
+#include "feed.h"
+#include "stream.h"
+#include "streamproc.h"
+#include "view.h"
+
+#define FEED_SCHEMA "streamproc"
+
+/* The name of the trigger's transition table. */
+#define FEED_NEW_TABLE "streamproc_rows"
+
+bool streamproc_feed_creating = false;
+bool streamproc_feeding = false;
+
+PG_FUNCTION_INFO_V1(streamproc_feed_rows);
+
+static Oid feed_function(bool missing_ok);
+static Oid feed_upstream_rows(Oid stream);
+static Oid schema_owner(void);
+static void exec_as(Oid userid, const char *sql, bool feeding, TriggerData *td);
+
+/*
+ * streamproc_feed_upstream
+ *		See feed.h.  A query that names a stream reads it (a continuous view
+ *		beside it is joined as a table, as before views over views).
+ */
+Oid
+streamproc_feed_upstream(Query *query, Index *rti)
+{
+	ListCell *lc;
+	Index i = 0;
+	Oid upstream = InvalidOid;
+	StreamprocView *up;
+
+	foreach (lc, query->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+		i++;
+		if (rte->rtekind != RTE_RELATION)
+			continue;
+		if (streamproc_is_stream(rte->relid))
+			return InvalidOid;
+		if (rte->relkind != RELKIND_VIEW || !streamproc_is_continuous_view(rte->relid))
+			continue;
+		if (OidIsValid(upstream) && upstream != rte->relid)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a continuous view can read only one other continuous view"),
+					 errdetail("The query reads continuous views \"%s\" and \"%s\".",
+							   get_rel_name(upstream), get_rel_name(rte->relid)),
+					 errhint("Create one continuous view per input.")));
+		if (OidIsValid(upstream))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a continuous view can read only one other continuous view"),
+					 errdetail("Continuous view \"%s\" appears more than once in FROM.",
+							   get_rel_name(upstream)),
+					 errhint("Create one continuous view per input.")));
+		upstream = rte->relid;
+		*rti = i;
+	}
+	if (!OidIsValid(upstream))
+		return InvalidOid;
+
+	up = streamproc_view_load(upstream, false);
+	if (up->kind != STREAMPROC_VIEW_APPEND)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous view \"%s\" cannot feed another continuous view",
+						get_rel_name(upstream)),
+				 errdetail("Its groups change as events arrive; only continuous views without aggregates or GROUP BY feed other continuous views."),
+				 errhint("Read the stream of \"%s\" in this view instead, or add a continuous view without aggregates over that stream and read it.",
+						 get_rel_name(upstream))));
+	if (!OidIsValid(feed_function(true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("continuous views over continuous views need version %s of extension \"streamproc\"",
+						STREAMPROC_VERSION),
+				 errhint("Run ALTER EXTENSION streamproc UPDATE.")));
+	return upstream;
+}
+
+/*
+ * streamproc_feed_create
+ *		See feed.h.  Runs the DDL as the owner of schema streamproc (users
+ *		cannot create there), then gives the feed to the current user, who
+ *		owns the view it feeds.
+ */
+Oid
+streamproc_feed_create(Oid upstream)
+{
+	StreamprocView *up = streamproc_view_load(upstream, false);
+	Oid owner = GetUserId();
+	Oid nsp = get_namespace_oid(FEED_SCHEMA, false);
+	char *name = psprintf("feed_new_%d", MyProcPid);
+	Relation rows;
+	Relation view;
+	TupleDesc desc;
+	StringInfoData sql;
+	StreamOptions opts;
+	bool event_time = false;
+	int i;
+
+	/* Wait for checkpoints writing the upstream's rows; later ones wait for us. */
+	rows = table_open(up->rows_table, ShareRowExclusiveLock);
+
+	/* The upstream view's columns, as its readers see them. */
+	view = relation_open(upstream, AccessShareLock);
+	desc = RelationGetDescr(view);
+	(void)streamproc_stream_options(up->stream, &opts);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE FOREIGN TABLE %s.%s (", FEED_SCHEMA, name);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, i);
+
+		if (attr->attisdropped)
+			continue;
+		appendStringInfo(&sql, "%s%s %s", i > 0 ? ", " : "",
+						 quote_identifier(NameStr(attr->attname)),
+						 streamproc_column_type_sql(attr->atttypid, attr->atttypmod,
+													attr->attcollation));
+		if (opts.event_time != NULL && attr->atttypid == TIMESTAMPTZOID &&
+			strcmp(NameStr(attr->attname), opts.event_time) == 0)
+			event_time = true;
+	}
+	appendStringInfo(&sql, ") SERVER %s OPTIONS (%s %s",
+					 quote_identifier(GetForeignServer(GetForeignTable(up->stream)->serverid)->servername),
+					 STREAMPROC_FEED_OPTION,
+					 quote_literal_cstr(quote_qualified_identifier(FEED_SCHEMA, RelationGetRelationName(rows))));
+	if (event_time)
+	{
+		/* Windows over the feed: the upstream's events keep their times. */
+		appendStringInfo(&sql, ", event_time %s, watermark_delay '" INT64_FORMAT " microseconds'",
+						 quote_literal_cstr(opts.event_time), opts.watermark_delay);
+		if (opts.idle_timeout >= 0)
+			appendStringInfo(&sql, ", idle_timeout '" INT64_FORMAT " microseconds'",
+							 opts.idle_timeout);
+	}
+	appendStringInfo(&sql, "); ALTER FOREIGN TABLE %s.%s OWNER TO %s", FEED_SCHEMA, name,
+					 quote_identifier(GetUserNameFromId(owner, false)));
+	relation_close(view, AccessShareLock);
+	table_close(rows, NoLock);
+
+	streamproc_feed_creating = true;
+	PG_TRY();
+	{
+		exec_as(schema_owner(), sql.data, false, NULL);
+	}
+	PG_FINALLY();
+	{
+		streamproc_feed_creating = false;
+	}
+	PG_END_TRY();
+	return get_relname_relid(name, nsp);
+}
+
+/*
+ * streamproc_feed_attach
+ *		See feed.h: name the feed after its view, tie it to the view, add the
+ *		trigger, and insert the upstream's current rows (the caller then
+ *		writes the view's starting positions, before these rows).
+ */
+void
+streamproc_feed_attach(Oid feed, Oid view, Oid upstream)
+{
+	StreamprocView *up = streamproc_view_load(upstream, false);
+	char *feedname = streamproc_internal_relname("feed", view, 0);
+	char *qfeed = quote_qualified_identifier(FEED_SCHEMA, feedname);
+	char *trigger = psprintf("streamproc_feed_%u", view);
+	char *qrows = quote_qualified_identifier(FEED_SCHEMA, get_rel_name(up->rows_table));
+	Oid super = schema_owner();
+	ObjectAddress trig;
+	ObjectAddress stream;
+
+	RenameRelationInternal(feed, feedname, true, false);
+	CommandCounterIncrement();
+	(void)streamproc_link_internal(feed, view);
+
+	exec_as(super,
+			psprintf("CREATE TRIGGER %s AFTER INSERT ON %s REFERENCING NEW TABLE AS %s"
+					 " FOR EACH STATEMENT EXECUTE FUNCTION %s.%s(%s)",
+					 quote_identifier(trigger), qrows, FEED_NEW_TABLE, FEED_SCHEMA,
+					 "_feed_rows", quote_literal_cstr(qfeed)),
+			false, NULL);
+	ObjectAddressSet(trig, TriggerRelationId, get_trigger_oid(up->rows_table, trigger, false));
+	ObjectAddressSet(stream, RelationRelationId, feed);
+	recordDependencyOn(&trig, &stream, DEPENDENCY_AUTO);
+
+	/* Backfill: the rows the upstream view has now. */
+	exec_as(super, psprintf("INSERT INTO %s SELECT * FROM %s", qfeed, qrows), true, NULL);
+}
+
+/*
+ * streamproc_feed_set_owner
+ *		See feed.h: as ALTER FOREIGN TABLE, so that stream.c moves the log.
+ */
+void
+streamproc_feed_set_owner(Oid feed, Oid owner)
+{
+	char *sql = psprintf("ALTER FOREIGN TABLE %s OWNER TO %s",
+						 quote_qualified_identifier(get_namespace_name(get_rel_namespace(feed)),
+													get_rel_name(feed)),
+						 quote_identifier(GetUserNameFromId(owner, false)));
+
+	streamproc_feed_creating = true;
+	PG_TRY();
+	{
+		exec_as(schema_owner(), sql, false, NULL);
+	}
+	PG_FINALLY();
+	{
+		streamproc_feed_creating = false;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * streamproc.feed_rows() trigger
+ *		AFTER INSERT ... FOR EACH STATEMENT on an append view's rows table:
+ *		insert the statement's new rows into the feed named by the argument.
+ */
+Datum
+streamproc_feed_rows(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *)fcinfo->context;
+	Trigger *trig;
+	List *names;
+	Oid feed;
+	Relation rel;
+	Oid owner;
+	char *sql;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function streamproc._feed_rows() was not called by the trigger manager")));
+	trig = td->tg_trigger;
+	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(td->tg_event) || td->tg_newtable == NULL ||
+		trig->tgnargs != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function streamproc._feed_rows() must be fired AFTER INSERT FOR EACH STATEMENT, with a NEW TABLE and one argument")));
+
+	names = stringToQualifiedNameList(trig->tgargs[0]);
+	feed = RangeVarGetRelid(makeRangeVarFromNameList(names), RowExclusiveLock, false);
+	if (feed_upstream_rows(feed) != RelationGetRelid(td->tg_relation))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not the feed of a continuous view over \"%s\"",
+						trig->tgargs[0], RelationGetRelationName(td->tg_relation))));
+	if (tuplestore_tuple_count(td->tg_newtable) == 0)
+		return PointerGetDatum(NULL);
+
+	rel = relation_open(feed, NoLock);
+	owner = rel->rd_rel->relowner;
+	sql = psprintf("INSERT INTO %s SELECT * FROM %s",
+				   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+											  RelationGetRelationName(rel)),
+				   quote_identifier(trig->tgnewtable));
+	relation_close(rel, NoLock);
+
+	exec_as(owner, sql, true, td);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * streamproc_is_feed
+ *		See feed.h.
+ */
+bool
+streamproc_is_feed(Oid stream)
+{
+	ForeignTable *ft;
+	ListCell *lc;
+
+	if (get_rel_relkind(stream) != RELKIND_FOREIGN_TABLE)
+		return false;
+	ft = GetForeignTable(stream);
+	foreach (lc, ft->options)
+		if (strcmp(lfirst_node(DefElem, lc)->defname, STREAMPROC_FEED_OPTION) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * streamproc_feed_depth
+ *		See feed.h: 0 without views over views, else the number of feeds on
+ *		the longest chain.  Read as the schema's owner: sync() may be called
+ *		by anyone.
+ */
+int
+streamproc_feed_depth(void)
+{
+	Oid super;
+	Oid save_userid;
+	int save_sec_context;
+	int depth = 0;
+	int ret;
+
+	if (!OidIsValid(get_namespace_oid(FEED_SCHEMA, true)))
+		return 0;
+	super = schema_owner();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(super, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	ret = SPI_execute("WITH RECURSIVE edge(down, up) AS ("
+					  "  SELECT v.view, u.view FROM streamproc.views v"
+					  "  JOIN pg_catalog.pg_foreign_table f ON f.ftrelid = v.stream"
+					  "  CROSS JOIN LATERAL pg_catalog.pg_options_to_table(f.ftoptions) o"
+					  "  JOIN streamproc.views u"
+					  "    ON u.rows_table = pg_catalog.to_regclass(o.option_value)"
+					  "  WHERE o.option_name = '" STREAMPROC_FEED_OPTION "'),"
+					  " chain(view, depth) AS ("
+					  "  SELECT down, 1 FROM edge"
+					  "  UNION ALL"
+					  "  SELECT e.down, c.depth + 1 FROM edge e JOIN chain c ON c.view = e.up"
+					  "  WHERE c.depth < 1000)"
+					  " SELECT pg_catalog.max(depth) FROM chain",
+					  true, 1);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		bool isnull;
+		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			depth = DatumGetInt32(d);
+	}
+	SPI_finish();
+	return depth;
+}
+
+/*
+ * streamproc_feed_link
+ *		See feed.h: after a restore, the feed of view (its stream) belongs to
+ *		it again, and the trigger that fills the feed depends on the feed.
+ */
+void
+streamproc_feed_link(Oid view, Oid stream)
+{
+	Oid rows;
+	Relation rel;
+	int i;
+
+	if (!streamproc_is_feed(stream))
+		return;
+	(void)streamproc_link_internal(stream, view);
+	rows = feed_upstream_rows(stream);
+	if (!OidIsValid(rows))
+		return;
+	rel = table_open(rows, AccessShareLock);
+	for (i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger *trig = &rel->trigdesc->triggers[i];
+		ObjectAddress trigaddr;
+		ObjectAddress feedaddr;
+
+		if (trig->tgfoid != feed_function(false) || trig->tgnargs != 1 ||
+			RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(trig->tgargs[0])),
+							 NoLock, true) != stream)
+			continue;
+		ObjectAddressSet(trigaddr, TriggerRelationId, trig->tgoid);
+		ObjectAddressSet(feedaddr, RelationRelationId, stream);
+		recordDependencyOn(&trigaddr, &feedaddr, DEPENDENCY_AUTO);
+	}
+	table_close(rel, AccessShareLock);
+}
+
+/* streamproc._feed_rows(), or InvalidOid before extension version 0.5. */
+static Oid
+feed_function(bool missing_ok)
+{
+	List *name = list_make2(makeString(FEED_SCHEMA), makeString("_feed_rows"));
+
+	return LookupFuncName(name, 0, NULL, missing_ok);
+}
+
+/* The rows table a feed is fed from, or InvalidOid. */
+static Oid
+feed_upstream_rows(Oid stream)
+{
+	StreamOptions opts;
+
+	if (!streamproc_stream_options(stream, &opts) || opts.upstream_rows == NULL)
+		return InvalidOid;
+	return RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(opts.upstream_rows)),
+							NoLock, true);
+}
+
+/* The owner of schema streamproc, who creates internal relations there. */
+static Oid
+schema_owner(void)
+{
+	HeapTuple tuple = SearchSysCache1(NAMESPACENAME, CStringGetDatum(FEED_SCHEMA));
+	Oid owner;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "schema \"%s\" does not exist", FEED_SCHEMA);
+	owner = ((Form_pg_namespace)GETSTRUCT(tuple))->nspowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/*
+ * Run SQL (every name qualified) in SPI as userid; feeding: as a writer of
+ * feeds; td: with the trigger's transition tables.
+ */
+static void
+exec_as(Oid userid, const char *sql, bool feeding, TriggerData *td)
+{
+	Oid save_userid;
+	int save_sec_context;
+	int ret;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (td != NULL && SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "SPI_register_trigger_data failed");
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(userid, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	streamproc_feeding = feeding;
+	PG_TRY();
+	{
+		ret = SPI_execute(sql, false, 0);
+		if (ret < 0)
+			elog(ERROR, "SPI_execute failed: %s: %s", SPI_result_code_string(ret), sql);
+	}
+	PG_FINALLY();
+	{
+		streamproc_feeding = false;
+	}
+	PG_END_TRY();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	SPI_finish();
+	CommandCounterIncrement();
+}

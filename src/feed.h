@@ -1,0 +1,50 @@
+/*-------------------------------------------------------------------------
+ *
+ * feed.h
+ *	  Views over views: the feed stream between a continuous view and the
+ *	  continuous view that reads it (feed.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STREAMPROC_FEED_H
+#define STREAMPROC_FEED_H
+
+#include "postgres.h"
+
+#include "nodes/parsenodes.h"
+
+/* The option that marks a feed stream: the upstream's rows table. */
+#define STREAMPROC_FEED_OPTION "upstream_rows"
+
+/* True while feed.c creates a feed stream or inserts into one. */
+extern bool streamproc_feed_creating;
+extern bool streamproc_feeding;
+
+/*
+ * The continuous view a SELECT reads instead of a stream, or InvalidOid
+ * (the query names a stream, or no continuous view).  Errors for what
+ * cannot feed a view.
+ */
+extern Oid streamproc_feed_upstream(Query *query, Index *rti);
+
+/*
+ * Create the feed stream of a new view over upstream (its rows table is
+ * locked until commit), with a temporary name; streamproc_feed_attach()
+ * finishes it once the view exists.
+ */
+extern Oid streamproc_feed_create(Oid upstream);
+extern void streamproc_feed_attach(Oid feed, Oid view, Oid upstream);
+
+/* ALTER VIEW ... OWNER TO of the view a feed feeds: the feed follows. */
+extern void streamproc_feed_set_owner(Oid feed, Oid owner);
+
+/* Whether a stream is a feed (stream.c refuses other writers). */
+extern bool streamproc_is_feed(Oid stream);
+
+/* The longest chain of views over views in this database (sync()). */
+extern int streamproc_feed_depth(void);
+
+/* post_restore(): the dependencies of a view's feed. */
+extern void streamproc_feed_link(Oid view, Oid stream);
+
+#endif /* STREAMPROC_FEED_H */
