@@ -93,6 +93,7 @@ SELECT v.view, s.ftoptions[1] LIKE 'upstream_rows=streamproc.rows\_%' AS fed
 -- A feed follows the owner of the view it feeds (its queries read the
 -- feed's log as that owner), and cannot be altered otherwise.
 CREATE ROLE chain_owner;
+GRANT SELECT ON chain_slow TO chain_owner;
 ALTER VIEW chain_per_url OWNER TO chain_owner;
 SELECT pg_get_userbyid(c.relowner) AS feed_owner, pg_get_userbyid(l.relowner) AS log_owner
   FROM streamproc.views v JOIN pg_class c ON c.oid = v.stream
@@ -105,6 +106,7 @@ SELECT streamproc.sync();
 SELECT * FROM chain_diff('SELECT url, n, total, top FROM chain_per_url',
     'SELECT url, count(*), sum(ms2), max(ms2) FROM chain_slow GROUP BY url');
 ALTER VIEW chain_per_url OWNER TO CURRENT_USER;
+REVOKE SELECT ON chain_slow FROM chain_owner;
 DROP ROLE chain_owner;
 DO $$
 DECLARE feed regclass := (SELECT stream FROM streamproc.views WHERE view = 'chain_per_url'::regclass);
@@ -114,6 +116,48 @@ EXCEPTION WHEN wrong_object_type THEN
     RAISE NOTICE '%', regexp_replace(SQLERRM, '[0-9]+', 'N');
 END
 $$;
+DO $$
+DECLARE feed regclass := (SELECT stream FROM streamproc.views WHERE view = 'chain_per_url'::regclass);
+BEGIN
+    EXECUTE format('ALTER FOREIGN TABLE %s SET SCHEMA public', feed);
+EXCEPTION WHEN wrong_object_type THEN
+    RAISE NOTICE '%', regexp_replace(SQLERRM, '[0-9]+', 'N');
+END
+$$;
+
+-- Renaming or moving the upstream view changes nothing downstream.
+CREATE SCHEMA chain_elsewhere;
+ALTER VIEW chain_slow RENAME TO chain_slow_renamed;
+ALTER VIEW chain_slow_renamed SET SCHEMA chain_elsewhere;
+INSERT INTO chain_events VALUES ('2026-01-01 02:30:00+00', 2, '/p/z', 450);
+SELECT streamproc.sync();
+SELECT * FROM chain_diff('SELECT url, n, total, top FROM chain_per_url',
+    'SELECT url, count(*), sum(ms2), max(ms2) FROM chain_elsewhere.chain_slow_renamed GROUP BY url');
+ALTER VIEW chain_elsewhere.chain_slow_renamed SET SCHEMA public;
+ALTER VIEW chain_slow_renamed RENAME TO chain_slow;
+DROP SCHEMA chain_elsewhere;
+
+-- A view over a view is maintained as its owner, who must keep SELECT on
+-- the upstream view (as on a stream): without it the view fails, and it
+-- catches up once the privilege is back.
+CREATE ROLE chain_reader;
+GRANT CREATE ON SCHEMA public TO chain_reader;
+GRANT SELECT ON chain_slow TO chain_reader;
+SET ROLE chain_reader;
+CREATE VIEW chain_reader_n WITH (continuous) AS SELECT count(*) AS n FROM chain_slow;
+RESET ROLE;
+SELECT streamproc.sync();
+SELECT n = (SELECT count(*) FROM chain_slow) AS exact FROM chain_reader_n;
+REVOKE SELECT ON chain_slow FROM chain_reader;
+INSERT INTO chain_events VALUES ('2026-01-01 03:00:00+00', 1, '/p/r', 300);
+SELECT streamproc.sync();
+GRANT SELECT ON chain_slow TO chain_reader;
+SELECT streamproc.sync();
+SELECT n = (SELECT count(*) FROM chain_slow) AS exact FROM chain_reader_n;
+DROP VIEW chain_reader_n;
+REVOKE ALL ON chain_slow FROM chain_reader;
+REVOKE CREATE ON SCHEMA public FROM chain_reader;
+DROP ROLE chain_reader;
 
 -- Refused, each with its reason.
 \set VERBOSITY default
@@ -125,6 +169,14 @@ DO $$
 DECLARE feed regclass := (SELECT stream FROM streamproc.views WHERE view = 'chain_even'::regclass);
 BEGIN
     EXECUTE format('INSERT INTO %s VALUES (now(), 1, %L, 1)', feed, '/p/forged');
+EXCEPTION WHEN wrong_object_type THEN
+    RAISE NOTICE '%', regexp_replace(SQLERRM, '[0-9]+', 'N');
+END
+$$;
+DO $$
+DECLARE feed regclass := (SELECT stream FROM streamproc.views WHERE view = 'chain_even'::regclass);
+BEGIN
+    PERFORM streamproc.create_kafka_source('chain_src', feed, 'topic', 'localhost:1');
 EXCEPTION WHEN wrong_object_type THEN
     RAISE NOTICE '%', regexp_replace(SQLERRM, '[0-9]+', 'N');
 END

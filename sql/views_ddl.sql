@@ -281,6 +281,14 @@ EXCEPTION WHEN dependent_objects_still_exist THEN
     RAISE NOTICE '%', regexp_replace(SQLERRM, 'rows_\d+', 'rows_<oid>');
 END
 $$;
+-- ... and stays in schema streamproc (its queries name it there)
+DO $$
+BEGIN
+    EXECUTE format('ALTER TABLE streamproc.rows_%s SET SCHEMA app', 'app.enriched'::regclass::oid);
+EXCEPTION WHEN wrong_object_type THEN
+    RAISE NOTICE '%', regexp_replace(SQLERRM, 'rows_\d+', 'rows_<oid>');
+END
+$$;
 -- DROP VIEW removes the catalog row (and the rows table)
 SELECT rows_table AS enriched_rows FROM streamproc.views WHERE view = 'app.enriched'::regclass \gset
 DROP VIEW app2.per_user, app.enriched;

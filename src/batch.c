@@ -45,8 +45,10 @@
 #include "storage/itemptr.h"
 #include "storage/lmgr.h"
 #include "tcop/dest.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -766,6 +768,15 @@ run_plan(Worker *w, WView *view, SPIPlanPtr plan, Datum *args,
 				params->params[i].ptype = SPI_getargtypeid(plan, i);
 			}
 		}
+		/*
+		 * A view over a view (feed.c) reads its feed, which is its owner's:
+		 * the owner must still be allowed to read the upstream view, as
+		 * the log of a stream (a revoked privilege fails the view).
+		 */
+		if (OidIsValid(view->upstream) &&
+			pg_class_aclcheck(view->upstream, view->owner, ACL_SELECT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_VIEW, get_rel_name(view->upstream));
+
 		memset(&options, 0, sizeof(options));
 		options.params = params;
 		options.read_only = false;

@@ -43,6 +43,7 @@
 #include "utils/snapmgr.h"
 
 #include "engine.h"
+#include "feed.h"
 #include "stream.h"
 #include "streamproc.h"
 
@@ -562,6 +563,7 @@ view_create(Worker *w, StreamprocView *def, WStream *stream)
 	v->name = pstrdup(def->name);
 	v->kind = def->kind;
 	v->owner = def->owner;
+	v->upstream = streamproc_feed_upstream_view(def->stream);
 	v->def_xmin = def->xmin;
 	v->held = !feeds;
 	v->stream = feeds ? stream : NULL;

@@ -183,6 +183,7 @@ struct WView
 	StreamprocView *def;
 	TransactionId def_xmin; /* of its catalog row: changed means reload */
 	WStream *stream;        /* NULL: a view we only hold our slot of */
+	Oid upstream;           /* the view it reads through a feed (feed.c), or 0 */
 	bool held;              /* not fed by us: our slot is loaded, no more */
 
 	SPIPlanPtr batch_plan;  /* 'a': partial states of a log range; 'p': INSERT */

@@ -370,6 +370,18 @@ streamproc_is_feed(Oid stream)
 }
 
 /*
+ * streamproc_feed_upstream_view
+ *		See feed.h.
+ */
+Oid
+streamproc_feed_upstream_view(Oid stream)
+{
+	Oid rows = feed_upstream_rows(stream);
+
+	return OidIsValid(rows) ? streamproc_owning_view(rows) : InvalidOid;
+}
+
+/*
  * streamproc_feed_depth
  *		See feed.h: 0 without views over views, else the number of feeds on
  *		the longest chain.  Read as the schema's owner: sync() may be called

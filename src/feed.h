@@ -38,6 +38,9 @@ extern void streamproc_feed_attach(Oid feed, Oid view, Oid upstream);
 /* ALTER VIEW ... OWNER TO of the view a feed feeds: the feed follows. */
 extern void streamproc_feed_set_owner(Oid feed, Oid owner);
 
+/* The continuous view a feed is fed by, or InvalidOid: not a feed. */
+extern Oid streamproc_feed_upstream_view(Oid stream);
+
 /* Whether a stream is a feed (stream.c refuses other writers). */
 extern bool streamproc_is_feed(Oid stream);
 

@@ -122,6 +122,7 @@
 #include "utils/timestamp.h"
 
 #include "parse.h"
+#include "feed.h"
 #include "source.h"
 #include "stream.h"
 #include "streamproc.h"
@@ -369,6 +370,12 @@ streamproc_create_kafka_source(PG_FUNCTION_ARGS)
 				 errhint("A stream is a foreign table on server streamproc: CREATE FOREIGN TABLE ... SERVER streamproc.")));
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_FOREIGN_TABLE, relname);
+	if (streamproc_is_feed(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot read a Kafka topic into stream \"%s\"", relname),
+				 errdetail("It feeds a continuous view the rows of another continuous view, and only that view writes it."),
+				 errhint("Create the source for the stream of the upstream view.")));
 
 	/* Scalar parameters. */
 	check_topic(topic);

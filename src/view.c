@@ -251,7 +251,6 @@ static Expr *event_time_agg(ViewShape *shape, Oid aggfnoid);
 static char *build_read_query(ViewShape *shape, Oid groups_table);
 static Oid create_groups_table(ViewShape *shape);
 static void forget_column_dependencies(Oid relid);
-static Oid owning_view(Oid relid);
 static void check_internal_table(Oid relid);
 static void insert_positions(Oid viewid, Oid stream);
 static Node *read_expr_mutator(Node *node, ReadMutatorContext *ctx);
@@ -440,13 +439,11 @@ view_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 }
 
 /*
- * owning_view
- *		The continuous view whose groups or rows table relid is, or
- *		InvalidOid: the relation it depends on internally, if that is a
- *		continuous view.
+ * streamproc_owning_view
+ *		See view.h.
  */
-static Oid
-owning_view(Oid relid)
+Oid
+streamproc_owning_view(Oid relid)
 {
 	Relation rel;
 	ScanKeyData key[2];
@@ -491,7 +488,7 @@ check_internal_table(Oid relid)
 		return;
 	if (get_rel_namespace(relid) != get_namespace_oid(STREAMPROC_SCHEMA, true))
 		return;
-	view = owning_view(relid);
+	view = streamproc_owning_view(relid);
 	if (OidIsValid(view))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),

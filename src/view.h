@@ -106,6 +106,13 @@ extern StreamprocView *streamproc_view_load(Oid relid, bool missing_ok);
  */
 extern List *streamproc_view_list(Oid stream);
 
+/*
+ * The continuous view whose groups or rows table (or feed, feed.c) relid
+ * is, or InvalidOid: the relation it depends on internally, if that is a
+ * continuous view.
+ */
+extern Oid streamproc_owning_view(Oid relid);
+
 extern char *streamproc_late_query(Oid stream_relid, Oid viewid, Oid late_table);
 
 #endif /* STREAMPROC_VIEW_H */
