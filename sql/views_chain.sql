@@ -201,6 +201,49 @@ DROP VIEW chain_slow CASCADE;
 SELECT count(*) AS feeds FROM streamproc.streams WHERE stream::text LIKE 'streamproc.feed\_%';
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgname LIKE 'streamproc\_feed\_%';
 SELECT count(*) AS views FROM streamproc.views WHERE view::text LIKE 'chain\_%';
+-- Closed windows feed views: a per-minute view with emit = 'final' (its
+-- windows never change once closed), rolled up per hour, and windowed
+-- again per 10 minutes of its windows' start (watermarks follow).
+CREATE VIEW chain_minutes WITH (continuous, emit = 'final') AS
+    SELECT w.window_start, url, count(*) AS n, sum(ms) AS total
+      FROM chain_events, streamproc.tumble(ts, interval '1 minute') AS w GROUP BY 1, 2;
+INSERT INTO chain_events
+    SELECT '2026-01-02'::timestamptz + g * interval '1 second', g % 10, '/p/' || (g % 3), g % 500
+      FROM generate_series(1, 2400) g;
+SELECT streamproc.sync();
+CREATE VIEW chain_hours WITH (continuous) AS
+    SELECT date_trunc('hour', window_start) AS hour, url, sum(n) AS n, sum(total) AS total,
+           count(*) AS minutes
+      FROM chain_minutes GROUP BY 1, 2;
+CREATE VIEW chain_tens WITH (continuous, emit = 'final') AS
+    SELECT w.window_start, sum(n) AS n, count(*) AS rows
+      FROM chain_minutes, streamproc.tumble(window_start, interval '10 minutes') AS w GROUP BY 1;
+INSERT INTO chain_events
+    SELECT '2026-01-02'::timestamptz + g * interval '1 second', g % 10, '/p/' || (g % 3), g % 500
+      FROM generate_series(2401, 7200) g;
+SELECT streamproc.sync();
+SELECT count(*) AS minutes, sum(n) AS events, max(window_start) AS last_closed FROM chain_minutes;
+SELECT * FROM chain_diff('SELECT hour, url, n, total, minutes FROM chain_hours',
+    $$SELECT date_trunc('hour', window_start), url, sum(n), sum(total), count(*) FROM chain_minutes GROUP BY 1, 2$$);
+-- chain_tens: the 10-minute windows its own watermark (the latest minute
+-- passed on) has closed, each equal to the batch over chain_minutes
+SELECT * FROM chain_diff('SELECT window_start, n, rows FROM chain_tens',
+    $$SELECT date_bin('10 minutes', window_start, '2000-01-01'), sum(n), count(*) FROM chain_minutes
+       GROUP BY 1 HAVING date_bin('10 minutes', window_start, '2000-01-01') + interval '10 minutes'
+                         <= (SELECT max(window_start) FROM chain_minutes)$$);
+SELECT count(*) AS closed_tens FROM chain_tens;
+-- refused: open windows, and windows whose start is not shown
+CREATE VIEW chain_open WITH (continuous) AS
+    SELECT w.window_start, count(*) AS n FROM chain_events, streamproc.tumble(ts, interval '1 minute') AS w GROUP BY 1;
+CREATE VIEW chain_bad WITH (continuous) AS SELECT sum(n) FROM chain_open;
+CREATE VIEW chain_ends WITH (continuous, emit = 'final') AS
+    SELECT w.window_end, count(*) AS n FROM chain_events, streamproc.tumble(ts, interval '1 minute') AS w GROUP BY 1;
+CREATE VIEW chain_bad WITH (continuous) AS SELECT sum(n) FROM chain_ends;
+DROP VIEW chain_open, chain_ends;
+DROP VIEW chain_minutes;
+DROP VIEW chain_minutes CASCADE;
+SELECT count(*) AS feeds FROM streamproc.streams WHERE stream::text LIKE 'streamproc.feed\_%';
+
 DROP FOREIGN TABLE chain_events;
 DROP TABLE chain_users;
 DROP FUNCTION chain_diff(text, text);

@@ -51,9 +51,24 @@
  * in schema streamproc), its log and the trigger; post_restore() records
  * the dependencies again (streamproc_feed_link()).
  *
- * What cannot feed a view yet: an aggregating view (its groups change, so
- * a downstream aggregate would have to take the old row back); CREATE
- * VIEW says so with a hint.
+ * Final windows.  A view of tumbling or hopping windows with emit =
+ * 'final' is append-only too (a closed window never changes), but no one
+ * checkpoint writes its rows: each worker closes its slot's part of a
+ * window, and the window is final once every worker's slot has (see
+ * emit_windows() for why every slot, not only those holding state).  Its feed (option upstream_groups) has a position, the
+ * downstream view's row "upstream windows" of streamproc.positions: after
+ * each checkpoint every worker calls streamproc_feed_emit_windows(), which
+ * in one transaction per feed locks that row (the workers take turns),
+ * inserts the upstream view's rows of the windows that ended between the
+ * position and the current final bound, by window start, and moves the
+ * position.  A window is passed on once, by whoever comes first after it
+ * is final; a crash only delays it.  The feed's event_time is the window
+ * start, and the windows come in its order: windows over the feed close
+ * as the upstream's do.
+ *
+ * What cannot feed a view yet: other aggregating views, and windows with
+ * emit = 'updates' (their groups change, so a downstream aggregate would
+ * have to take the old row back); CREATE VIEW says so with a hint.
  *
  *-------------------------------------------------------------------------
  */
@@ -61,6 +76,7 @@
 
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -75,7 +91,11 @@
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
 #include "parser/parsetree.h"
+#include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
@@ -83,15 +103,32 @@
 #include "utils/tuplestore.h"
 #include "utils/varlena.h"
 
+#include "errors.h"
 #include "feed.h"
+#include "state.h"
 #include "stream.h"
 #include "streamproc.h"
 #include "view.h"
+#include "windows.h"
 
 #define FEED_SCHEMA "streamproc"
 
 /* The name of the trigger's transition table. */
 #define FEED_NEW_TABLE "streamproc_rows"
+
+/*
+ * The downstream view's row of streamproc.positions that says up to which
+ * closing bound the upstream's final windows were passed to its feed.
+ */
+#define FEED_WINDOWS_INPUT "upstream windows"
+
+/* A feed of final windows, as the workers pass them on. */
+typedef struct WindowFeed
+{
+	Oid feed;
+	Oid view;     /* the view it feeds */
+	Oid upstream; /* the windowed view it is fed from */
+} WindowFeed;
 
 bool streamproc_feed_creating = false;
 bool streamproc_feeding = false;
@@ -101,6 +138,9 @@ PG_FUNCTION_INFO_V1(streamproc_feed_rows);
 static Oid feed_function(bool missing_ok);
 static Oid feed_upstream_rows(Oid stream);
 static Oid schema_owner(void);
+static char *window_start_column(StreamprocView *up);
+static void emit_windows(WindowFeed *f);
+static void exec_args_as(Oid userid, const char *sql, Datum *args);
 static void exec_as(Oid userid, const char *sql, bool feeding, TriggerData *td);
 
 /*
@@ -148,13 +188,32 @@ streamproc_feed_upstream(Query *query, Index *rti)
 		return InvalidOid;
 
 	up = streamproc_view_load(upstream, false);
-	if (up->kind != STREAMPROC_VIEW_APPEND)
+	if (up->kind != STREAMPROC_VIEW_APPEND &&
+		(up->window_kind == WINDOW_TUMBLE || up->window_kind == WINDOW_HOP) &&
+		up->emit != 'f')
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("continuous view \"%s\" cannot feed another continuous view",
 						get_rel_name(upstream)),
-				 errdetail("Its groups change as events arrive; only continuous views without aggregates or GROUP BY feed other continuous views."),
+				 errdetail("Its windows change until they close; only windows that closed (emit = 'final') feed other continuous views."),
+				 errhint("Create \"%s\" WITH (continuous, emit = 'final').",
+						 get_rel_name(upstream))));
+	if (up->kind != STREAMPROC_VIEW_APPEND &&
+		!(up->window_kind == WINDOW_TUMBLE || up->window_kind == WINDOW_HOP))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous view \"%s\" cannot feed another continuous view",
+						get_rel_name(upstream)),
+				 errdetail("Its groups change as events arrive; only continuous views without aggregates and tumbling or hopping windows with emit = 'final' feed other continuous views."),
 				 errhint("Read the stream of \"%s\" in this view instead, or add a continuous view without aggregates over that stream and read it.",
+						 get_rel_name(upstream))));
+	if (up->kind != STREAMPROC_VIEW_APPEND && window_start_column(up) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("continuous view \"%s\" cannot feed another continuous view",
+						get_rel_name(upstream)),
+				 errdetail("It does not show the start of its windows, by which its closed windows are passed on."),
+				 errhint("Select the window's start (window_start) in \"%s\".",
 						 get_rel_name(upstream))));
 	if (!OidIsValid(feed_function(true)))
 		ereport(ERROR,
@@ -186,13 +245,27 @@ streamproc_feed_create(Oid upstream)
 	bool event_time = false;
 	int i;
 
-	/* Wait for checkpoints writing the upstream's rows; later ones wait for us. */
-	rows = table_open(up->rows_table, ShareRowExclusiveLock);
+	/*
+	 * An append view: wait for checkpoints writing the upstream's rows;
+	 * later ones wait for us.  Final windows are passed on by the workers
+	 * from where the feed's position says (streamproc_feed_emit_windows()),
+	 * whoever closed them and whenever.
+	 */
+	if (up->kind == STREAMPROC_VIEW_APPEND)
+		rows = table_open(up->rows_table, ShareRowExclusiveLock);
+	else
+		rows = relation_open(up->groups_table, AccessShareLock);
 
 	/* The upstream view's columns, as its readers see them. */
 	view = relation_open(upstream, AccessShareLock);
 	desc = RelationGetDescr(view);
 	(void)streamproc_stream_options(up->stream, &opts);
+	if (up->kind != STREAMPROC_VIEW_APPEND)
+	{
+		/* Windows over the feed: by the windows' start, in order. */
+		opts.event_time = window_start_column(up);
+		opts.watermark_delay = 0;
+	}
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE FOREIGN TABLE %s.%s (", FEED_SCHEMA, name);
 	for (i = 0; i < desc->natts; i++)
@@ -211,7 +284,8 @@ streamproc_feed_create(Oid upstream)
 	}
 	appendStringInfo(&sql, ") SERVER %s OPTIONS (%s %s",
 					 quote_identifier(GetForeignServer(GetForeignTable(up->stream)->serverid)->servername),
-					 STREAMPROC_FEED_OPTION,
+					 up->kind == STREAMPROC_VIEW_APPEND ? STREAMPROC_FEED_OPTION
+														: STREAMPROC_FEED_WINDOWS_OPTION,
 					 quote_literal_cstr(quote_qualified_identifier(FEED_SCHEMA, RelationGetRelationName(rows))));
 	if (event_time)
 	{
@@ -225,7 +299,7 @@ streamproc_feed_create(Oid upstream)
 	appendStringInfo(&sql, "); ALTER FOREIGN TABLE %s.%s OWNER TO %s", FEED_SCHEMA, name,
 					 quote_identifier(GetUserNameFromId(owner, false)));
 	relation_close(view, AccessShareLock);
-	table_close(rows, NoLock);
+	relation_close(rows, NoLock);
 
 	streamproc_feed_creating = true;
 	PG_TRY();
@@ -253,7 +327,9 @@ streamproc_feed_attach(Oid feed, Oid view, Oid upstream)
 	char *feedname = streamproc_internal_relname("feed", view, 0);
 	char *qfeed = quote_qualified_identifier(FEED_SCHEMA, feedname);
 	char *trigger = psprintf("streamproc_feed_%u", view);
-	char *qrows = quote_qualified_identifier(FEED_SCHEMA, get_rel_name(up->rows_table));
+	char *qrows = up->kind == STREAMPROC_VIEW_APPEND
+					  ? quote_qualified_identifier(FEED_SCHEMA, get_rel_name(up->rows_table))
+					  : NULL;
 	Oid super = schema_owner();
 	ObjectAddress trig;
 	ObjectAddress stream;
@@ -261,6 +337,16 @@ streamproc_feed_attach(Oid feed, Oid view, Oid upstream)
 	RenameRelationInternal(feed, feedname, true, false);
 	CommandCounterIncrement();
 	(void)streamproc_link_internal(feed, view);
+
+	/* Final windows: the workers pass on every closed window, from the first. */
+	if (up->kind != STREAMPROC_VIEW_APPEND)
+	{
+		exec_as(super,
+				psprintf("INSERT INTO %s.positions (view, input, position) VALUES (%u, %s, '-infinity')",
+						 FEED_SCHEMA, view, quote_literal_cstr(FEED_WINDOWS_INPUT)),
+				false, NULL);
+		return;
+	}
 
 	exec_as(super,
 			psprintf("CREATE TRIGGER %s AFTER INSERT ON %s REFERENCING NEW TABLE AS %s"
@@ -364,7 +450,8 @@ streamproc_is_feed(Oid stream)
 		return false;
 	ft = GetForeignTable(stream);
 	foreach (lc, ft->options)
-		if (strcmp(lfirst_node(DefElem, lc)->defname, STREAMPROC_FEED_OPTION) == 0)
+		if (strcmp(lfirst_node(DefElem, lc)->defname, STREAMPROC_FEED_OPTION) == 0 ||
+			strcmp(lfirst_node(DefElem, lc)->defname, STREAMPROC_FEED_WINDOWS_OPTION) == 0)
 			return true;
 	return false;
 }
@@ -376,9 +463,16 @@ streamproc_is_feed(Oid stream)
 Oid
 streamproc_feed_upstream_view(Oid stream)
 {
-	Oid rows = feed_upstream_rows(stream);
+	StreamOptions opts;
+	Oid rel;
 
-	return OidIsValid(rows) ? streamproc_owning_view(rows) : InvalidOid;
+	if (!streamproc_stream_options(stream, &opts) ||
+		(opts.upstream_rows == NULL && opts.upstream_groups == NULL))
+		return InvalidOid;
+	rel = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(opts.upstream_rows ? opts.upstream_rows
+																								 : opts.upstream_groups)),
+						   NoLock, true);
+	return OidIsValid(rel) ? streamproc_owning_view(rel) : InvalidOid;
 }
 
 /*
@@ -409,7 +503,8 @@ streamproc_feed_depth(void)
 					  "  CROSS JOIN LATERAL pg_catalog.pg_options_to_table(f.ftoptions) o"
 					  "  JOIN streamproc.views u"
 					  "    ON u.rows_table = pg_catalog.to_regclass(o.option_value)"
-					  "  WHERE o.option_name = '" STREAMPROC_FEED_OPTION "'),"
+					  "    OR u.groups = pg_catalog.to_regclass(o.option_value)"
+					  "  WHERE o.option_name IN ('" STREAMPROC_FEED_OPTION "', '" STREAMPROC_FEED_WINDOWS_OPTION "')),"
 					  " chain(view, depth) AS ("
 					  "  SELECT down, 1 FROM edge"
 					  "  UNION ALL"
@@ -468,6 +563,231 @@ streamproc_feed_link(Oid view, Oid stream)
 	table_close(rel, AccessShareLock);
 }
 
+/*
+ * streamproc_feed_emit_windows
+ *		See feed.h.  Each feed of final windows has a position, the closing
+ *		bound up to which its upstream's windows were passed on.  In one
+ *		transaction per feed: lock that position (the workers take turns),
+ *		read the bound up to which every slot has closed its windows (as a
+ *		reader of the view does), insert the windows between the two into
+ *		the feed, by their start, and move the position.  So each closed
+ *		window reaches the feed once, in a transaction of its own, whichever
+ *		worker closed it last and whatever crashes in between: a window
+ *		closed but not passed on is passed on by the next call.  Closed
+ *		windows never change (later events are late), so the rows read are
+ *		final.
+ */
+void
+streamproc_feed_emit_windows(void)
+{
+	static uint64 loaded_generation = 0;
+	static bool loaded = false;
+	static List *feeds = NIL; /* WindowFeed *, in TopMemoryContext */
+	uint64 generation = pg_atomic_read_u64(&streamproc_shared->catalog_generation);
+	MemoryContext cxt = CurrentMemoryContext;
+	ListCell *lc;
+
+	if (!loaded || generation != loaded_generation)
+	{
+		uint64 i;
+		int ret;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		ret = SPI_execute("SELECT v.stream::pg_catalog.oid, v.view::pg_catalog.oid, u.view::pg_catalog.oid"
+						  " FROM streamproc.views v"
+						  " JOIN pg_catalog.pg_foreign_table f ON f.ftrelid = v.stream"
+						  " CROSS JOIN LATERAL pg_catalog.pg_options_to_table(f.ftoptions) o"
+						  " JOIN streamproc.views u ON u.groups = pg_catalog.to_regclass(o.option_value)"
+						  " WHERE o.option_name = '" STREAMPROC_FEED_WINDOWS_OPTION "'",
+						  true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not list the feeds of final windows: %s", SPI_result_code_string(ret));
+		list_free_deep(feeds);
+		feeds = NIL;
+		for (i = 0; i < SPI_processed; i++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+			WindowFeed *f = palloc(sizeof(WindowFeed));
+			bool isnull;
+
+			f->feed = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			f->view = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+			f->upstream = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+			feeds = lappend(feeds, f);
+			MemoryContextSwitchTo(old);
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(cxt);
+		loaded = true;
+		loaded_generation = generation;
+	}
+
+	foreach (lc, feeds)
+	{
+		WindowFeed *f = lfirst(lc);
+
+		PG_TRY();
+		{
+			SetCurrentStatementStartTimestamp();
+			StartTransactionCommand();
+			SPI_connect();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			emit_windows(f);
+			SPI_finish();
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+		}
+		PG_CATCH();
+		{
+			ErrorData *edata;
+
+			/* Nothing moved: the next call passes the same windows on. */
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			if (streamproc_error_kind(edata) == STREAMPROC_ERROR_TRANSIENT && edata->elevel > ERROR)
+				PG_RE_THROW();
+			AbortCurrentTransaction();
+			ereport(LOG,
+					(errmsg("could not pass the closed windows of continuous view %u to the feed of view %u: %s",
+							f->upstream, f->view, edata->message ? edata->message : ""),
+					 errdetail("SQLSTATE %s.  Nothing was lost: they are passed on after the next checkpoint.",
+							   unpack_sql_state(edata->sqlerrcode))));
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(cxt);
+	}
+}
+
+/* One feed's turn of streamproc_feed_emit_windows(), connected to SPI. */
+static void
+emit_windows(WindowFeed *f)
+{
+	StreamprocView *up = streamproc_view_load(f->upstream, true);
+	WindowSpec spec;
+	ViewStateInfo info;
+	TimestampTz bound = DT_NOEND;
+	TimestampTz done;
+	char *start;
+	Relation feed;
+	Oid owner;
+	Datum args[3];
+	bool isnull;
+	int ret;
+	int s;
+
+	if (up == NULL || get_rel_name(f->feed) == NULL)
+		return;
+	memset(&spec, 0, sizeof(spec));
+	spec.kind = up->window_kind;
+	spec.size = up->window_size;
+	spec.slide = up->window_slide;
+	spec.origin = up->window_origin;
+	spec.lateness = up->allowed_lateness;
+	spec.retention = up->retention;
+	spec.emit = up->emit;
+
+	/*
+	 * The closing bound of every ingest worker's slot, not only of those
+	 * that hold state (as a reader takes it): a slot judges lateness by the
+	 * windows it closed itself, so one that has not closed a window yet
+	 * may still merge events into it, after the others closed their parts.
+	 * Every worker reads a shard of the stream and closes its slot's
+	 * windows as the view's watermark moves (window_publish_watermarks()),
+	 * with or without events, so none holds this back for long.  Nothing
+	 * until every slot has loaded its state.
+	 */
+	if (!streamproc_state_info(MyDatabaseId, f->upstream, &info) || !info.ready)
+		return;
+	for (s = 0; s < Min(streamproc_workers, STREAMPROC_MAX_SLOTS); s++)
+		bound = Min(bound, streamproc_window_close_bound(&spec, info.closed[s]));
+	if (TIMESTAMP_NOT_FINITE(bound))
+		return;
+
+	/* Our turn, and what was passed on already. */
+	args[0] = ObjectIdGetDatum(f->view);
+	args[1] = CStringGetTextDatum(FEED_WINDOWS_INPUT);
+	ret = SPI_execute_with_args("SELECT position::pg_catalog.timestamptz FROM streamproc.positions"
+								" WHERE view = $1 AND input = $2 FOR UPDATE",
+								2, (Oid[]){OIDOID, TEXTOID}, args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the position of feed %u: %s", f->feed, SPI_result_code_string(ret));
+	if (SPI_processed != 1)
+		return;
+	done = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (bound <= done)
+		return;
+
+	/* The windows that end in (done, bound], by their start. */
+	start = window_start_column(up);
+	if (start == NULL)
+		elog(ERROR, "continuous view %u no longer shows the start of its windows", f->upstream);
+	feed = relation_open(f->feed, RowExclusiveLock);
+	owner = feed->rd_rel->relowner;
+	args[0] = TimestampTzGetDatum(done == DT_NOBEGIN ? DT_NOBEGIN : done - up->window_size);
+	args[1] = TimestampTzGetDatum(bound - up->window_size);
+	exec_args_as(owner,
+				 psprintf("INSERT INTO %s SELECT * FROM %s WHERE %s > $1 AND %s <= $2 ORDER BY %s",
+						  quote_qualified_identifier(get_namespace_name(RelationGetNamespace(feed)),
+													 RelationGetRelationName(feed)),
+						  quote_qualified_identifier(get_namespace_name(get_rel_namespace(f->upstream)),
+													 get_rel_name(f->upstream)),
+						  quote_identifier(start), quote_identifier(start), quote_identifier(start)),
+				 args);
+	relation_close(feed, NoLock);
+
+	args[0] = ObjectIdGetDatum(f->view);
+	args[1] = CStringGetTextDatum(FEED_WINDOWS_INPUT);
+	args[2] = CStringGetTextDatum(DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(bound))));
+	ret = SPI_execute_with_args("UPDATE streamproc.positions SET position = $3 WHERE view = $1 AND input = $2",
+								3, (Oid[]){OIDOID, TEXTOID, TEXTOID}, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not move the position of feed %u: %s", f->feed, SPI_result_code_string(ret));
+}
+
+/*
+ * The output column of a windowed view that shows its windows' start (the
+ * group column of role WINDOW_ROLE_START), or NULL.
+ */
+static char *
+window_start_column(StreamprocView *up)
+{
+	AttrNumber start = 0;
+	Relation rel;
+	Query *query;
+	ListCell *lc;
+	char *name = NULL;
+	int i;
+
+	for (i = 0; up->window_roles != NULL && i < up->ngroups; i++)
+		if (up->window_roles[i] == WINDOW_ROLE_START)
+			start = i + 1;
+	if (start == 0 || !OidIsValid(up->groups_table))
+		return NULL;
+	rel = relation_open(up->view, AccessShareLock);
+	query = get_view_query(rel);
+	foreach (lc, query->targetList)
+	{
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+		Var *var = (Var *)tle->expr;
+
+		if (tle->resjunk || !IsA(var, Var) || var->varlevelsup != 0 ||
+			var->varattno != start ||
+			rt_fetch(var->varno, query->rtable)->relid != up->groups_table)
+			continue;
+		name = pstrdup(NameStr(TupleDescAttr(RelationGetDescr(rel), tle->resno - 1)->attname));
+		break;
+	}
+	relation_close(rel, AccessShareLock);
+	return name;
+}
+
 /* streamproc._feed_rows(), or InvalidOid before extension version 0.5. */
 static Oid
 feed_function(bool missing_ok)
@@ -487,6 +807,35 @@ feed_upstream_rows(Oid stream)
 		return InvalidOid;
 	return RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(opts.upstream_rows)),
 							NoLock, true);
+}
+
+/*
+ * Run SQL with two timestamptz parameters as userid, as a writer of feeds;
+ * the caller is connected to SPI.
+ */
+static void
+exec_args_as(Oid userid, const char *sql, Datum *args)
+{
+	Oid save_userid;
+	int save_sec_context;
+	int ret;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(userid, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	streamproc_feeding = true;
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args(sql, 2, (Oid[]){TIMESTAMPTZOID, TIMESTAMPTZOID}, args, NULL,
+									false, 0);
+		if (ret < 0)
+			elog(ERROR, "SPI_execute failed: %s: %s", SPI_result_code_string(ret), sql);
+	}
+	PG_FINALLY();
+	{
+		streamproc_feeding = false;
+	}
+	PG_END_TRY();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
 /* The owner of schema streamproc, who creates internal relations there. */

@@ -13,8 +13,12 @@
 
 #include "nodes/parsenodes.h"
 
-/* The option that marks a feed stream: the upstream's rows table. */
-#define STREAMPROC_FEED_OPTION "upstream_rows"
+/*
+ * The options that mark a feed stream: the upstream's rows table (an
+ * append view), or its groups table (a windowed view with emit = 'final').
+ */
+#define STREAMPROC_FEED_OPTION         "upstream_rows"
+#define STREAMPROC_FEED_WINDOWS_OPTION "upstream_groups"
 
 /* True while feed.c creates a feed stream or inserts into one. */
 extern bool streamproc_feed_creating;
@@ -46,6 +50,13 @@ extern bool streamproc_is_feed(Oid stream);
 
 /* The longest chain of views over views in this database (sync()). */
 extern int streamproc_feed_depth(void);
+
+/*
+ * Ingest workers, after a checkpoint: pass the windows that every slot has
+ * closed since the last time to the feeds of views over final windows.
+ * Runs its own transactions.
+ */
+extern void streamproc_feed_emit_windows(void);
 
 /* post_restore(): the dependencies of a view's feed. */
 extern void streamproc_feed_link(Oid view, Oid stream);

@@ -481,6 +481,8 @@ parse_options(List *options, StreamOptions *opts)
 		}
 		else if (strcmp(def->defname, STREAMPROC_FEED_OPTION) == 0)
 			opts->upstream_rows = pstrdup(defGetString(def));
+		else if (strcmp(def->defname, STREAMPROC_FEED_WINDOWS_OPTION) == 0)
+			opts->upstream_groups = pstrdup(defGetString(def));
 	}
 }
 
@@ -533,7 +535,8 @@ streamproc_fdw_validator(PG_FUNCTION_ARGS)
 					 strcmp(def->defname, "idle_timeout") == 0 ||
 					 strcmp(def->defname, "dedup_key") == 0 ||
 					 strcmp(def->defname, "dedup_window") == 0 ||
-					 strcmp(def->defname, STREAMPROC_FEED_OPTION) == 0;
+					 strcmp(def->defname, STREAMPROC_FEED_OPTION) == 0 ||
+					 strcmp(def->defname, STREAMPROC_FEED_WINDOWS_OPTION) == 0;
 
 		if (!known || catalog != ForeignTableRelationId)
 			ereport(ERROR,
@@ -548,7 +551,8 @@ streamproc_fdw_validator(PG_FUNCTION_ARGS)
 					 errhint("Streams take the options event_time, watermark_delay, idle_timeout, dedup_key and dedup_window.")));
 
 		/* Only feed.c makes feeds (and a restore brings them back). */
-		if (strcmp(def->defname, STREAMPROC_FEED_OPTION) == 0 &&
+		if ((strcmp(def->defname, STREAMPROC_FEED_OPTION) == 0 ||
+			 strcmp(def->defname, STREAMPROC_FEED_WINDOWS_OPTION) == 0) &&
 			!streamproc_feed_creating && !streamproc_database_restoring() &&
 			!IsBinaryUpgrade)
 			ereport(ERROR,

@@ -103,7 +103,8 @@ typedef struct StreamOptions
 	List *dedup_columns;
 	int64 dedup_window;
 	bool dedup_window_set;
-	char *upstream_rows; /* a feed (feed.c): the rows table it is fed from */
+	char *upstream_rows;   /* a feed (feed.c): the rows table it is fed from */
+	char *upstream_groups; /* ... or the groups table of final windows */
 } StreamOptions;
 
 /* false (and the defaults) when relid is not a foreign table. */

@@ -72,6 +72,7 @@
 
 #include "engine.h"
 #include "errors.h"
+#include "feed.h"
 #include "streamproc.h"
 
 /* Longest event text kept in streamproc.errors. */
@@ -166,6 +167,7 @@ worker_loop(Worker *w)
 		long kafka_wait;
 		long timeout;
 		TimestampTz now;
+		TimestampTz checkpointed;
 		ListCell *lc;
 
 		CHECK_FOR_INTERRUPTS();
@@ -296,10 +298,18 @@ worker_loop(Worker *w)
 		caught_up = !sync_requested || streamproc_kafka_caught_up(w->sources, generation);
 
 		now = GetCurrentTimestamp();
+		checkpointed = w->last_checkpoint;
 		if (w->checkpoint_needed && now >= w->checkpoint_retry_at &&
 			((sync_requested && caught_up) || w->checkpoint_soon ||
 			 TimestampDifferenceExceeds(w->last_checkpoint, now, checkpoint_spacing(w))))
 			checkpoint_run(w);
+
+		/*
+		 * Views over final windows (feed.c): the windows that every slot has
+		 * now closed go to their feeds, before sync() hears of this round.
+		 */
+		if (w->last_checkpoint != checkpointed || sync_requested)
+			streamproc_feed_emit_windows();
 
 		worker_publish_status(w);
 		if (sync_requested && caught_up && !w->checkpoint_needed)

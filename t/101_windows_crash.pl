@@ -1,5 +1,6 @@
 # Event-time windows across crashes.  A stream with tumble, hop, session and
-# emit 'final' views (each with a late_events table) is fed by a background
+# emit 'final' views (each with a late_events table), and a view over the
+# final windows, is fed by a background
 # inserter (disordered loadgen events, one COPY per chunk into the stream and
 # into a plain oracle table in the same transaction, a sync() after most
 # chunks so that windows close all the time) while the test SIGKILLs the
@@ -16,6 +17,7 @@
 #   - each view equals its query as a batch over the oracle's events
 #     EXCEPT ALL the view's late rows (sessions: gaps and islands), the
 #     emit 'final' one restricted to window_end <= watermark - lateness;
+#   - the view over the final windows equals its query over them;
 #   - the late rows are exactly the complement: late EXCEPT ALL events is
 #     empty and counted + late = all events (nothing dropped, nothing twice);
 #   - some events were late; window_runs hold no window twice;
@@ -64,6 +66,11 @@ WindowOracle::define_view('final_url', like => 'final_url',
 	select => 'w.window_start, url, count(*) AS n', group => 'w.window_start, url');
 my @views = qw(tumble_url hop_url sess_user final_url);
 WindowOracle::create_schema($node, views => \@views);
+# A view over the final windows (feed.c): each window that closes reaches it
+# once, whatever is killed when.
+my $rollup_q = q{SELECT date_bin('10 minutes', window_start, '2000-01-01') AS ten, url,
+       sum(n) AS n, count(*) AS minutes FROM final_url GROUP BY 1, 2};
+sql("CREATE VIEW final_rollup WITH (continuous) AS $rollup_q");
 my $owner = sql(q{SELECT 'clicks'::regclass::oid::bigint % current_setting('streamproc.workers')::int});
 note("the stream belongs to worker $owner");
 
@@ -238,7 +245,7 @@ note("the live watermark was behind its pre-kill value right after a crash $wms-
 my $n_events = sql('SELECT count(*) FROM events');
 cmp_ok($n_events, '>=', $count1 + $count2, "the oracle holds every event ($n_events; a chunk resent after a crash is in both)");
 my $wm = WindowOracle::expected_watermark($node);
-is(WindowOracle::live_watermarks($node), $wm, "every view's watermark is max(ts) - watermark_delay");
+is(WindowOracle::live_watermarks($node, 'clicks'), $wm, "every windowed view's watermark is max(ts) - watermark_delay");
 is(WindowOracle::persisted_watermarks($node), $wm, 'view_watermarks too');
 
 # stat_views.late_events counts since the server started: the crashes
@@ -250,6 +257,14 @@ is(WindowOracle::count_tumbles($node, "> '$final_c'"),
 
 WindowOracle::check_no_duplicate_windows($node);
 WindowOracle::check_closed_tumbles($node, $wm);
+is(sql("SELECT (SELECT count(*) FROM (SELECT * FROM final_rollup EXCEPT ALL $rollup_q) a)"
+		  . " || ' ' || (SELECT count(*) FROM ($rollup_q EXCEPT ALL SELECT * FROM final_rollup) b)"),
+	'0 0', 'final_rollup equals its query over the closed windows of final_url')
+  or diag("missing from final_rollup:\n"
+	  . sql("SELECT * FROM ($rollup_q EXCEPT ALL SELECT * FROM final_rollup) b ORDER BY 1, 2 LIMIT 30")
+	  . "\nits position: " . sql(q{SELECT position FROM streamproc.positions WHERE input = 'upstream windows'})
+	  . "\nfinal_url: " . sql('SELECT min(window_start), max(window_start), count(*) FROM final_url'));
+cmp_ok(sql('SELECT sum(minutes) FROM final_rollup'), '>=', 1000, '... which are many');
 is(sql(q{SELECT count(*) FROM streamproc.errors}), '0', 'no errors');
 
 my @crashes = KafkaCrash::crash_lines($node);

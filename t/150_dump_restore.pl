@@ -181,6 +181,9 @@ my %ORACLE = (
 	big_per_r => [ 'SELECT * FROM big_per_r',
 		'SELECT (k / 10) % 7, count(*), sum(v * 2 + k) FROM ev_oracle WHERE v % 10 = 0 GROUP BY 1' ],
 	big_odd => [ 'SELECT * FROM big_odd', 'SELECT k, v * 2 + k FROM ev_oracle WHERE v % 10 = 0 AND (k / 10) % 2 = 1' ],
+	# a view over final windows (feed.c): its position in them is restored
+	final_hours => [ 'SELECT * FROM final_hours',
+		q{SELECT date_trunc('hour', window_start), sum(n), sum(s), count(*) FROM min_final GROUP BY 1} ],
 	odd_per_k => [ 'SELECT * FROM odd_per_k',
 		'SELECT k, count(*), max(v * 2 + k) FROM ev_oracle WHERE v % 10 = 0 AND (k / 10) % 2 = 1 GROUP BY k' ],
 );
@@ -204,7 +207,7 @@ sub check_oracles
 	}
 }
 
-my @ALL = qw(per_k big per_min late_ev per_mood kper big_per_r big_odd odd_per_k);
+my @ALL = qw(per_k big per_min late_ev per_mood kper big_per_r big_odd odd_per_k final_hours);
 
 # What must be equal between the source and a copy of it
 my %SAME = (
@@ -272,6 +275,12 @@ CREATE VIEW per_min WITH (continuous, allowed_lateness = '2 minutes', late_event
     SELECT w.window_start, w.window_end, k % 10 AS kk, count(*) AS n, sum(v) AS s
       FROM ev, streamproc.tumble(ts, interval '1 minute') AS w
      GROUP BY w.window_start, w.window_end, k % 10;
+CREATE VIEW min_final WITH (continuous, emit = 'final') AS
+    SELECT w.window_start, count(*) AS n, sum(v) AS s
+      FROM ev, streamproc.tumble(ts, interval '1 minute') AS w GROUP BY 1;
+CREATE VIEW final_hours WITH (continuous) AS
+    SELECT date_trunc('hour', window_start) AS h, sum(n) AS n, sum(s) AS s, count(*) AS minutes
+      FROM min_final GROUP BY 1;
 CREATE TYPE mood AS ENUM ('low', 'mid', 'high');
 CREATE VIEW per_mood WITH (continuous) AS
     SELECT ((ARRAY['low', 'mid', 'high'])[k % 3 + 1])::mood AS m, count(*) AS n, max(((ARRAY['low', 'mid', 'high'])[abs(v) % 3 + 1])::mood) AS top FROM ev GROUP BY 1;
@@ -518,7 +527,7 @@ for my $c (@copies)
 	is($sql->("SELECT count(*) FROM pg_class WHERE oid = $groups OR relname = 'per_mood'"), '0',
 		"$db: DROP TYPE ... CASCADE drops a restored view over the type, and its groups table");
 	is($sql->(q{SELECT string_agg(view::text, ',' ORDER BY view::text) FROM streamproc.views}),
-		'big,big_odd,big_per_r,kper,odd_per_k,per_b,per_min', "$db: per_k left the catalog");
+		'big,big_odd,big_per_r,final_hours,kper,min_final,odd_per_k,per_b,per_min', "$db: per_k left the catalog");
 
 	# The relations of stream ev: its log, its shards, its views' tables
 	my $rels = $sql->(q{
@@ -529,7 +538,7 @@ SELECT string_agg(r::oid::text, ',') FROM (
     UNION ALL SELECT rows_table FROM streamproc.views WHERE stream = 'ev'::regclass AND rows_table IS NOT NULL
     UNION ALL SELECT view FROM streamproc.views WHERE stream = 'ev'::regclass) x});
 	my @rels = split /,/, $rels;
-	is(scalar(@rels), 1 + 2 + 3 + 3, "$db: ev has a log, 2 shards, 3 views and their 3 tables");
+	is(scalar(@rels), 1 + 2 + 4 + 4, "$db: ev has a log, 2 shards, 4 views and their 4 tables");
 	$sql->('DROP FOREIGN TABLE ev CASCADE');
 	is($sql->("SELECT count(*) FROM pg_class WHERE oid IN ($rels)"), '0',
 		"$db: DROP FOREIGN TABLE ev CASCADE drops its log, its shards, its views and their tables");
