@@ -232,6 +232,20 @@ SELECT * FROM chain_diff('SELECT window_start, n, rows FROM chain_tens',
        GROUP BY 1 HAVING date_bin('10 minutes', window_start, '2000-01-01') + interval '10 minutes'
                          <= (SELECT max(window_start) FROM chain_minutes)$$);
 SELECT count(*) AS closed_tens FROM chain_tens;
+-- hopping windows (2 minutes every 30 seconds) passed on the same way
+CREATE VIEW chain_hops WITH (continuous, emit = 'final') AS
+    SELECT w.window_start, count(*) AS n
+      FROM chain_events, streamproc.hop(ts, interval '30 seconds', interval '2 minutes') AS w GROUP BY 1;
+CREATE VIEW chain_hop_sums WITH (continuous) AS
+    SELECT date_trunc('hour', window_start) AS hour, sum(n) AS n, count(*) AS windows FROM chain_hops GROUP BY 1;
+INSERT INTO chain_events
+    SELECT '2026-01-02'::timestamptz + g * interval '1 second', g % 10, '/p/' || (g % 3), g % 500
+      FROM generate_series(7201, 9000) g;
+SELECT streamproc.sync();
+SELECT * FROM chain_diff('SELECT hour, n, windows FROM chain_hop_sums',
+    $$SELECT date_trunc('hour', window_start), sum(n), count(*) FROM chain_hops GROUP BY 1$$);
+SELECT sum(windows) > 50 AS many FROM chain_hop_sums;
+DROP VIEW chain_hops CASCADE;
 -- refused: open windows, and windows whose start is not shown
 CREATE VIEW chain_open WITH (continuous) AS
     SELECT w.window_start, count(*) AS n FROM chain_events, streamproc.tumble(ts, interval '1 minute') AS w GROUP BY 1;
