@@ -19,6 +19,18 @@ CREATE FOREIGN TABLE chain_events (ts timestamptz, user_id int, url text, ms int
 CREATE TABLE chain_users (user_id int PRIMARY KEY, country text);
 INSERT INTO chain_users SELECT u, CASE WHEN u % 3 = 0 THEN 'fr' ELSE 'de' END FROM generate_series(0, 9) u;
 
+-- What a transaction inserts into a stream after its own CREATE VIEW is
+-- counted by that view (the view's starting position counts the creating
+-- transaction as in progress; a feed's backfill relies on it).
+BEGIN;
+CREATE VIEW chain_same_xact WITH (continuous) AS SELECT count(*) AS n FROM chain_events;
+SELECT txid_current() > 0 AS has_xid;
+INSERT INTO chain_events VALUES ('2025-12-31 00:00:00+00', 1, '/p/0', 1), ('2025-12-31 00:00:01+00', 2, '/p/0', 2);
+COMMIT;
+SELECT streamproc.sync();
+SELECT n FROM chain_same_xact;
+DROP VIEW chain_same_xact;
+
 -- Level 1: a filter and map over the stream (an append view).
 CREATE VIEW chain_slow WITH (continuous) AS
     SELECT ts, user_id, url, ms * 2 AS ms2 FROM chain_events WHERE ms > 100;
