@@ -63,8 +63,9 @@
  * position and the current final bound, by window start, and moves the
  * position.  A window is passed on once, by whoever comes first after it
  * is final; a crash only delays it.  The feed's event_time is the window
- * start, and the windows come in its order: windows over the feed close
- * as the upstream's do.
+ * start, passed on in its order, so the feed's watermark follows the
+ * upstream's closing (its shards are read independently, as any stream's:
+ * windows over a feed need some allowed_lateness).
  *
  * What cannot feed a view yet: other aggregating views, and windows with
  * emit = 'updates' (their groups change, so a downstream aggregate would
