@@ -41,7 +41,10 @@
  * the downstream view), as PostgreSQL's RI triggers act as the table
  * owner, and only from the rows table its feed names (the option
  * upstream_rows, which only this file sets: the validator refuses it from
- * users), so a trigger of a user's own cannot write into a feed.
+ * users), so a trigger of a user's own cannot write into a feed.  The
+ * owner of the downstream view must keep SELECT on the upstream view: the
+ * workers check it before each batch (batch.c), as reading a stream's log
+ * checks SELECT on the stream.
  *
  * Objects and dependencies.  The feed belongs to the downstream view
  * (internal dependency: dropped with it, not alone); the downstream view
@@ -55,8 +58,9 @@
  * 'final' is append-only too (a closed window never changes), but no one
  * checkpoint writes its rows: each worker closes its slot's part of a
  * window, and the window is final once every worker's slot has (see
- * emit_windows() for why every slot, not only those holding state).  Its feed (option upstream_groups) has a position, the
- * downstream view's row "upstream windows" of streamproc.positions: after
+ * emit_windows() for why every slot, not only those holding state).  Its
+ * feed (option upstream_groups) has a position, the downstream view's row
+ * "upstream windows" of streamproc.positions: after
  * each checkpoint every worker calls streamproc_feed_emit_windows(), which
  * in one transaction per feed locks that row (the workers take turns),
  * inserts the upstream view's rows of the windows that ended between the
