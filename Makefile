@@ -11,6 +11,7 @@ OBJS = \
 	src/aggregates.o \
 	src/batch.o \
 	src/catalog.o \
+	src/changes.o \
 	src/checkpoint.o \
 	src/combine.o \
 	src/dedup.o \
@@ -40,7 +41,7 @@ OBJS = \
 	src/worker.o
 
 EXTENSION = streamproc
-DATA = streamproc--0.1.sql streamproc--0.1--0.2.sql streamproc--0.2--0.3.sql streamproc--0.3--0.4.sql streamproc--0.4--0.5.sql
+DATA = streamproc--0.1.sql streamproc--0.1--0.2.sql streamproc--0.2--0.3.sql streamproc--0.3--0.4.sql streamproc--0.4--0.5.sql streamproc--0.5--0.6.sql
 PGFILEDESC = "streamproc - stream processing inside PostgreSQL"
 
 PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags rdkafka)

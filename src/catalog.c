@@ -279,16 +279,21 @@ catalog_find_view(Worker *w, Oid viewid)
 static void
 clean_dropped(void)
 {
-	const char *const tables[] = {"state_runs", "window_runs", "view_watermarks", "positions"};
+	const char *const tables[] = {"state_runs", "window_runs", "view_watermarks", "positions",
+								  "change_logs", "changes"};
 	int t;
 
 	for (t = 0; t < lengthof(tables); t++)
 	{
-		int ret = SPI_execute(psprintf("DELETE FROM streamproc.%s s WHERE NOT EXISTS"
-									   " (SELECT 1 FROM streamproc.views v WHERE v.view = s.view)",
-									   tables[t]),
-							  false, 0);
+		int ret;
 
+		/* The change logs' tables: from version 0.6 of the extension on. */
+		if (!OidIsValid(get_relname_relid(tables[t], get_namespace_oid("streamproc", false))))
+			continue;
+		ret = SPI_execute(psprintf("DELETE FROM streamproc.%s s WHERE NOT EXISTS"
+								   " (SELECT 1 FROM streamproc.views v WHERE v.view = s.view)",
+								   tables[t]),
+						  false, 0);
 		if (ret != SPI_OK_DELETE)
 			elog(ERROR, "could not clean streamproc.%s: %s", tables[t],
 				 SPI_result_code_string(ret));

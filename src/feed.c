@@ -142,8 +142,6 @@ PG_FUNCTION_INFO_V1(streamproc_feed_rows);
 
 static Oid feed_function(bool missing_ok);
 static Oid feed_upstream_rows(Oid stream);
-static Oid schema_owner(void);
-static char *window_start_column(StreamprocView *up);
 static void emit_windows(WindowFeed *f);
 static void exec_args_as(Oid userid, const char *sql, Datum *args);
 static void exec_as(Oid userid, const char *sql, bool feeding, TriggerData *td);
@@ -212,7 +210,7 @@ streamproc_feed_upstream(Query *query, Index *rti)
 				 errdetail("Its groups change as events arrive; only continuous views without aggregates and tumbling or hopping windows with emit = 'final' feed other continuous views."),
 				 errhint("Read the stream of \"%s\" in this view instead, or add a continuous view without aggregates over that stream and read it.",
 						 get_rel_name(upstream))));
-	if (up->kind != STREAMPROC_VIEW_APPEND && window_start_column(up) == NULL)
+	if (up->kind != STREAMPROC_VIEW_APPEND && streamproc_window_start_column(up) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("continuous view \"%s\" cannot feed another continuous view",
@@ -268,7 +266,7 @@ streamproc_feed_create(Oid upstream)
 	if (up->kind != STREAMPROC_VIEW_APPEND)
 	{
 		/* Windows over the feed: by the windows' start, in order. */
-		opts.event_time = window_start_column(up);
+		opts.event_time = streamproc_window_start_column(up);
 		opts.watermark_delay = 0;
 	}
 	initStringInfo(&sql);
@@ -309,7 +307,7 @@ streamproc_feed_create(Oid upstream)
 	streamproc_feed_creating = true;
 	PG_TRY();
 	{
-		exec_as(schema_owner(), sql.data, false, NULL);
+		exec_as(streamproc_schema_owner(), sql.data, false, NULL);
 	}
 	PG_FINALLY();
 	{
@@ -335,7 +333,7 @@ streamproc_feed_attach(Oid feed, Oid view, Oid upstream)
 	char *qrows = up->kind == STREAMPROC_VIEW_APPEND
 					  ? quote_qualified_identifier(FEED_SCHEMA, get_rel_name(up->rows_table))
 					  : NULL;
-	Oid super = schema_owner();
+	Oid super = streamproc_schema_owner();
 	ObjectAddress trig;
 	ObjectAddress stream;
 
@@ -382,7 +380,7 @@ streamproc_feed_set_owner(Oid feed, Oid owner)
 	streamproc_feed_creating = true;
 	PG_TRY();
 	{
-		exec_as(schema_owner(), sql, false, NULL);
+		exec_as(streamproc_schema_owner(), sql, false, NULL);
 	}
 	PG_FINALLY();
 	{
@@ -497,7 +495,7 @@ streamproc_feed_depth(void)
 
 	if (!OidIsValid(get_namespace_oid(FEED_SCHEMA, true)))
 		return 0;
-	super = schema_owner();
+	super = streamproc_schema_owner();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
@@ -675,9 +673,7 @@ static void
 emit_windows(WindowFeed *f)
 {
 	StreamprocView *up = streamproc_view_load(f->upstream, true);
-	WindowSpec spec;
-	ViewStateInfo info;
-	TimestampTz bound = DT_NOEND;
+	TimestampTz bound;
 	TimestampTz done;
 	char *start;
 	Relation feed;
@@ -685,34 +681,10 @@ emit_windows(WindowFeed *f)
 	Datum args[3];
 	bool isnull;
 	int ret;
-	int s;
 
 	if (up == NULL || get_rel_name(f->feed) == NULL)
 		return;
-	memset(&spec, 0, sizeof(spec));
-	spec.kind = up->window_kind;
-	spec.size = up->window_size;
-	spec.slide = up->window_slide;
-	spec.origin = up->window_origin;
-	spec.lateness = up->allowed_lateness;
-	spec.retention = up->retention;
-	spec.emit = up->emit;
-
-	/*
-	 * The closing bound of every ingest worker's slot, not only of those
-	 * that hold state (as a reader takes it): a slot judges lateness by the
-	 * windows it closed itself, so one that has not closed a window yet
-	 * may still merge events into it, after the others closed their parts.
-	 * Every worker reads a shard of the stream and closes its slot's
-	 * windows as the view's watermark moves (window_publish_watermarks()),
-	 * with or without events, so none holds this back for long.  Nothing
-	 * until every slot has loaded its state.
-	 */
-	if (!streamproc_state_info(MyDatabaseId, f->upstream, &info) || !info.ready)
-		return;
-	for (s = 0; s < Min(streamproc_workers, STREAMPROC_MAX_SLOTS); s++)
-		bound = Min(bound, streamproc_window_close_bound(&spec, info.closed[s]));
-	if (TIMESTAMP_NOT_FINITE(bound))
+	if (!streamproc_final_windows_bound(up, &bound))
 		return;
 
 	/* Our turn, and what was passed on already. */
@@ -730,7 +702,7 @@ emit_windows(WindowFeed *f)
 		return;
 
 	/* The windows that end in (done, bound], by their start. */
-	start = window_start_column(up);
+	start = streamproc_window_start_column(up);
 	if (start == NULL)
 		elog(ERROR, "continuous view %u no longer shows the start of its windows", f->upstream);
 	feed = relation_open(f->feed, RowExclusiveLock);
@@ -757,11 +729,51 @@ emit_windows(WindowFeed *f)
 }
 
 /*
+ * streamproc_final_windows_bound
+ *		See feed.h.
+ */
+bool
+streamproc_final_windows_bound(StreamprocView *up, TimestampTz *bound)
+{
+	WindowSpec spec;
+	ViewStateInfo info;
+	int s;
+
+	memset(&spec, 0, sizeof(spec));
+	spec.kind = up->window_kind;
+	spec.size = up->window_size;
+	spec.slide = up->window_slide;
+	spec.origin = up->window_origin;
+	spec.lateness = up->allowed_lateness;
+	spec.retention = up->retention;
+	spec.emit = up->emit;
+
+	/*
+	 * The closing bound of every ingest worker's slot, not only of those
+	 * that hold state (as a reader takes it): a slot judges lateness by the
+	 * windows it closed itself, so one that has not closed a window yet
+	 * may still merge events into it, after the others closed their parts.
+	 * Every worker reads a shard of the stream and closes its slot's
+	 * windows as the view's watermark moves (window_publish_watermarks()),
+	 * with or without events, so none holds this back for long.  Nothing
+	 * until every slot has loaded its state.
+	 */
+	*bound = DT_NOEND;
+	if (!streamproc_state_info(MyDatabaseId, up->view, &info) || !info.ready)
+		return false;
+	for (s = 0; s < Min(streamproc_workers, STREAMPROC_MAX_SLOTS); s++)
+		*bound = Min(*bound, streamproc_window_close_bound(&spec, info.closed[s]));
+	if (TIMESTAMP_NOT_FINITE(*bound))
+		return false;
+	return true;
+}
+
+/*
  * The output column of a windowed view that shows its windows' start (the
  * group column of role WINDOW_ROLE_START), or NULL.
  */
-static char *
-window_start_column(StreamprocView *up)
+char *
+streamproc_window_start_column(StreamprocView *up)
 {
 	AttrNumber start = 0;
 	Relation rel;
@@ -843,9 +855,12 @@ exec_args_as(Oid userid, const char *sql, Datum *args)
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
-/* The owner of schema streamproc, who creates internal relations there. */
-static Oid
-schema_owner(void)
+/*
+ * streamproc_schema_owner
+ *		See feed.h.
+ */
+Oid
+streamproc_schema_owner(void)
 {
 	HeapTuple tuple = SearchSysCache1(NAMESPACENAME, CStringGetDatum(FEED_SCHEMA));
 	Oid owner;

@@ -12,6 +12,9 @@
 #include "postgres.h"
 
 #include "nodes/parsenodes.h"
+#include "utils/timestamp.h"
+
+#include "view.h"
 
 /*
  * The options that mark a feed stream: the upstream's rows table (an
@@ -57,6 +60,19 @@ extern int streamproc_feed_depth(void);
  * Runs its own transactions.
  */
 extern void streamproc_feed_emit_windows(void);
+
+/*
+ * The closing bound up to which every ingest worker's slot of a view of
+ * tumbling or hopping windows has closed them: windows that end at or
+ * before it are final.  False until every slot has loaded its state.
+ */
+extern bool streamproc_final_windows_bound(StreamprocView *up, TimestampTz *bound);
+
+/* The column of a windowed view that shows its windows' start, or NULL. */
+extern char *streamproc_window_start_column(StreamprocView *up);
+
+/* The owner of schema streamproc, who creates internal relations there. */
+extern Oid streamproc_schema_owner(void);
 
 /* post_restore(): the dependencies of a view's feed. */
 extern void streamproc_feed_link(Oid view, Oid stream);

@@ -72,6 +72,7 @@
 
 #include "engine.h"
 #include "errors.h"
+#include "changes.h"
 #include "feed.h"
 #include "streamproc.h"
 
@@ -305,11 +306,15 @@ worker_loop(Worker *w)
 			checkpoint_run(w);
 
 		/*
-		 * Views over final windows (feed.c): the windows that every slot has
-		 * now closed go to their feeds, before sync() hears of this round.
+		 * Views over final windows (feed.c) and their change logs
+		 * (changes.c): the windows that every slot has now closed go to
+		 * their feeds and logs, before sync() hears of this round.
 		 */
 		if (w->last_checkpoint != checkpointed || sync_requested)
+		{
 			streamproc_feed_emit_windows();
+			streamproc_changes_after_checkpoint();
+		}
 
 		worker_publish_status(w);
 		if (sync_requested && caught_up && !w->checkpoint_needed)

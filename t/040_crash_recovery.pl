@@ -46,6 +46,8 @@ CREATE VIEW mid_even WITH (continuous) AS
     SELECT user_id, url, amount * 2 AS doubled FROM mid_clicks WHERE user_id % 2 = 0;
 CREATE VIEW even_per_user WITH (continuous) AS
     SELECT user_id, count(*) AS n, sum(doubled) AS total FROM mid_even GROUP BY user_id;
+-- A change log (changes.c); mid_even gets one mid-stream.
+SELECT streamproc.create_change_log('big_clicks');
 });
 
 # The inserter: one transaction per chunk writes the same rows to the
@@ -103,6 +105,18 @@ for my $round (1 .. 5)
 			select(undef, undef, undef, 0.2);
 		}
 		ok($created, 'created a view over a view while ingesting, after a SIGKILL');
+	}
+	if ($round == 2)
+	{
+		my $created = 0;
+		for my $try (1 .. 100)
+		{
+			my ($r, $o, $e) = $node->psql('postgres',
+				q{SELECT streamproc.create_change_log('mid_even', retention => '1 hour')});
+			$created = 1, last if $r == 0;
+			select(undef, undef, undef, 0.2);
+		}
+		ok($created, 'created a change log while ingesting, after a SIGKILL');
 	}
 	# The postmaster notices, reinitializes and starts over.  While it
 	# does, psql can exit before reading its query (connection refused),
@@ -162,6 +176,25 @@ sub check_views
 	}
 }
 check_views('after crashes');
+
+# The change logs hold each row of their view once, numbered without gaps.
+sub check_changes
+{
+	my ($when) = @_;
+	for my $view (qw(big_clicks mid_even))
+	{
+		my $c = "SELECT (pg_catalog.jsonb_populate_record(NULL::$view, new)).* FROM streamproc.changes('$view')";
+		is($node->safe_psql('postgres',
+				"SELECT (SELECT count(*) FROM ((SELECT * FROM $view) EXCEPT ALL ($c)) a) || ' ' ||"
+				  . " (SELECT count(*) FROM (($c) EXCEPT ALL (SELECT * FROM $view)) b)"),
+			'0 0', "the change log of $view holds each of its rows once $when");
+		is($node->safe_psql('postgres',
+				"SELECT count(*) = max(position) AND min(position) = 1 AND"
+				  . " max(position) = streamproc.changes_position('$view') FROM streamproc.changes('$view')"),
+			't', "... numbered from 1 without gaps $when");
+	}
+}
+check_changes('after crashes');
 is($node->safe_psql('postgres', 'SELECT n FROM totals'), $oracle_n,
 	'the total count is exact');
 
@@ -179,6 +212,18 @@ $node->safe_psql('postgres', 'BEGIN; INSERT INTO clicks ' . $rows->(999)
 	  . '; INSERT INTO clicks_oracle ' . $rows->(999) . '; COMMIT;');
 $node->safe_psql('postgres', "SELECT streamproc.sync('60s')");
 check_views('after a clean restart and more events');
+check_changes('after a clean restart and more events');
+
+# LISTEN: the transaction that adds changes notifies the view's channel
+# with its last position.
+my $channel = $node->safe_psql('postgres', q{SELECT streamproc.changes_channel('big_clicks')});
+my $listened = $node->safe_psql('postgres', qq{LISTEN $channel;
+INSERT INTO clicks VALUES (1, '/listen', 10.5);
+SELECT streamproc.sync('60s');
+SELECT 'listened';});
+my $last = $node->safe_psql('postgres', q{SELECT streamproc.changes_position('big_clicks')});
+like($listened, qr/Asynchronous notification "$channel" with payload "$last" received/,
+	'LISTEN on the change log hears the new last position');
 
 $node->stop;
 done_testing();

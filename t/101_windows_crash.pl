@@ -71,6 +71,8 @@ WindowOracle::create_schema($node, views => \@views);
 my $rollup_q = q{SELECT date_bin('10 minutes', window_start, '2000-01-01') AS ten, url,
        sum(n) AS n, count(*) AS minutes FROM final_url GROUP BY 1, 2};
 sql("CREATE VIEW final_rollup WITH (continuous) AS $rollup_q");
+# And its change log (changes.c): each closed window once, numbered.
+sql(q{SELECT streamproc.create_change_log('final_url', retention => '1 day')});
 my $owner = sql(q{SELECT 'clicks'::regclass::oid::bigint % current_setting('streamproc.workers')::int});
 note("the stream belongs to worker $owner");
 
@@ -265,6 +267,15 @@ is(sql("SELECT (SELECT count(*) FROM (SELECT * FROM final_rollup EXCEPT ALL $rol
 	  . "\nits position: " . sql(q{SELECT position FROM streamproc.positions WHERE input = 'upstream windows'})
 	  . "\nfinal_url: " . sql('SELECT min(window_start), max(window_start), count(*) FROM final_url'));
 cmp_ok(sql('SELECT sum(minutes) FROM final_rollup'), '>=', 1000, '... which are many');
+my $changes_q = q{SELECT (pg_catalog.jsonb_populate_record(NULL::final_url, new)).*
+  FROM streamproc.changes('final_url')};
+is(sql("SELECT (SELECT count(*) FROM (SELECT * FROM final_url EXCEPT ALL $changes_q) a)"
+		  . " || ' ' || (SELECT count(*) FROM ($changes_q EXCEPT ALL SELECT * FROM final_url) b)"),
+	'0 0', 'the change log of final_url holds each of its closed windows once');
+is(sql(q{SELECT count(*) = max(position) AND min(position) = 1 AND
+                max(position) = streamproc.changes_position('final_url')
+           FROM streamproc.changes('final_url')}),
+	't', '... numbered from 1 without gaps');
 is(sql(q{SELECT count(*) FROM streamproc.errors}), '0', 'no errors');
 
 my @crashes = KafkaCrash::crash_lines($node);

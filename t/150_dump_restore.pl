@@ -220,6 +220,13 @@ my %SAME = (
 	'feed triggers'       => q{SELECT regexp_replace(tgrelid::regclass || ' ' || tgname || ' ' || encode(tgargs, 'escape'), '_[0-9]+', '_N', 'g')
 	                             FROM pg_trigger WHERE tgname LIKE 'streamproc\_feed\_%' ORDER BY 1},
 	'kper'                => 'SELECT * FROM kper ORDER BY k',
+	'change logs'         => q{SELECT view::text, retention, last_position, trimmed_to, windows_done
+	                             FROM streamproc.change_logs ORDER BY 1},
+	# Not the positions: the events in the dump are logged in the order
+	# each database's workers consume them.
+	'changes'             => q{SELECT view::text, new::text FROM streamproc.changes ORDER BY 1, 2},
+	'change triggers'     => q{SELECT regexp_replace(tgrelid::regclass || ' ' || tgname, '_[0-9]+', '_N', 'g')
+	                             FROM pg_trigger WHERE tgname = 'streamproc_changes' ORDER BY 1},
 	'views in the catalog' => 'SELECT count(*) FROM streamproc.views',
 	'the continuous views' => q{SELECT view::text, stream::text, kind, group_types, aggregates,
 	                                   window_kind, allowed_lateness, late_events::text
@@ -287,6 +294,8 @@ CREATE VIEW per_mood WITH (continuous) AS
 CREATE FOREIGN TABLE kev (k int, v int) SERVER streamproc;
 CREATE VIEW kper WITH (continuous) AS SELECT k, count(*) AS n, sum(v) AS s FROM kev GROUP BY k;
 SELECT streamproc.create_kafka_source('ksrc', 'kev', 'kt', '$bs', workers => 2);
+SELECT streamproc.create_change_log('big');
+SELECT streamproc.create_change_log('min_final');
 });
 
 # One batch at a time, synced: a worker is never more than one batch (100 s
@@ -495,6 +504,18 @@ for my $d (@dbs)
 	my ($node, $db) = @$d;
 	sync_db($node, $db);
 	check_oracles($node, $db, 'after a restart and more events', @ALL, $db eq 'src' ? () : 'per_b');
+	# The change logs go on where the dump left them: each row once, in
+	# positions without gaps.
+	for my $v (qw(big min_final))
+	{
+		my $c = "SELECT (jsonb_populate_record(NULL::$v, new)).* FROM streamproc.changes('$v')";
+		is($node->safe_psql($db,
+				"SELECT (SELECT count(*) FROM ((SELECT * FROM $v) EXCEPT ALL ($c)) a) || ' ' ||"
+				  . " (SELECT count(*) FROM (($c) EXCEPT ALL (SELECT * FROM $v)) b) || ' ' ||"
+				  . " (SELECT count(*) = max(position) AND max(position) = streamproc.changes_position('$v')"
+				  . "    FROM streamproc.changes('$v'))"),
+			'0 0 true', "$db: the change log of $v holds each of its rows once, numbered");
+	}
 	ok($node->poll_query_until($db,
 			q{SELECT bool_and(state = 'running') AND count(*) = (SELECT count(*) FROM streamproc.views)
 			    FROM streamproc.stat_views}),

@@ -1,0 +1,771 @@
+/*-------------------------------------------------------------------------
+ *
+ * changes.c
+ *	  Change logs: following a continuous view's changes from any client.
+ *
+ * streamproc.create_change_log(view, retention) starts a view's log with
+ * the rows the view has, and from then on the checkpoints that change the
+ * view write what they changed into it, in streamproc.changes,
+ * numbered: one row per change, (view, position, changed_at, old, new),
+ * old and new being the view's rows as jsonb.  A client reads the changes
+ * after a position it remembers with streamproc.changes(view, after), and
+ * can LISTEN on streamproc.changes_channel(view), which is notified (with
+ * the last position as payload) by each transaction that adds changes.
+ *
+ * What changes.  The views whose rows are only ever added: append views
+ * (a change per row appended; old is NULL) and windowed views of tumbling
+ * or hopping windows with emit = 'final' (a change per row of a window
+ * once it closed; old is NULL).  The views whose groups change (old and
+ * new rows per group) do not keep a change log yet: create_change_log()
+ * refuses them with a hint.
+ *
+ * Positions without gaps, in commit order.  Every writer of a view's log
+ * first updates the view's row of streamproc.change_logs (last_position
+ * += the number of changes it adds), so it holds that row's lock until it
+ * commits or aborts, and the next writer numbers its changes after it.  A
+ * snapshot therefore sees the changes of a log up to some position, all of
+ * them: a client that read up to p and reads again after p misses nothing
+ * and sees nothing twice.  An aborted writer leaves no gap, since the
+ * position it took was never committed.
+ *
+ * Exactly once.  An append view's rows are written by the checkpoint that
+ * commits its positions in its stream (checkpoint.c); a statement trigger
+ * on its rows table, streamproc._change_rows(), writes the same rows as
+ * changes in the same statement, so both commit or neither does, whatever
+ * is killed when (feed.c's trigger does the same for views over views).
+ * The closed windows of a final-windows view are passed on by the ingest
+ * workers after their checkpoints (streamproc_changes_after_checkpoint()),
+ * as feed.c passes them to views over views: in one transaction per log,
+ * under the log's row lock, the rows of the windows that ended between the
+ * log's windows_done and the bound every worker's slot has closed (the
+ * same bound as a feed's) become changes, and windows_done moves.  A
+ * window closed but not passed on before a crash is passed on after it.
+ *
+ * Retention.  The same workers delete the changes older than the log's
+ * retention (by changed_at, the time the writer numbered them, so in
+ * position order), in a prefix, and record the last position removed in
+ * trimmed_to, in the same transaction.  changes() compares `after` with
+ * trimmed_to in the snapshot it reads the changes with, so a client that
+ * fell behind the retention gets an error (SQLSTATE 72000, as a snapshot
+ * too old), never a silent gap.
+ *
+ * Privileges.  The log's tables belong to the extension and are written
+ * as the owner of schema streamproc; changes() checks that the caller may
+ * SELECT the view, create/alter/drop_change_log() that the caller owns it.
+ *
+ * Locking: the log's row of streamproc.change_logs, held by a writer until
+ * it ends; create_change_log() of an append view takes ShareRowExclusiveLock
+ * on its rows table, as CREATE VIEW of a view over it does (feed.c), so
+ * the rows appended before its commit are not changes and those after are.
+ * Checkpoints take the rows of their append views in view oid order, so
+ * two workers' checkpoints take the logs' row locks in the same order.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "changes.h"
+#include "errors.h"
+#include "feed.h"
+#include "streamproc.h"
+#include "view.h"
+#include "windows.h"
+
+/* The trigger on an append view's rows table, and its transition table. */
+#define CHANGES_TRIGGER   "streamproc_changes"
+#define CHANGES_NEW_TABLE "streamproc_rows"
+
+PG_FUNCTION_INFO_V1(streamproc_create_change_log);
+PG_FUNCTION_INFO_V1(streamproc_alter_change_log);
+PG_FUNCTION_INFO_V1(streamproc_drop_change_log);
+PG_FUNCTION_INFO_V1(streamproc_changes);
+PG_FUNCTION_INFO_V1(streamproc_changes_channel);
+PG_FUNCTION_INFO_V1(streamproc_change_rows);
+
+/* What SPI runs as: the owner of schema streamproc (see exec_begin()). */
+typedef struct AsOwner
+{
+	Oid userid;
+	int sec_context;
+} AsOwner;
+
+static StreamprocView *followed_view(Oid viewid, bool owner);
+static void check_retention(Interval *retention);
+static void exec_begin(AsOwner *saved);
+static void exec_end(AsOwner *saved);
+static int64 take_positions(Oid viewid, int64 n, TimestampTz *done, bool *found);
+static void notify(Oid viewid, int64 last);
+static char *channel_name(Oid viewid);
+static void emit_windows(Oid viewid);
+static void trim(void);
+
+/*
+ * streamproc.create_change_log(view regclass, retention interval)
+ *		Start keeping the changes of a continuous view: its rows now, then
+ *		what changes.
+ */
+Datum
+streamproc_create_change_log(PG_FUNCTION_ARGS)
+{
+	Oid viewid = PG_GETARG_OID(0);
+	Interval *retention = PG_GETARG_INTERVAL_P(1);
+	StreamprocView *v = followed_view(viewid, true);
+	AsOwner saved;
+	Datum args[3];
+	int ret;
+
+	check_retention(retention);
+	if (v->kind == STREAMPROC_VIEW_APPEND)
+		LockRelationOid(v->rows_table, ShareRowExclusiveLock);
+
+	exec_begin(&saved);
+	args[0] = ObjectIdGetDatum(viewid);
+	ret = SPI_execute_with_args("SELECT 1 FROM streamproc.change_logs WHERE view = $1 FOR UPDATE",
+								1, (Oid[]){OIDOID}, args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read streamproc.change_logs: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("continuous view \"%s\" already has a change log", get_rel_name(viewid)),
+				 errhint("Change its retention with streamproc.alter_change_log().")));
+
+	/* Changes of a dropped view whose oid this one got. */
+	ret = SPI_execute_with_args("DELETE FROM streamproc.changes WHERE view = $1",
+								1, (Oid[]){OIDOID}, args, NULL, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "could not clean streamproc.changes: %s", SPI_result_code_string(ret));
+
+	/*
+	 * The log starts with the rows the view has: an append view's rows now
+	 * (under the lock, no checkpoint adds any until we commit), in the order
+	 * they were appended; final windows from the first (windows_done
+	 * -infinity), passed on by the workers.
+	 */
+	args[1] = IntervalPGetDatum(retention);
+	args[2] = TimestampTzGetDatum(GetCurrentTimestamp());
+	if (v->kind == STREAMPROC_VIEW_APPEND)
+	{
+		char *rows = quote_qualified_identifier(get_namespace_name(get_rel_namespace(v->rows_table)),
+												get_rel_name(v->rows_table));
+
+		ret = SPI_execute_with_args(psprintf("INSERT INTO streamproc.changes (view, position, changed_at, old, new)"
+											 " SELECT $1, pg_catalog.row_number() OVER (ORDER BY r.ctid), $2, NULL,"
+											 " pg_catalog.to_jsonb(r) FROM %s r",
+											 rows),
+									2, (Oid[]){OIDOID, TIMESTAMPTZOID}, (Datum[]){args[0], args[2]},
+									NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not insert the changes of continuous view %u: %s", viewid,
+				 SPI_result_code_string(ret));
+		args[2] = Int64GetDatum((int64)SPI_processed);
+		ret = SPI_execute(psprintf("CREATE TRIGGER %s AFTER INSERT ON %s REFERENCING NEW TABLE AS %s"
+								   " FOR EACH STATEMENT EXECUTE FUNCTION streamproc._change_rows()",
+								   CHANGES_TRIGGER, rows, CHANGES_NEW_TABLE),
+						  false, 0);
+		if (ret != SPI_OK_UTILITY)
+			elog(ERROR, "could not create the trigger of a change log: %s", SPI_result_code_string(ret));
+	}
+	else
+		args[2] = Int64GetDatum(0);
+	ret = SPI_execute_with_args(psprintf("INSERT INTO streamproc.change_logs"
+										 " (view, retention, last_position, trimmed_to, windows_done)"
+										 " VALUES ($1, $2, $3, 0, %s)",
+										 v->kind == STREAMPROC_VIEW_APPEND ? "NULL" : "'-infinity'"),
+								3, (Oid[]){OIDOID, INTERVALOID, INT8OID}, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into streamproc.change_logs: %s", SPI_result_code_string(ret));
+	exec_end(&saved);
+	PG_RETURN_VOID();
+}
+
+/*
+ * streamproc.alter_change_log(view regclass, retention interval)
+ */
+Datum
+streamproc_alter_change_log(PG_FUNCTION_ARGS)
+{
+	Oid viewid = PG_GETARG_OID(0);
+	Interval *retention = PG_GETARG_INTERVAL_P(1);
+	AsOwner saved;
+	Datum args[2];
+	int ret;
+
+	(void)followed_view(viewid, true);
+	check_retention(retention);
+	exec_begin(&saved);
+	args[0] = ObjectIdGetDatum(viewid);
+	args[1] = IntervalPGetDatum(retention);
+	ret = SPI_execute_with_args("UPDATE streamproc.change_logs SET retention = $2 WHERE view = $1",
+								2, (Oid[]){OIDOID, INTERVALOID}, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streamproc.change_logs: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("continuous view \"%s\" has no change log", get_rel_name(viewid)),
+				 errhint("Create one with streamproc.create_change_log().")));
+	exec_end(&saved);
+	PG_RETURN_VOID();
+}
+
+/*
+ * streamproc.drop_change_log(view regclass)
+ *		Stop keeping the view's changes, and forget those kept.
+ */
+Datum
+streamproc_drop_change_log(PG_FUNCTION_ARGS)
+{
+	Oid viewid = PG_GETARG_OID(0);
+	StreamprocView *v = streamproc_view_load(viewid, true);
+	AsOwner saved;
+	Datum args[1];
+	int ret;
+
+	if (v == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a continuous view", get_rel_name(viewid))));
+	if (!pg_class_ownercheck(viewid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, get_rel_name(viewid));
+
+	exec_begin(&saved);
+	args[0] = ObjectIdGetDatum(viewid);
+	ret = SPI_execute_with_args("DELETE FROM streamproc.change_logs WHERE view = $1",
+								1, (Oid[]){OIDOID}, args, NULL, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from streamproc.change_logs: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("continuous view \"%s\" has no change log", get_rel_name(viewid))));
+	ret = SPI_execute_with_args("DELETE FROM streamproc.changes WHERE view = $1",
+								1, (Oid[]){OIDOID}, args, NULL, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from streamproc.changes: %s", SPI_result_code_string(ret));
+	if (v->kind == STREAMPROC_VIEW_APPEND)
+	{
+		ret = SPI_execute(psprintf("DROP TRIGGER IF EXISTS %s ON %s", CHANGES_TRIGGER,
+								   quote_qualified_identifier(get_namespace_name(get_rel_namespace(v->rows_table)),
+															  get_rel_name(v->rows_table))),
+						  false, 0);
+		if (ret != SPI_OK_UTILITY)
+			elog(ERROR, "could not drop the trigger of a change log: %s", SPI_result_code_string(ret));
+	}
+	exec_end(&saved);
+	PG_RETURN_VOID();
+}
+
+/*
+ * streamproc.changes(view regclass, after bigint, max_changes bigint)
+ *		The changes of a view after a position, in order: position,
+ *		changed_at, old, new.  One snapshot for the checks and the rows.
+ */
+Datum
+streamproc_changes(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+	Oid viewid;
+	int64 after;
+	int64 limit;
+	int64 last;
+	int64 trimmed;
+	Interval *retention;
+	AsOwner saved;
+	Datum args[3];
+	char nulls[3] = {' ', ' ', ' '};
+	bool isnull;
+	Portal portal;
+	int ret;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the view and the position of streamproc.changes() must not be null"),
+				 errhint("Start with after => 0: the first change of a log is at position 1.")));
+	viewid = PG_GETARG_OID(0);
+	after = PG_GETARG_INT64(1);
+	limit = PG_ARGISNULL(2) ? -1 : PG_GETARG_INT64(2);
+	if (after < 0 || (!PG_ARGISNULL(2) && limit < 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the position and max_changes of streamproc.changes() cannot be negative")));
+	if (get_rel_name(viewid) == NULL || !streamproc_is_continuous_view(viewid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("relation %u is not a continuous view", viewid)));
+	if (pg_class_aclcheck(viewid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_VIEW, get_rel_name(viewid));
+
+	InitMaterializedSRF(fcinfo, 0);
+	exec_begin(&saved);
+	args[0] = ObjectIdGetDatum(viewid);
+	ret = SPI_execute_with_args("SELECT last_position, trimmed_to, retention FROM streamproc.change_logs"
+								" WHERE view = $1",
+								1, (Oid[]){OIDOID}, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read streamproc.change_logs: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("continuous view \"%s\" has no change log", get_rel_name(viewid)),
+				 errhint("Create one with streamproc.create_change_log('%s', retention => '1 day').",
+						 get_rel_name(viewid))));
+	last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	trimmed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	retention = DatumGetIntervalP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	if (after < trimmed)
+		ereport(ERROR,
+				(errcode(ERRCODE_SNAPSHOT_TOO_OLD),
+				 errmsg("the changes of continuous view \"%s\" after position " INT64_FORMAT " are no longer kept",
+						get_rel_name(viewid), after),
+				 errdetail("Changes up to position " INT64_FORMAT " were removed: they are kept for %s.",
+						   trimmed,
+						   DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(retention)))),
+				 errhint("Read the view again with SELECT and follow its changes from streamproc.changes_position(), or keep them longer with streamproc.alter_change_log().")));
+	if (after > last)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("position " INT64_FORMAT " is after the last change of continuous view \"%s\"",
+						after, get_rel_name(viewid)),
+				 errdetail("The last change is at position " INT64_FORMAT ".", last),
+				 errhint("Use a position returned by streamproc.changes() or streamproc.changes_position() for this view.")));
+
+	args[1] = Int64GetDatum(after);
+	args[2] = Int64GetDatum(limit);
+	if (limit < 0)
+		nulls[2] = 'n';
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT position, changed_at, old, new FROM streamproc.changes"
+									   " WHERE view = $1 AND position > $2 ORDER BY position LIMIT $3",
+									   3, (Oid[]){OIDOID, INT8OID, INT8OID}, args, nulls, true, 0);
+	for (;;)
+	{
+		uint64 i;
+
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		for (i = 0; i < SPI_processed; i++)
+		{
+			Datum values[4];
+			bool rnulls[4];
+			int c;
+
+			for (c = 0; c < 4; c++)
+				values[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1, &rnulls[c]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, rnulls);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	exec_end(&saved);
+	return (Datum)0;
+}
+
+/*
+ * streamproc.changes_channel(view regclass)
+ *		The channel to LISTEN on for a view's changes.
+ */
+Datum
+streamproc_changes_channel(PG_FUNCTION_ARGS)
+{
+	Oid viewid = PG_GETARG_OID(0);
+
+	if (!streamproc_is_continuous_view(viewid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("relation %u is not a continuous view", viewid)));
+	PG_RETURN_TEXT_P(cstring_to_text(channel_name(viewid)));
+}
+
+/*
+ * streamproc._change_rows() trigger
+ *		AFTER INSERT ... FOR EACH STATEMENT on an append view's rows table:
+ *		the statement's new rows are changes of the view.
+ */
+Datum
+streamproc_change_rows(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *)fcinfo->context;
+	Oid rows;
+	Oid viewid;
+	StreamprocView *v;
+	int64 n;
+	int64 last;
+	bool found;
+	TimestampTz now;
+	AsOwner saved;
+	Datum args[3];
+	int ret;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function streamproc._change_rows() was not called by the trigger manager")));
+	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(td->tg_event) || td->tg_newtable == NULL ||
+		strcmp(td->tg_trigger->tgnewtable, CHANGES_NEW_TABLE) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function streamproc._change_rows() must be fired AFTER INSERT FOR EACH STATEMENT, with NEW TABLE AS %s",
+						CHANGES_NEW_TABLE)));
+
+	/* Only the rows table of the view whose log it writes. */
+	rows = RelationGetRelid(td->tg_relation);
+	viewid = streamproc_owning_view(rows);
+	v = OidIsValid(viewid) ? streamproc_view_load(viewid, true) : NULL;
+	if (v == NULL || v->rows_table != rows)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not the rows table of a continuous view",
+						RelationGetRelationName(td->tg_relation))));
+	n = (int64)tuplestore_tuple_count(td->tg_newtable);
+	if (n == 0)
+		return PointerGetDatum(NULL);
+
+	exec_begin(&saved);
+	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "SPI_register_trigger_data failed");
+	last = take_positions(viewid, n, NULL, &found);
+	if (found)
+	{
+		now = GetCurrentTimestamp();
+		args[0] = ObjectIdGetDatum(viewid);
+		args[1] = Int64GetDatum(last - n);
+		args[2] = TimestampTzGetDatum(now);
+		ret = SPI_execute_with_args("INSERT INTO streamproc.changes (view, position, changed_at, old, new)"
+									" SELECT $1, $2 + pg_catalog.row_number() OVER (), $3, NULL,"
+									" pg_catalog.to_jsonb(r) FROM " CHANGES_NEW_TABLE " r",
+									3, (Oid[]){OIDOID, INT8OID, TIMESTAMPTZOID}, args, NULL, false, 0);
+		if (ret != SPI_OK_INSERT || (int64)SPI_processed != n)
+			elog(ERROR, "could not insert the changes of continuous view %u: %s", viewid,
+				 SPI_result_code_string(ret));
+		notify(viewid, last);
+	}
+	exec_end(&saved);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * streamproc_changes_after_checkpoint
+ *		See changes.h.
+ */
+void
+streamproc_changes_after_checkpoint(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List *volatile windowed = NIL;
+	ListCell *lc;
+
+	/* The logs of final windows, and the trimming of every log. */
+	PG_TRY();
+	{
+		AsOwner saved;
+		uint64 i;
+		int ret;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		exec_begin(&saved);
+		/* Nothing before version 0.6 of the extension. */
+		if (OidIsValid(get_relname_relid("change_logs", get_namespace_oid("streamproc", false))))
+		{
+			ret = SPI_execute("SELECT l.view::pg_catalog.oid FROM streamproc.change_logs l"
+							  " JOIN streamproc.views v ON v.view = l.view"
+							  " WHERE v.rows_table IS NULL ORDER BY 1",
+							  true, 0);
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "could not list the change logs: %s", SPI_result_code_string(ret));
+			for (i = 0; i < SPI_processed; i++)
+			{
+				bool isnull;
+				Oid viewid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+															SPI_tuptable->tupdesc, 1, &isnull));
+				MemoryContext old = MemoryContextSwitchTo(cxt);
+
+				windowed = lappend_oid(windowed, viewid);
+				MemoryContextSwitchTo(old);
+			}
+			trim();
+		}
+		exec_end(&saved);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		if (edata->elevel > ERROR)
+			PG_RE_THROW();
+		AbortCurrentTransaction();
+		ereport(LOG,
+				(errmsg("could not trim the change logs: %s", edata->message ? edata->message : ""),
+				 errdetail("SQLSTATE %s.  Nothing was lost: they are trimmed after the next checkpoint.",
+						   unpack_sql_state(edata->sqlerrcode))));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+
+	foreach (lc, windowed)
+	{
+		Oid viewid = lfirst_oid(lc);
+
+		PG_TRY();
+		{
+			AsOwner saved;
+
+			SetCurrentStatementStartTimestamp();
+			StartTransactionCommand();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			exec_begin(&saved);
+			emit_windows(viewid);
+			exec_end(&saved);
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+		}
+		PG_CATCH();
+		{
+			ErrorData *edata;
+
+			/* Nothing moved: the next call passes the same windows on. */
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			if (streamproc_error_kind(edata) == STREAMPROC_ERROR_TRANSIENT && edata->elevel > ERROR)
+				PG_RE_THROW();
+			AbortCurrentTransaction();
+			ereport(LOG,
+					(errmsg("could not write the closed windows of continuous view %u to its change log: %s",
+							viewid, edata->message ? edata->message : ""),
+					 errdetail("SQLSTATE %s.  Nothing was lost: they are written after the next checkpoint.",
+							   unpack_sql_state(edata->sqlerrcode))));
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(cxt);
+	}
+	list_free(windowed);
+}
+
+/*
+ * One final-windows log's turn: its windows that every slot closed since
+ * windows_done become changes.  Connected to SPI as the schema's owner.
+ */
+static void
+emit_windows(Oid viewid)
+{
+	StreamprocView *v = streamproc_view_load(viewid, true);
+	TimestampTz bound;
+	TimestampTz done;
+	char *start;
+	int64 last;
+	int64 added;
+	bool found;
+	Datum args[5];
+	int ret;
+
+	if (v == NULL || !streamproc_final_windows_bound(v, &bound))
+		return;
+
+	/* Our turn: the log's row, locked until we commit. */
+	last = take_positions(viewid, 0, &done, &found);
+	if (!found || bound <= done)
+		return;
+	/* The rows of the windows that end in (done, bound], by their start. */
+	start = streamproc_window_start_column(v);
+	if (start == NULL)
+		elog(ERROR, "continuous view %u no longer shows the start of its windows", viewid);
+	args[0] = ObjectIdGetDatum(viewid);
+	args[1] = Int64GetDatum(last);
+	args[2] = TimestampTzGetDatum(GetCurrentTimestamp());
+	args[3] = TimestampTzGetDatum(done == DT_NOBEGIN ? DT_NOBEGIN : done - v->window_size);
+	args[4] = TimestampTzGetDatum(bound - v->window_size);
+	ret = SPI_execute_with_args(psprintf("INSERT INTO streamproc.changes (view, position, changed_at, old, new)"
+										 " SELECT $1, $2 + pg_catalog.row_number() OVER (ORDER BY w.%s), $3, NULL,"
+										 " pg_catalog.to_jsonb(w) FROM %s w WHERE w.%s > $4 AND w.%s <= $5",
+										 quote_identifier(start),
+										 quote_qualified_identifier(get_namespace_name(get_rel_namespace(viewid)),
+																	get_rel_name(viewid)),
+										 quote_identifier(start), quote_identifier(start)),
+								5, (Oid[]){OIDOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID},
+								args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not insert the changes of continuous view %u: %s", viewid,
+			 SPI_result_code_string(ret));
+	added = (int64)SPI_processed;
+	args[1] = Int64GetDatum(last + added);
+	args[2] = TimestampTzGetDatum(bound);
+	ret = SPI_execute_with_args("UPDATE streamproc.change_logs SET last_position = $2, windows_done = $3"
+								" WHERE view = $1",
+								3, (Oid[]){OIDOID, INT8OID, TIMESTAMPTZOID}, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streamproc.change_logs: %s", SPI_result_code_string(ret));
+	if (added > 0)
+		notify(viewid, last + added);
+}
+
+/*
+ * Delete the changes older than their log's retention, as a prefix of each
+ * log (positions and changed_at go up together), and record how far.
+ */
+static void
+trim(void)
+{
+	int ret;
+
+	ret = SPI_execute("WITH cut AS ("
+					  "  SELECT l.view, (SELECT pg_catalog.max(c.position) FROM streamproc.changes c"
+					  "                  WHERE c.view = l.view"
+					  "                  AND c.changed_at < pg_catalog.now() - l.retention) AS upto"
+					  "  FROM streamproc.change_logs l),"
+					  " gone AS ("
+					  "  DELETE FROM streamproc.changes c USING cut"
+					  "  WHERE c.view = cut.view AND c.position <= cut.upto)"
+					  " UPDATE streamproc.change_logs l SET trimmed_to = cut.upto FROM cut"
+					  " WHERE l.view = cut.view AND cut.upto > l.trimmed_to",
+					  false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not trim the change logs: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * Lock a view's log and add n to its last position; returns the new last
+ * position (*found false: the view keeps no log), and its windows_done.
+ */
+static int64
+take_positions(Oid viewid, int64 n, TimestampTz *done, bool *found)
+{
+	Datum args[2];
+	bool isnull;
+	Datum d;
+	int ret;
+
+	args[0] = ObjectIdGetDatum(viewid);
+	args[1] = Int64GetDatum(n);
+	ret = SPI_execute_with_args("UPDATE streamproc.change_logs SET last_position = last_position + $2"
+								" WHERE view = $1 RETURNING last_position, windows_done",
+								2, (Oid[]){OIDOID, INT8OID}, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not update streamproc.change_logs: %s", SPI_result_code_string(ret));
+	*found = SPI_processed == 1;
+	if (!*found)
+		return 0;
+	if (done != NULL)
+	{
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		*done = isnull ? DT_NOEND : DatumGetTimestampTz(d);
+	}
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Tell the view's listeners, at commit, the last position. */
+static void
+notify(Oid viewid, int64 last)
+{
+	char payload[32];
+
+	snprintf(payload, sizeof(payload), INT64_FORMAT, last);
+	Async_Notify(channel_name(viewid), payload);
+}
+
+static char *
+channel_name(Oid viewid)
+{
+	return psprintf("streamproc_changes_%u", viewid);
+}
+
+/*
+ * The continuous view that a change log is created for (owner: the caller
+ * must own it), with the shapes that can keep one.
+ */
+static StreamprocView *
+followed_view(Oid viewid, bool owner)
+{
+	StreamprocView *v = streamproc_view_load(viewid, true);
+	const char *name = get_rel_name(viewid);
+
+	if (v == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a continuous view", name ? name : "?"),
+				 errhint("Change logs follow continuous views (CREATE VIEW ... WITH (continuous)).")));
+	if (owner && !pg_class_ownercheck(viewid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, name);
+	if (v->kind == STREAMPROC_VIEW_APPEND)
+		return v;
+	if ((v->window_kind == WINDOW_TUMBLE || v->window_kind == WINDOW_HOP) && v->emit == 'f')
+	{
+		if (streamproc_window_start_column(v) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("continuous view \"%s\" cannot keep a change log", name),
+					 errdetail("It does not show the start of its windows, by which its closed windows are passed on."),
+					 errhint("Select the window's start (window_start) in \"%s\".", name)));
+		return v;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("continuous view \"%s\" cannot keep a change log yet", name),
+			 errdetail("%s", v->window_kind == WINDOW_TUMBLE || v->window_kind == WINDOW_HOP
+								 ? "Its windows change until they close; change logs follow closed windows (emit = 'final')."
+								 : "Its groups change as events arrive; change logs follow continuous views without aggregates and tumbling or hopping windows with emit = 'final'."),
+			 errhint("%s", v->window_kind == WINDOW_TUMBLE || v->window_kind == WINDOW_HOP
+							   ? "Create the view WITH (continuous, emit = 'final') to follow its closed windows."
+							   : "Follow a view of closed windows over the same stream, or read this view with SELECT.")));
+	return NULL; /* keep compiler quiet */
+}
+
+static void
+check_retention(Interval *retention)
+{
+	if (retention->month < 0 || retention->day < 0 || retention->time < 0 ||
+		(retention->month == 0 && retention->day == 0 && retention->time == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the retention of a change log must be positive"),
+				 errhint("For example retention => '1 day'.")));
+}
+
+/*
+ * Connect to SPI as the owner of schema streamproc, who owns the tables of
+ * the change logs; exec_end() goes back.
+ */
+static void
+exec_begin(AsOwner *saved)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(streamproc_schema_owner(),
+						   saved->sec_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+static void
+exec_end(AsOwner *saved)
+{
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
+	SPI_finish();
+}
