@@ -20,14 +20,24 @@ CREATE TABLE streamproc.changes (
     view       regclass NOT NULL,
     position   bigint NOT NULL,
     changed_at timestamptz NOT NULL,
+    key        jsonb,                      -- views whose groups change: the group's key columns
     old        jsonb,
     new        jsonb,
     PRIMARY KEY (view, position)
 );
--- Retention deletes by age.
-CREATE INDEX changes_changed_at ON streamproc.changes (view, changed_at);
+
+-- Views whose groups change: the row each group had at its last change
+-- (a group the view does not show has none), by group key.
+CREATE TABLE streamproc.change_rows (
+    view     regclass NOT NULL,
+    key_hash bigint NOT NULL,               -- jsonb_hash_extended(key, 0)
+    key      jsonb NOT NULL,                -- the group's key columns, as an array
+    row      jsonb NOT NULL
+);
+CREATE INDEX change_rows_key ON streamproc.change_rows (view, key_hash);
 
 SELECT pg_catalog.pg_extension_config_dump('streamproc.change_logs', '');
+SELECT pg_catalog.pg_extension_config_dump('streamproc.change_rows', '');
 SELECT pg_catalog.pg_extension_config_dump('streamproc.changes', '');
 GRANT SELECT ON streamproc.change_logs TO PUBLIC;
 
@@ -48,7 +58,7 @@ AS 'MODULE_PATHNAME', 'streamproc_drop_change_log';
 
 CREATE FUNCTION streamproc.changes(view regclass, after bigint DEFAULT 0,
                                    max_changes bigint DEFAULT NULL)
-RETURNS TABLE ("position" bigint, changed_at timestamptz, old jsonb, new jsonb)
+RETURNS TABLE ("position" bigint, changed_at timestamptz, key jsonb, old jsonb, new jsonb)
 LANGUAGE C STABLE
 AS 'MODULE_PATHNAME', 'streamproc_changes';
 

@@ -121,6 +121,72 @@ SELECT count(*) FROM streamproc.changes('chg_slow', after => 3, max_changes => 0
 -- The channel to LISTEN on (the TAP test t/040 listens).
 SELECT streamproc.changes_channel('chg_slow') = 'streamproc_changes_' || 'chg_slow'::regclass::oid AS channel;
 
+-- Views whose groups change: a change per changed group, with its key,
+-- the row logged before (old) and the row now (new); a group the view
+-- stops showing (HAVING) has new null, one it starts showing old null.
+CREATE VIEW chg_per_user WITH (continuous) AS
+    SELECT user_id, count(*) AS n, sum(ms) AS total, avg(ms) AS mean, max(url) AS top
+      FROM chg_events GROUP BY user_id;
+CREATE VIEW chg_small WITH (continuous) AS
+    SELECT user_id % 3 AS bucket, url, count(*) AS n FROM chg_events
+     GROUP BY 1, 2 HAVING max(ms) < 498;
+CREATE VIEW chg_count WITH (continuous) AS SELECT count(*) AS n, sum(ms) AS total FROM chg_events;
+SELECT streamproc.create_change_log('chg_per_user');
+SELECT streamproc.create_change_log('chg_small');
+SELECT streamproc.create_change_log('chg_count');
+SELECT streamproc.changes_position('chg_per_user') AS per_user_pos \gset
+INSERT INTO chg_events VALUES
+    ('2026-01-01 01:10', 1, '/p/1', 10), ('2026-01-01 01:10', 1, '/zz', 20),
+    ('2026-01-01 01:10', 500, '/new', 30), ('2026-01-01 01:10', NULL, '/p/2', 40),
+    ('2026-01-01 01:10', 2, '/p/3', 100);
+SELECT streamproc.sync();
+INSERT INTO chg_events VALUES ('2026-01-01 01:11', NULL, NULL, 50), ('2026-01-01 01:11', 1, '/p/1', 60),
+    ('2026-01-01 01:11', 2, '/p/3', 499);
+SELECT streamproc.sync();
+-- The changes after a position, as a client sees them (by key: the order
+-- of the groups one checkpoint changed depends on which worker read what).
+SELECT key, old, new FROM streamproc.changes('chg_per_user', after => :per_user_pos)
+ ORDER BY key::text, position;
+SELECT key, old->'n' AS old_n, new->'n' AS new_n FROM streamproc.changes('chg_count') ORDER BY position;
+-- chg_small: /p/3 of bucket 2 came, then left the view (max(ms) reached 499).
+SELECT key, old IS NOT NULL AS had, new IS NOT NULL AS has FROM streamproc.changes('chg_small')
+ WHERE key = '[2, "/p/3"]' ORDER BY position;
+-- Each log, folded (the last change of each key), equals its view, and
+-- each change's old row is the new row of the key's change before it.
+CREATE FUNCTION chg_fold(v regclass, OUT view_only bigint, OUT log_only bigint, OUT chained boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    c text := format('SELECT (pg_catalog.jsonb_populate_record(NULL::%s, new)).* FROM'
+                     ' (SELECT DISTINCT ON (key) key, new FROM streamproc.changes(%L) ORDER BY key, position DESC) f'
+                     ' WHERE new IS NOT NULL', v, v);
+BEGIN
+    EXECUTE format('SELECT count(*) FROM ((SELECT * FROM %s) EXCEPT ALL (%s)) x', v, c) INTO view_only;
+    EXECUTE format('SELECT count(*) FROM ((%s) EXCEPT ALL (SELECT * FROM %s)) x', c, v) INTO log_only;
+    SELECT bool_and(old IS NOT DISTINCT FROM prev)
+      INTO chained
+      FROM (SELECT old, lag(new) OVER (PARTITION BY key ORDER BY position) AS prev FROM streamproc.changes(v)) x;
+END
+$$;
+SELECT 'chg_per_user' AS v, * FROM chg_fold('chg_per_user')
+UNION ALL SELECT 'chg_small', * FROM chg_fold('chg_small')
+UNION ALL SELECT 'chg_count', * FROM chg_fold('chg_count');
+-- ... after many more events, in several transactions.
+INSERT INTO chg_events
+    SELECT '2026-01-01 02:00'::timestamptz + g * interval '1 second', g % 37, '/q/' || (g % 11), g % 500
+      FROM generate_series(1, 3000) g;
+INSERT INTO chg_events
+    SELECT '2026-01-01 03:00'::timestamptz + g * interval '1 second', g % 53, '/q/' || (g % 13), g % 497
+      FROM generate_series(1, 3000) g;
+SELECT streamproc.sync();
+SELECT 'chg_per_user' AS v, * FROM chg_fold('chg_per_user')
+UNION ALL SELECT 'chg_small', * FROM chg_fold('chg_small')
+UNION ALL SELECT 'chg_count', * FROM chg_fold('chg_count');
+SELECT count(*) = max(position) AS numbered FROM streamproc.changes('chg_per_user');
+SELECT streamproc.drop_change_log('chg_small');
+SELECT count(*) FROM streamproc.change_rows WHERE view = 'chg_small'::regclass;
+DROP VIEW chg_per_user, chg_small, chg_count;
+DROP FUNCTION chg_fold(regclass);
+
 -- Refused, with what to do.
 CREATE VIEW chg_per_user WITH (continuous) AS SELECT user_id, count(*) FROM chg_events GROUP BY 1;
 CREATE VIEW chg_updates WITH (continuous) AS
@@ -129,7 +195,6 @@ CREATE VIEW chg_sessions WITH (continuous, emit = 'final') AS
     SELECT w.window_start, user_id, count(*) FROM chg_events, streamproc.session(ts, interval '1 minute') AS w GROUP BY 1, 2;
 CREATE VIEW chg_no_start WITH (continuous, emit = 'final') AS
     SELECT w.window_end, count(*) FROM chg_events, streamproc.tumble(ts, interval '1 minute') AS w GROUP BY 1;
-SELECT streamproc.create_change_log('chg_per_user');
 SELECT streamproc.create_change_log('chg_updates');
 SELECT streamproc.create_change_log('chg_sessions');
 SELECT streamproc.create_change_log('chg_no_start');
@@ -137,6 +202,7 @@ SELECT streamproc.create_change_log('chg_oracle');
 SELECT streamproc.create_change_log('chg_slow');
 SELECT streamproc.create_change_log('chg_per_user', retention => '0 seconds');
 SELECT * FROM streamproc.changes('chg_per_user');
+SELECT streamproc.create_change_log('chg_per_user', retention => '-1 day');
 SELECT * FROM streamproc.changes('chg_slow', after => 1000000);
 SELECT * FROM streamproc.changes('chg_slow', after => -1);
 SELECT * FROM streamproc.changes('chg_slow', after => NULL);

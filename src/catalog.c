@@ -280,7 +280,7 @@ static void
 clean_dropped(void)
 {
 	const char *const tables[] = {"state_runs", "window_runs", "view_watermarks", "positions",
-								  "change_logs", "changes"};
+								  "change_logs", "changes", "change_rows"};
 	int t;
 
 	for (t = 0; t < lengthof(tables); t++)
@@ -565,6 +565,7 @@ view_create(Worker *w, StreamprocView *def, WStream *stream)
 	v = palloc0(sizeof(WView));
 	v->viewid = def->view;
 	v->def = def; /* (in the transaction's memory: copied fields only below) */
+	v->groups_table = def->groups_table;
 	v->name = pstrdup(def->name);
 	v->kind = def->kind;
 	v->owner = def->owner;

@@ -4,20 +4,24 @@
  *	  Change logs: following a continuous view's changes from any client.
  *
  * streamproc.create_change_log(view, retention) starts a view's log with
- * the rows the view has, and from then on the checkpoints that change the
- * view write what they changed into it, in streamproc.changes,
- * numbered: one row per change, (view, position, changed_at, old, new),
- * old and new being the view's rows as jsonb.  A client reads the changes
- * after a position it remembers with streamproc.changes(view, after), and
- * can LISTEN on streamproc.changes_channel(view), which is notified (with
- * the last position as payload) by each transaction that adds changes.
+ * the rows the view has; from then on the checkpoints that change the
+ * view write what they changed into it.  A change is a row of
+ * streamproc.changes: (view, position, changed_at, key, old, new), the
+ * rows as jsonb.  A client reads the changes after a position it
+ * remembers with streamproc.changes(view, after), and can LISTEN on
+ * streamproc.changes_channel(view), notified (with the last position as
+ * payload) by each transaction that adds changes.
  *
- * What changes.  The views whose rows are only ever added: append views
- * (a change per row appended; old is NULL) and windowed views of tumbling
- * or hopping windows with emit = 'final' (a change per row of a window
- * once it closed; old is NULL).  The views whose groups change (old and
- * new rows per group) do not keep a change log yet: create_change_log()
- * refuses them with a hint.
+ * What a change is.
+ *	- Append views: a row appended (old and key null).
+ *	- Tumbling or hopping windows with emit = 'final': a row of a window
+ *	  once every worker's slot has closed it (old and key null).
+ *	- Aggregating views without windows: a group whose row changed, with
+ *	  its key (the group columns as a jsonb array), the row logged before
+ *	  (old; null for a group new to the view) and its row now (new; null
+ *	  when the view no longer shows it, through HAVING).
+ *	Windows with emit = 'updates', sessions and count windows are refused
+ *	with a hint.
  *
  * Positions without gaps, in commit order.  Every writer of a view's log
  * first updates the view's row of streamproc.change_logs (last_position
@@ -28,42 +32,62 @@
  * and sees nothing twice.  An aborted writer leaves no gap, since the
  * position it took was never committed.
  *
- * Exactly once.  An append view's rows are written by the checkpoint that
- * commits its positions in its stream (checkpoint.c); a statement trigger
- * on its rows table, streamproc._change_rows(), writes the same rows as
- * changes in the same statement, so both commit or neither does, whatever
- * is killed when (feed.c's trigger does the same for views over views).
- * The closed windows of a final-windows view are passed on by the ingest
- * workers after their checkpoints (streamproc_changes_after_checkpoint()),
- * as feed.c passes them to views over views: in one transaction per log,
- * under the log's row lock, the rows of the windows that ended between the
- * log's windows_done and the bound every worker's slot has closed (the
- * same bound as a feed's) become changes, and windows_done moves.  A
- * window closed but not passed on before a crash is passed on after it.
+ * Exactly once.
+ *	- An append view's rows are written by the checkpoint that commits its
+ *	  positions in its stream (checkpoint.c); a statement trigger on its
+ *	  rows table, streamproc._change_rows(), writes the same rows as
+ *	  changes in the same statement, so both commit or neither does,
+ *	  whatever is killed when (feed.c's trigger does the same for views
+ *	  over views).
+ *	- The closed windows of a final-windows view are passed on by the
+ *	  ingest workers after their checkpoints
+ *	  (streamproc_changes_after_checkpoint()), as feed.c passes them to
+ *	  views over views: in one transaction per log, under the log's row
+ *	  lock, the rows of the windows that ended between the log's
+ *	  windows_done and the bound every worker's slot has closed become
+ *	  changes, and windows_done moves.  A window closed but not passed on
+ *	  before a crash is passed on after it.
+ *	- An aggregating view's checkpoint, in its part of the checkpoint
+ *	  transaction, after writing its slot's changed groups
+ *	  (streamproc_changes_log_groups()): under the log's row lock, it reads
+ *	  the view's row of each group its slot changed (a keyed read, all
+ *	  slots combined, as any reader), compares it with the row logged last
+ *	  for the group (streamproc.change_rows, keyed by a hash of the group
+ *	  key), and logs the pairs that differ.  So old is always the new of
+ *	  the group's change before, and the log folded by key is the view.
+ *	  A group's row combines every worker's slot, including what another
+ *	  worker merged and has not checkpointed yet; if that worker then
+ *	  crashes, it merges those events again, and until then a change may
+ *	  show the group as it was before them.  Each change is still exactly
+ *	  the difference between two rows the view showed, and after sync()
+ *	  the folded log equals the view.
  *
  * Retention.  The same workers delete the changes older than the log's
- * retention (by changed_at, the time the writer numbered them, so in
- * position order), in a prefix, and record the last position removed in
- * trimmed_to, in the same transaction.  changes() compares `after` with
- * trimmed_to in the snapshot it reads the changes with, so a client that
- * fell behind the retention gets an error (SQLSTATE 72000, as a snapshot
- * too old), never a silent gap.
+ * retention, a prefix of the log, and record the last position removed in
+ * trimmed_to, in the same transaction (trim()).  changes() compares
+ * `after` with trimmed_to in the snapshot it reads the changes with, so a
+ * client that fell behind the retention gets an error (SQLSTATE 72000, as
+ * a snapshot too old), never a silent gap.  Retention trims changes, not
+ * change_rows: those are the rows the view shows.
  *
  * Privileges.  The log's tables belong to the extension and are written
  * as the owner of schema streamproc; changes() checks that the caller may
  * SELECT the view, create/alter/drop_change_log() that the caller owns it.
  *
  * Locking: the log's row of streamproc.change_logs, held by a writer until
- * it ends; create_change_log() of an append view takes ShareRowExclusiveLock
- * on its rows table, as CREATE VIEW of a view over it does (feed.c), so
- * the rows appended before its commit are not changes and those after are.
- * Checkpoints take the rows of their append views in view oid order, so
+ * it ends.  create_change_log() of an append view takes
+ * ShareRowExclusiveLock on its rows table (as CREATE VIEW of a view over
+ * it does, feed.c), and of an aggregating view ShareLock on its groups
+ * table, which checkpoints that log take in RowExclusiveLock first: the
+ * rows it reads as the log's start are those the checkpoints after it
+ * compare with.  Checkpoints take their views' parts in view oid order, so
  * two workers' checkpoints take the logs' row locks in the same order.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -71,18 +95,25 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "nodes/makefuncs.h"
+#include "parser/parsetree.h"
+#include "rewrite/rewriteHandler.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "changes.h"
 #include "errors.h"
 #include "feed.h"
+#include "groupkey.h"
 #include "streamproc.h"
 #include "view.h"
 #include "windows.h"
@@ -114,6 +145,9 @@ static void notify(Oid viewid, int64 last);
 static char *channel_name(Oid viewid);
 static void emit_windows(Oid viewid);
 static void trim(void);
+static char *group_query(StreamprocView *v);
+static int64 start_group_log(StreamprocView *v, TimestampTz now);
+static bool log_installed(void);
 
 /*
  * streamproc.create_change_log(view regclass, retention interval)
@@ -182,12 +216,14 @@ streamproc_create_change_log(PG_FUNCTION_ARGS)
 		if (ret != SPI_OK_UTILITY)
 			elog(ERROR, "could not create the trigger of a change log: %s", SPI_result_code_string(ret));
 	}
+	else if (v->window_kind == 0)
+		args[2] = Int64GetDatum(start_group_log(v, DatumGetTimestampTz(args[2])));
 	else
 		args[2] = Int64GetDatum(0);
 	ret = SPI_execute_with_args(psprintf("INSERT INTO streamproc.change_logs"
 										 " (view, retention, last_position, trimmed_to, windows_done)"
 										 " VALUES ($1, $2, $3, 0, %s)",
-										 v->kind == STREAMPROC_VIEW_APPEND ? "NULL" : "'-infinity'"),
+										 v->window_kind == 0 ? "NULL" : "'-infinity'"),
 								3, (Oid[]){OIDOID, INTERVALOID, INT8OID}, args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into streamproc.change_logs: %s", SPI_result_code_string(ret));
@@ -259,6 +295,10 @@ streamproc_drop_change_log(PG_FUNCTION_ARGS)
 								1, (Oid[]){OIDOID}, args, NULL, false, 0);
 	if (ret != SPI_OK_DELETE)
 		elog(ERROR, "could not delete from streamproc.changes: %s", SPI_result_code_string(ret));
+	ret = SPI_execute_with_args("DELETE FROM streamproc.change_rows WHERE view = $1",
+								1, (Oid[]){OIDOID}, args, NULL, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from streamproc.change_rows: %s", SPI_result_code_string(ret));
 	if (v->kind == STREAMPROC_VIEW_APPEND)
 	{
 		ret = SPI_execute(psprintf("DROP TRIGGER IF EXISTS %s ON %s", CHANGES_TRIGGER,
@@ -275,7 +315,7 @@ streamproc_drop_change_log(PG_FUNCTION_ARGS)
 /*
  * streamproc.changes(view regclass, after bigint, max_changes bigint)
  *		The changes of a view after a position, in order: position,
- *		changed_at, old, new.  One snapshot for the checks and the rows.
+ *		changed_at, key, old, new.  One snapshot for the checks and the rows.
  */
 Datum
 streamproc_changes(PG_FUNCTION_ARGS)
@@ -352,7 +392,7 @@ streamproc_changes(PG_FUNCTION_ARGS)
 	if (limit < 0)
 		nulls[2] = 'n';
 	portal = SPI_cursor_open_with_args(NULL,
-									   "SELECT position, changed_at, old, new FROM streamproc.changes"
+									   "SELECT position, changed_at, key, old, new FROM streamproc.changes"
 									   " WHERE view = $1 AND position > $2 ORDER BY position LIMIT $3",
 									   3, (Oid[]){OIDOID, INT8OID, INT8OID}, args, nulls, true, 0);
 	for (;;)
@@ -364,11 +404,11 @@ streamproc_changes(PG_FUNCTION_ARGS)
 			break;
 		for (i = 0; i < SPI_processed; i++)
 		{
-			Datum values[4];
-			bool rnulls[4];
+			Datum values[5];
+			bool rnulls[5];
 			int c;
 
-			for (c = 0; c < 4; c++)
+			for (c = 0; c < 5; c++)
 				values[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1, &rnulls[c]);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, rnulls);
 		}
@@ -486,7 +526,7 @@ streamproc_changes_after_checkpoint(void)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		exec_begin(&saved);
 		/* Nothing before version 0.6 of the extension. */
-		if (OidIsValid(get_relname_relid("change_logs", get_namespace_oid("streamproc", false))))
+		if (log_installed())
 		{
 			ret = SPI_execute("SELECT l.view::pg_catalog.oid FROM streamproc.change_logs l"
 							  " JOIN streamproc.views v ON v.view = l.view"
@@ -627,28 +667,93 @@ emit_windows(Oid viewid)
 		notify(viewid, last + added);
 }
 
+/* When change position of a log was numbered, or DT_NOEND: no such change. */
+static TimestampTz
+changed_at(Oid viewid, int64 position)
+{
+	Datum args[2];
+	bool isnull;
+	int ret;
+
+	args[0] = ObjectIdGetDatum(viewid);
+	args[1] = Int64GetDatum(position);
+	ret = SPI_execute_with_args("SELECT changed_at FROM streamproc.changes WHERE view = $1 AND position = $2",
+								2, (Oid[]){OIDOID, INT8OID}, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read streamproc.changes: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return DT_NOEND;
+	return DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
 /*
- * Delete the changes older than their log's retention, as a prefix of each
- * log (positions and changed_at go up together), and record how far.
+ * Delete the changes older than their log's retention, a prefix of each
+ * log, and record how far.  changed_at rises with the position (writers
+ * take it under the log's row lock), so the end of the prefix is found by
+ * a binary search over the positions, which have no gaps after trimmed_to:
+ * a few primary-key look-ups, and no index on changed_at to maintain.  A
+ * log whose row a writer holds is trimmed next time.
  */
 static void
 trim(void)
 {
+	int64 *logs;
+	uint64 nlogs;
+	uint64 i;
 	int ret;
 
-	ret = SPI_execute("WITH cut AS ("
-					  "  SELECT l.view, (SELECT pg_catalog.max(c.position) FROM streamproc.changes c"
-					  "                  WHERE c.view = l.view"
-					  "                  AND c.changed_at < pg_catalog.now() - l.retention) AS upto"
-					  "  FROM streamproc.change_logs l),"
-					  " gone AS ("
-					  "  DELETE FROM streamproc.changes c USING cut"
-					  "  WHERE c.view = cut.view AND c.position <= cut.upto)"
-					  " UPDATE streamproc.change_logs l SET trimmed_to = cut.upto FROM cut"
-					  " WHERE l.view = cut.view AND cut.upto > l.trimmed_to",
+	ret = SPI_execute("SELECT view::pg_catalog.oid, trimmed_to, last_position, pg_catalog.now() - retention"
+					  " FROM streamproc.change_logs WHERE trimmed_to < last_position"
+					  " FOR UPDATE SKIP LOCKED",
 					  false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "could not trim the change logs: %s", SPI_result_code_string(ret));
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read streamproc.change_logs: %s", SPI_result_code_string(ret));
+	nlogs = SPI_processed;
+	logs = palloc(sizeof(int64) * 4 * Max(nlogs, 1));
+	for (i = 0; i < nlogs; i++)
+	{
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool isnull;
+
+		logs[4 * i] = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		logs[4 * i + 1] = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		logs[4 * i + 2] = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		logs[4 * i + 3] = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
+	}
+	for (i = 0; i < nlogs; i++)
+	{
+		Oid viewid = (Oid)logs[4 * i];
+		int64 lo = logs[4 * i + 1] + 1;
+		int64 hi = logs[4 * i + 2];
+		TimestampTz cutoff = (TimestampTz)logs[4 * i + 3];
+		Datum args[2];
+
+		/* The largest position changed before the cutoff, if any. */
+		if (changed_at(viewid, lo) >= cutoff)
+			continue;
+		while (lo < hi)
+		{
+			int64 mid = lo + (hi - lo + 1) / 2;
+
+			if (changed_at(viewid, mid) < cutoff)
+				lo = mid;
+			else
+				hi = mid - 1;
+		}
+		args[0] = ObjectIdGetDatum(viewid);
+		args[1] = Int64GetDatum(lo);
+		ret = SPI_execute_with_args("DELETE FROM streamproc.changes WHERE view = $1 AND position <= $2",
+									2, (Oid[]){OIDOID, INT8OID}, args, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "could not trim streamproc.changes: %s", SPI_result_code_string(ret));
+		ret = SPI_execute_with_args("UPDATE streamproc.change_logs SET trimmed_to = $2 WHERE view = $1",
+									2, (Oid[]){OIDOID, INT8OID}, args, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "could not update streamproc.change_logs: %s", SPI_result_code_string(ret));
+		CHECK_FOR_INTERRUPTS();
+	}
+	pfree(logs);
 }
 
 /*
@@ -714,7 +819,7 @@ followed_view(Oid viewid, bool owner)
 				 errhint("Change logs follow continuous views (CREATE VIEW ... WITH (continuous)).")));
 	if (owner && !pg_class_ownercheck(viewid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, name);
-	if (v->kind == STREAMPROC_VIEW_APPEND)
+	if (v->kind == STREAMPROC_VIEW_APPEND || v->window_kind == 0)
 		return v;
 	if ((v->window_kind == WINDOW_TUMBLE || v->window_kind == WINDOW_HOP) && v->emit == 'f')
 	{
@@ -730,11 +835,11 @@ followed_view(Oid viewid, bool owner)
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("continuous view \"%s\" cannot keep a change log yet", name),
 			 errdetail("%s", v->window_kind == WINDOW_TUMBLE || v->window_kind == WINDOW_HOP
-								 ? "Its windows change until they close; change logs follow closed windows (emit = 'final')."
-								 : "Its groups change as events arrive; change logs follow continuous views without aggregates and tumbling or hopping windows with emit = 'final'."),
+								 ? "Its windows change until they close; change logs follow windows once closed (emit = 'final')."
+								 : "Change logs follow views without windows, and tumbling or hopping windows with emit = 'final'."),
 			 errhint("%s", v->window_kind == WINDOW_TUMBLE || v->window_kind == WINDOW_HOP
 							   ? "Create the view WITH (continuous, emit = 'final') to follow its closed windows."
-							   : "Follow a view of closed windows over the same stream, or read this view with SELECT.")));
+							   : "Follow a view of tumbling windows over the same stream, or read this view with SELECT.")));
 	return NULL; /* keep compiler quiet */
 }
 
@@ -768,4 +873,301 @@ exec_end(AsOwner *saved)
 {
 	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 	SPI_finish();
+}
+
+/* ----------------------------------------------------------------
+ * Views whose groups change
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * The view's query over its groups table with the group columns appended
+ * as "$k1".."$kn": its rows keyed by their group.
+ */
+static char *
+group_query(StreamprocView *v)
+{
+	Relation rel = relation_open(v->view, AccessShareLock);
+	Query *query = copyObject(get_view_query(rel));
+	Index rti = 0;
+	Index i;
+	int k;
+
+	relation_close(rel, AccessShareLock);
+	for (i = 1; i <= list_length(query->rtable); i++)
+		if (rt_fetch(i, query->rtable)->rtekind == RTE_RELATION &&
+			rt_fetch(i, query->rtable)->relid == v->groups_table)
+			rti = i;
+	if (rti == 0)
+		elog(ERROR, "continuous view %u does not read its groups table", v->view);
+	for (k = 1; k <= v->ngroups; k++)
+	{
+		Oid type;
+		int32 typmod;
+		Oid coll;
+
+		get_atttypetypmodcoll(v->groups_table, k, &type, &typmod, &coll);
+		query->targetList = lappend(query->targetList,
+									makeTargetEntry((Expr *)makeVar(rti, k, type, typmod, coll, 0),
+													list_length(query->targetList) + 1,
+													psprintf("$k%d", k), false));
+	}
+	return pg_get_querydef(query, false);
+}
+
+/* The expression of a row of group_query() x as the view shows it. */
+static char *
+group_row_sql(int ngroups)
+{
+	StringInfoData buf;
+	int k;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "pg_catalog.to_jsonb(x)");
+	if (ngroups > 0)
+	{
+		appendStringInfoString(&buf, " OPERATOR(pg_catalog.-) ARRAY[");
+		for (k = 1; k <= ngroups; k++)
+			appendStringInfo(&buf, "%s'$k%d'", k > 1 ? ", " : "", k);
+		appendStringInfoString(&buf, "]::pg_catalog.text[]");
+	}
+	return buf.data;
+}
+
+/* The key of a group of group_query() x, or of parameters $1..$n. */
+static char *
+group_key_sql(int ngroups, bool params)
+{
+	StringInfoData buf;
+	int k;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "pg_catalog.jsonb_build_array(");
+	for (k = 1; k <= ngroups; k++)
+	{
+		if (params)
+			appendStringInfo(&buf, "%s$%d", k > 1 ? ", " : "", k);
+		else
+			appendStringInfo(&buf, "%sx.\"$k%d\"", k > 1 ? ", " : "", k);
+	}
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
+
+/*
+ * create_change_log() of a view whose groups change: its rows are the
+ * first changes, and the rows last logged (streamproc.change_rows).
+ * Connected to SPI as the schema's owner.
+ */
+static int64
+start_group_log(StreamprocView *v, TimestampTz now)
+{
+	Datum args[2];
+	int ret;
+
+	/* Checkpoints of the view log after our commit (see log_groups()). */
+	LockRelationOid(v->groups_table, ShareLock);
+	args[0] = ObjectIdGetDatum(v->view);
+	args[1] = TimestampTzGetDatum(now);
+	ret = SPI_execute_with_args("DELETE FROM streamproc.change_rows WHERE view = $1",
+								1, (Oid[]){OIDOID}, args, NULL, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "could not clean streamproc.change_rows: %s", SPI_result_code_string(ret));
+	ret = SPI_execute_with_args(psprintf("WITH g AS (SELECT %s AS key, %s AS row FROM (%s) x),"
+										 " r AS (INSERT INTO streamproc.change_rows (view, key_hash, key, row)"
+										 "       SELECT $1, pg_catalog.jsonb_hash_extended(key, 0), key, row FROM g)"
+										 " INSERT INTO streamproc.changes (view, position, changed_at, key, old, new)"
+										 " SELECT $1, pg_catalog.row_number() OVER (), $2, key, NULL, row FROM g",
+										 group_key_sql(v->ngroups, false), group_row_sql(v->ngroups),
+										 group_query(v)),
+								2, (Oid[]){OIDOID, TIMESTAMPTZOID}, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not insert the changes of continuous view %u: %s", v->view,
+			 SPI_result_code_string(ret));
+	return (int64)SPI_processed;
+}
+
+/*
+ * streamproc_changes_log_groups
+ *		See changes.h.
+ */
+void
+streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec,
+							  const char *dirty, int64 len)
+{
+	StreamprocView *v;
+	MemoryContext cxt;
+	MemoryContext old;
+	AsOwner saved;
+	SPIPlanPtr keyed = NULL;
+	SPIPlanPtr nullsafe = NULL;
+	char *query;
+	Oid *types;
+	Datum *values;
+	bool *isnull;
+	char *nulls;
+	List *keys = NIL;
+	List *rows = NIL;
+	int64 last;
+	int64 pos = 0;
+	bool found;
+	int n;
+	int k;
+
+	if (len == 0 || !log_installed())
+		return;
+
+	/*
+	 * After a create_change_log() of the view that is in progress, which
+	 * reads its rows; and one checkpoint of the view at a time (the log's
+	 * row lock, taken before the rows are read), so each compares with the
+	 * rows the one before logged.
+	 */
+	LockRelationOid(viewid, AccessShareLock); /* as DROP VIEW: the view first */
+	if (get_rel_name(viewid) == NULL)
+		return;
+	LockRelationOid(groups_table, RowExclusiveLock);
+	exec_begin(&saved);
+	last = take_positions(viewid, 0, NULL, &found);
+	v = found ? streamproc_view_load(viewid, true) : NULL;
+	if (v == NULL)
+	{
+		exec_end(&saved);
+		return;
+	}
+	n = v->ngroups;
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "streamproc change log", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	types = palloc(sizeof(Oid) * Max(n, 1));
+	values = palloc(sizeof(Datum) * Max(n, 1));
+	isnull = palloc(sizeof(bool) * Max(n, 1));
+	nulls = palloc(Max(n, 1) + 1);
+	for (k = 0; k < n; k++)
+		types[k] = v->group_types[k];
+	query = group_query(v);
+
+	/* The view's current row of each changed group (NULL: not shown). */
+	while (pos < len)
+	{
+		uint32 keylen;
+		const char *key;
+		bool anynull = false;
+		SPIPlanPtr plan;
+		bool rnull;
+		Datum d;
+		int ret;
+
+		memcpy(&keylen, dirty + pos + sizeof(uint32), sizeof(uint32));
+		key = dirty + pos + 2 * sizeof(uint32);
+		pos += 2 * sizeof(uint32) + keylen;
+		groupkey_decode(codec, key, keylen, values, isnull);
+		for (k = 0; k < n; k++)
+		{
+			nulls[k] = isnull[k] ? 'n' : ' ';
+			anynull |= isnull[k];
+		}
+		plan = anynull ? nullsafe : keyed;
+		if (plan == NULL)
+		{
+			StringInfoData sql;
+
+			initStringInfo(&sql);
+			appendStringInfo(&sql, "SELECT %s, (SELECT %s FROM (%s) x", group_key_sql(n, true),
+							 group_row_sql(n), query);
+			for (k = 1; k <= n; k++)
+				appendStringInfo(&sql, " %s x.\"$k%d\" %s $%d", k == 1 ? "WHERE" : "AND", k,
+								 anynull ? "IS NOT DISTINCT FROM" : "=", k);
+			appendStringInfoChar(&sql, ')');
+			plan = SPI_prepare(sql.data, n, types);
+			if (plan == NULL)
+				elog(ERROR, "could not prepare the rows of a change log: %s",
+					 SPI_result_code_string(SPI_result));
+			if (anynull)
+				nullsafe = plan;
+			else
+				keyed = plan;
+		}
+		ret = SPI_execute_plan(plan, values, nulls, true, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read the rows of a change log: %s", SPI_result_code_string(ret));
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &rnull);
+		keys = lappend(keys, DatumGetPointer(datumCopy(d, false, -1)));
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &rnull);
+		rows = lappend(rows, rnull ? NULL : DatumGetPointer(datumCopy(d, false, -1)));
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	/* Those that differ from the rows logged last: old and new, numbered. */
+	{
+		int count = list_length(keys);
+		Datum *kd = palloc(sizeof(Datum) * count);
+		Datum *rd = palloc(sizeof(Datum) * count);
+		bool *rn = palloc(sizeof(bool) * count);
+		int dims[1] = {count};
+		int lbs[1] = {1};
+		Datum args[4];
+		int64 added;
+		bool qnull;
+		int i = 0;
+		ListCell *kc;
+		ListCell *rc;
+		int ret;
+
+		forboth(kc, keys, rc, rows)
+		{
+			kd[i] = PointerGetDatum(lfirst(kc));
+			rn[i] = lfirst(rc) == NULL;
+			rd[i] = rn[i] ? (Datum)0 : PointerGetDatum(lfirst(rc));
+			i++;
+		}
+		args[0] = ObjectIdGetDatum(v->view);
+		args[1] = PointerGetDatum(construct_array(kd, count, JSONBOID, -1, false, TYPALIGN_INT));
+		args[2] = PointerGetDatum(construct_md_array(rd, rn, 1, dims, lbs, JSONBOID, -1, false, TYPALIGN_INT));
+		args[3] = Int64GetDatum(last);
+		ret = SPI_execute_with_args(
+			"WITH cur AS (SELECT c.key, c.row, c.i, pg_catalog.jsonb_hash_extended(c.key, 0) AS h"
+			"             FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) WITH ORDINALITY AS c(key, row, i)),"
+			" diff AS (SELECT c.i, c.key, c.h, m.row AS old, c.row AS new FROM cur c"
+			"          LEFT JOIN streamproc.change_rows m"
+			"            ON m.view = $1 AND m.key_hash = c.h AND m.key OPERATOR(pg_catalog.=) c.key"
+			"          WHERE m.row IS DISTINCT FROM c.row),"
+			" numbered AS (SELECT d.*, $4 + pg_catalog.row_number() OVER (ORDER BY d.i) AS position FROM diff d),"
+			" logged AS (INSERT INTO streamproc.changes (view, position, changed_at, key, old, new)"
+			"            SELECT $1, position, pg_catalog.clock_timestamp(), key, old, new FROM numbered),"
+			" gone AS (DELETE FROM streamproc.change_rows m USING numbered n"
+			"          WHERE m.view = $1 AND m.key_hash = n.h AND m.key OPERATOR(pg_catalog.=) n.key),"
+			" kept AS (INSERT INTO streamproc.change_rows (view, key_hash, key, row)"
+			"          SELECT $1, h, key, new FROM numbered WHERE new IS NOT NULL)"
+			" SELECT pg_catalog.count(*) FROM numbered",
+			4, (Oid[]){OIDOID, JSONBARRAYOID, JSONBARRAYOID, INT8OID}, args, NULL, false, 0);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not log the changes of continuous view %u: %s", v->view,
+				 SPI_result_code_string(ret));
+		added = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &qnull));
+		if (added > 0)
+		{
+			args[1] = Int64GetDatum(last + added);
+			ret = SPI_execute_with_args("UPDATE streamproc.change_logs SET last_position = $2 WHERE view = $1",
+										2, (Oid[]){OIDOID, INT8OID}, args, NULL, false, 0);
+			if (ret != SPI_OK_UPDATE)
+				elog(ERROR, "could not update streamproc.change_logs: %s", SPI_result_code_string(ret));
+			notify(v->view, last + added);
+		}
+	}
+	if (keyed)
+		SPI_freeplan(keyed);
+	if (nullsafe)
+		SPI_freeplan(nullsafe);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	exec_end(&saved);
+}
+
+/* Whether the extension has change logs (version 0.6 on). */
+static bool
+log_installed(void)
+{
+	return OidIsValid(get_relname_relid("change_logs", get_namespace_oid("streamproc", false)));
 }

@@ -8,6 +8,8 @@
 #ifndef STREAMPROC_CHANGES_H
 #define STREAMPROC_CHANGES_H
 
+#include "groupkey.h"
+
 /*
  * Ingest workers, after a checkpoint: delete the changes older than their
  * log's retention, and write the windows that every slot has closed since
@@ -15,5 +17,15 @@
  * transactions; an error is logged and the work is retried next time.
  */
 extern void streamproc_changes_after_checkpoint(void);
+
+/*
+ * Ingest workers, in the checkpoint of an aggregating view without windows
+ * (after its changed groups are written): when the view keeps a change
+ * log, log the changed groups whose row differs from the row last logged
+ * (old and new).  groups_table is the view's; dirty is its dirty list
+ * (engine.h), len its length; codec decodes its keys.  Errors roll the view's part back.
+ */
+extern void streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec,
+										  const char *dirty, int64 len);
 
 #endif /* STREAMPROC_CHANGES_H */

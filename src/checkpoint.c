@@ -46,6 +46,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "changes.h"
 #include "engine.h"
 #include "errors.h"
 #include "streamproc.h"
@@ -164,6 +165,11 @@ checkpoint_aggregating(Worker *w, WView *view)
 		statestore_write(view->store, view->map);
 		w->rows_written += STATESTORE_BUCKETS / 4;
 	}
+
+	/* Its change log, if it keeps one (changes.c). */
+	if (view->window.kind == 0 && d->buf.data != NULL)
+		streamproc_changes_log_groups(view->viewid, view->groups_table, view->keys, d->buf.data,
+									  d->buf.len);
 }
 
 /* ----------------------------------------------------------------

@@ -191,6 +191,7 @@ struct WView
 	SPIPlanPtr source_plan; /* the same over the rows of a Kafka batch */
 
 	/* aggregating views */
+	Oid groups_table;    /* the foreign table readers read it through */
 	GroupKeyCodec *keys; /* the ordinary group columns */
 	int ngroup;
 	int key_first; /* batch column of the first ordinary group key */

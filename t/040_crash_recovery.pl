@@ -48,6 +48,7 @@ CREATE VIEW even_per_user WITH (continuous) AS
     SELECT user_id, count(*) AS n, sum(doubled) AS total FROM mid_even GROUP BY user_id;
 -- A change log (changes.c); mid_even gets one mid-stream.
 SELECT streamproc.create_change_log('big_clicks');
+SELECT streamproc.create_change_log('per_user');
 });
 
 # The inserter: one transaction per chunk writes the same rows to the
@@ -117,6 +118,17 @@ for my $round (1 .. 5)
 			select(undef, undef, undef, 0.2);
 		}
 		ok($created, 'created a change log while ingesting, after a SIGKILL');
+	}
+	if ($round == 3)
+	{
+		my $created = 0;
+		for my $try (1 .. 100)
+		{
+			my ($r, $o, $e) = $node->psql('postgres', q{SELECT streamproc.create_change_log('per_url')});
+			$created = 1, last if $r == 0;
+			select(undef, undef, undef, 0.2);
+		}
+		ok($created, 'created the change log of an aggregating view while ingesting, after a SIGKILL');
 	}
 	# The postmaster notices, reinitializes and starts over.  While it
 	# does, psql can exit before reading its query (connection refused),
@@ -195,6 +207,30 @@ sub check_changes
 	}
 }
 check_changes('after crashes');
+
+# The logs of aggregating views: folded (each key's last change) they equal
+# the view, and each change's old row is the row its key's change before
+# it logged.
+sub check_group_changes
+{
+	my ($when) = @_;
+	for my $view (qw(per_user per_url))
+	{
+		my $c = "SELECT (pg_catalog.jsonb_populate_record(NULL::$view, new)).* FROM"
+		  . " (SELECT DISTINCT ON (key) key, new FROM streamproc.changes('$view') ORDER BY key, position DESC) f"
+		  . " WHERE new IS NOT NULL";
+		is($node->safe_psql('postgres',
+				"SELECT (SELECT count(*) FROM ((SELECT * FROM $view) EXCEPT ALL ($c)) a) || ' ' ||"
+				  . " (SELECT count(*) FROM (($c) EXCEPT ALL (SELECT * FROM $view)) b)"),
+			'0 0', "the change log of $view, folded, equals the view $when");
+		is($node->safe_psql('postgres',
+				"SELECT bool_and(old IS NOT DISTINCT FROM prev) AND count(*) = max(position) FROM"
+				  . " (SELECT position, old, lag(new) OVER (PARTITION BY key ORDER BY position) AS prev"
+				  . "    FROM streamproc.changes('$view')) x"),
+			't', "... each change follows the one before of its group, numbered without gaps $when");
+	}
+}
+check_group_changes('after crashes');
 is($node->safe_psql('postgres', 'SELECT n FROM totals'), $oracle_n,
 	'the total count is exact');
 
@@ -213,6 +249,7 @@ $node->safe_psql('postgres', 'BEGIN; INSERT INTO clicks ' . $rows->(999)
 $node->safe_psql('postgres', "SELECT streamproc.sync('60s')");
 check_views('after a clean restart and more events');
 check_changes('after a clean restart and more events');
+check_group_changes('after a clean restart and more events');
 
 # LISTEN: the transaction that adds changes notifies the view's channel
 # with its last position.
