@@ -187,6 +187,34 @@ SELECT count(*) FROM streamproc.change_rows WHERE view = 'chg_small'::regclass;
 DROP VIEW chg_per_user, chg_small, chg_count;
 DROP FUNCTION chg_fold(regclass);
 
+-- A group whose row fails (here a division by zero while it has one
+-- event) is left out of the log until its row can be computed; the other
+-- groups are logged and the view's checkpoints go on.
+CREATE VIEW chg_ratio WITH (continuous) AS
+    SELECT user_id, 100 / (count(*) - 1) AS r FROM chg_events GROUP BY user_id;
+SELECT streamproc.create_change_log('chg_ratio');
+INSERT INTO chg_events VALUES ('2026-01-01 04:00', 1, '/r', 1), ('2026-01-01 04:00', 2, '/r', 1),
+    ('2026-01-01 04:00', 2, '/r', 1);
+SELECT streamproc.sync();
+SELECT key, old, new FROM streamproc.changes('chg_ratio') ORDER BY key::text, position;
+SELECT * FROM chg_ratio WHERE user_id = 1;
+SELECT state FROM streamproc.stat_views WHERE view = 'chg_ratio'::regclass;
+INSERT INTO chg_events VALUES ('2026-01-01 04:01', 1, '/r', 1), ('2026-01-01 04:01', 2, '/r', 1);
+SELECT streamproc.sync();
+SELECT key, old, new FROM streamproc.changes('chg_ratio') ORDER BY key::text, position;
+DROP VIEW chg_ratio;
+
+-- A group key of 100 kB: logged whole (change_rows finds it by a hash).
+CREATE VIEW chg_long WITH (continuous) AS SELECT url, count(*) AS n FROM chg_events GROUP BY url;
+SELECT streamproc.create_change_log('chg_long');
+INSERT INTO chg_events VALUES ('2026-01-01 04:02', 1, repeat('x', 100000), 1);
+SELECT streamproc.sync();
+INSERT INTO chg_events VALUES ('2026-01-01 04:03', 1, repeat('x', 100000), 1);
+SELECT streamproc.sync();
+SELECT length(key->>0) AS key_length, old->'n' AS old_n, new->'n' AS new_n
+  FROM streamproc.changes('chg_long') WHERE length(key->>0) > 1000 ORDER BY position;
+DROP VIEW chg_long;
+
 -- Refused, with what to do.
 CREATE VIEW chg_per_user WITH (continuous) AS SELECT user_id, count(*) FROM chg_events GROUP BY 1;
 CREATE VIEW chg_updates WITH (continuous) AS

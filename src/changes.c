@@ -106,6 +106,7 @@
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -146,6 +147,7 @@ static char *channel_name(Oid viewid);
 static void emit_windows(Oid viewid);
 static void trim(void);
 static char *group_query(StreamprocView *v);
+static char *diff_sql(const char *cur);
 static int64 start_group_log(StreamprocView *v, TimestampTz now);
 static bool log_installed(void);
 
@@ -955,6 +957,32 @@ group_key_sql(int ngroups, bool params)
 }
 
 /*
+ * The statement that logs a checkpoint's changes of an aggregating view:
+ * cur (SQL returning key, row, i, h: each changed group's key, its row now
+ * or NULL, its order, the key's hash) compared with the rows logged last;
+ * those that differ are numbered after $4, logged, and become the rows
+ * logged last.  $1 is the view.  Returns the number of changes.
+ */
+static char *
+diff_sql(const char *cur)
+{
+	return psprintf("WITH cur AS (%s),"
+					" diff AS (SELECT c.i, c.key, c.h, m.row AS old, c.row AS new FROM cur c"
+					"          LEFT JOIN streamproc.change_rows m"
+					"            ON m.view = $1 AND m.key_hash = c.h AND m.key OPERATOR(pg_catalog.=) c.key"
+					"          WHERE m.row IS DISTINCT FROM c.row),"
+					" numbered AS (SELECT d.*, $4 + pg_catalog.row_number() OVER (ORDER BY d.i) AS position FROM diff d),"
+					" logged AS (INSERT INTO streamproc.changes (view, position, changed_at, key, old, new)"
+					"            SELECT $1, position, pg_catalog.clock_timestamp(), key, old, new FROM numbered),"
+					" gone AS (DELETE FROM streamproc.change_rows m USING numbered n"
+					"          WHERE m.view = $1 AND m.key_hash = n.h AND m.key OPERATOR(pg_catalog.=) n.key),"
+					" kept AS (INSERT INTO streamproc.change_rows (view, key_hash, key, row)"
+					"          SELECT $1, h, key, new FROM numbered WHERE new IS NOT NULL)"
+					" SELECT pg_catalog.count(*) FROM numbered",
+					cur);
+}
+
+/*
  * create_change_log() of a view whose groups change: its rows are the
  * first changes, and the rows last logged (streamproc.change_rows).
  * Connected to SPI as the schema's owner.
@@ -987,6 +1015,177 @@ start_group_log(StreamprocView *v, TimestampTz now)
 	return (int64)SPI_processed;
 }
 
+/* Reading the rows of an aggregating view's groups by key (log_groups). */
+typedef struct GroupReader
+{
+	StreamprocView *view;
+	GroupKeyCodec *codec;
+	char *query; /* group_query() */
+	Oid *types;
+	Datum *values;
+	bool *isnull;
+	char *nulls;
+	SPIPlanPtr keyed;    /* WHERE x."$k1" = $1 AND ... */
+	SPIPlanPtr nullsafe; /* IS NOT DISTINCT FROM: keys with a NULL */
+	MemoryContext cxt;   /* where results are copied */
+	List *keys;          /* jsonb key of each group read */
+	List *rows;          /* its row, or NULL: the view does not show it */
+	int failed;          /* groups left out: their row failed */
+} GroupReader;
+
+/*
+ * Read the view's row of one group, by a keyed read of the view (all slots
+ * combined, finalized, the view's expressions and HAVING applied), and add
+ * the key and row to r->keys and r->rows.
+ */
+static void
+read_group_row(GroupReader *r, const char *key, uint32 keylen)
+{
+	int n = r->view->ngroups;
+	bool anynull = false;
+	SPIPlanPtr plan;
+	MemoryContext old;
+	bool rnull;
+	Datum d;
+	int ret;
+	int k;
+
+	groupkey_decode(r->codec, key, keylen, r->values, r->isnull);
+	for (k = 0; k < n; k++)
+	{
+		r->nulls[k] = r->isnull[k] ? 'n' : ' ';
+		anynull |= r->isnull[k];
+	}
+	plan = anynull ? r->nullsafe : r->keyed;
+	if (plan == NULL)
+	{
+		StringInfoData sql;
+
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT %s, (SELECT %s FROM (%s) x", group_key_sql(n, true),
+						 group_row_sql(n), r->query);
+		for (k = 1; k <= n; k++)
+			appendStringInfo(&sql, " %s x.\"$k%d\" %s $%d", k == 1 ? "WHERE" : "AND", k,
+							 anynull ? "IS NOT DISTINCT FROM" : "=", k);
+		appendStringInfoChar(&sql, ')');
+		plan = SPI_prepare(sql.data, n, r->types);
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the rows of a change log: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not keep the plan of a change log");
+		if (anynull)
+			r->nullsafe = plan;
+		else
+			r->keyed = plan;
+	}
+	ret = SPI_execute_plan(plan, r->values, r->nulls, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the rows of a change log: %s", SPI_result_code_string(ret));
+	old = MemoryContextSwitchTo(r->cxt);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &rnull);
+	r->keys = lappend(r->keys, DatumGetPointer(datumCopy(d, false, -1)));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &rnull);
+	r->rows = lappend(r->rows, rnull ? NULL : DatumGetPointer(datumCopy(d, false, -1)));
+	MemoryContextSwitchTo(old);
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Read the rows of every group of the dirty list, in a subtransaction.
+ * When some group's row fails with an error of its data (a view expression
+ * that fails for it: division by zero...), read them again one by one,
+ * each in a subtransaction, and leave out those that fail: the log keeps
+ * their last row until theirs can be computed (the view's readers get the
+ * error for them), and the view's other groups and checkpoints go on.
+ */
+static void
+read_group_rows(GroupReader *r, const char *dirty, int64 len)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool each = false;
+	int64 pos;
+
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		for (pos = 0; pos < len;)
+		{
+			uint32 keylen;
+
+			memcpy(&keylen, dirty + pos + sizeof(uint32), sizeof(uint32));
+			read_group_row(r, dirty + pos + 2 * sizeof(uint32), keylen);
+			pos += 2 * sizeof(uint32) + keylen;
+			CHECK_FOR_INTERRUPTS();
+		}
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (streamproc_error_kind(edata) != STREAMPROC_ERROR_DATA)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		each = true;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	if (!each)
+		return;
+
+	r->keys = NIL;
+	r->rows = NIL;
+	for (pos = 0; pos < len;)
+	{
+		uint32 keylen;
+		const char *key;
+
+		memcpy(&keylen, dirty + pos + sizeof(uint32), sizeof(uint32));
+		key = dirty + pos + 2 * sizeof(uint32);
+		pos += 2 * sizeof(uint32) + keylen;
+		BeginInternalSubTransaction(NULL);
+		PG_TRY();
+		{
+			read_group_row(r, key, keylen);
+			ReleaseCurrentSubTransaction();
+		}
+		PG_CATCH();
+		{
+			ErrorData *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			if (streamproc_error_kind(edata) != STREAMPROC_ERROR_DATA)
+				ReThrowError(edata);
+			if (r->failed++ == 0)
+				ereport(LOG,
+						(errmsg("continuous view \"%s\": the row of a changed group could not be computed for its change log: %s",
+								get_rel_name(r->view->view), edata->message ? edata->message : ""),
+						 errdetail("SQLSTATE %s.  The log keeps the group's last row until its row can be computed; reading the group gives the same error.",
+								   unpack_sql_state(edata->sqlerrcode)),
+						 errhint("Change the view's expressions so that they do not fail for any group.")));
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 /*
  * streamproc_changes_log_groups
  *		See changes.h.
@@ -995,22 +1194,15 @@ void
 streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec,
 							  const char *dirty, int64 len)
 {
-	StreamprocView *v;
-	MemoryContext cxt;
+	GroupReader r;
 	MemoryContext old;
 	AsOwner saved;
-	SPIPlanPtr keyed = NULL;
-	SPIPlanPtr nullsafe = NULL;
-	char *query;
-	Oid *types;
-	Datum *values;
-	bool *isnull;
-	char *nulls;
-	List *keys = NIL;
-	List *rows = NIL;
+	Datum args[4];
 	int64 last;
-	int64 pos = 0;
+	int64 added;
 	bool found;
+	bool qnull;
+	int ret;
 	int n;
 	int k;
 
@@ -1029,139 +1221,87 @@ streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec
 	LockRelationOid(groups_table, RowExclusiveLock);
 	exec_begin(&saved);
 	last = take_positions(viewid, 0, NULL, &found);
-	v = found ? streamproc_view_load(viewid, true) : NULL;
-	if (v == NULL)
+	memset(&r, 0, sizeof(r));
+	r.view = found ? streamproc_view_load(viewid, true) : NULL;
+	if (r.view == NULL)
 	{
 		exec_end(&saved);
 		return;
 	}
-	n = v->ngroups;
-
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "streamproc change log", ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(cxt);
-	types = palloc(sizeof(Oid) * Max(n, 1));
-	values = palloc(sizeof(Datum) * Max(n, 1));
-	isnull = palloc(sizeof(bool) * Max(n, 1));
-	nulls = palloc(Max(n, 1) + 1);
+	n = r.view->ngroups;
+	r.codec = codec;
+	r.cxt = AllocSetContextCreate(CurrentMemoryContext, "streamproc change log", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(r.cxt);
+	r.types = palloc(sizeof(Oid) * Max(n, 1));
+	r.values = palloc(sizeof(Datum) * Max(n, 1));
+	r.isnull = palloc(sizeof(bool) * Max(n, 1));
+	r.nulls = palloc(Max(n, 1) + 1);
 	for (k = 0; k < n; k++)
-		types[k] = v->group_types[k];
-	query = group_query(v);
+		r.types[k] = r.view->group_types[k];
+	r.query = group_query(r.view);
+	MemoryContextSwitchTo(old);
 
-	/* The view's current row of each changed group (NULL: not shown). */
-	while (pos < len)
+	/*
+	 * The view's current row of each changed group (NULL: not shown), one
+	 * keyed read each: most of the time goes to the read itself (combining
+	 * the slots, finalizing, jsonb), about 6 us a group, as much as a scan
+	 * for many keys at once takes per key.
+	 */
+	PG_TRY();
 	{
-		uint32 keylen;
-		const char *key;
-		bool anynull = false;
-		SPIPlanPtr plan;
-		bool rnull;
-		Datum d;
-		int ret;
-
-		memcpy(&keylen, dirty + pos + sizeof(uint32), sizeof(uint32));
-		key = dirty + pos + 2 * sizeof(uint32);
-		pos += 2 * sizeof(uint32) + keylen;
-		groupkey_decode(codec, key, keylen, values, isnull);
-		for (k = 0; k < n; k++)
-		{
-			nulls[k] = isnull[k] ? 'n' : ' ';
-			anynull |= isnull[k];
-		}
-		plan = anynull ? nullsafe : keyed;
-		if (plan == NULL)
-		{
-			StringInfoData sql;
-
-			initStringInfo(&sql);
-			appendStringInfo(&sql, "SELECT %s, (SELECT %s FROM (%s) x", group_key_sql(n, true),
-							 group_row_sql(n), query);
-			for (k = 1; k <= n; k++)
-				appendStringInfo(&sql, " %s x.\"$k%d\" %s $%d", k == 1 ? "WHERE" : "AND", k,
-								 anynull ? "IS NOT DISTINCT FROM" : "=", k);
-			appendStringInfoChar(&sql, ')');
-			plan = SPI_prepare(sql.data, n, types);
-			if (plan == NULL)
-				elog(ERROR, "could not prepare the rows of a change log: %s",
-					 SPI_result_code_string(SPI_result));
-			if (anynull)
-				nullsafe = plan;
-			else
-				keyed = plan;
-		}
-		ret = SPI_execute_plan(plan, values, nulls, true, 1);
-		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "could not read the rows of a change log: %s", SPI_result_code_string(ret));
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &rnull);
-		keys = lappend(keys, DatumGetPointer(datumCopy(d, false, -1)));
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &rnull);
-		rows = lappend(rows, rnull ? NULL : DatumGetPointer(datumCopy(d, false, -1)));
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
+		read_group_rows(&r, dirty, len);
 	}
+	PG_FINALLY();
+	{
+		if (r.keyed)
+			SPI_freeplan(r.keyed);
+		if (r.nullsafe)
+			SPI_freeplan(r.nullsafe);
+	}
+	PG_END_TRY();
 
 	/* Those that differ from the rows logged last: old and new, numbered. */
 	{
-		int count = list_length(keys);
-		Datum *kd = palloc(sizeof(Datum) * count);
-		Datum *rd = palloc(sizeof(Datum) * count);
-		bool *rn = palloc(sizeof(bool) * count);
+		int count = list_length(r.keys);
+		Datum *kd = palloc(sizeof(Datum) * Max(count, 1));
+		Datum *rd = palloc(sizeof(Datum) * Max(count, 1));
+		bool *rn = palloc(sizeof(bool) * Max(count, 1));
 		int dims[1] = {count};
 		int lbs[1] = {1};
-		Datum args[4];
-		int64 added;
-		bool qnull;
 		int i = 0;
 		ListCell *kc;
 		ListCell *rc;
-		int ret;
 
-		forboth(kc, keys, rc, rows)
+		forboth(kc, r.keys, rc, r.rows)
 		{
 			kd[i] = PointerGetDatum(lfirst(kc));
 			rn[i] = lfirst(rc) == NULL;
 			rd[i] = rn[i] ? (Datum)0 : PointerGetDatum(lfirst(rc));
 			i++;
 		}
-		args[0] = ObjectIdGetDatum(v->view);
+		args[0] = ObjectIdGetDatum(viewid);
 		args[1] = PointerGetDatum(construct_array(kd, count, JSONBOID, -1, false, TYPALIGN_INT));
 		args[2] = PointerGetDatum(construct_md_array(rd, rn, 1, dims, lbs, JSONBOID, -1, false, TYPALIGN_INT));
 		args[3] = Int64GetDatum(last);
-		ret = SPI_execute_with_args(
-			"WITH cur AS (SELECT c.key, c.row, c.i, pg_catalog.jsonb_hash_extended(c.key, 0) AS h"
-			"             FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) WITH ORDINALITY AS c(key, row, i)),"
-			" diff AS (SELECT c.i, c.key, c.h, m.row AS old, c.row AS new FROM cur c"
-			"          LEFT JOIN streamproc.change_rows m"
-			"            ON m.view = $1 AND m.key_hash = c.h AND m.key OPERATOR(pg_catalog.=) c.key"
-			"          WHERE m.row IS DISTINCT FROM c.row),"
-			" numbered AS (SELECT d.*, $4 + pg_catalog.row_number() OVER (ORDER BY d.i) AS position FROM diff d),"
-			" logged AS (INSERT INTO streamproc.changes (view, position, changed_at, key, old, new)"
-			"            SELECT $1, position, pg_catalog.clock_timestamp(), key, old, new FROM numbered),"
-			" gone AS (DELETE FROM streamproc.change_rows m USING numbered n"
-			"          WHERE m.view = $1 AND m.key_hash = n.h AND m.key OPERATOR(pg_catalog.=) n.key),"
-			" kept AS (INSERT INTO streamproc.change_rows (view, key_hash, key, row)"
-			"          SELECT $1, h, key, new FROM numbered WHERE new IS NOT NULL)"
-			" SELECT pg_catalog.count(*) FROM numbered",
-			4, (Oid[]){OIDOID, JSONBARRAYOID, JSONBARRAYOID, INT8OID}, args, NULL, false, 0);
-		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "could not log the changes of continuous view %u: %s", v->view,
-				 SPI_result_code_string(ret));
-		added = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &qnull));
-		if (added > 0)
-		{
-			args[1] = Int64GetDatum(last + added);
-			ret = SPI_execute_with_args("UPDATE streamproc.change_logs SET last_position = $2 WHERE view = $1",
-										2, (Oid[]){OIDOID, INT8OID}, args, NULL, false, 0);
-			if (ret != SPI_OK_UPDATE)
-				elog(ERROR, "could not update streamproc.change_logs: %s", SPI_result_code_string(ret));
-			notify(v->view, last + added);
-		}
 	}
-	if (keyed)
-		SPI_freeplan(keyed);
-	if (nullsafe)
-		SPI_freeplan(nullsafe);
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(cxt);
+	ret = SPI_execute_with_args(
+		diff_sql("SELECT c.key, c.row, c.i, pg_catalog.jsonb_hash_extended(c.key, 0) AS h"
+				 " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) WITH ORDINALITY AS c(key, row, i)"),
+		4, (Oid[]){OIDOID, JSONBARRAYOID, JSONBARRAYOID, INT8OID}, args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not log the changes of continuous view %u: %s", viewid,
+			 SPI_result_code_string(ret));
+	added = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &qnull));
+	if (added > 0)
+	{
+		args[1] = Int64GetDatum(last + added);
+		ret = SPI_execute_with_args("UPDATE streamproc.change_logs SET last_position = $2 WHERE view = $1",
+									2, (Oid[]){OIDOID, INT8OID}, args, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "could not update streamproc.change_logs: %s", SPI_result_code_string(ret));
+		notify(viewid, last + added);
+	}
+	MemoryContextDelete(r.cxt);
 	exec_end(&saved);
 }
 
