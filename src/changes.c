@@ -75,7 +75,9 @@
  * SELECT the view, create/alter/drop_change_log() that the caller owns it.
  *
  * Locking: the log's row of streamproc.change_logs, held by a writer until
- * it ends.  create_change_log() of an append view takes
+ * it ends.  create/alter/drop_change_log() take ShareUpdateExclusiveLock
+ * on the view, so two of them on one view wait for each other (readers,
+ * workers and DROP VIEW are not held back by it, nor hold it back).  create_change_log() of an append view takes
  * ShareRowExclusiveLock on its rows table (as CREATE VIEW of a view over
  * it does, feed.c), and of an aggregating view ShareLock on its groups
  * table, which checkpoints that log take in RowExclusiveLock first: the
@@ -123,6 +125,18 @@
 #define CHANGES_TRIGGER   "streamproc_changes"
 #define CHANGES_NEW_TABLE "streamproc_rows"
 
+/*
+ * Rows this worker made dead in the change logs' tables (trimmed changes,
+ * replaced rows of change_rows) since it last vacuumed them: past this, it
+ * vacuums them after a checkpoint, as checkpoint.c does state_runs, so
+ * that their space is reused at once (autovacuum's pace let a soak's
+ * tables grow without bound).
+ */
+#define CHANGES_VACUUM_MIN_ROWS 50000
+
+static int64 trimmed_rows = 0;
+static int64 replaced_rows = 0;
+
 PG_FUNCTION_INFO_V1(streamproc_create_change_log);
 PG_FUNCTION_INFO_V1(streamproc_alter_change_log);
 PG_FUNCTION_INFO_V1(streamproc_drop_change_log);
@@ -161,11 +175,14 @@ streamproc_create_change_log(PG_FUNCTION_ARGS)
 {
 	Oid viewid = PG_GETARG_OID(0);
 	Interval *retention = PG_GETARG_INTERVAL_P(1);
-	StreamprocView *v = followed_view(viewid, true);
+	StreamprocView *v;
 	AsOwner saved;
 	Datum args[3];
 	int ret;
 
+	/* One change of a view's log at a time (readers and workers go on). */
+	LockRelationOid(viewid, ShareUpdateExclusiveLock);
+	v = followed_view(viewid, true);
 	check_retention(retention);
 	if (v->kind == STREAMPROC_VIEW_APPEND)
 		LockRelationOid(v->rows_table, ShareRowExclusiveLock);
@@ -245,6 +262,7 @@ streamproc_alter_change_log(PG_FUNCTION_ARGS)
 	Datum args[2];
 	int ret;
 
+	LockRelationOid(viewid, ShareUpdateExclusiveLock);
 	(void)followed_view(viewid, true);
 	check_retention(retention);
 	exec_begin(&saved);
@@ -271,11 +289,13 @@ Datum
 streamproc_drop_change_log(PG_FUNCTION_ARGS)
 {
 	Oid viewid = PG_GETARG_OID(0);
-	StreamprocView *v = streamproc_view_load(viewid, true);
+	StreamprocView *v;
 	AsOwner saved;
 	Datum args[1];
 	int ret;
 
+	LockRelationOid(viewid, ShareUpdateExclusiveLock);
+	v = streamproc_view_load(viewid, true);
 	if (v == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -351,7 +371,7 @@ streamproc_changes(PG_FUNCTION_ARGS)
 	if (get_rel_name(viewid) == NULL || !streamproc_is_continuous_view(viewid))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("relation %u is not a continuous view", viewid)));
+				 errmsg("\"%s\" is not a continuous view", get_rel_name(viewid) ? get_rel_name(viewid) : "?")));
 	if (pg_class_aclcheck(viewid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_VIEW, get_rel_name(viewid));
 
@@ -433,7 +453,7 @@ streamproc_changes_channel(PG_FUNCTION_ARGS)
 	if (!streamproc_is_continuous_view(viewid))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("relation %u is not a continuous view", viewid)));
+				 errmsg("\"%s\" is not a continuous view", get_rel_name(viewid) ? get_rel_name(viewid) : "?")));
 	PG_RETURN_TEXT_P(cstring_to_text(channel_name(viewid)));
 }
 
@@ -514,6 +534,8 @@ streamproc_changes_after_checkpoint(void)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	List *volatile windowed = NIL;
+	static Oid changes_relid = InvalidOid;
+	static Oid change_rows_relid = InvalidOid;
 	ListCell *lc;
 
 	/* The logs of final windows, and the trimming of every log. */
@@ -530,6 +552,10 @@ streamproc_changes_after_checkpoint(void)
 		/* Nothing before version 0.6 of the extension. */
 		if (log_installed())
 		{
+			Oid nsp = get_namespace_oid("streamproc", false);
+
+			changes_relid = get_relname_relid("changes", nsp);
+			change_rows_relid = get_relname_relid("change_rows", nsp);
 			ret = SPI_execute("SELECT l.view::pg_catalog.oid FROM streamproc.change_logs l"
 							  " JOIN streamproc.views v ON v.view = l.view"
 							  " WHERE v.rows_table IS NULL ORDER BY 1",
@@ -570,6 +596,17 @@ streamproc_changes_after_checkpoint(void)
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
+
+	if (trimmed_rows >= CHANGES_VACUUM_MIN_ROWS && OidIsValid(changes_relid))
+	{
+		streamproc_vacuum_relation(changes_relid);
+		trimmed_rows = 0;
+	}
+	if (replaced_rows >= CHANGES_VACUUM_MIN_ROWS && OidIsValid(change_rows_relid))
+	{
+		streamproc_vacuum_relation(change_rows_relid);
+		replaced_rows = 0;
+	}
 
 	foreach (lc, windowed)
 	{
@@ -749,6 +786,7 @@ trim(void)
 									2, (Oid[]){OIDOID, INT8OID}, args, NULL, false, 0);
 		if (ret != SPI_OK_DELETE)
 			elog(ERROR, "could not trim streamproc.changes: %s", SPI_result_code_string(ret));
+		trimmed_rows += (int64)SPI_processed;
 		ret = SPI_execute_with_args("UPDATE streamproc.change_logs SET trimmed_to = $2 WHERE view = $1",
 									2, (Oid[]){OIDOID, INT8OID}, args, NULL, false, 0);
 		if (ret != SPI_OK_UPDATE)
@@ -1292,6 +1330,7 @@ streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec
 		elog(ERROR, "could not log the changes of continuous view %u: %s", viewid,
 			 SPI_result_code_string(ret));
 	added = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &qnull));
+	replaced_rows += added;
 	if (added > 0)
 	{
 		args[1] = Int64GetDatum(last + added);

@@ -617,14 +617,15 @@ view_has_work(WView *view)
 }
 
 /*
- * vacuum_relation
+ * streamproc_vacuum_relation
  *		Lazy VACUUM of a table the checkpoints churn (a log after DELETE,
- *		streamproc.state_runs after compactions), so that the space is
- *		reused at once instead of at autovacuum's next visit.  Called outside
- *		a transaction; skips the table if it cannot lock it at once.
+ *		streamproc.state_runs after compactions, the change logs' tables),
+ *		so that the space is reused at once instead of at autovacuum's next
+ *		visit.  Called outside a transaction; skips the table if it cannot
+ *		lock it at once.
  */
-static void
-vacuum_relation(Oid relid)
+void
+streamproc_vacuum_relation(Oid relid)
 {
 	VacuumParams params;
 	MemoryContext vacuum_cxt;
@@ -921,7 +922,7 @@ checkpoint_run(Worker *w)
 
 			if (shard->vacuum_needed)
 			{
-				vacuum_relation(shard->logid);
+				streamproc_vacuum_relation(shard->logid);
 				shard->vacuum_needed = false;
 			}
 		}
@@ -933,13 +934,13 @@ checkpoint_run(Worker *w)
 
 		if (stream->dedup != NULL && dedup_vacuum_due(stream->dedup) &&
 			OidIsValid(w->dedup_runs_relid))
-			vacuum_relation(w->dedup_runs_relid);
+			streamproc_vacuum_relation(w->dedup_runs_relid);
 	}
 	if (OidIsValid(w->state_runs_relid) && w->rows_written >= STATE_VACUUM_MIN_ROWS)
 	{
-		vacuum_relation(w->state_runs_relid);
+		streamproc_vacuum_relation(w->state_runs_relid);
 		if (OidIsValid(w->positions_relid))
-			vacuum_relation(w->positions_relid);
+			streamproc_vacuum_relation(w->positions_relid);
 		w->rows_written = 0;
 	}
 	pfree(parts);

@@ -39,6 +39,9 @@ extern void streamproc_define_gucs(void);
 extern bool streamproc_database_restoring(void);
 extern void streamproc_check_not_restoring(void);
 extern char *streamproc_internal_relname(const char *prefix, Oid id, int nparts);
+
+/* checkpoint.c: lazy VACUUM of a table, outside a transaction. */
+extern void streamproc_vacuum_relation(Oid relid);
 extern bool streamproc_link_internal(Oid relid, Oid owner);
 
 /* shmem.c: the shared control block */
