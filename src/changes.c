@@ -76,8 +76,8 @@
  *
  * Locking: the log's row of streamproc.change_logs, held by a writer until
  * it ends.  create/alter/drop_change_log() take ShareUpdateExclusiveLock
- * on the view, so two of them on one view wait for each other (readers,
- * workers and DROP VIEW are not held back by it, nor hold it back).  create_change_log() of an append view takes
+ * on the view, so two of them on one view wait for each other (readers
+ * and workers are not held back by it; DROP VIEW waits for it).  create_change_log() of an append view takes
  * ShareRowExclusiveLock on its rows table (as CREATE VIEW of a view over
  * it does, feed.c), and of an aggregating view ShareLock on its groups
  * table, which checkpoints that log take in RowExclusiveLock first: the
