@@ -1117,7 +1117,15 @@ read_group_row(GroupReader *r, const char *key, uint32 keylen)
 		else
 			r->keyed = plan;
 	}
-	ret = SPI_execute_plan(plan, r->values, r->nulls, true, 1);
+	/*
+	 * Not read-only: a fresh snapshot, which sees the runs this checkpoint
+	 * just wrote.  Until every worker has loaded its slot the view is read
+	 * from the checkpoint (viewscan.c), and the transaction's first
+	 * snapshot would show the groups as they were before it (found by the
+	 * sanitized CI run, whose slower workers loaded a new view 14 ms apart:
+	 * the first checkpoint logged nothing).
+	 */
+	ret = SPI_execute_plan(plan, r->values, r->nulls, false, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read the rows of a change log: %s", SPI_result_code_string(ret));
 	old = MemoryContextSwitchTo(r->cxt);
