@@ -28,6 +28,7 @@ OBJS = \
 	src/positions.o \
 	src/restore.o \
 	src/shmem.o \
+	src/sink.o \
 	src/source.o \
 	src/state.o \
 	src/statestore.o \
@@ -41,7 +42,7 @@ OBJS = \
 	src/worker.o
 
 EXTENSION = streamproc
-DATA = streamproc--0.1.sql streamproc--0.1--0.2.sql streamproc--0.2--0.3.sql streamproc--0.3--0.4.sql streamproc--0.4--0.5.sql streamproc--0.5--0.6.sql
+DATA = streamproc--0.1.sql streamproc--0.1--0.2.sql streamproc--0.2--0.3.sql streamproc--0.3--0.4.sql streamproc--0.4--0.5.sql streamproc--0.5--0.6.sql streamproc--0.6--0.7.sql
 PGFILEDESC = "streamproc - stream processing inside PostgreSQL"
 
 PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags rdkafka)

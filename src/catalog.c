@@ -280,14 +280,14 @@ static void
 clean_dropped(void)
 {
 	const char *const tables[] = {"state_runs", "window_runs", "view_watermarks", "positions",
-								  "change_logs", "changes", "change_rows"};
+								  "change_logs", "changes", "change_rows", "sinks"};
 	int t;
 
 	for (t = 0; t < lengthof(tables); t++)
 	{
 		int ret;
 
-		/* The change logs' tables: from version 0.6 of the extension on. */
+		/* The change logs' tables: from 0.6 of the extension on; sinks: 0.7. */
 		if (!OidIsValid(get_relname_relid(tables[t], get_namespace_oid("streamproc", false))))
 			continue;
 		ret = SPI_execute(psprintf("DELETE FROM streamproc.%s s WHERE NOT EXISTS"

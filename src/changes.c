@@ -137,6 +137,17 @@
 static int64 trimmed_rows = 0;
 static int64 replaced_rows = 0;
 
+/* The two tables above, once looked up (0.6 on). */
+static Oid changes_relid = InvalidOid;
+static Oid change_rows_relid = InvalidOid;
+
+/* The work of streamproc_changes_after_checkpoint()'s first transaction. */
+typedef struct AfterCheckpoint
+{
+	MemoryContext cxt;
+	List *windowed; /* Oid: final-windows views with a log */
+} AfterCheckpoint;
+
 PG_FUNCTION_INFO_V1(streamproc_create_change_log);
 PG_FUNCTION_INFO_V1(streamproc_alter_change_log);
 PG_FUNCTION_INFO_V1(streamproc_drop_change_log);
@@ -144,21 +155,14 @@ PG_FUNCTION_INFO_V1(streamproc_changes);
 PG_FUNCTION_INFO_V1(streamproc_changes_channel);
 PG_FUNCTION_INFO_V1(streamproc_change_rows);
 
-/* What SPI runs as: the owner of schema streamproc (see exec_begin()). */
-typedef struct AsOwner
-{
-	Oid userid;
-	int sec_context;
-} AsOwner;
-
 static StreamprocView *followed_view(Oid viewid, bool owner);
 static void check_retention(Interval *retention);
-static void exec_begin(AsOwner *saved);
-static void exec_end(AsOwner *saved);
 static int64 take_positions(Oid viewid, int64 n, TimestampTz *done, bool *found);
 static void notify(Oid viewid, int64 last);
 static char *channel_name(Oid viewid);
 static void emit_windows(Oid viewid);
+static void list_and_trim(void *arg);
+static void emit_windows_as_owner(void *arg);
 static void trim(void);
 static char *group_query(StreamprocView *v);
 static char *diff_sql(const char *cur);
@@ -176,7 +180,7 @@ streamproc_create_change_log(PG_FUNCTION_ARGS)
 	Oid viewid = PG_GETARG_OID(0);
 	Interval *retention = PG_GETARG_INTERVAL_P(1);
 	StreamprocView *v;
-	AsOwner saved;
+	StreamprocAsOwner saved;
 	Datum args[3];
 	int ret;
 
@@ -187,7 +191,7 @@ streamproc_create_change_log(PG_FUNCTION_ARGS)
 	if (v->kind == STREAMPROC_VIEW_APPEND)
 		LockRelationOid(v->rows_table, ShareRowExclusiveLock);
 
-	exec_begin(&saved);
+	streamproc_spi_as_owner_begin(&saved);
 	args[0] = ObjectIdGetDatum(viewid);
 	ret = SPI_execute_with_args("SELECT 1 FROM streamproc.change_logs WHERE view = $1 FOR UPDATE",
 								1, (Oid[]){OIDOID}, args, NULL, false, 0);
@@ -246,7 +250,7 @@ streamproc_create_change_log(PG_FUNCTION_ARGS)
 								3, (Oid[]){OIDOID, INTERVALOID, INT8OID}, args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into streamproc.change_logs: %s", SPI_result_code_string(ret));
-	exec_end(&saved);
+	streamproc_spi_as_owner_end(&saved);
 	PG_RETURN_VOID();
 }
 
@@ -258,14 +262,14 @@ streamproc_alter_change_log(PG_FUNCTION_ARGS)
 {
 	Oid viewid = PG_GETARG_OID(0);
 	Interval *retention = PG_GETARG_INTERVAL_P(1);
-	AsOwner saved;
+	StreamprocAsOwner saved;
 	Datum args[2];
 	int ret;
 
 	LockRelationOid(viewid, ShareUpdateExclusiveLock);
 	(void)followed_view(viewid, true);
 	check_retention(retention);
-	exec_begin(&saved);
+	streamproc_spi_as_owner_begin(&saved);
 	args[0] = ObjectIdGetDatum(viewid);
 	args[1] = IntervalPGetDatum(retention);
 	ret = SPI_execute_with_args("UPDATE streamproc.change_logs SET retention = $2 WHERE view = $1",
@@ -277,7 +281,7 @@ streamproc_alter_change_log(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("continuous view \"%s\" has no change log", get_rel_name(viewid)),
 				 errhint("Create one with streamproc.create_change_log().")));
-	exec_end(&saved);
+	streamproc_spi_as_owner_end(&saved);
 	PG_RETURN_VOID();
 }
 
@@ -290,7 +294,7 @@ streamproc_drop_change_log(PG_FUNCTION_ARGS)
 {
 	Oid viewid = PG_GETARG_OID(0);
 	StreamprocView *v;
-	AsOwner saved;
+	StreamprocAsOwner saved;
 	Datum args[1];
 	int ret;
 
@@ -303,8 +307,23 @@ streamproc_drop_change_log(PG_FUNCTION_ARGS)
 	if (!pg_class_ownercheck(viewid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, get_rel_name(viewid));
 
-	exec_begin(&saved);
+	streamproc_spi_as_owner_begin(&saved);
 	args[0] = ObjectIdGetDatum(viewid);
+	if (OidIsValid(get_relname_relid("sinks", get_namespace_oid("streamproc", false))))
+	{
+		ret = SPI_execute_with_args("SELECT pg_catalog.string_agg(pg_catalog.quote_literal(name), ', ' ORDER BY name)"
+									" FROM streamproc.sinks WHERE view = $1",
+									1, (Oid[]){OIDOID}, args, NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read streamproc.sinks: %s", SPI_result_code_string(ret));
+		if (SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot drop the change log of continuous view \"%s\"", get_rel_name(viewid)),
+					 errdetail("Kafka sinks produce it: %s.",
+							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+					 errhint("Drop them first with streamproc.drop_kafka_sink().")));
+	}
 	ret = SPI_execute_with_args("DELETE FROM streamproc.change_logs WHERE view = $1",
 								1, (Oid[]){OIDOID}, args, NULL, false, 0);
 	if (ret != SPI_OK_DELETE)
@@ -330,7 +349,7 @@ streamproc_drop_change_log(PG_FUNCTION_ARGS)
 		if (ret != SPI_OK_UTILITY)
 			elog(ERROR, "could not drop the trigger of a change log: %s", SPI_result_code_string(ret));
 	}
-	exec_end(&saved);
+	streamproc_spi_as_owner_end(&saved);
 	PG_RETURN_VOID();
 }
 
@@ -349,7 +368,7 @@ streamproc_changes(PG_FUNCTION_ARGS)
 	int64 last;
 	int64 trimmed;
 	Interval *retention;
-	AsOwner saved;
+	StreamprocAsOwner saved;
 	Datum args[3];
 	char nulls[3] = {' ', ' ', ' '};
 	bool isnull;
@@ -376,7 +395,7 @@ streamproc_changes(PG_FUNCTION_ARGS)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_VIEW, get_rel_name(viewid));
 
 	InitMaterializedSRF(fcinfo, 0);
-	exec_begin(&saved);
+	streamproc_spi_as_owner_begin(&saved);
 	args[0] = ObjectIdGetDatum(viewid);
 	ret = SPI_execute_with_args("SELECT last_position, trimmed_to, retention FROM streamproc.change_logs"
 								" WHERE view = $1",
@@ -437,7 +456,7 @@ streamproc_changes(PG_FUNCTION_ARGS)
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
-	exec_end(&saved);
+	streamproc_spi_as_owner_end(&saved);
 	return (Datum)0;
 }
 
@@ -473,7 +492,7 @@ streamproc_change_rows(PG_FUNCTION_ARGS)
 	int64 last;
 	bool found;
 	TimestampTz now;
-	AsOwner saved;
+	StreamprocAsOwner saved;
 	Datum args[3];
 	int ret;
 
@@ -502,7 +521,7 @@ streamproc_change_rows(PG_FUNCTION_ARGS)
 	if (n == 0)
 		return PointerGetDatum(NULL);
 
-	exec_begin(&saved);
+	streamproc_spi_as_owner_begin(&saved);
 	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "SPI_register_trigger_data failed");
 	last = take_positions(viewid, n, NULL, &found);
@@ -521,7 +540,7 @@ streamproc_change_rows(PG_FUNCTION_ARGS)
 				 SPI_result_code_string(ret));
 		notify(viewid, last);
 	}
-	exec_end(&saved);
+	streamproc_spi_as_owner_end(&saved);
 	return PointerGetDatum(NULL);
 }
 
@@ -532,70 +551,22 @@ streamproc_change_rows(PG_FUNCTION_ARGS)
 void
 streamproc_changes_after_checkpoint(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	List *volatile windowed = NIL;
-	static Oid changes_relid = InvalidOid;
-	static Oid change_rows_relid = InvalidOid;
 	ListCell *lc;
+	ErrorData *edata;
+	AfterCheckpoint work;
 
 	/* The logs of final windows, and the trimming of every log. */
-	PG_TRY();
+	work.cxt = CurrentMemoryContext;
+	work.windowed = NIL;
+	edata = streamproc_run_xact(list_and_trim, &work);
+	if (edata != NULL)
 	{
-		AsOwner saved;
-		uint64 i;
-		int ret;
-
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		exec_begin(&saved);
-		/* Nothing before version 0.6 of the extension. */
-		if (log_installed())
-		{
-			Oid nsp = get_namespace_oid("streamproc", false);
-
-			changes_relid = get_relname_relid("changes", nsp);
-			change_rows_relid = get_relname_relid("change_rows", nsp);
-			ret = SPI_execute("SELECT l.view::pg_catalog.oid FROM streamproc.change_logs l"
-							  " JOIN streamproc.views v ON v.view = l.view"
-							  " WHERE v.rows_table IS NULL ORDER BY 1",
-							  true, 0);
-			if (ret != SPI_OK_SELECT)
-				elog(ERROR, "could not list the change logs: %s", SPI_result_code_string(ret));
-			for (i = 0; i < SPI_processed; i++)
-			{
-				bool isnull;
-				Oid viewid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-															SPI_tuptable->tupdesc, 1, &isnull));
-				MemoryContext old = MemoryContextSwitchTo(cxt);
-
-				windowed = lappend_oid(windowed, viewid);
-				MemoryContextSwitchTo(old);
-			}
-			trim();
-		}
-		exec_end(&saved);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		ErrorData *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		if (edata->elevel > ERROR)
-			PG_RE_THROW();
-		AbortCurrentTransaction();
 		ereport(LOG,
 				(errmsg("could not trim the change logs: %s", edata->message ? edata->message : ""),
 				 errdetail("SQLSTATE %s.  Nothing was lost: they are trimmed after the next checkpoint.",
 						   unpack_sql_state(edata->sqlerrcode))));
 		FreeErrorData(edata);
 	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
 
 	if (trimmed_rows >= CHANGES_VACUUM_MIN_ROWS && OidIsValid(changes_relid))
 	{
@@ -608,34 +579,14 @@ streamproc_changes_after_checkpoint(void)
 		replaced_rows = 0;
 	}
 
-	foreach (lc, windowed)
+	foreach (lc, work.windowed)
 	{
 		Oid viewid = lfirst_oid(lc);
 
-		PG_TRY();
+		/* On error nothing moved: the next call passes the same windows on. */
+		edata = streamproc_run_xact(emit_windows_as_owner, &viewid);
+		if (edata != NULL)
 		{
-			AsOwner saved;
-
-			SetCurrentStatementStartTimestamp();
-			StartTransactionCommand();
-			PushActiveSnapshot(GetTransactionSnapshot());
-			exec_begin(&saved);
-			emit_windows(viewid);
-			exec_end(&saved);
-			PopActiveSnapshot();
-			CommitTransactionCommand();
-		}
-		PG_CATCH();
-		{
-			ErrorData *edata;
-
-			/* Nothing moved: the next call passes the same windows on. */
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			if (streamproc_error_kind(edata) == STREAMPROC_ERROR_TRANSIENT && edata->elevel > ERROR)
-				PG_RE_THROW();
-			AbortCurrentTransaction();
 			ereport(LOG,
 					(errmsg("could not write the closed windows of continuous view %u to its change log: %s",
 							viewid, edata->message ? edata->message : ""),
@@ -643,10 +594,60 @@ streamproc_changes_after_checkpoint(void)
 							   unpack_sql_state(edata->sqlerrcode))));
 			FreeErrorData(edata);
 		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(cxt);
 	}
-	list_free(windowed);
+	list_free(work.windowed);
+}
+
+/*
+ * streamproc_changes_after_checkpoint()'s first transaction: list the
+ * final-windows logs into work->windowed (in work->cxt), and trim every log.
+ */
+static void
+list_and_trim(void *arg)
+{
+	AfterCheckpoint *work = arg;
+	MemoryContext cxt = work->cxt;
+	StreamprocAsOwner saved;
+	uint64 i;
+	int ret;
+
+	streamproc_spi_as_owner_begin(&saved);
+	/* Nothing before version 0.6 of the extension. */
+	if (log_installed())
+	{
+		Oid nsp = get_namespace_oid("streamproc", false);
+
+		changes_relid = get_relname_relid("changes", nsp);
+		change_rows_relid = get_relname_relid("change_rows", nsp);
+		ret = SPI_execute("SELECT l.view::pg_catalog.oid FROM streamproc.change_logs l"
+						  " JOIN streamproc.views v ON v.view = l.view"
+						  " WHERE v.rows_table IS NULL ORDER BY 1",
+						  true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not list the change logs: %s", SPI_result_code_string(ret));
+		for (i = 0; i < SPI_processed; i++)
+		{
+			bool isnull;
+			Oid viewid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														SPI_tuptable->tupdesc, 1, &isnull));
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			work->windowed = lappend_oid(work->windowed, viewid);
+			MemoryContextSwitchTo(old);
+		}
+		trim();
+	}
+	streamproc_spi_as_owner_end(&saved);
+}
+
+static void
+emit_windows_as_owner(void *arg)
+{
+	StreamprocAsOwner saved;
+
+	streamproc_spi_as_owner_begin(&saved);
+	emit_windows(*(Oid *)arg);
+	streamproc_spi_as_owner_end(&saved);
 }
 
 /*
@@ -741,10 +742,20 @@ trim(void)
 	uint64 i;
 	int ret;
 
-	ret = SPI_execute("SELECT view::pg_catalog.oid, trimmed_to, last_position, pg_catalog.now() - retention"
-					  " FROM streamproc.change_logs WHERE trimmed_to < last_position"
-					  " FOR UPDATE SKIP LOCKED",
-					  false, 0);
+	/* A Kafka sink (0.7 on) holds back what it has not produced (sink.c). */
+	if (OidIsValid(get_relname_relid("sinks", get_namespace_oid("streamproc", false))))
+		ret = SPI_execute("SELECT view::pg_catalog.oid, trimmed_to,"
+						  " LEAST(last_position, (SELECT pg_catalog.min(s.position)"
+						  " FROM streamproc.sinks s WHERE s.view = l.view)),"
+						  " pg_catalog.now() - retention"
+						  " FROM streamproc.change_logs l WHERE trimmed_to < last_position"
+						  " FOR UPDATE OF l SKIP LOCKED",
+						  false, 0);
+	else
+		ret = SPI_execute("SELECT view::pg_catalog.oid, trimmed_to, last_position, pg_catalog.now() - retention"
+						  " FROM streamproc.change_logs WHERE trimmed_to < last_position"
+						  " FOR UPDATE SKIP LOCKED",
+						  false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read streamproc.change_logs: %s", SPI_result_code_string(ret));
 	nlogs = SPI_processed;
@@ -769,7 +780,7 @@ trim(void)
 		Datum args[2];
 
 		/* The largest position changed before the cutoff, if any. */
-		if (changed_at(viewid, lo) >= cutoff)
+		if (lo > hi || changed_at(viewid, lo) >= cutoff)
 			continue;
 		while (lo < hi)
 		{
@@ -895,11 +906,12 @@ check_retention(Interval *retention)
 }
 
 /*
- * Connect to SPI as the owner of schema streamproc, who owns the tables of
- * the change logs; exec_end() goes back.
+ * streamproc_spi_as_owner_begin
+ *		Connect to SPI as the owner of schema streamproc (changes.h);
+ *		streamproc_spi_as_owner_end() goes back.
  */
-static void
-exec_begin(AsOwner *saved)
+void
+streamproc_spi_as_owner_begin(StreamprocAsOwner *saved)
 {
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -908,8 +920,8 @@ exec_begin(AsOwner *saved)
 						   saved->sec_context | SECURITY_LOCAL_USERID_CHANGE);
 }
 
-static void
-exec_end(AsOwner *saved)
+void
+streamproc_spi_as_owner_end(StreamprocAsOwner *saved)
 {
 	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 	SPI_finish();
@@ -1242,7 +1254,7 @@ streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec
 {
 	GroupReader r;
 	MemoryContext old;
-	AsOwner saved;
+	StreamprocAsOwner saved;
 	Datum args[4];
 	int64 last;
 	int64 added;
@@ -1265,13 +1277,13 @@ streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec
 	if (get_rel_name(viewid) == NULL)
 		return;
 	LockRelationOid(groups_table, RowExclusiveLock);
-	exec_begin(&saved);
+	streamproc_spi_as_owner_begin(&saved);
 	last = take_positions(viewid, 0, NULL, &found);
 	memset(&r, 0, sizeof(r));
 	r.view = found ? streamproc_view_load(viewid, true) : NULL;
 	if (r.view == NULL)
 	{
-		exec_end(&saved);
+		streamproc_spi_as_owner_end(&saved);
 		return;
 	}
 	n = r.view->ngroups;
@@ -1349,7 +1361,7 @@ streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec
 		notify(viewid, last + added);
 	}
 	MemoryContextDelete(r.cxt);
-	exec_end(&saved);
+	streamproc_spi_as_owner_end(&saved);
 }
 
 /* Whether the extension has change logs (version 0.6 on). */

@@ -29,4 +29,19 @@ extern void streamproc_changes_after_checkpoint(void);
 extern void streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec,
 										  const char *dirty, int64 len);
 
+/*
+ * SPI connected and running as the owner of schema streamproc, who owns
+ * the change logs' tables (and the sinks'), until the matching _end():
+ * the SQL functions of change logs and sinks write them for any caller
+ * that passed their checks.
+ */
+typedef struct StreamprocAsOwner
+{
+	Oid userid;
+	int sec_context;
+} StreamprocAsOwner;
+
+extern void streamproc_spi_as_owner_begin(StreamprocAsOwner *saved);
+extern void streamproc_spi_as_owner_end(StreamprocAsOwner *saved);
+
 #endif /* STREAMPROC_CHANGES_H */

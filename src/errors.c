@@ -29,11 +29,17 @@
  * The engine's own per-event limits raise class 22 codes, so that an event
  * that hits one is recorded, not retried forever.
  *
+ * streamproc_run_xact() is the workers' one way to run a piece of work in
+ * a transaction of its own and get its error back instead of losing the
+ * process to it (feeds, change logs, sinks).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "utils/elog.h"
+#include "utils/snapmgr.h"
 
 #include "errors.h"
 
@@ -110,4 +116,37 @@ streamproc_error_kind_name(StreamprocErrorKind kind)
 			return "view";
 	}
 	return "unknown";
+}
+
+/*
+ * streamproc_run_xact
+ *		See errors.h.
+ */
+ErrorData *
+streamproc_run_xact(void (*fn)(void *arg), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ErrorData *volatile edata = NULL;
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		fn(arg);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->elevel > ERROR)
+			PG_RE_THROW();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	return edata;
 }

@@ -34,4 +34,13 @@ typedef enum StreamprocErrorKind
 extern StreamprocErrorKind streamproc_error_kind(const ErrorData *edata);
 extern const char *streamproc_error_kind_name(StreamprocErrorKind kind);
 
+/*
+ * Run fn(arg) in a transaction of its own, with a snapshot; call it outside
+ * any transaction.  Returns NULL once the transaction committed; after an
+ * ERROR, aborts the transaction and returns the error, copied into the
+ * caller's memory context (FreeErrorData() it).  Anything above ERROR is
+ * re-thrown.
+ */
+extern ErrorData *streamproc_run_xact(void (*fn)(void *arg), void *arg);
+
 #endif /* STREAMPROC_ERRORS_H */

@@ -143,6 +143,7 @@ PG_FUNCTION_INFO_V1(streamproc_feed_rows);
 static Oid feed_function(bool missing_ok);
 static Oid feed_upstream_rows(Oid stream);
 static void emit_windows(WindowFeed *f);
+static void emit_windows_spi(void *arg);
 static void exec_args_as(Oid userid, const char *sql, Datum *args);
 static void exec_as(Oid userid, const char *sql, bool feeding, TriggerData *td);
 
@@ -633,29 +634,11 @@ streamproc_feed_emit_windows(void)
 	foreach (lc, feeds)
 	{
 		WindowFeed *f = lfirst(lc);
+		ErrorData *edata = streamproc_run_xact(emit_windows_spi, f);
 
-		PG_TRY();
+		/* On error nothing moved: the next call passes the same windows on. */
+		if (edata != NULL)
 		{
-			SetCurrentStatementStartTimestamp();
-			StartTransactionCommand();
-			SPI_connect();
-			PushActiveSnapshot(GetTransactionSnapshot());
-			emit_windows(f);
-			SPI_finish();
-			PopActiveSnapshot();
-			CommitTransactionCommand();
-		}
-		PG_CATCH();
-		{
-			ErrorData *edata;
-
-			/* Nothing moved: the next call passes the same windows on. */
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			if (streamproc_error_kind(edata) == STREAMPROC_ERROR_TRANSIENT && edata->elevel > ERROR)
-				PG_RE_THROW();
-			AbortCurrentTransaction();
 			ereport(LOG,
 					(errmsg("could not pass the closed windows of continuous view %u to the feed of view %u: %s",
 							f->upstream, f->view, edata->message ? edata->message : ""),
@@ -663,9 +646,17 @@ streamproc_feed_emit_windows(void)
 							   unpack_sql_state(edata->sqlerrcode))));
 			FreeErrorData(edata);
 		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(cxt);
 	}
+}
+
+/* emit_windows() connected to SPI, for streamproc_run_xact(). */
+static void
+emit_windows_spi(void *arg)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	emit_windows((WindowFeed *)arg);
+	SPI_finish();
 }
 
 /* One feed's turn of streamproc_feed_emit_windows(), connected to SPI. */

@@ -958,7 +958,7 @@ source_start(KafkaSource *src)
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_opaque(conf, src);
 
-	src->rk = streamproc_kafka_new(conf, errbuf, sizeof(errbuf));
+	src->rk = streamproc_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, sizeof(errbuf));
 	if (src->rk == NULL)
 	{
 		rd_kafka_conf_destroy(conf);

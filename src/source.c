@@ -248,13 +248,11 @@ static HeapTuple find_source(Relation rel, const char *name);
 static void check_source_owner(Oid stream);
 static void delete_offsets(const char *source);
 static void set_paused(const char *name, bool paused);
-static void check_topic(const char *topic);
 static bool ci_has_prefix(const char *s, const char *prefix);
 static bool ci_has_suffix(const char *s, const char *suffix);
 static bool ci_contains(const char *s, const char *needle);
 static const ReservedOption *reserved_option(const char *key);
 static OptionPrivilege privileged_option(const char *key);
-static void check_option_privileges(Jsonb *options);
 static char *option_value_text(JsonbValue *v);
 static bool apply_options(rd_kafka_conf_t *conf, Jsonb *options,
 						  OptionError *err);
@@ -378,7 +376,7 @@ streamproc_create_kafka_source(PG_FUNCTION_ARGS)
 				 errhint("Create the source for the stream of the upstream view.")));
 
 	/* Scalar parameters. */
-	check_topic(topic);
+	streamproc_kafka_check_topic(topic);
 	if (brokers[strspn(brokers, " \t\r\n")] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -413,7 +411,7 @@ streamproc_create_kafka_source(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("Kafka options must be a JSON object")));
-	check_option_privileges(options);
+	streamproc_kafka_check_option_privileges(options);
 	validate_kafka_config(brokers, group_id, options);
 
 	/* The row. */
@@ -909,12 +907,12 @@ set_paused(const char *name, bool paused)
  */
 
 /*
- * check_topic
+ * streamproc_kafka_check_topic
  *		Kafka's rule for topic names: 1 to 249 characters among ASCII
  *		letters, digits, '.', '_' and '-', and not "." or "..".
  */
-static void
-check_topic(const char *topic)
+void
+streamproc_kafka_check_topic(const char *topic)
 {
 	size_t len = strlen(topic);
 	bool ok = len >= 1 && len <= KAFKA_TOPIC_MAX_LEN &&
@@ -1010,8 +1008,8 @@ privileged_option(const char *key)
  *		Refuse the options the current user may not set.  Runs before any
  *		option reaches librdkafka.  options is a JSON object.
  */
-static void
-check_option_privileges(Jsonb *options)
+void
+streamproc_kafka_check_option_privileges(Jsonb *options)
 {
 	JsonbIterator *it = JsonbIteratorInit(&options->root);
 	JsonbIteratorToken r;
@@ -1236,7 +1234,7 @@ validate_kafka_config(const char *brokers, const char *group_id,
 						  errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
 		rk = NULL;
 	else
-		rk = streamproc_kafka_new(conf, errstr, sizeof(errstr));
+		rk = streamproc_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
 	if (rk == NULL)
 	{
 		/* rd_kafka_new() takes conf only when it succeeds. */
@@ -1255,13 +1253,13 @@ validate_kafka_config(const char *brokers, const char *group_id,
 
 /*
  * streamproc_kafka_new
- *		rd_kafka_new() for a consumer, with every signal blocked while
+ *		rd_kafka_new() for a consumer or producer, with every signal blocked while
  *		librdkafka creates its threads: they inherit the mask, so that
  *		PostgreSQL's signal handlers (latch, timeouts, cancel, SIGTERM)
  *		only ever run on the backend's own thread.
  */
 rd_kafka_t *
-streamproc_kafka_new(rd_kafka_conf_t *conf, char *errstr, size_t errlen)
+streamproc_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errstr, size_t errlen)
 {
 	sigset_t all;
 	sigset_t saved;
@@ -1269,7 +1267,7 @@ streamproc_kafka_new(rd_kafka_conf_t *conf, char *errstr, size_t errlen)
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &saved);
-	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errlen);
+	rk = rd_kafka_new(type, conf, errstr, errlen);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	return rk;
 }

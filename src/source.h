@@ -94,9 +94,19 @@ extern bool streamproc_kafka_option_is_secret(const char *key);
  */
 extern char *streamproc_kafka_redact(const char *msg, Jsonb *options);
 
-/* rd_kafka_new() for a consumer, its threads blocking every signal. */
-extern rd_kafka_t *streamproc_kafka_new(rd_kafka_conf_t *conf, char *errstr,
-										size_t errlen);
+/* rd_kafka_new(), its threads blocking every signal. */
+extern rd_kafka_t *streamproc_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf,
+										char *errstr, size_t errlen);
+
+/* Kafka's rule for topic names: raises an ERROR for an invalid one. */
+extern void streamproc_kafka_check_topic(const char *topic);
+
+/*
+ * Raise an ERROR when options set a privileged librdkafka option that the
+ * current role may not set (code loaded into the server, programs run,
+ * server files read).
+ */
+extern void streamproc_kafka_check_option_privileges(Jsonb *options);
 
 /*
  * streamproc_sources_check_drop

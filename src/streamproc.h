@@ -17,7 +17,7 @@
 #include "datatype/timestamp.h"
 #include "port/atomics.h"
 
-#define STREAMPROC_VERSION "0.6"
+#define STREAMPROC_VERSION "0.7"
 
 /* streamproc.c: module state */
 extern bool streamproc_preloaded;

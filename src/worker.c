@@ -74,6 +74,7 @@
 #include "errors.h"
 #include "changes.h"
 #include "feed.h"
+#include "sink.h"
 #include "streamproc.h"
 
 /* Longest event text kept in streamproc.errors. */
@@ -166,6 +167,7 @@ worker_loop(Worker *w)
 		bool caught_up;
 		bool behind = false;
 		long kafka_wait;
+		long sink_wait;
 		long timeout;
 		TimestampTz now;
 		TimestampTz checkpointed;
@@ -316,6 +318,9 @@ worker_loop(Worker *w)
 			streamproc_changes_after_checkpoint();
 		}
 
+		/* Kafka sinks (sink.c): produce what the change logs gained. */
+		sink_wait = streamproc_sinks_run(w->index, w->last_checkpoint != checkpointed);
+
 		worker_publish_status(w);
 		if (sync_requested && caught_up && !w->checkpoint_needed)
 		{
@@ -342,6 +347,7 @@ worker_loop(Worker *w)
 		timeout = more ? 0 : streamproc_max_batch_delay;
 		if (kafka_wait >= 0)
 			timeout = Min(timeout, kafka_wait);
+		timeout = Min(timeout, sink_wait);
 		if (!caught_up || behind || (sync_requested && w->checkpoint_needed))
 			timeout = Min(timeout, 20);
 		foreach (lc, w->views)

@@ -1,4 +1,4 @@
-# ALTER EXTENSION streamproc UPDATE from 0.1 to the current version (0.6,
+# ALTER EXTENSION streamproc UPDATE from 0.1 to the current version (0.7,
 # through 0.2, 0.3, 0.4 and 0.5) on a live server.
 #
 # One server (streamproc preloaded, two ingest workers, checkpoints every
@@ -17,13 +17,13 @@
 #     update starts, then during it, until 20 of them have committed after
 #     it), and while the workers consume Kafka messages produced just
 #     before;
-#  3. at 0.6 (pre_restore() and post_restore() exist): more events; every
+#  3. at 0.7 (pre_restore() and post_restore() exist): more events; every
 #     view equals its oracle exactly (nothing lost or counted twice across
 #     the update);
-#  4. ALTER EXTENSION ... UPDATE at 0.6 is a no-op;
+#  4. ALTER EXTENSION ... UPDATE at 0.7 is a no-op;
 #  5. after a restart: the views are running and equal their oracles,
 #     before and after more events;
-#  6. CREATE EXTENSION streamproc in another database gives 0.6 with the
+#  6. CREATE EXTENSION streamproc in another database gives 0.7 with the
 #     same objects as the updated one: the columns of
 #     information_schema.columns, the members, constraints, indexes,
 #     functions, views, privileges and pg_extension_config_dump marks.
@@ -274,10 +274,10 @@ note(sprintf('inserting session: 1000 rows before ALTER EXTENSION started, %d wh
 diag("inserting session errors:\n" . join("\n", @ins_errors)) if @ins_errors;
 
 # ---------------------------------------------------------------------
-# 3. At 0.6
+# 3. At 0.7
 # ---------------------------------------------------------------------
-is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.6',
-	'the extension is at 0.6 after the update');
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.7',
+	'the extension is at 0.7 after the update');
 is(sql(q{SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc
           WHERE pronamespace = 'streamproc'::regnamespace AND proname IN ('pre_restore', 'post_restore')}),
 	'post_restore,pre_restore', 'the update adds pre_restore() and post_restore()');
@@ -285,7 +285,7 @@ my $marked = sql(q{SELECT string_agg(c::regclass::text, ',' ORDER BY c::regclass
                      FROM pg_extension, unnest(extconfig) c WHERE extname = 'streamproc'});
 note("tables marked with pg_extension_config_dump: $marked");
 for my $t (qw(streamproc.streams streamproc.views streamproc.sources streamproc.dedup_runs
-              streamproc.change_logs streamproc.changes))
+              streamproc.change_logs streamproc.changes streamproc.sinks))
 {
 	like(",$marked,", qr/,\Q$t\E,/, "the update marks $t with pg_extension_config_dump");
 }
@@ -304,15 +304,15 @@ is(sql(q{SELECT string_agg(DISTINCT state, ',') FROM streamproc.stat_views}), 'r
 	'every view runs after the update');
 
 # ---------------------------------------------------------------------
-# 4. ALTER EXTENSION UPDATE at 0.6
+# 4. ALTER EXTENSION UPDATE at 0.7
 # ---------------------------------------------------------------------
 my $fp_before = sql(q{SELECT count(*) || ' ' || max(objid) FROM pg_depend WHERE refclassid = 'pg_extension'::regclass});
 my ($ret, $out, $err) = $node->psql('postgres', 'ALTER EXTENSION streamproc UPDATE');
-is($ret, 0, 'ALTER EXTENSION streamproc UPDATE at 0.6 succeeds');
-like($err, qr/version "0\.6" of extension "streamproc" is already installed/, '... and says 0.6 is already installed');
-($ret, $out, $err) = $node->psql('postgres', q{ALTER EXTENSION streamproc UPDATE TO '0.6'});
-like($err, qr/already installed/, q{ALTER EXTENSION streamproc UPDATE TO '0.6' too});
-is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.6', 'the extension stays at 0.6');
+is($ret, 0, 'ALTER EXTENSION streamproc UPDATE at 0.7 succeeds');
+like($err, qr/version "0\.7" of extension "streamproc" is already installed/, '... and says 0.7 is already installed');
+($ret, $out, $err) = $node->psql('postgres', q{ALTER EXTENSION streamproc UPDATE TO '0.7'});
+like($err, qr/already installed/, q{ALTER EXTENSION streamproc UPDATE TO '0.7' too});
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.7', 'the extension stays at 0.7');
 is(sql(q{SELECT count(*) || ' ' || max(objid) FROM pg_depend WHERE refclassid = 'pg_extension'::regclass}),
 	$fp_before, 'the no-op update changes no extension member');
 
@@ -341,8 +341,8 @@ is(sql(q{SELECT string_agg(DISTINCT state, ',') FROM streamproc.stat_views}), 'r
 # ---------------------------------------------------------------------
 sql('CREATE DATABASE fresh');
 sql('CREATE EXTENSION streamproc', 'fresh');
-is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}, 'fresh'), '0.6',
-	'CREATE EXTENSION streamproc installs 0.6');
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}, 'fresh'), '0.7',
+	'CREATE EXTENSION streamproc installs 0.7');
 
 my $members = q{
 WITH m AS (SELECT classid, objid, objsubid FROM pg_depend

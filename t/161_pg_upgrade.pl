@@ -1,7 +1,7 @@
 # pg_upgrade of a cluster with streamproc (PostgreSQL 15 to 15, the same
 # binaries), then streamproc.post_restore().
 #
-# Old cluster: streamproc 0.6 (the current version) with a stream (event time), an aggregating
+# Old cluster: streamproc 0.7 (the current version) with a stream (event time), an aggregating
 # view (count, sum, avg, min, max per key, 1000 keys), an append view and
 # an aggregating view over it (feed.c: its feed, log and trigger), a
 # tumbling windowed view (late events kept in a table; some windows closed)
@@ -16,7 +16,7 @@
 #
 # New cluster: initdb with the same settings, pg_upgrade --check, then
 # pg_upgrade.  Started, SELECT streamproc.post_restore(); then:
-#   - the extension is at 0.6; the dependencies equal those of the old
+#   - the extension is at 0.7; the dependencies equal those of the old
 #     cluster (pg_upgrade's schema dump does not carry the ones streamproc
 #     records itself); a second post_restore() changes nothing;
 #   - every view equals its content in the old cluster, and its oracle;
@@ -90,8 +90,8 @@ CREATE TABLE kev_oracle (k int, v int);
 CREATE VIEW kper_k WITH (continuous) AS SELECT k, count(*) AS n, sum(v) AS s FROM kev GROUP BY k;
 SELECT streamproc.create_kafka_source('ksrc', 'kev', 'kev', '$bs');
 });
-is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.6',
-	'the old cluster has streamproc 0.6');
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.7',
+	'the old cluster has streamproc 0.7');
 
 # The view's query over the oracle tables.  Windowed: over the events that
 # were not late (they would be in ev_late; none is expected: event time
@@ -292,8 +292,8 @@ if (!run_pg_upgrade('pg_upgrade --check', '--check') || !run_pg_upgrade('pg_upgr
 # ---------------------------------------------------------------------
 $new->start;
 $node = $new;
-is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.6',
-	'the new cluster has streamproc 0.6');
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.7',
+	'the new cluster has streamproc 0.7');
 note('dependencies missing before post_restore(): '
 	  . sql("SELECT count(*) FROM (TABLE old_deps EXCEPT ALL ($deps_query)) a") . '; extra: '
 	  . sql("SELECT count(*) FROM (($deps_query) EXCEPT ALL TABLE old_deps) a"));

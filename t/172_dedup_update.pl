@@ -78,7 +78,7 @@ like(slurp_file($node->logfile), qr/HINT:  Run ALTER EXTENSION streamproc UPDATE
 
 # The update.
 sql('ALTER EXTENSION streamproc UPDATE');
-is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.6', 'the extension is at the current version, 0.6');
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'streamproc'}), '0.7', 'the extension is at the current version, 0.7');
 is(sql(q{SELECT relkind FROM pg_class WHERE oid = 'streamproc.dedup_keys'::regclass}), 'v',
 	'streamproc.dedup_keys is a view');
 is(sql($claims_q), $before, 'the view holds exactly the claims the table held');
