@@ -48,6 +48,12 @@ RETURNS void
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'streamproc_create_kafka_sink';
 
+CREATE FUNCTION streamproc.alter_kafka_sink(name text, brokers text DEFAULT NULL,
+                                            options jsonb DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'streamproc_alter_kafka_sink';
+
 CREATE FUNCTION streamproc.drop_kafka_sink(name text, if_exists boolean DEFAULT false)
 RETURNS void
 LANGUAGE C STRICT VOLATILE
@@ -65,6 +71,8 @@ AS 'MODULE_PATHNAME', 'streamproc_resume_sink';
 
 COMMENT ON FUNCTION streamproc.create_kafka_sink(text, regclass, text, text, text, text[], jsonb) IS
     'create a Kafka sink: the ingest workers produce every change of view to topic, exactly once';
+COMMENT ON FUNCTION streamproc.alter_kafka_sink(text, text, jsonb) IS
+    'change the brokers or librdkafka options of a Kafka sink; it goes on after the last change its topic holds';
 COMMENT ON FUNCTION streamproc.drop_kafka_sink(text, boolean) IS
     'drop a Kafka sink (the view''s change log stays)';
 COMMENT ON FUNCTION streamproc.pause_sink(text) IS

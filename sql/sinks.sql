@@ -163,6 +163,37 @@ SELECT count(*) AS messages, count(DISTINCT pos) AS positions,
   FROM snk_read('slow_out');
 SELECT key, value FROM snk_read('slow_out') ORDER BY value LIMIT 3;
 
+-- A change larger than the producer's message.max.bytes: the sink says so
+-- and retries; alter_kafka_sink() raises the limit and it goes on.
+CREATE VIEW snk_wide WITH (continuous) AS
+    SELECT user_id, repeat(url, 400) AS pad FROM snk_events WHERE ms = 42;
+SELECT streamproc.create_kafka_sink('wide_out', 'snk_wide', 'snk_wide',
+                                    current_setting('streamproc_test.brokers'),
+                                    options => '{"message.max.bytes": 1000}');
+INSERT INTO snk_events VALUES (7, '/p/wide', 42);
+INSERT INTO snk_oracle VALUES (7, '/p/wide', 42);
+SELECT streamproc.sync();
+DO $$
+BEGIN
+    FOR i IN 1 .. 3000 LOOP
+        EXIT WHEN EXISTS (SELECT 1 FROM streamproc.stat_sinks WHERE sink = 'wide_out' AND state = 'retrying');
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END
+$$;
+SELECT sink, state, position, last_error FROM streamproc.stat_sinks WHERE sink = 'wide_out';
+SELECT streamproc.alter_kafka_sink('wide_out', options => '{"message.max.bytes": 100000}');
+SELECT streamproc.alter_kafka_sink('wide_out', options => '{"acks": 0}');
+SELECT streamproc.alter_kafka_sink('wide_out', brokers => '');
+SELECT streamproc.alter_kafka_sink('nope', brokers => 'x:1');
+SELECT snk_caught_up('wide_out');
+SELECT count(*) AS messages, min(length(value)) > 1000 AS large,
+       (SELECT count(*) FROM snk_oracle WHERE ms = 42 AND url = '/p/wide') AS batch_rows
+  FROM snk_read('wide_out');
+SELECT options FROM streamproc.kafka_sinks WHERE name = 'wide_out';
+SELECT streamproc.drop_kafka_sink('wide_out');
+DROP VIEW snk_wide;
+
 -- Pause: the sink holds its position and keeps what it has not produced
 -- from the log's retention (which trims the rest); resume produces it.
 SELECT streamproc.pause_sink('slow_out');

@@ -63,8 +63,12 @@
  * keeps every change a sink has not acknowledged: a sink holds back its
  * log's retention, like a replication slot (a paused sink too).
  *
+ * Changing a sink (alter_kafka_sink(): brokers, options) changes its row,
+ * which the worker notices at its next tick: it stops the old producer and
+ * starts a new one, which reads the tails as after a crash.
+ *
  * Locking: the sink's row of streamproc.sinks, taken by the worker's
- * UPDATE of its progress and by pause/resume/drop; each waits for the other
+ * UPDATE of its progress and by alter/pause/resume/drop; each waits for the other
  * for the length of a short statement.  Sink-local state (producers,
  * tails) lives in the worker's memory.
  *
@@ -168,12 +172,14 @@ static List *sinks = NIL; /* Sink * */
 static TimestampTz next_tick = 0;
 
 PG_FUNCTION_INFO_V1(streamproc_create_kafka_sink);
+PG_FUNCTION_INFO_V1(streamproc_alter_kafka_sink);
 PG_FUNCTION_INFO_V1(streamproc_drop_kafka_sink);
 PG_FUNCTION_INFO_V1(streamproc_pause_sink);
 PG_FUNCTION_INFO_V1(streamproc_resume_sink);
 
 static bool sinks_installed(void);
 static void check_sink_options(Jsonb *options);
+static void check_brokers(const char *brokers);
 static char *sink_query(Oid viewid, const char *format, ArrayType *key);
 static Oid sink_view(const char *name, bool missing_ok);
 static void check_sink_owner(Oid viewid);
@@ -270,11 +276,7 @@ streamproc_create_kafka_sink(PG_FUNCTION_ARGS)
 	check_sink_owner(viewid);
 
 	streamproc_kafka_check_topic(topic);
-	if (brokers[strspn(brokers, " \t\r\n")] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("Kafka brokers cannot be empty"),
-				 errhint("Give the bootstrap brokers as a comma-separated list of host:port.")));
+	check_brokers(brokers);
 	if (strcmp(format, "json") != 0 && strcmp(format, "csv") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -337,6 +339,62 @@ streamproc_create_kafka_sink(PG_FUNCTION_ARGS)
 				 errmsg("Kafka sink \"%s\" already exists", name)));
 	streamproc_spi_as_owner_end(&saved);
 	pfree(query);
+	PG_RETURN_VOID();
+}
+
+/*
+ * streamproc.alter_kafka_sink(name, brokers, options)
+ *		Change what is not null.  The sink's identity stays: its worker
+ *		starts a new producer, which goes on after the last change the
+ *		topic holds.
+ */
+Datum
+streamproc_alter_kafka_sink(PG_FUNCTION_ARGS)
+{
+	char *name;
+	Oid viewid;
+	StreamprocAsOwner saved;
+	Datum args[3];
+	char nulls[3] = {' ', 'n', 'n'};
+	int ret;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("Kafka sink parameter \"name\" cannot be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	viewid = sink_view(name, false);
+	check_sink_owner(viewid);
+	args[0] = CStringGetTextDatum(name);
+	if (!PG_ARGISNULL(1))
+	{
+		char *brokers = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+		check_brokers(brokers);
+		args[1] = CStringGetTextDatum(brokers);
+		nulls[1] = ' ';
+	}
+	if (!PG_ARGISNULL(2))
+	{
+		Jsonb *options = PG_GETARG_JSONB_P(2);
+
+		if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("Kafka options must be a JSON object")));
+		streamproc_kafka_check_option_privileges(options);
+		check_sink_options(options);
+		args[2] = JsonbPGetDatum(options);
+		nulls[2] = ' ';
+	}
+	streamproc_spi_as_owner_begin(&saved);
+	ret = SPI_execute_with_args("UPDATE streamproc.sinks SET brokers = COALESCE($2, brokers),"
+								" options = COALESCE($3, options), state = 'starting', retry_at = NULL"
+								" WHERE name = $1",
+								3, (Oid[]){TEXTOID, TEXTOID, JSONBOID}, args, nulls, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streamproc.sinks: %s", SPI_result_code_string(ret));
+	streamproc_spi_as_owner_end(&saved);
 	PG_RETURN_VOID();
 }
 
@@ -438,6 +496,16 @@ sink_view(const char *name, bool missing_ok)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("Kafka sink \"%s\" does not exist", name)));
 	return viewid;
+}
+
+static void
+check_brokers(const char *brokers)
+{
+	if (brokers[strspn(brokers, " \t\r\n")] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("Kafka brokers cannot be empty"),
+				 errhint("Give the bootstrap brokers as a comma-separated list of host:port.")));
 }
 
 static void
