@@ -236,6 +236,8 @@ my %SAME = (
 	                                             ', ' ORDER BY view::text) FROM streamproc.stat_views},
 	'the Kafka sources'   => q{SELECT name, stream::text, topic, brokers, format, workers, paused
 	                             FROM streamproc.kafka_sources},
+	'the Kafka sinks'     => q{SELECT name, view::text, topic, brokers, format, key, options, paused,
+	                                  created_at, position FROM streamproc.sinks ORDER BY 1},
 	'the Kafka offsets'   => q{SELECT source, topic, partition, "offset" FROM streamproc.kafka_offsets ORDER BY 1, 2, 3},
 	# The dependencies of and on the relations of both schemas, with the
 	# oids in internal relations' names (log_N, groups_N, rows_N) masked:
@@ -312,6 +314,13 @@ sync_db($node_a, 'src');
 check_oracles($node_a, 'src', 'before the dump', @ALL);
 my $n_dumped_k = $node_a->safe_psql('src', 'SELECT sum(n) FROM kper');
 is($n_dumped_k, $nk, "the Kafka view counts the $nk messages before the dump");
+# A Kafka sink of big, paused once it produced the log (the copies restore
+# it paused, with its identity and position).
+$node_a->safe_psql('src', "SELECT streamproc.create_kafka_sink('big_out', 'big', 'big_out', '$bs')");
+ok($node_a->poll_query_until('src', q{SELECT state = 'running' AND lag = 0 AND position > 0
+                                       FROM streamproc.stat_sinks WHERE sink = 'big_out'}),
+	'the sink of big produced its change log');
+$node_a->safe_psql('src', "SELECT streamproc.pause_sink('big_out')");
 
 # ---------------------------------------------------------------------
 # Unconsumed events into the dump: pre_restore() on the source
