@@ -17,11 +17,13 @@
  * streamproc.workers of the sink's database, between its batches
  * (streamproc_sinks_run() from worker.c): it reads the sinks table every
  * tick, so creating, pausing or dropping a sink needs no catalog reload.
- * Producing never blocks the worker: a round produces up to SINK_BATCH
- * changes and returns; the next ticks serve librdkafka's delivery reports,
- * and once every message of the round is acknowledged, the round's last
- * position is committed to streamproc.sinks and the next round starts (in
- * the same transaction).
+ * Producing never blocks the worker: a round reads up to SINK_BATCH
+ * changes and produces them, up to SINK_ROUNDS rounds are in flight, and
+ * each tick serves librdkafka's delivery reports, commits to
+ * streamproc.sinks the last position of the rounds acknowledged in order,
+ * and reads the next rounds (in one transaction).  While a producer runs,
+ * the position in memory is the sink's: the table's is read when the
+ * producer starts, since what it skips rests on the tails it read.
  *
  * Exactly once.  The committed position only says where to start reading
  * again: a crash between Kafka's acknowledgment and that commit, or while
@@ -104,10 +106,15 @@
 #define SINK_HEADER_ID       "streamproc-sink"
 #define SINK_HEADER_POSITION "streamproc-position"
 
-/* Changes produced per round, at most. */
-#define SINK_BATCH 10000
+/*
+ * Changes produced per round, at most, and rounds in flight, at most: the
+ * producer's queue (queue.buffering.max.messages, 100,000 by default)
+ * holds them all.
+ */
+#define SINK_BATCH  10000
+#define SINK_ROUNDS 8
 /* Ticks: while messages are in flight, while idle, without any sink. */
-#define SINK_INFLIGHT_MS 5
+#define SINK_INFLIGHT_MS 2
 #define SINK_IDLE_MS     100
 #define SINK_NONE_MS     1000
 /* Backoff after a failure, in ms. */
@@ -127,6 +134,15 @@
 #define SINK_MAX_KEY_COLUMNS 32
 #define SINK_ERROR_LEN       512
 
+/* A round: the changes of the log in (previous round's upto, upto]. */
+typedef struct SinkRound
+{
+	int64 upto;
+	int64 count;   /* messages produced */
+	int64 pending; /* delivery reports outstanding */
+	TimestampTz sent_at;
+} SinkRound;
+
 /* A sink this worker runs; in sink_cxt. */
 typedef struct Sink
 {
@@ -145,13 +161,21 @@ typedef struct Sink
 	rd_kafka_t *rk;
 	rd_kafka_topic_t *rkt;
 	int32 npartitions;
-	int64 *tails;     /* per partition: the last position Kafka held */
-	int64 sent_upto;  /* last position of the round in flight */
-	int64 sent_count; /* messages of that round */
-	int64 pending;    /* delivery reports outstanding */
-	TimestampTz sent_at;
-	bool closing; /* purging: delivery errors are expected */
-	bool failed;  /* a message was refused: restart the producer */
+	int64 *tails; /* per partition: the last position Kafka held */
+	/*
+	 * Rounds in flight, oldest first: a ring of SINK_ROUNDS entries from
+	 * round first_round to next_round - 1 (a round's entry is its number
+	 * mod SINK_ROUNDS, which its messages carry as their opaque).
+	 */
+	SinkRound rounds[SINK_ROUNDS];
+	uint64 first_round;
+	uint64 next_round;
+	int64 read_upto;   /* last position produced (>= position) */
+	int64 acked_upto;  /* last position of the rounds acknowledged in order */
+	int64 acked_count; /* messages of those rounds, not committed yet */
+	int64 pending;     /* delivery reports outstanding, all rounds */
+	bool closing;      /* purging: delivery errors are expected */
+	bool failed;       /* a message was refused: restart the producer */
 	char error[SINK_ERROR_LEN];
 	char broker_error[SINK_ERROR_LEN]; /* librdkafka's last error (error_cb) */
 	/* Failures. */
@@ -189,9 +213,10 @@ static void sink_step(void *arg);
 static void sink_start(Sink *s);
 static void sink_read_tails(Sink *s, rd_kafka_conf_t *conf);
 static int64 message_position(rd_kafka_message_t *m, const char *identity);
-static void sink_produce(Sink *s, int64 position, const char *key, size_t keylen,
-						 const char *value, size_t valuelen);
+static void sink_produce(Sink *s, SinkRound *r, int64 position, const char *key,
+						 size_t keylen, const char *value, size_t valuelen);
 static void sink_close(Sink *s);
+static void sink_reset_rounds(Sink *s);
 static void sink_free(Sink *s);
 static void sink_failed(Sink *s, const char *message);
 static void sink_record_failure(void *arg);
@@ -715,9 +740,9 @@ streamproc_sinks_run(int worker, bool force)
 			sink_failed(s, edata->message ? edata->message : "unknown error");
 			FreeErrorData(edata);
 		}
-		wait = Min(wait, s->retry_at > now                              ? SINK_BACKOFF_MIN
-						 : s->pending > 0 || s->sent_upto > s->position ? SINK_INFLIGHT_MS
-																		: SINK_IDLE_MS);
+		wait = Min(wait, s->retry_at > now                                               ? SINK_BACKOFF_MIN
+						 : s->first_round < s->next_round || s->acked_upto > s->position ? SINK_INFLIGHT_MS
+																						 : SINK_IDLE_MS);
 	}
 	next_tick = GetCurrentTimestamp() + (TimestampTz)wait * 1000;
 	return wait;
@@ -810,9 +835,16 @@ sinks_load(void *arg)
 			}
 			s->seen = true;
 			s->paused = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
-			/* The committed position: the table's, once nothing is in flight. */
-			if (s->pending == 0 && s->sent_upto <= s->position)
+			/*
+			 * The committed position: the table's when the sink is new here
+			 * or stopped (paused), ours while it runs (only we move it, and
+			 * what a producer skips rests on tails read after it).
+			 */
+			if (s->rk == NULL)
+			{
 				s->position = DatumGetInt64(SPI_getbinval(tup, desc, 11, &isnull));
+				sink_reset_rounds(s);
+			}
 		}
 		streamproc_spi_as_owner_end(&saved);
 	}
@@ -841,7 +873,6 @@ sink_step(void *arg)
 	bool isnull;
 	int64 last;
 	int64 trimmed;
-	int64 upto;
 	uint64 i;
 	int ret;
 
@@ -852,22 +883,31 @@ sink_step(void *arg)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("Kafka refused a message of sink \"%s\": %s", s->name, s->error)));
-	if (s->pending > 0)
+
+	/* The rounds Kafka acknowledged, in order. */
+	while (s->first_round < s->next_round && s->rounds[s->first_round % SINK_ROUNDS].pending == 0)
 	{
-		/* Waiting for Kafka: say so when it takes long and the broker errs. */
-		if (s->broker_error[0] != '\0' && strcmp(s->state, "waiting") != 0 &&
-			TimestampDifferenceExceeds(s->sent_at, GetCurrentTimestamp(), SINK_WAITING_MS))
-			sink_set_state(s, "waiting", s->broker_error);
-		return;
+		SinkRound *r = &s->rounds[s->first_round % SINK_ROUNDS];
+
+		s->acked_upto = r->upto;
+		s->acked_count += r->count;
+		s->first_round++;
 	}
+	/* Waiting for Kafka: say so when it takes long and the broker errs. */
+	if (s->first_round < s->next_round && s->broker_error[0] != '\0' &&
+		strcmp(s->state, "waiting") != 0 &&
+		TimestampDifferenceExceeds(s->rounds[s->first_round % SINK_ROUNDS].sent_at,
+								   GetCurrentTimestamp(), SINK_WAITING_MS))
+		sink_set_state(s, "waiting", s->broker_error);
 
 	streamproc_spi_as_owner_begin(&saved);
-	if (s->sent_upto > s->position || strcmp(s->state, "running") != 0)
+	if (s->acked_upto > s->position ||
+		(strcmp(s->state, "running") != 0 && s->first_round == s->next_round))
 	{
-		/* The round is in Kafka: commit its position. */
+		/* Those rounds are in Kafka: commit their position. */
 		args[0] = CStringGetTextDatum(s->name);
-		args[1] = Int64GetDatum(Max(s->sent_upto, s->position));
-		args[2] = Int64GetDatum(s->sent_count);
+		args[1] = Int64GetDatum(Max(s->acked_upto, s->position));
+		args[2] = Int64GetDatum(s->acked_count);
 		args[3] = CStringGetTextDatum(s->definition);
 		ret = SPI_execute_with_args("UPDATE streamproc.sinks SET position = $2, messages = messages + $3,"
 									" produced_at = CASE WHEN $3 > 0 THEN pg_catalog.now() ELSE produced_at END,"
@@ -877,13 +917,18 @@ sink_step(void *arg)
 									4, (Oid[]){TEXTOID, INT8OID, INT8OID, TEXTOID}, args, NULL, false, 0);
 		if (ret != SPI_OK_UPDATE)
 			elog(ERROR, "could not update streamproc.sinks: %s", SPI_result_code_string(ret));
-		s->position = Max(s->sent_upto, s->position);
-		s->sent_count = 0;
+		s->position = Max(s->acked_upto, s->position);
+		s->acked_count = 0;
 		s->state = MemoryContextStrdup(sink_cxt, "running");
 		s->backoff_ms = SINK_BACKOFF_MIN;
 	}
+	if (s->next_round - s->first_round >= SINK_ROUNDS)
+	{
+		streamproc_spi_as_owner_end(&saved);
+		return;
+	}
 
-	/* The next round. */
+	/* The next rounds, while the others are in flight. */
 	args[0] = ObjectIdGetDatum(s->view);
 	ret = SPI_execute_with_args("SELECT last_position, trimmed_to FROM streamproc.change_logs WHERE view = $1",
 								1, (Oid[]){OIDOID}, args, NULL, true, 0);
@@ -897,50 +942,56 @@ sink_step(void *arg)
 				 errhint("Drop the sink and create it again.")));
 	last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	trimmed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	if (s->position < trimmed)
+	if (s->read_upto < trimmed)
 		ereport(ERROR,
 				(errcode(ERRCODE_SNAPSHOT_TOO_OLD),
 				 errmsg("Kafka sink \"%s\" is at position " INT64_FORMAT ", but the change log keeps changes after " INT64_FORMAT " only",
-						s->name, s->position, trimmed),
+						s->name, s->read_upto, trimmed),
 				 errhint("Drop the sink and create it again.")));
-	if (last <= s->position)
+	while (s->read_upto < last && s->next_round - s->first_round < SINK_ROUNDS)
 	{
-		streamproc_spi_as_owner_end(&saved);
-		return;
-	}
-	upto = Min(last, s->position + SINK_BATCH);
-	args[1] = Int64GetDatum(s->position);
-	args[2] = Int64GetDatum(upto);
-	ret = SPI_execute_with_args(s->query, 3, (Oid[]){OIDOID, INT8OID, INT8OID}, args, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read the changes of sink \"%s\": %s", s->name, SPI_result_code_string(ret));
-	if ((int64)SPI_processed != upto - s->position)
-		elog(ERROR, "the change log of sink \"%s\" has " UINT64_FORMAT " changes in (" INT64_FORMAT ", " INT64_FORMAT "]",
-			 s->name, SPI_processed, s->position, upto);
-	s->sent_at = GetCurrentTimestamp();
-	s->broker_error[0] = '\0';
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple tup = SPI_tuptable->vals[i];
-		TupleDesc desc = SPI_tuptable->tupdesc;
-		int64 position = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		Datum kd = SPI_getbinval(tup, desc, 2, &isnull);
-		text *key = isnull ? NULL : DatumGetTextPP(kd);
-		Datum vd = SPI_getbinval(tup, desc, 3, &isnull);
-		text *value = isnull ? NULL : DatumGetTextPP(vd);
+		SinkRound *r = &s->rounds[s->next_round % SINK_ROUNDS];
+		int64 upto = Min(last, s->read_upto + SINK_BATCH);
 
-		sink_produce(s, position,
-					 key ? VARDATA_ANY(key) : NULL, key ? VARSIZE_ANY_EXHDR(key) : 0,
-					 value ? VARDATA_ANY(value) : NULL, value ? VARSIZE_ANY_EXHDR(value) : 0);
+		args[1] = Int64GetDatum(s->read_upto);
+		args[2] = Int64GetDatum(upto);
+		ret = SPI_execute_with_args(s->query, 3, (Oid[]){OIDOID, INT8OID, INT8OID}, args, NULL, true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read the changes of sink \"%s\": %s", s->name, SPI_result_code_string(ret));
+		if ((int64)SPI_processed != upto - s->read_upto)
+			elog(ERROR, "the change log of sink \"%s\" has " UINT64_FORMAT " changes in (" INT64_FORMAT ", " INT64_FORMAT "]",
+				 s->name, SPI_processed, s->read_upto, upto);
+		r->upto = upto;
+		r->count = 0;
+		r->pending = 0;
+		r->sent_at = GetCurrentTimestamp();
+		if (s->first_round == s->next_round)
+			s->broker_error[0] = '\0';
+		for (i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple tup = SPI_tuptable->vals[i];
+			TupleDesc desc = SPI_tuptable->tupdesc;
+			int64 position = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			Datum kd = SPI_getbinval(tup, desc, 2, &isnull);
+			text *key = isnull ? NULL : DatumGetTextPP(kd);
+			Datum vd = SPI_getbinval(tup, desc, 3, &isnull);
+			text *value = isnull ? NULL : DatumGetTextPP(vd);
+
+			sink_produce(s, r, position,
+						 key ? VARDATA_ANY(key) : NULL, key ? VARSIZE_ANY_EXHDR(key) : 0,
+						 value ? VARDATA_ANY(value) : NULL, value ? VARSIZE_ANY_EXHDR(value) : 0);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		s->read_upto = upto;
+		s->next_round++;
+		rd_kafka_poll(s->rk, 0);
 	}
-	s->sent_upto = upto;
 	streamproc_spi_as_owner_end(&saved);
-	rd_kafka_poll(s->rk, 0);
 }
 
 /* Produce one change, unless its partition holds it already. */
 static void
-sink_produce(Sink *s, int64 position, const char *key, size_t keylen,
+sink_produce(Sink *s, SinkRound *r, int64 position, const char *key, size_t keylen,
 			 const char *value, size_t valuelen)
 {
 	char pos[32];
@@ -964,6 +1015,7 @@ sink_produce(Sink *s, int64 position, const char *key, size_t keylen,
 								RD_KAFKA_V_VALUE((void *)value, valuelen),
 								RD_KAFKA_V_HEADER(SINK_HEADER_ID, s->identity, -1),
 								RD_KAFKA_V_HEADER(SINK_HEADER_POSITION, pos, -1),
+								RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(r - s->rounds)),
 								RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
@@ -983,8 +1035,9 @@ sink_produce(Sink *s, int64 position, const char *key, size_t keylen,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("could not produce change " INT64_FORMAT " of Kafka sink \"%s\": %s",
 						position, s->name, rd_kafka_err2str(err))));
+	r->pending++;
+	r->count++;
 	s->pending++;
-	s->sent_count++;
 }
 
 /*
@@ -1018,10 +1071,8 @@ sink_start(Sink *s)
 	rd_kafka_conf_set_opaque(conf, s);
 	s->closing = false;
 	s->failed = false;
-	s->pending = 0;
-	s->sent_upto = s->position;
-	s->sent_count = 0;
 	s->broker_error[0] = '\0';
+	sink_reset_rounds(s);
 	s->rk = streamproc_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, sizeof(errbuf));
 	if (s->rk == NULL)
 	{
@@ -1186,9 +1237,17 @@ sink_close(Sink *s)
 	if (s->tails != NULL)
 		pfree(s->tails);
 	s->tails = NULL;
+	sink_reset_rounds(s);
+}
+
+/* No round in flight: the next one starts after the committed position. */
+static void
+sink_reset_rounds(Sink *s)
+{
+	s->first_round = s->next_round = 0;
 	s->pending = 0;
-	s->sent_upto = s->position;
-	s->sent_count = 0;
+	s->read_upto = s->acked_upto = s->position;
+	s->acked_count = 0;
 }
 
 static void
@@ -1285,6 +1344,7 @@ dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	Sink *s = opaque;
 
 	s->pending--;
+	s->rounds[(uintptr_t)m->_private].pending--;
 	if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && !s->closing && !s->failed)
 	{
 		s->failed = true;
