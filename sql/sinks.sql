@@ -99,9 +99,13 @@ SELECT view, last_position, trimmed_to FROM streamproc.change_logs;
 SELECT streamproc.drop_change_log('snk_users');
 SELECT name, view, topic, format, key, options, paused FROM streamproc.kafka_sinks;
 SELECT snk_caught_up('users_out');
--- Events that change some groups, remove one (HAVING) and add one.
-INSERT INTO snk_events VALUES (1, '/p/0', 5), (2, '/p/1', 900), (10, '/p/2', 7);
-INSERT INTO snk_oracle VALUES (1, '/p/0', 5), (2, '/p/1', 900), (10, '/p/2', 7);
+-- Events that add a group with a null key, then change some groups,
+-- remove one (HAVING), add one and change the null one.
+INSERT INTO snk_events VALUES (NULL, '/p/0', 1);
+INSERT INTO snk_oracle VALUES (NULL, '/p/0', 1);
+SELECT streamproc.sync();
+INSERT INTO snk_events VALUES (1, '/p/0', 5), (2, '/p/1', 900), (10, '/p/2', 7), (NULL, '/p/1', 2);
+INSERT INTO snk_oracle VALUES (1, '/p/0', 5), (2, '/p/1', 900), (10, '/p/2', 7), (NULL, '/p/1', 2);
 SELECT streamproc.sync();
 SELECT snk_caught_up('users_out');
 SELECT sink, view, topic, state, position = log_position AS produced_all, lag,
@@ -118,9 +122,11 @@ SELECT count(*) AS partitions_out_of_order
 SELECT count(*) AS differ
   FROM users_msgs m JOIN streamproc.changes c ON c.view = 'snk_users'::regclass AND c.position = m.pos
  WHERE m.key IS DISTINCT FROM c.key->>0 OR m.value::jsonb IS DISTINCT FROM c.new;
--- A key's messages stay in one partition (murmur2, as Kafka's clients).
+-- A key's messages stay in one partition (murmur2, as Kafka's clients),
+-- the null key's too.
 SELECT count(*) AS keys_in_two_partitions
   FROM (SELECT key FROM users_msgs GROUP BY key HAVING count(DISTINCT part) > 1) x;
+SELECT count(*) AS null_key_messages FROM users_msgs WHERE key IS NULL;
 -- The tombstone of group 2, which left the view.
 SELECT key, value FROM users_msgs WHERE pos = (SELECT max(pos) FROM users_msgs WHERE key = '2');
 -- The topic, compacted by key, is the view, which is the batch query.

@@ -214,7 +214,8 @@ static void sink_start(Sink *s);
 static void sink_read_tails(Sink *s, rd_kafka_conf_t *conf);
 static int64 message_position(rd_kafka_message_t *m, const char *identity);
 static void sink_produce(Sink *s, SinkRound *r, int64 position, const char *key,
-						 size_t keylen, const char *value, size_t valuelen);
+						 size_t keylen, const char *value, size_t valuelen,
+						 const char *pkey, size_t pkeylen);
 static void sink_close(Sink *s);
 static void sink_reset_rounds(Sink *s);
 static void sink_free(Sink *s);
@@ -663,8 +664,14 @@ sink_query(Oid viewid, const char *format, ArrayType *key)
 			appendStringInfoString(&k, ")::pg_catalog.text");
 	}
 
+	/*
+	 * position, message key, value, and for a null message key the text
+	 * its partition follows (one partition per key all the same): the
+	 * group key's (aggregating views), "null" (named columns), or none
+	 * (no key at all: by position).
+	 */
 	initStringInfo(&q);
-	appendStringInfo(&q, "SELECT c.position, %s, ", k.data);
+	appendStringInfoString(&q, "SELECT c.position, k.key, ");
 	if (strcmp(format, "json") == 0)
 		appendStringInfoString(&q, "c.new::pg_catalog.text");
 	else
@@ -678,8 +685,10 @@ sink_query(Oid viewid, const char *format, ArrayType *key)
 						 "pg_catalog.jsonb_populate_record(NULL::%s, c.new))) WITH ORDINALITY t(k, v, n))"
 						 " END",
 						 viewname);
-	appendStringInfoString(&q, " FROM streamproc.changes c WHERE c.view = $1"
-							   " AND c.position > $2 AND c.position <= $3 ORDER BY c.position");
+	appendStringInfo(&q, ", CASE WHEN k.key IS NULL THEN %s END"
+						 " FROM streamproc.changes c CROSS JOIN LATERAL (SELECT %s AS key) k"
+						 " WHERE c.view = $1 AND c.position > $2 AND c.position <= $3 ORDER BY c.position",
+					 key == NULL ? "c.key::pg_catalog.text" : "'null'", k.data);
 	pfree(k.data);
 	return q.data;
 }
@@ -976,10 +985,13 @@ sink_step(void *arg)
 			text *key = isnull ? NULL : DatumGetTextPP(kd);
 			Datum vd = SPI_getbinval(tup, desc, 3, &isnull);
 			text *value = isnull ? NULL : DatumGetTextPP(vd);
+			Datum pd = SPI_getbinval(tup, desc, 4, &isnull);
+			text *pkey = isnull ? NULL : DatumGetTextPP(pd);
 
 			sink_produce(s, r, position,
 						 key ? VARDATA_ANY(key) : NULL, key ? VARSIZE_ANY_EXHDR(key) : 0,
-						 value ? VARDATA_ANY(value) : NULL, value ? VARSIZE_ANY_EXHDR(value) : 0);
+						 value ? VARDATA_ANY(value) : NULL, value ? VARSIZE_ANY_EXHDR(value) : 0,
+						 pkey ? VARDATA_ANY(pkey) : NULL, pkey ? VARSIZE_ANY_EXHDR(pkey) : 0);
 		}
 		SPI_freetuptable(SPI_tuptable);
 		s->read_upto = upto;
@@ -992,7 +1004,7 @@ sink_step(void *arg)
 /* Produce one change, unless its partition holds it already. */
 static void
 sink_produce(Sink *s, SinkRound *r, int64 position, const char *key, size_t keylen,
-			 const char *value, size_t valuelen)
+			 const char *value, size_t valuelen, const char *pkey, size_t pkeylen)
 {
 	char pos[32];
 	int32 partition;
@@ -1000,6 +1012,8 @@ sink_produce(Sink *s, SinkRound *r, int64 position, const char *key, size_t keyl
 
 	if (key != NULL)
 		partition = rd_kafka_msg_partitioner_murmur2(s->rkt, key, keylen, s->npartitions, NULL, NULL);
+	else if (pkey != NULL)
+		partition = rd_kafka_msg_partitioner_murmur2(s->rkt, pkey, pkeylen, s->npartitions, NULL, NULL);
 	else
 		partition = (int32)(position % s->npartitions);
 	if (position <= s->tails[partition])
