@@ -188,6 +188,20 @@ BEGIN
 END
 $$;
 SELECT sink, state, position, last_error FROM streamproc.stat_sinks WHERE sink = 'wide_out';
+-- The second failure waits twice as long (1 s, then 2 s): the producer
+-- starts and the first round fails, in one transaction.
+CREATE TEMP TABLE snk_first AS SELECT last_error_at FROM streamproc.stat_sinks WHERE sink = 'wide_out';
+DO $$
+BEGIN
+    FOR i IN 1 .. 3000 LOOP
+        EXIT WHEN EXISTS (SELECT 1 FROM streamproc.stat_sinks s, snk_first f
+                           WHERE s.sink = 'wide_out' AND s.state = 'retrying' AND s.last_error_at > f.last_error_at);
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END
+$$;
+SELECT retry_at - last_error_at BETWEEN interval '1.9 s' AND interval '2.5 s' AS backed_off_twice_as_long
+  FROM streamproc.stat_sinks WHERE sink = 'wide_out';
 SELECT streamproc.alter_kafka_sink('wide_out', options => '{"message.max.bytes": 100000}');
 SELECT streamproc.alter_kafka_sink('wide_out', options => '{"acks": 0}');
 SELECT streamproc.alter_kafka_sink('wide_out', brokers => '');

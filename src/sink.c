@@ -113,10 +113,12 @@
  */
 #define SINK_BATCH  10000
 #define SINK_ROUNDS 8
-/* Ticks: while messages are in flight, while idle, without any sink. */
+/*
+ * Ticks: while messages are in flight, and otherwise (with or without
+ * sinks: the table is read at each, so a new sink starts within one).
+ */
 #define SINK_INFLIGHT_MS 2
 #define SINK_IDLE_MS     100
-#define SINK_NONE_MS     1000
 /* Backoff after a failure, in ms. */
 #define SINK_BACKOFF_MIN 1000
 #define SINK_BACKOFF_MAX 30000
@@ -174,6 +176,7 @@ typedef struct Sink
 	int64 acked_upto;  /* last position of the rounds acknowledged in order */
 	int64 acked_count; /* messages of those rounds, not committed yet */
 	int64 pending;     /* delivery reports outstanding, all rounds */
+	int64 committing;  /* position this tick's transaction commits, or -1 */
 	bool closing;      /* purging: delivery errors are expected */
 	bool failed;       /* a message was refused: restart the producer */
 	char error[SINK_ERROR_LEN];
@@ -709,7 +712,7 @@ streamproc_sinks_run(int worker, bool force)
 	TimestampTz now = GetCurrentTimestamp();
 	ErrorData *edata;
 	ListCell *lc;
-	long wait = SINK_NONE_MS;
+	long wait = SINK_IDLE_MS;
 
 	if (!force && now < next_tick)
 		return Max(1, (long)((next_tick - now) / 1000));
@@ -743,11 +746,20 @@ streamproc_sinks_run(int worker, bool force)
 			wait = Min(wait, Max(1, (long)((s->retry_at - now) / 1000)));
 			continue;
 		}
+		s->committing = -1;
 		edata = streamproc_run_xact(sink_step, s);
 		if (edata != NULL)
 		{
 			sink_failed(s, edata->message ? edata->message : "unknown error");
 			FreeErrorData(edata);
+		}
+		else if (s->committing >= 0)
+		{
+			/* The rounds' position and 'running' are in the table now. */
+			s->position = s->committing;
+			s->acked_count = 0;
+			s->state = MemoryContextStrdup(sink_cxt, "running");
+			s->backoff_ms = SINK_BACKOFF_MIN;
 		}
 		wait = Min(wait, s->retry_at > now                                               ? SINK_BACKOFF_MIN
 						 : s->first_round < s->next_round || s->acked_upto > s->position ? SINK_INFLIGHT_MS
@@ -926,10 +938,8 @@ sink_step(void *arg)
 									4, (Oid[]){TEXTOID, INT8OID, INT8OID, TEXTOID}, args, NULL, false, 0);
 		if (ret != SPI_OK_UPDATE)
 			elog(ERROR, "could not update streamproc.sinks: %s", SPI_result_code_string(ret));
-		s->position = Max(s->acked_upto, s->position);
-		s->acked_count = 0;
-		s->state = MemoryContextStrdup(sink_cxt, "running");
-		s->backoff_ms = SINK_BACKOFF_MIN;
+		/* Ours once the transaction commits (streamproc_sinks_run()). */
+		s->committing = Max(s->acked_upto, s->position);
 	}
 	if (s->next_round - s->first_round >= SINK_ROUNDS)
 	{
