@@ -14,18 +14,21 @@
 # event, positions 1..N) before any sink exists.  The changes are then
 # dumped, in position order, as KEY<TAB>VALUE lines: the key
 # new->>'user_id', the value new::text, which is what the sink sends.
+# Then VACUUM ANALYZE and CHECKPOINT, so that the phases start quiet.
 #
 #   sink_produce     one psql process runs
 #                    streamproc.create_kafka_sink('s_ev', 'ev_all', 'sink_ev',
-#                    brokers, key => ARRAY['user_id']), then polls
-#                    streamproc.stat_sinks every BENCH_SINK_POLL_MS (10) ms
-#                    in one statement until position = log_position (the
-#                    sink's last change acknowledged by Kafka and committed);
-#                    the wall time of that process.  The sink's idempotent
-#                    producer (enable.idempotence, gapless) sends rounds of
-#                    up to 10,000 changes, each with headers streamproc-sink
-#                    and streamproc-position, partitioned by murmur2 of the
-#                    key.
+#                    brokers, key => ARRAY['user_id']), then, in one
+#                    statement, polls streamproc.stat_sinks every
+#                    BENCH_SINK_POLL_MS (10) ms until position =
+#                    log_position (the last change acknowledged by Kafka
+#                    and committed); the wall time of that process.  The
+#                    time includes the sink's start: the worker notices a
+#                    new sink at its next sink tick (up to 1 s when it had
+#                    none) and its producer reads the topic's partitions
+#                    and their tails.  Each message has the headers
+#                    streamproc-sink and streamproc-position; the producer
+#                    is idempotent; the partition is murmur2 of the key.
 #     baseline       kcat_produce: kcat -P -K '\t' -l FILE of the dumped
 #                    lines into topic raw_ev, with -X enable.idempotence=true
 #                    (the sink's delivery guarantee), -X partitioner=murmur2
@@ -33,53 +36,71 @@
 #                    sink's names and sizes (kcat cannot vary a header per
 #                    message); the wall time of the kcat process.
 #
-# Both topics have BENCH_SINK_PARTITIONS (16) partitions.  Why not 4:
-# a sink message is about 140 bytes with its headers and the devbroker
-# keeps only the newest ~5 MiB of a partition (~37,000 such messages), so
-# 200,000 messages over 4 partitions lose their oldest 40,000 and complete
-# delivery could not be shown; 16 partitions hold about 2,500,000.  kcat
-# is a fair baseline: raw_kafka measures kcat -P at about loadgen's rate (a
-# plain C librdkafka producer generating its events in the process), and
-# here it runs with the sink's key, value, partitioner and idempotence.
+# Rates are N / wall time, so RATIO = kcat's time / the sink's time.
 #
-# Also printed per repetition: how long the sink took to start (from the
-# statement after create_kafka_sink() to its first acknowledged round:
-# the worker notices a new sink at its next sink tick, up to 1 s when it
-# had none) and its rate after that; CPU seconds of the ingest workers and
-# the devbroker during each phase.
+# Partitions: BENCH_SINK_PARTITIONS, both topics; auto (the default): 16,
+# or for larger N the fewest (a power of two) that keep 30,000 messages a
+# partition (1,000,000: 64).  Not 4: a sink message takes about 130 bytes
+# on the devbroker, which keeps only the newest ~5 MiB of a partition
+# (~40,000 such messages), so 200,000 messages over 4 partitions lose
+# their oldest 40,000 and complete delivery could not be shown.
+#
+# Why kcat: raw_kafka measures kcat -P at about loadgen's rate (a plain C
+# librdkafka producer generating its events in the process), and here it
+# sends the sink's keys, values, partitions and header sizes with the
+# sink's idempotence, from a file in the page cache; a C producer of our
+# own would measure the same librdkafka.
+#
+# Also printed per repetition: when the sink first made progress (the
+# first position acknowledged and committed, seconds after
+# create_kafka_sink()) and its rate after that; CPU seconds of the ingest
+# workers and the devbroker during each phase.
 #
 # Checks (untimed; any mismatch fails the benchmark): the log holds N
 # changes; after the sink, stat_sinks says N messages and the topic holds
 # exactly N messages from offset 0 of every partition (watermarks, and
-# kcat -C -e counting them); every message carries the sink's identity,
-# the positions are 1..N, each once, increasing within each partition,
-# and the messages' keys and values equal the dumped changes; the
-# baseline's topic holds N messages from offset 0 and the same number per
+# kcat -C -e reading them all back); every message carries the sink's
+# identity, the positions are 1..N, each once, increasing within each
+# partition, and the messages' keys and values equal the dumped changes;
+# the baseline's topic holds N messages from offset 0, as many in each
 # partition as the sink's.
 #
 # Phase order alternates (odd: kcat first; even: the sink first), both on
-# the same broker; BENCH_REPEAT > 1 reports medians.  BENCH_SINK_PERF=1
-# runs perf record -g on the ingest workers during the sink phase and
-# prints the top symbols (the sink's rate then includes perf's overhead).
+# the same broker; medians of BENCH_SINK_REPEAT repetitions (default:
+# BENCH_REPEAT, at least 3, as one run is short and its start noisy).
+# BENCH_SINK_PERF=1 runs perf record -g on the ingest workers during the
+# sink phase and prints the top symbols (the sink's rate then includes
+# perf's overhead).
 
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 : "${BENCH_SINK_EVENTS:=200000}"
 : "${BENCH_SINK_USERS:=100000}"
-: "${BENCH_SINK_PARTITIONS:=16}"
+: "${BENCH_SINK_PARTITIONS:=auto}"
 : "${BENCH_SINK_POLL_MS:=10}"
 : "${BENCH_SINK_PERF:=0}"
 : "${BENCH_SINK_PERF_TOP:=25}"
 : "${BENCH_SEED:=42}"
+[[ $BENCH_REPEAT =~ ^[1-9][0-9]*$ ]] || bench_die "BENCH_REPEAT must be a positive integer"
+: "${BENCH_SINK_REPEAT:=$((BENCH_REPEAT > 3 ? BENCH_REPEAT : 3))}"
 
 bench_require "$DEVBROKER" "$LOADGEN" "$RAWCONSUMER" "$KCAT" timeout
-for v in BENCH_SINK_EVENTS BENCH_SINK_USERS BENCH_SINK_PARTITIONS BENCH_SINK_POLL_MS BENCH_REPEAT; do
+[[ $BENCH_SINK_EVENTS =~ ^[1-9][0-9]*$ ]] || bench_die "BENCH_SINK_EVENTS must be a positive integer"
+if [[ $BENCH_SINK_PARTITIONS == auto ]]; then
+	# 16, or the fewest (a power of two) that keep 30,000 messages a partition.
+	BENCH_SINK_PARTITIONS=16
+	while ((BENCH_SINK_EVENTS / BENCH_SINK_PARTITIONS > 30000)); do
+		BENCH_SINK_PARTITIONS=$((BENCH_SINK_PARTITIONS * 2))
+	done
+fi
+for v in BENCH_SINK_USERS BENCH_SINK_PARTITIONS BENCH_SINK_POLL_MS BENCH_SINK_REPEAT; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || bench_die "$v must be a positive integer, not '${!v}'"
 done
 ((BENCH_SINK_PERF == 0)) || bench_require perf
 
 N=$BENCH_SINK_EVENTS
+R=$BENCH_SINK_REPEAT
 P=$BENCH_SINK_PARTITIONS
 T=$BENCH_TIMEOUT_S
 CSV=$BENCH_DATA/sink_clicks.csv
@@ -88,7 +109,7 @@ KEYED=$BENCH_DATA/changes.keyed # key, value: kcat's input
 SINK=s_ev
 
 if ((N / P > 30000)); then
-	bench_log "warning: $N messages over $P partitions may not fit the devbroker (~5 MiB, ~37,000 sink messages a partition); raise BENCH_SINK_PARTITIONS"
+	bench_log "warning: $N messages over $P partitions may not fit the devbroker (~5 MiB, ~40,000 sink messages a partition); raise BENCH_SINK_PARTITIONS"
 fi
 
 bench_log "generating $N click events to $CSV"
@@ -109,7 +130,7 @@ CREATE VIEW ev_all WITH (continuous) AS SELECT user_id, url, amount FROM ev;
 SELECT streamproc.create_change_log('ev_all');
 -- Polls the sink every poll_ms ms (a fresh snapshot per query) until its
 -- position reaches the log's; fails when the sink fails.  first_s: when
--- its first round was acknowledged; done_s: when it caught up.
+-- its position first moved (first_position); done_s: when it caught up.
 CREATE FUNCTION wait_sink(sink_name text, poll_ms int,
 		OUT first_s float8, OUT done_s float8, OUT first_position bigint, OUT messages bigint)
 LANGUAGE plpgsql AS \$\$
@@ -140,7 +161,7 @@ BEGIN
 END
 \$\$;
 SQL
-	bench_log "[$r/$BENCH_REPEAT] COPY of $N events into ev + sync"
+	bench_log "[$r/$R] COPY of $N events into ev + sync"
 	timeout "$T" "$PG_BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$BENCH_PG_SOCKDIR" \
 		-p "$BENCH_PG_PORT" -U postgres -d postgres \
 		-c "COPY ev FROM '$CSV' (FORMAT csv)" -c "SELECT streamproc.sync('30 min')" \
@@ -220,13 +241,12 @@ phase_sink()
 	mapfile -t pids < <(bench_worker_pids)
 	((${#pids[@]} > 0)) || bench_die "no streamproc worker runs"
 	perf_start "sink.$r"
-	bench_log "[$r/$BENCH_REPEAT] sink producing $N changes to sink_ev"
+	bench_log "[$r/$R] sink producing $N changes to sink_ev"
 	c0=$(bench_cpu_seconds "${pids[@]}")
 	b0=$(bench_cpu_seconds "$BENCH_BROKER_PID")
 	bench_time t run_sink || bench_fail_with_log "$BENCH_TMP/sink.out" "create_kafka_sink + wait failed"
 	c1=$(bench_cpu_seconds "${pids[@]}")
 	b1=$(bench_cpu_seconds "$BENCH_BROKER_PID")
-	perf_stop "sink.$r"
 	res=$(tail -n1 "$BENCH_TMP/sink.out")
 	read -r first_s done_s first_pos msgs <<<"$res"
 	[[ $msgs == "$N" ]] || bench_die "stat_sinks says the sink produced '$msgs' messages, expected $N ($res)"
@@ -236,12 +256,13 @@ phase_sink()
 	bench_info "  [$r] sink           $N messages in $t s: $rate messages/s"
 	rest=$(awk -v a="$first_s" -v b="$done_s" 'BEGIN { printf "%.3f", b - a }')
 	if ((first_pos < N)) && awk -v d="$rest" 'BEGIN { exit !(d > 0) }'; then
-		rest="the rest in $rest s: $(bench_rate $((N - first_pos)) "$rest") messages/s"
+		rest="the other $((N - first_pos)) in $rest s: $(bench_rate $((N - first_pos)) "$rest") messages/s"
 	else
-		rest="no more rounds"
+		rest="all of them"
 	fi
-	bench_info "        (first round of $first_pos acknowledged $(printf '%.3f' "$first_s") s after create_kafka_sink(), $rest;"
+	bench_info "        (first progress: position $first_pos acknowledged $(printf '%.3f' "$first_s") s after create_kafka_sink(), $rest;"
 	bench_info "         CPU: streamproc workers $(cpu_delta "$c0" "$c1") s, devbroker $(cpu_delta "$b0" "$b1") s)"
+	perf_stop "sink.$r"
 	sink_first+=("$first_s")
 	bench_kafka_check_topic sink_ev "$N" "after the sink"
 	# Every message, as kcat reads it back: partition, offset, headers, key, value.
@@ -273,7 +294,7 @@ phase_sink()
 phase_kcat()
 {
 	local t rate b0 b1
-	bench_log "[$r/$BENCH_REPEAT] kcat -P producing $N messages to raw_ev"
+	bench_log "[$r/$R] kcat -P producing $N messages to raw_ev"
 	b0=$(bench_cpu_seconds "$BENCH_BROKER_PID")
 	bench_time t run_kcat || bench_fail_with_log "$BENCH_TMP/kcat-produce.log" "kcat -P failed"
 	b1=$(bench_cpu_seconds "$BENCH_BROKER_PID")
@@ -287,8 +308,9 @@ phase_kcat()
 
 sink_rates=() kcat_rates=() sink_times=() kcat_times=() sink_first=() sink_read=()
 t=
-bench_info "sink: $N changes of an append view, a Kafka sink vs kcat -P (idempotent), $P partitions, ${BENCH_BROKERS:-default} broker(s), repeat $BENCH_REPEAT"
-for ((r = 1; r <= BENCH_REPEAT; r++)); do
+bench_info "sink: $N changes of an append view, a Kafka sink vs kcat -P (idempotent), $P partitions, ${BENCH_BROKERS:-default} broker(s), repeat $R"
+bench_info "  installed streamproc.so: md5 $(md5sum "$(pg_config --pkglibdir)/streamproc.so" | cut -c1-12), $(date -u -r "$(pg_config --pkglibdir)/streamproc.so" '+%Y-%m-%d %H:%M:%S UTC')"
+for ((r = 1; r <= R; r++)); do
 	setup
 	if ((r % 2)); then
 		order=(kcat sink)
@@ -307,8 +329,8 @@ for ((r = 1; r <= BENCH_REPEAT; r++)); do
 	bench_devbroker_stop
 done
 
-if ((BENCH_REPEAT > 1)); then
-	bench_info "  medians of $BENCH_REPEAT runs (sink start $(bench_median "${sink_first[@]}") s):"
+if ((R > 1)); then
+	bench_info "  medians of $R runs (sink's first progress after $(bench_median "${sink_first[@]}") s):"
 fi
 sink_median=$(bench_median "${sink_rates[@]}")
 kcat_median=$(bench_median "${kcat_rates[@]}")

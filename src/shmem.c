@@ -118,6 +118,7 @@ streamproc_shmem_startup(void)
 		streamproc_shared->started_at = GetCurrentTimestamp();
 		streamproc_shared->worker_slots = streamproc_workers;
 		pg_atomic_init_u64(&streamproc_shared->catalog_generation, 0);
+		pg_atomic_init_u64(&streamproc_shared->sinks_generation, 0);
 	}
 
 	streamproc_state_shmem_init(found);

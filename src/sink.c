@@ -16,7 +16,9 @@
  * Who runs a sink.  The ingest worker numbered hash(name) mod
  * streamproc.workers of the sink's database, between its batches
  * (streamproc_sinks_run() from worker.c): it reads the sinks table every
- * tick, so creating, pausing or dropping a sink needs no catalog reload.
+ * tick, and at once when a transaction that created, changed or dropped a
+ * sink commits (StreamprocShared.sinks_generation, and a wake-up), so
+ * sinks need no catalog reload.
  * Producing never blocks the worker: a round reads up to SINK_BATCH
  * changes and produces them, up to SINK_ROUNDS rounds are in flight, and
  * each tick serves librdkafka's delivery reports, commits to
@@ -98,6 +100,7 @@
 
 #include "changes.h"
 #include "errors.h"
+#include "launcher.h"
 #include "sink.h"
 #include "source.h"
 #include "streamproc.h"
@@ -197,6 +200,11 @@ typedef struct SinkFailure
 static MemoryContext sink_cxt = NULL;
 static List *sinks = NIL; /* Sink * */
 static TimestampTz next_tick = 0;
+static uint64 sinks_generation = 0; /* as last seen by this worker */
+
+/* This transaction changed a sink: wake the workers at commit. */
+static bool sinks_changed_in_xact = false;
+static bool sink_callback_registered = false;
 
 PG_FUNCTION_INFO_V1(streamproc_create_kafka_sink);
 PG_FUNCTION_INFO_V1(streamproc_alter_kafka_sink);
@@ -211,6 +219,8 @@ static char *sink_query(Oid viewid, const char *format, ArrayType *key);
 static Oid sink_view(const char *name, bool missing_ok);
 static void check_sink_owner(Oid viewid);
 static void set_paused(const char *name, bool paused);
+static void sinks_changed(void);
+static void sink_xact_callback(XactEvent event, void *arg);
 static void sinks_load(void *arg);
 static void sink_step(void *arg);
 static void sink_start(Sink *s);
@@ -366,6 +376,7 @@ streamproc_create_kafka_sink(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("Kafka sink \"%s\" already exists", name)));
+	sinks_changed();
 	streamproc_spi_as_owner_end(&saved);
 	pfree(query);
 	PG_RETURN_VOID();
@@ -424,6 +435,7 @@ streamproc_alter_kafka_sink(PG_FUNCTION_ARGS)
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "could not update streamproc.sinks: %s", SPI_result_code_string(ret));
 	streamproc_spi_as_owner_end(&saved);
+	sinks_changed();
 	PG_RETURN_VOID();
 }
 
@@ -456,6 +468,7 @@ streamproc_drop_kafka_sink(PG_FUNCTION_ARGS)
 	if (ret != SPI_OK_DELETE)
 		elog(ERROR, "could not delete from streamproc.sinks: %s", SPI_result_code_string(ret));
 	streamproc_spi_as_owner_end(&saved);
+	sinks_changed();
 	PG_RETURN_VOID();
 }
 
@@ -494,6 +507,39 @@ set_paused(const char *name, bool paused)
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "could not update streamproc.sinks: %s", SPI_result_code_string(ret));
 	streamproc_spi_as_owner_end(&saved);
+	sinks_changed();
+}
+
+static void
+sinks_changed(void)
+{
+	if (!sink_callback_registered)
+	{
+		RegisterXactCallback(sink_xact_callback, NULL);
+		sink_callback_registered = true;
+	}
+	sinks_changed_in_xact = true;
+}
+
+static void
+sink_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+			if (sinks_changed_in_xact)
+			{
+				pg_atomic_fetch_add_u64(&streamproc_shared->sinks_generation, 1);
+				streamproc_wake_workers(MyDatabaseId);
+			}
+			sinks_changed_in_xact = false;
+			break;
+		case XACT_EVENT_ABORT:
+			sinks_changed_in_xact = false;
+			break;
+		default:
+			break;
+	}
 }
 
 /* The view of sink name, or InvalidOid when missing_ok and it does not exist. */
@@ -710,10 +756,17 @@ long
 streamproc_sinks_run(int worker, bool force)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	uint64 generation = pg_atomic_read_u64(&streamproc_shared->sinks_generation);
 	ErrorData *edata;
 	ListCell *lc;
 	long wait = SINK_IDLE_MS;
 
+	/* A sink was created, changed or dropped: now. */
+	if (generation != sinks_generation)
+	{
+		sinks_generation = generation;
+		force = true;
+	}
 	if (!force && now < next_tick)
 		return Max(1, (long)((next_tick - now) / 1000));
 	if (sink_cxt == NULL)

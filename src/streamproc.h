@@ -57,6 +57,13 @@ typedef struct StreamprocShared
 	 * of the catalog when it moves.
 	 */
 	pg_atomic_uint64 catalog_generation;
+
+	/*
+	 * Bumped the same way when a transaction that created, changed or
+	 * dropped a Kafka sink commits (sink.c): the workers read their sinks
+	 * at once instead of at their next tick.
+	 */
+	pg_atomic_uint64 sinks_generation;
 } StreamprocShared;
 
 extern StreamprocShared *streamproc_shared;
