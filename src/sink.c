@@ -235,6 +235,7 @@ static void sink_free(Sink *s);
 static void sink_failed(Sink *s, const char *message);
 static void sink_record_failure(void *arg);
 static void sink_set_state(Sink *s, const char *state, const char *error);
+static void sink_note_state(Sink *s, const char *state);
 static void conf_set(rd_kafka_conf_t *conf, const char *key, const char *value);
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
@@ -811,7 +812,7 @@ streamproc_sinks_run(int worker, bool force)
 			/* The rounds' position and 'running' are in the table now. */
 			s->position = s->committing;
 			s->acked_count = 0;
-			s->state = MemoryContextStrdup(sink_cxt, "running");
+			sink_note_state(s, "running");
 			s->backoff_ms = SINK_BACKOFF_MIN;
 		}
 		wait = Min(wait, s->retry_at > now                                               ? SINK_BACKOFF_MIN
@@ -1337,6 +1338,7 @@ sink_free(Sink *s)
 	pfree(s->topic);
 	pfree(s->brokers);
 	pfree(s->options);
+	pfree(s->state);
 	if (s->query != NULL)
 		pfree(s->query);
 	pfree(s);
@@ -1396,6 +1398,19 @@ sink_set_state(Sink *s, const char *state, const char *error)
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "could not update streamproc.sinks: %s", SPI_result_code_string(ret));
 	streamproc_spi_as_owner_end(&saved);
+	sink_note_state(s, state);
+}
+
+/*
+ * The state as the table has it now, kept in sink_cxt (a tick commits
+ * many times a second: copy only when it changes).
+ */
+static void
+sink_note_state(Sink *s, const char *state)
+{
+	if (strcmp(s->state, state) == 0)
+		return;
+	pfree(s->state);
 	s->state = MemoryContextStrdup(sink_cxt, state);
 }
 
