@@ -390,6 +390,12 @@ streamproc_state_end_load(ViewState *vs, int slot, bool writer, TimestampTz clos
  *		A worker slot is done with a view (dropped, or its database is going
  *		away): free the slot's states, and destroy the view's map and
  *		registry entry if no other slot is attached.
+ *
+ *		The slot stays attached while its states are freed: two workers that
+ *		forget a view at once (DROP EXTENSION stops both) must not have one
+ *		destroy the map under the other's reset, which then read freed DSA
+ *		memory (found by UBSan in t/060: a misaligned GroupEntry).  The
+ *		last slot to detach, after its own reset, destroys the map.
  */
 void
 streamproc_state_forget(Oid dbid, Oid viewid, int slot)
@@ -402,10 +408,21 @@ streamproc_state_forget(Oid dbid, Oid viewid, int slot)
 	v = lookup(dbid, viewid);
 	if (v != NULL)
 	{
-		v->attached &= ~(UINT64CONST(1) << slot);
 		v->loaded &= ~(UINT64CONST(1) << slot);
 		v->load_generation++;
 		map = groupmap_attach(streamproc_state_area(), v->map, &state_shared->memory);
+	}
+	LWLockRelease(state_shared->lock);
+	if (map == NULL)
+		return;
+
+	groupmap_reset_slot(map, slot);
+
+	LWLockAcquire(state_shared->lock, LW_EXCLUSIVE);
+	v = lookup(dbid, viewid);
+	if (v != NULL)
+	{
+		v->attached &= ~(UINT64CONST(1) << slot);
 		if (v->attached == 0)
 		{
 			destroy = true;
@@ -413,15 +430,10 @@ streamproc_state_forget(Oid dbid, Oid viewid, int slot)
 		}
 	}
 	LWLockRelease(state_shared->lock);
-	if (map == NULL)
-		return;
 	if (destroy)
 		groupmap_destroy(map);
 	else
-	{
-		groupmap_reset_slot(map, slot);
 		groupmap_detach(map);
-	}
 }
 
 /*
