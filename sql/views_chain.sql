@@ -203,11 +203,30 @@ CREATE VIEW chain_lookup WITH (continuous) AS
 SELECT stream FROM streamproc.views WHERE view = 'chain_lookup'::regclass;
 DROP VIEW chain_lookup;
 
+-- DROP VIEW ... CASCADE of a chain can meet an ingest worker's batch in a
+-- lock cycle (the upstream's rows table and a downstream feed, taken in
+-- the other order: a known limitation, docs/operations.md); PostgreSQL
+-- cancels one side with "deadlock detected" and the DROP is retried, as a
+-- user would.
+CREATE FUNCTION chain_drop_cascade(v text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1 .. 50 LOOP
+        BEGIN
+            EXECUTE format('DROP VIEW %I CASCADE', v);
+            RETURN;
+        EXCEPTION WHEN deadlock_detected THEN
+            PERFORM pg_sleep(0.1);
+        END;
+    END LOOP;
+    RAISE EXCEPTION 'DROP VIEW % CASCADE met a deadlock 50 times', v;
+END
+$$;
+
 -- CASCADE drops the views downstream, their feeds and the triggers.
-DROP VIEW chain_even CASCADE;
+SELECT chain_drop_cascade('chain_even');
 SELECT count(*) AS feeds FROM streamproc.streams WHERE stream::text LIKE 'streamproc.feed\_%';
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgname LIKE 'streamproc\_feed\_%';
-DROP VIEW chain_slow CASCADE;
+SELECT chain_drop_cascade('chain_slow');
 SELECT count(*) AS feeds FROM streamproc.streams WHERE stream::text LIKE 'streamproc.feed\_%';
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgname LIKE 'streamproc\_feed\_%';
 SELECT count(*) AS views FROM streamproc.views WHERE view::text LIKE 'chain\_%';
@@ -270,7 +289,7 @@ SELECT streamproc.sync();
 SELECT * FROM chain_diff('SELECT hour, n, windows FROM chain_hop_sums',
     $$SELECT date_trunc('hour', window_start), sum(n), count(*) FROM chain_hops GROUP BY 1$$);
 SELECT sum(windows) AS windows, sum(n) AS hop_events FROM chain_hop_sums;
-DROP VIEW chain_hops CASCADE;
+SELECT chain_drop_cascade('chain_hops');
 -- refused: open windows, and windows whose start is not shown
 CREATE VIEW chain_open WITH (continuous) AS
     SELECT w.window_start, count(*) AS n FROM chain_events, streamproc.tumble(ts, interval '1 minute') AS w GROUP BY 1;
@@ -280,9 +299,10 @@ CREATE VIEW chain_ends WITH (continuous, emit = 'final') AS
 CREATE VIEW chain_bad WITH (continuous) AS SELECT sum(n) FROM chain_ends;
 DROP VIEW chain_open, chain_ends;
 DROP VIEW chain_minutes;
-DROP VIEW chain_minutes CASCADE;
+SELECT chain_drop_cascade('chain_minutes');
 SELECT count(*) AS feeds FROM streamproc.streams WHERE stream::text LIKE 'streamproc.feed\_%';
 
 DROP FOREIGN TABLE chain_events;
 DROP TABLE chain_users;
 DROP FUNCTION chain_diff(text, text);
+DROP FUNCTION chain_drop_cascade(text);
