@@ -257,7 +257,7 @@ subtest '2. SIGKILL after the gap was found, before its checkpoint' => sub {
 		  . sql(q{SELECT "offset" FROM streamproc.kafka_offsets WHERE source = 'src2'}),
 		'0 10000', 'before the kill: no error row for src2, kafka_offsets still at 10000');
 	ok(kill('KILL', $pid), "SIGKILL the ingest worker $worker (pid $pid)");
-	ok(KafkaCrash::wait_server($node), 'the server accepts queries again after the crash restart');
+	ok(KafkaCrash::wait_server($node, $pid), 'the server accepts queries again after the crash restart');
 
 	# The new worker checkpoints no earlier than 10 s after it started:
 	# the kill did beat the checkpoint.

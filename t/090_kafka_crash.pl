@@ -104,7 +104,7 @@ for my $round (1 .. $disruptions)
 			  . sprintf('%.3f s after %d committed; %d now', $pause, $target, $committed));
 		$kills++;
 		$pids_killed{$pid} = 1;
-		KafkaCrash::wait_server($node) or die('server did not come back after SIGKILL');
+		KafkaCrash::wait_server($node, $pid) or die('server did not come back after SIGKILL');
 	}
 }
 is($kills, 5, 'SIGKILLed the ingest worker five times');

@@ -834,7 +834,7 @@ SELECT l.pid FROM pg_locks l JOIN streamproc.stat_workers w ON w.pid = l.pid
 		  or die "round $round: no checkpoint waited for streamproc.dedup_runs";
 		ok(kill('KILL', $pid), "round $round: SIGKILLed ingest worker $pid in its checkpoint, before its claims");
 		$kills++;
-		KafkaCrash::wait_server($node) or die('server did not come back after SIGKILL');
+		KafkaCrash::wait_server($node, $pid) or die('server did not come back after SIGKILL');
 		eval { $locker->quit; };
 	}
 	else
@@ -844,7 +844,7 @@ SELECT l.pid FROM pg_locks l JOIN streamproc.stat_workers w ON w.pid = l.pid
 		ok(defined $pid && $pid =~ /^\d+$/ && kill('KILL', $pid),
 			"round $round: SIGKILLed ingest worker " . ($pid // '?'));
 		$kills++;
-		KafkaCrash::wait_server($node) or die('server did not come back after SIGKILL');
+		KafkaCrash::wait_server($node, $pid) or die('server did not come back after SIGKILL');
 	}
 }
 

@@ -120,7 +120,7 @@ for my $round (1 .. 5)
 	{
 		my $pid = sink_worker_pid('users_sink');
 		ok(defined $pid && kill('KILL', $pid), "round $round: SIGKILLed the worker of users_sink");
-		KafkaCrash::wait_server($node);
+		KafkaCrash::wait_server($node, $pid);
 	}
 	elsif ($round == 2)
 	{

@@ -12,7 +12,7 @@ package KafkaCrash;
 #   my $expected = KafkaCrash::expected_messages(count => N, seed => S, ...);
 #   KafkaCrash::load_oracle($node, $lg->{oracle_csv});
 #   KafkaCrash::check_views($node, 'after ...');
-#   KafkaCrash::wait_server($node);      # after a SIGKILL
+#   KafkaCrash::wait_server($node, $pid); # after a SIGKILL of $pid
 #   KafkaCrash::try_query($node, $sql);  # undef while the server is down
 #   ...
 #
@@ -422,15 +422,22 @@ SELECT w.pid || ' ' || w.worker
 }
 
 # Wait (bounded) until the server accepts queries again (after a crash
-# restart).
+# restart).  With the pid of a SIGKILLed ingest worker: until no worker
+# slot shows that pid any more, since until the postmaster has noticed the
+# kill the old server still answers, and the crash restart would meet the
+# caller's next statement.
 sub wait_server
 {
-	my ($node) = @_;
+	my ($node, $killed) = @_;
+	my $query = defined $killed
+	  ? "SELECT count(*) FROM streamproc.stat_workers WHERE pid = $killed"
+	  : 'SELECT 1';
+	my $want = defined $killed ? '0' : '1';
 	my $deadline = time() + 180;
 	while (time() < $deadline)
 	{
-		my $out = try_query($node, 'SELECT 1');
-		return 1 if defined $out && $out eq '1';
+		my $out = try_query($node, $query);
+		return 1 if defined $out && $out eq $want;
 		sleep(0.1);
 	}
 	diag('the server did not accept queries again');
