@@ -27,6 +27,7 @@ OBJS = \
 	src/parse.o \
 	src/positions.o \
 	src/restore.o \
+	src/retract.o \
 	src/shmem.o \
 	src/sink.o \
 	src/source.o \

@@ -125,6 +125,9 @@
 #define CHANGES_TRIGGER   "streamproc_changes"
 #define CHANGES_NEW_TABLE "streamproc_rows"
 
+/* The retention of a log that a view over the view started (feed.c). */
+#define CHANGES_DEFAULT_RETENTION "1 day"
+
 /*
  * Rows this worker made dead in the change logs' tables (trimmed changes,
  * replaced rows of change_rows) since it last vacuumed them: past this, it
@@ -168,6 +171,7 @@ static char *group_query(StreamprocView *v);
 static char *diff_sql(const char *cur);
 static int64 start_group_log(StreamprocView *v, TimestampTz now);
 static bool log_installed(void);
+static bool create_log(Oid viewid, Interval *retention, bool owner_check);
 
 /*
  * streamproc.create_change_log(view regclass, retention interval)
@@ -177,8 +181,56 @@ static bool log_installed(void);
 Datum
 streamproc_create_change_log(PG_FUNCTION_ARGS)
 {
-	Oid viewid = PG_GETARG_OID(0);
-	Interval *retention = PG_GETARG_INTERVAL_P(1);
+	if (!create_log(PG_GETARG_OID(0), PG_GETARG_INTERVAL_P(1), true))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("continuous view \"%s\" already has a change log", get_rel_name(PG_GETARG_OID(0))),
+				 errhint("Change its retention with streamproc.alter_change_log().")));
+	PG_RETURN_VOID();
+}
+
+/*
+ * streamproc_change_log_ensure
+ *		See changes.h: for a view over viewid (feed.c), whose owner need not
+ *		own viewid.
+ */
+bool
+streamproc_change_log_ensure(Oid viewid)
+{
+	Interval *retention;
+	StreamprocAsOwner saved;
+	Datum arg = ObjectIdGetDatum(viewid);
+	bool exists;
+	int ret;
+
+	/*
+	 * Without a row lock: the caller holds streamproc.changes, which a
+	 * checkpoint holding the log's row waits for.
+	 */
+	streamproc_spi_as_owner_begin(&saved);
+	ret = SPI_execute_with_args("SELECT 1 FROM streamproc.change_logs WHERE view = $1",
+								1, (Oid[]){OIDOID}, &arg, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read streamproc.change_logs: %s", SPI_result_code_string(ret));
+	exists = SPI_processed > 0;
+	streamproc_spi_as_owner_end(&saved);
+	if (exists)
+		return false;
+
+	retention = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+													  CStringGetDatum(CHANGES_DEFAULT_RETENTION),
+													  ObjectIdGetDatum(InvalidOid),
+													  Int32GetDatum(-1)));
+	return create_log(viewid, retention, false);
+}
+
+/*
+ * Start the change log of viewid, after checking that the current user
+ * owns it when owner_check; false: it has one already.
+ */
+static bool
+create_log(Oid viewid, Interval *retention, bool owner_check)
+{
 	StreamprocView *v;
 	StreamprocAsOwner saved;
 	Datum args[3];
@@ -186,7 +238,7 @@ streamproc_create_change_log(PG_FUNCTION_ARGS)
 
 	/* One change of a view's log at a time (readers and workers go on). */
 	LockRelationOid(viewid, ShareUpdateExclusiveLock);
-	v = followed_view(viewid, true);
+	v = followed_view(viewid, owner_check);
 	check_retention(retention);
 	if (v->kind == STREAMPROC_VIEW_APPEND)
 		LockRelationOid(v->rows_table, ShareRowExclusiveLock);
@@ -198,10 +250,10 @@ streamproc_create_change_log(PG_FUNCTION_ARGS)
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read streamproc.change_logs: %s", SPI_result_code_string(ret));
 	if (SPI_processed > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("continuous view \"%s\" already has a change log", get_rel_name(viewid)),
-				 errhint("Change its retention with streamproc.alter_change_log().")));
+	{
+		streamproc_spi_as_owner_end(&saved);
+		return false;
+	}
 
 	/* Changes of a dropped view whose oid this one got. */
 	ret = SPI_execute_with_args("DELETE FROM streamproc.changes WHERE view = $1",
@@ -251,7 +303,7 @@ streamproc_create_change_log(PG_FUNCTION_ARGS)
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into streamproc.change_logs: %s", SPI_result_code_string(ret));
 	streamproc_spi_as_owner_end(&saved);
-	PG_RETURN_VOID();
+	return true;
 }
 
 /*
@@ -323,6 +375,16 @@ streamproc_drop_change_log(PG_FUNCTION_ARGS)
 					 errdetail("Kafka sinks produce it: %s.",
 							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
 					 errhint("Drop them first with streamproc.drop_kafka_sink().")));
+	}
+	{
+		char *followers = streamproc_feed_followers(viewid);
+
+		if (followers != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot drop the change log of continuous view \"%s\"", get_rel_name(viewid)),
+					 errdetail("Continuous views read its changes: %s.", followers),
+					 errhint("Drop those views first.")));
 	}
 	ret = SPI_execute_with_args("DELETE FROM streamproc.change_logs WHERE view = $1",
 								1, (Oid[]){OIDOID}, args, NULL, false, 0);

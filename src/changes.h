@@ -30,6 +30,13 @@ extern void streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKey
 										  const char *dirty, int64 len);
 
 /*
+ * Start the change log of an aggregating view, with the default retention
+ * of create_change_log(), unless it has one: true if it started one.  For
+ * views over the view (feed.c), whatever the current user owns.
+ */
+extern bool streamproc_change_log_ensure(Oid viewid);
+
+/*
  * SPI connected and running as the owner of schema streamproc, who owns
  * the change logs' tables (and the sinks'), until the matching _end():
  * the SQL functions of change logs and sinks write them for any caller

@@ -71,9 +71,29 @@
  * upstream's closing (its shards are read independently, as any stream's:
  * windows over a feed need some allowed_lateness).
  *
- * What cannot feed a view yet: other aggregating views, and windows with
- * emit = 'updates' (their groups change, so a downstream aggregate would
- * have to take the old row back); CREATE VIEW says so with a hint.
+ * Aggregating views without windows.  Their groups change, so the view
+ * below must take a group's old row back when the group changes.  Its
+ * feed (option upstream_changes, the upstream's groups table) has one more
+ * column, "$sign", and carries the upstream's change log (changes.c): for
+ * each change, the old row with "$sign" -1 and the new row with +1.  A
+ * statement trigger on streamproc.changes, the same _feed_rows(), inserts
+ * them from its NEW TABLE, in the statement (so the transaction) of the
+ * checkpoint that logs the changes: exactly once, as for append views.
+ * retract.c rewrites the view's aggregates to count a -1 row as leaving.
+ * Creating the view starts the upstream's change log when it has none
+ * (whose first changes, the rows the upstream has, are the backfill, passed
+ * on by the trigger, which exists by then), else inserts the rows the log
+ * logged last (streamproc.change_rows).  It first takes ShareRowExclusiveLock
+ * on streamproc.changes, which every writer of change logs takes in
+ * RowExclusiveLock after the log's row and holds until commit: the rows
+ * read are those the changes after our commit start from, and those fire
+ * the trigger.  While views read them, the upstream's change log cannot be
+ * dropped.  pg_dump leaves out triggers on the extension's tables, so
+ * post_restore() creates the trigger again.
+ *
+ * What cannot feed a view: windows with emit = 'updates', sessions and
+ * count windows (their groups change, and their change logs are not
+ * built); CREATE VIEW says so with a hint.
  *
  *-------------------------------------------------------------------------
  */
@@ -97,6 +117,7 @@
 #include "parser/parse_func.h"
 #include "parser/parsetree.h"
 #include "rewrite/rewriteHandler.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -108,6 +129,7 @@
 #include "utils/tuplestore.h"
 #include "utils/varlena.h"
 
+#include "changes.h"
 #include "errors.h"
 #include "feed.h"
 #include "state.h"
@@ -146,6 +168,10 @@ static void emit_windows(WindowFeed *f);
 static void emit_windows_spi(void *arg);
 static void exec_args_as(Oid userid, const char *sql, Datum *args);
 static void exec_as(Oid userid, const char *sql, bool feeding, TriggerData *td);
+static Oid changes_table(void);
+static void changes_trigger(Oid feed, Oid view);
+static char *feed_columns_sql(Oid feed, const char *alias);
+static Datum feed_changes(TriggerData *td, Oid feed);
 
 /*
  * streamproc_feed_upstream
@@ -202,16 +228,17 @@ streamproc_feed_upstream(Query *query, Index *rti)
 				 errdetail("Its windows change until they close; only windows that closed (emit = 'final') feed other continuous views."),
 				 errhint("Create \"%s\" WITH (continuous, emit = 'final').",
 						 get_rel_name(upstream))));
-	if (up->kind != STREAMPROC_VIEW_APPEND &&
+	if (up->kind != STREAMPROC_VIEW_APPEND && up->window_kind != 0 &&
 		!(up->window_kind == WINDOW_TUMBLE || up->window_kind == WINDOW_HOP))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("continuous view \"%s\" cannot feed another continuous view",
 						get_rel_name(upstream)),
-				 errdetail("Its groups change as events arrive; only continuous views without aggregates and tumbling or hopping windows with emit = 'final' feed other continuous views."),
-				 errhint("Read the stream of \"%s\" in this view instead, or add a continuous view without aggregates over that stream and read it.",
+				 errdetail("Its session or count windows change as events arrive; only views without windows and tumbling or hopping windows with emit = 'final' feed other continuous views."),
+				 errhint("Read the stream of \"%s\" in this view instead.",
 						 get_rel_name(upstream))));
-	if (up->kind != STREAMPROC_VIEW_APPEND && streamproc_window_start_column(up) == NULL)
+	if (up->kind != STREAMPROC_VIEW_APPEND && up->window_kind != 0 &&
+		streamproc_window_start_column(up) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("continuous view \"%s\" cannot feed another continuous view",
@@ -247,18 +274,29 @@ streamproc_feed_create(Oid upstream)
 	StringInfoData sql;
 	StreamOptions opts;
 	bool event_time = false;
+	bool retracting = up->kind != STREAMPROC_VIEW_APPEND && up->window_kind == 0;
+	const char *option;
 	int i;
 
 	/*
 	 * An append view: wait for checkpoints writing the upstream's rows;
 	 * later ones wait for us.  Final windows are passed on by the workers
 	 * from where the feed's position says (streamproc_feed_emit_windows()),
-	 * whoever closed them and whenever.
+	 * whoever closed them and whenever.  An aggregating view's changes: wait
+	 * for every writer of change logs (the lock CREATE TRIGGER on
+	 * streamproc.changes takes anyway, taken first: a checkpoint may hold
+	 * a log's row and wait for streamproc.changes, never the reverse), so
+	 * that the rows last logged, read after it, are those the changes after
+	 * our commit start from.
 	 */
 	if (up->kind == STREAMPROC_VIEW_APPEND)
 		rows = table_open(up->rows_table, ShareRowExclusiveLock);
 	else
+	{
+		if (retracting)
+			LockRelationOid(changes_table(), ShareRowExclusiveLock);
 		rows = relation_open(up->groups_table, AccessShareLock);
+	}
 
 	/* The upstream view's columns, as its readers see them. */
 	view = relation_open(upstream, AccessShareLock);
@@ -270,6 +308,9 @@ streamproc_feed_create(Oid upstream)
 		opts.event_time = streamproc_window_start_column(up);
 		opts.watermark_delay = 0;
 	}
+	option = up->kind == STREAMPROC_VIEW_APPEND ? STREAMPROC_FEED_OPTION
+			 : retracting                       ? STREAMPROC_FEED_CHANGES_OPTION
+												: STREAMPROC_FEED_WINDOWS_OPTION;
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE FOREIGN TABLE %s.%s (", FEED_SCHEMA, name);
 	for (i = 0; i < desc->natts; i++)
@@ -285,11 +326,21 @@ streamproc_feed_create(Oid upstream)
 		if (opts.event_time != NULL && attr->atttypid == TIMESTAMPTZOID &&
 			strcmp(NameStr(attr->attname), opts.event_time) == 0)
 			event_time = true;
+		if (retracting && strcmp(NameStr(attr->attname), STREAMPROC_FEED_SIGN_COLUMN) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("continuous view \"%s\" cannot feed another continuous view",
+							get_rel_name(upstream)),
+					 errdetail("Its column \"%s\" has the name of the column that tells a change's rows apart.",
+							   STREAMPROC_FEED_SIGN_COLUMN),
+					 errhint("Rename the column in \"%s\".", get_rel_name(upstream))));
 	}
+	if (retracting)
+		appendStringInfo(&sql, ", %s pg_catalog.int2",
+						 quote_identifier(STREAMPROC_FEED_SIGN_COLUMN));
 	appendStringInfo(&sql, ") SERVER %s OPTIONS (%s %s",
 					 quote_identifier(GetForeignServer(GetForeignTable(up->stream)->serverid)->servername),
-					 up->kind == STREAMPROC_VIEW_APPEND ? STREAMPROC_FEED_OPTION
-														: STREAMPROC_FEED_WINDOWS_OPTION,
+					 option,
 					 quote_literal_cstr(quote_qualified_identifier(FEED_SCHEMA, RelationGetRelationName(rows))));
 	if (event_time)
 	{
@@ -341,6 +392,25 @@ streamproc_feed_attach(Oid feed, Oid view, Oid upstream)
 	RenameRelationInternal(feed, feedname, true, false);
 	CommandCounterIncrement();
 	(void)streamproc_link_internal(feed, view);
+
+	/*
+	 * Changes: the trigger on streamproc.changes, then the rows the
+	 * upstream shows now.  A log started here has them as its first
+	 * changes, which the trigger passes on; a log that exists has them as
+	 * the rows it logged last (we hold the lock that its writers take).
+	 */
+	if (streamproc_feed_retracts(feed))
+	{
+		changes_trigger(feed, view);
+		if (!streamproc_change_log_ensure(upstream))
+			exec_as(super,
+					psprintf("INSERT INTO %s SELECT %s, 1 FROM streamproc.change_rows m,"
+							 " pg_catalog.jsonb_populate_record(NULL::%s, m.row) r"
+							 " WHERE m.view OPERATOR(pg_catalog.=) '%u'::pg_catalog.oid",
+							 qfeed, feed_columns_sql(feed, "r"), qfeed, upstream),
+					true, NULL);
+		return;
+	}
 
 	/* Final windows: the workers pass on every closed window, from the first. */
 	if (up->kind != STREAMPROC_VIEW_APPEND)
@@ -420,6 +490,8 @@ streamproc_feed_rows(PG_FUNCTION_ARGS)
 
 	names = stringToQualifiedNameList(trig->tgargs[0]);
 	feed = RangeVarGetRelid(makeRangeVarFromNameList(names), RowExclusiveLock, false);
+	if (streamproc_feed_retracts(feed))
+		return feed_changes(td, feed);
 	if (feed_upstream_rows(feed) != RelationGetRelid(td->tg_relation))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -455,7 +527,8 @@ streamproc_is_feed(Oid stream)
 	ft = GetForeignTable(stream);
 	foreach (lc, ft->options)
 		if (strcmp(lfirst_node(DefElem, lc)->defname, STREAMPROC_FEED_OPTION) == 0 ||
-			strcmp(lfirst_node(DefElem, lc)->defname, STREAMPROC_FEED_WINDOWS_OPTION) == 0)
+			strcmp(lfirst_node(DefElem, lc)->defname, STREAMPROC_FEED_WINDOWS_OPTION) == 0 ||
+			strcmp(lfirst_node(DefElem, lc)->defname, STREAMPROC_FEED_CHANGES_OPTION) == 0)
 			return true;
 	return false;
 }
@@ -471,10 +544,12 @@ streamproc_feed_upstream_view(Oid stream)
 	Oid rel;
 
 	if (!streamproc_stream_options(stream, &opts) ||
-		(opts.upstream_rows == NULL && opts.upstream_groups == NULL))
+		(opts.upstream_rows == NULL && opts.upstream_groups == NULL &&
+		 opts.upstream_changes == NULL))
 		return InvalidOid;
-	rel = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(opts.upstream_rows ? opts.upstream_rows
-																								 : opts.upstream_groups)),
+	rel = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(opts.upstream_rows     ? opts.upstream_rows
+																			  : opts.upstream_groups ? opts.upstream_groups
+																									 : opts.upstream_changes)),
 						   NoLock, true);
 	return OidIsValid(rel) ? streamproc_owning_view(rel) : InvalidOid;
 }
@@ -508,7 +583,8 @@ streamproc_feed_depth(void)
 					  "  JOIN streamproc.views u"
 					  "    ON u.rows_table = pg_catalog.to_regclass(o.option_value)"
 					  "    OR u.groups = pg_catalog.to_regclass(o.option_value)"
-					  "  WHERE o.option_name IN ('" STREAMPROC_FEED_OPTION "', '" STREAMPROC_FEED_WINDOWS_OPTION "')),"
+					  "  WHERE o.option_name IN ('" STREAMPROC_FEED_OPTION "', '" STREAMPROC_FEED_WINDOWS_OPTION "',"
+					  "                          '" STREAMPROC_FEED_CHANGES_OPTION "')),"
 					  " chain(view, depth) AS ("
 					  "  SELECT down, 1 FROM edge"
 					  "  UNION ALL"
@@ -541,12 +617,13 @@ streamproc_feed_link(Oid view, Oid stream)
 {
 	Oid rows;
 	Relation rel;
+	bool found = false;
 	int i;
 
 	if (!streamproc_is_feed(stream))
 		return;
 	(void)streamproc_link_internal(stream, view);
-	rows = feed_upstream_rows(stream);
+	rows = streamproc_feed_retracts(stream) ? changes_table() : feed_upstream_rows(stream);
 	if (!OidIsValid(rows))
 		return;
 	rel = table_open(rows, AccessShareLock);
@@ -563,8 +640,16 @@ streamproc_feed_link(Oid view, Oid stream)
 		ObjectAddressSet(trigaddr, TriggerRelationId, trig->tgoid);
 		ObjectAddressSet(feedaddr, RelationRelationId, stream);
 		recordDependencyOn(&trigaddr, &feedaddr, DEPENDENCY_AUTO);
+		found = true;
 	}
 	table_close(rel, AccessShareLock);
+
+	/*
+	 * pg_dump leaves out the triggers of the extension's tables: the
+	 * trigger on streamproc.changes is made again.
+	 */
+	if (!found && streamproc_feed_retracts(stream))
+		changes_trigger(stream, view);
 }
 
 /*
@@ -794,6 +879,168 @@ streamproc_window_start_column(StreamprocView *up)
 	}
 	relation_close(rel, AccessShareLock);
 	return name;
+}
+
+/*
+ * streamproc_feed_retracts
+ *		See feed.h.
+ */
+bool
+streamproc_feed_retracts(Oid feed)
+{
+	StreamOptions opts;
+
+	return streamproc_stream_options(feed, &opts) && opts.upstream_changes != NULL;
+}
+
+/*
+ * streamproc_feed_followers
+ *		See feed.h.  Read as the schema's owner: the caller owns the view.
+ */
+char *
+streamproc_feed_followers(Oid upstream)
+{
+	StreamprocView *up = streamproc_view_load(upstream, true);
+	char *list = NULL;
+	Datum arg;
+	int ret;
+
+	if (up == NULL || !OidIsValid(up->groups_table))
+		return NULL;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	arg = ObjectIdGetDatum(up->groups_table);
+	ret = SPI_execute_with_args("SELECT pg_catalog.string_agg(v.view::pg_catalog.regclass::pg_catalog.text, ', '"
+								"                             ORDER BY v.view::pg_catalog.oid)"
+								" FROM streamproc.views v"
+								" JOIN pg_catalog.pg_foreign_table f ON f.ftrelid = v.stream"
+								" CROSS JOIN LATERAL pg_catalog.pg_options_to_table(f.ftoptions) o"
+								" WHERE o.option_name = '" STREAMPROC_FEED_CHANGES_OPTION "'"
+								"   AND pg_catalog.to_regclass(o.option_value)::pg_catalog.oid = $1",
+								1, (Oid[]){OIDOID}, &arg, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not list the views fed by continuous view %u: %s", upstream,
+			 SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		char *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (v != NULL)
+			list = MemoryContextStrdup(TopTransactionContext, v);
+	}
+	SPI_finish();
+	return list;
+}
+
+/* streamproc.changes, whose inserts feed the views over aggregating views. */
+static Oid
+changes_table(void)
+{
+	Oid relid = get_relname_relid("changes", get_namespace_oid(FEED_SCHEMA, false));
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("continuous views over aggregating views need version 0.6 of extension \"streamproc\" or later"),
+				 errhint("Run ALTER EXTENSION streamproc UPDATE.")));
+	return relid;
+}
+
+/*
+ * The trigger on streamproc.changes that passes an aggregating view's
+ * changes to the feed of view; it goes with the feed.
+ */
+static void
+changes_trigger(Oid feed, Oid view)
+{
+	char *qfeed = quote_qualified_identifier(get_namespace_name(get_rel_namespace(feed)),
+											 get_rel_name(feed));
+	char *trigger = psprintf("streamproc_feed_%u", view);
+	ObjectAddress trig;
+	ObjectAddress stream;
+
+	exec_as(streamproc_schema_owner(),
+			psprintf("CREATE TRIGGER %s AFTER INSERT ON %s.changes REFERENCING NEW TABLE AS %s"
+					 " FOR EACH STATEMENT EXECUTE FUNCTION %s._feed_rows(%s)",
+					 quote_identifier(trigger), FEED_SCHEMA, FEED_NEW_TABLE, FEED_SCHEMA,
+					 quote_literal_cstr(qfeed)),
+			false, NULL);
+	ObjectAddressSet(trig, TriggerRelationId, get_trigger_oid(changes_table(), trigger, false));
+	ObjectAddressSet(stream, RelationRelationId, feed);
+	recordDependencyOn(&trig, &stream, DEPENDENCY_AUTO);
+}
+
+/*
+ * The upstream's columns of a feed of changes (all but "$sign"), as
+ * alias.column, comma-separated.
+ */
+static char *
+feed_columns_sql(Oid feed, const char *alias)
+{
+	Relation rel = relation_open(feed, AccessShareLock);
+	TupleDesc desc = RelationGetDescr(rel);
+	StringInfoData buf;
+	int i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, i);
+
+		if (attr->attisdropped ||
+			strcmp(NameStr(attr->attname), STREAMPROC_FEED_SIGN_COLUMN) == 0)
+			continue;
+		appendStringInfo(&buf, "%s%s.%s", buf.len > 0 ? ", " : "", alias,
+						 quote_identifier(NameStr(attr->attname)));
+	}
+	relation_close(rel, AccessShareLock);
+	return buf.data;
+}
+
+/*
+ * The trigger on streamproc.changes for a feed of changes: the changes of
+ * the upstream view in the statement's new rows enter the feed as
+ * retractions, for each change in order its old row with "$sign" -1, then
+ * its new row with +1 (a group new to the view has no old row, a group the
+ * view no longer shows no new row).  Changes of other views are skipped.
+ */
+static Datum
+feed_changes(TriggerData *td, Oid feed)
+{
+	StreamOptions opts;
+	Oid groups;
+	Oid upstream;
+	Relation rel;
+	Oid owner;
+	char *qfeed;
+
+	(void)streamproc_stream_options(feed, &opts);
+	groups = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(opts.upstream_changes)),
+							  NoLock, true);
+	upstream = OidIsValid(groups) ? streamproc_owning_view(groups) : InvalidOid;
+	if (RelationGetRelid(td->tg_relation) != changes_table() || !OidIsValid(upstream))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not the feed of a continuous view over the changes in \"%s\"",
+						td->tg_trigger->tgargs[0], RelationGetRelationName(td->tg_relation))));
+	if (tuplestore_tuple_count(td->tg_newtable) == 0)
+		return PointerGetDatum(NULL);
+
+	rel = relation_open(feed, NoLock);
+	owner = rel->rd_rel->relowner;
+	qfeed = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+									   RelationGetRelationName(rel));
+	relation_close(rel, NoLock);
+	exec_as(owner,
+			psprintf("INSERT INTO %s SELECT %s, s.sign FROM %s c"
+					 " CROSS JOIN LATERAL (VALUES (c.old, -1::pg_catalog.int2), (c.new, 1::pg_catalog.int2)) s(row, sign)"
+					 " CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, s.row) r"
+					 " WHERE c.view OPERATOR(pg_catalog.=) '%u'::pg_catalog.oid AND s.row IS NOT NULL"
+					 " ORDER BY c.position, s.sign",
+					 qfeed, feed_columns_sql(feed, "r"), quote_identifier(td->tg_trigger->tgnewtable),
+					 qfeed, upstream),
+			true, td);
+	return PointerGetDatum(NULL);
 }
 
 /* streamproc._feed_rows(), or InvalidOid before extension version 0.5. */

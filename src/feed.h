@@ -18,10 +18,17 @@
 
 /*
  * The options that mark a feed stream: the upstream's rows table (an
- * append view), or its groups table (a windowed view with emit = 'final').
+ * append view), its groups table (a windowed view with emit = 'final'),
+ * or the groups table of an aggregating view without windows, whose
+ * changes the feed carries as retractions (the old row with "$sign" -1,
+ * the new row with "$sign" +1).
  */
 #define STREAMPROC_FEED_OPTION         "upstream_rows"
 #define STREAMPROC_FEED_WINDOWS_OPTION "upstream_groups"
+#define STREAMPROC_FEED_CHANGES_OPTION "upstream_changes"
+
+/* The last column of a feed of changes: -1 a row leaves, +1 it enters. */
+#define STREAMPROC_FEED_SIGN_COLUMN "$sign"
 
 /* True while feed.c creates a feed stream or inserts into one. */
 extern bool streamproc_feed_creating;
@@ -41,6 +48,15 @@ extern Oid streamproc_feed_upstream(Query *query, Index *rti);
  */
 extern Oid streamproc_feed_create(Oid upstream);
 extern void streamproc_feed_attach(Oid feed, Oid view, Oid upstream);
+
+/* Whether a feed carries an upstream's changes ("$sign" column). */
+extern bool streamproc_feed_retracts(Oid feed);
+
+/*
+ * The views fed by an aggregating view's changes, as a list for a message
+ * ("a, b"), or NULL: none.  Its change log cannot be dropped while any is.
+ */
+extern char *streamproc_feed_followers(Oid upstream);
 
 /* ALTER VIEW ... OWNER TO of the view a feed feeds: the feed follows. */
 extern void streamproc_feed_set_owner(Oid feed, Oid owner);

@@ -483,6 +483,8 @@ parse_options(List *options, StreamOptions *opts)
 			opts->upstream_rows = pstrdup(defGetString(def));
 		else if (strcmp(def->defname, STREAMPROC_FEED_WINDOWS_OPTION) == 0)
 			opts->upstream_groups = pstrdup(defGetString(def));
+		else if (strcmp(def->defname, STREAMPROC_FEED_CHANGES_OPTION) == 0)
+			opts->upstream_changes = pstrdup(defGetString(def));
 	}
 }
 
@@ -536,7 +538,8 @@ streamproc_fdw_validator(PG_FUNCTION_ARGS)
 					 strcmp(def->defname, "dedup_key") == 0 ||
 					 strcmp(def->defname, "dedup_window") == 0 ||
 					 strcmp(def->defname, STREAMPROC_FEED_OPTION) == 0 ||
-					 strcmp(def->defname, STREAMPROC_FEED_WINDOWS_OPTION) == 0;
+					 strcmp(def->defname, STREAMPROC_FEED_WINDOWS_OPTION) == 0 ||
+					 strcmp(def->defname, STREAMPROC_FEED_CHANGES_OPTION) == 0;
 
 		if (!known || catalog != ForeignTableRelationId)
 			ereport(ERROR,
@@ -552,7 +555,8 @@ streamproc_fdw_validator(PG_FUNCTION_ARGS)
 
 		/* Only feed.c makes feeds (and a restore brings them back). */
 		if ((strcmp(def->defname, STREAMPROC_FEED_OPTION) == 0 ||
-			 strcmp(def->defname, STREAMPROC_FEED_WINDOWS_OPTION) == 0) &&
+			 strcmp(def->defname, STREAMPROC_FEED_WINDOWS_OPTION) == 0 ||
+			 strcmp(def->defname, STREAMPROC_FEED_CHANGES_OPTION) == 0) &&
 			!streamproc_feed_creating && !streamproc_database_restoring() &&
 			!IsBinaryUpgrade)
 			ereport(ERROR,

@@ -103,8 +103,9 @@ typedef struct StreamOptions
 	List *dedup_columns;
 	int64 dedup_window;
 	bool dedup_window_set;
-	char *upstream_rows;   /* a feed (feed.c): the rows table it is fed from */
-	char *upstream_groups; /* ... or the groups table of final windows */
+	char *upstream_rows;    /* a feed (feed.c): the rows table it is fed from */
+	char *upstream_groups;  /* ... or the groups table of final windows */
+	char *upstream_changes; /* ... or the groups table of a grouped view */
 } StreamOptions;
 
 /* false (and the defaults) when relid is not a foreign table. */

@@ -127,6 +127,7 @@
 #include "aggregates.h"
 #include "dedup.h"
 #include "feed.h"
+#include "retract.h"
 #include "stream.h"
 #include "streamproc.h"
 #include "view.h"
@@ -662,9 +663,20 @@ create_continuous_view(ViewStmt *stmt, List *options, const char *queryString)
 		feed = streamproc_feed_create(upstream);
 		rte->relid = feed;
 		rte->relkind = RELKIND_FOREIGN_TABLE;
+		if (streamproc_feed_retracts(feed))
+			streamproc_retract_rewrite(query, upstream_rti, upstream);
 	}
 	window_options = take_window_options(options, &options);
 	check_query(query, &shape);
+	if (shape.window_rti != 0 && OidIsValid(feed) && streamproc_feed_retracts(feed))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a windowed continuous view cannot read continuous view \"%s\"",
+						get_rel_name(upstream)),
+				 errdetail("The groups of \"%s\" change as events arrive, and a window's rows cannot leave it.",
+						   get_rel_name(upstream)),
+				 errhint("Group by the window's start (for example date_trunc('hour', ...)) instead of a window function, or read the stream of \"%s\".",
+						 get_rel_name(upstream))));
 	check_window(&shape, window_options);
 
 	/* 2. The creating user must be able to read what the view reads. */
@@ -2625,6 +2637,21 @@ streamproc_view_link(Oid viewid)
 	query = parse_analyze_fixedparams(raw, view->definition, NULL, 0, NULL);
 	AtEOXact_GUC(true, nestlevel);
 	recordDependencyOnExpr(&addr, (Node *)query, NIL, DEPENDENCY_NORMAL);
+
+	/* Over an aggregating view, the catalog has the rewritten aggregates. */
+	if (streamproc_feed_retracts(view->stream))
+	{
+		Index rti = 0;
+		Oid upstream = streamproc_feed_upstream(query, &rti);
+		RangeTblEntry *rte;
+
+		if (!OidIsValid(upstream))
+			elog(ERROR, "continuous view %s does not read a continuous view", view->name);
+		rte = rt_fetch(rti, query->rtable);
+		rte->relid = view->stream;
+		rte->relkind = RELKIND_FOREIGN_TABLE;
+		streamproc_retract_rewrite(query, rti, upstream);
+	}
 	relink_agg_argtypes(view, query);
 	streamproc_feed_link(viewid, view->stream);
 }

@@ -1,6 +1,7 @@
 # Exactly-once across crashes: while a million events are inserted into a
-# stream in many transactions (and views over views, three deep, follow
-# it; one is created mid-stream), SIGKILL an ingest worker five times (each
+# stream in many transactions (and views over views, four deep, follow
+# it, some over aggregating views whose groups change; three are created
+# mid-stream), SIGKILL an ingest worker five times (each
 # time the postmaster reinitializes shared memory and the workers recover
 # from their checkpoints) and restart the server once in immediate mode.
 # Afterwards every view equals the batch oracle: a plain table filled in the
@@ -49,6 +50,14 @@ CREATE VIEW even_per_user WITH (continuous) AS
 -- A change log (changes.c); mid_even gets one mid-stream.
 SELECT streamproc.create_change_log('big_clicks');
 SELECT streamproc.create_change_log('per_user');
+-- Views over aggregating views (retract.c): users move between buckets as
+-- their counts change.  by_bucket reads the log of per_user; bucket_totals
+-- starts the log of by_bucket.  More are created mid-stream.
+CREATE VIEW by_bucket WITH (continuous) AS
+    SELECT n % 10 AS bucket, count(*) AS users, sum(n) AS n, sum(total) AS total
+      FROM per_user GROUP BY 1;
+CREATE VIEW bucket_totals WITH (continuous) AS
+    SELECT count(*) AS buckets, sum(users) AS users, sum(n) AS n FROM by_bucket;
 });
 
 # The inserter: one transaction per chunk writes the same rows to the
@@ -130,6 +139,25 @@ for my $round (1 .. 5)
 		}
 		ok($created, 'created the change log of an aggregating view while ingesting, after a SIGKILL');
 	}
+	# Views over aggregating views created while events and kills go on:
+	# url_bands over per_url, whose log exists (round 3), and even_bands
+	# over even_per_user, whose log it starts.
+	if ($round == 4 || $round == 5)
+	{
+		my $sql = $round == 4
+		  ? 'CREATE VIEW url_bands WITH (continuous) AS'
+		  . ' SELECT n / 1000 AS band, count(*) AS urls, sum(n) AS n FROM per_url GROUP BY 1'
+		  : 'CREATE VIEW even_bands WITH (continuous) AS'
+		  . ' SELECT n % 3 AS k, count(*) AS users, sum(total) AS total FROM even_per_user GROUP BY 1';
+		my $created = 0;
+		for my $try (1 .. 100)
+		{
+			my ($r, $o, $e) = $node->psql('postgres', $sql);
+			$created = 1, last if $r == 0;
+			select(undef, undef, undef, 0.2);
+		}
+		ok($created, "created a view over an aggregating view while ingesting, after a SIGKILL (round $round)");
+	}
 	# The postmaster notices, reinitializes and starts over.  While it
 	# does, psql can exit before reading its query (connection refused),
 	# which IPC::Run reports as a broken pipe: retry those.
@@ -157,6 +185,7 @@ $node->safe_psql('postgres', "SELECT streamproc.sync('180s')");
 my $oracle_n = $node->safe_psql('postgres', 'SELECT count(*) FROM clicks_oracle');
 cmp_ok($oracle_n, '>=', $chunks * $chunk_size, 'at least a million events committed');
 
+my $oracle_per_user = 'SELECT user_id, count(*) AS n, sum(amount) AS total FROM clicks_oracle GROUP BY user_id';
 my %checks = (
 	per_user => [ 'SELECT * FROM per_user',
 		'SELECT user_id, count(*), sum(amount), avg(amount) FROM clicks_oracle GROUP BY user_id' ],
@@ -173,7 +202,18 @@ my %checks = (
 	even_per_user => [ 'SELECT * FROM even_per_user',
 		'SELECT user_id, count(*), sum(amount * 2) FROM clicks_oracle WHERE amount >= 9 AND user_id % 2 = 0 GROUP BY user_id' ],
 	mid_per_url => [ 'SELECT * FROM mid_per_url',
-		'SELECT url, count(*), sum(amount) FROM clicks_oracle WHERE amount >= 9 GROUP BY url' ]);
+		'SELECT url, count(*), sum(amount) FROM clicks_oracle WHERE amount >= 9 GROUP BY url' ],
+	by_bucket => [ 'SELECT * FROM by_bucket',
+		"SELECT n % 10, count(*), sum(n), sum(total) FROM ($oracle_per_user) p GROUP BY 1" ],
+	bucket_totals => [ 'SELECT * FROM bucket_totals',
+		"SELECT count(DISTINCT n % 10), count(*), sum(n) FROM ($oracle_per_user) p" ],
+	url_bands => [ 'SELECT * FROM url_bands',
+		'SELECT n / 1000, count(*), sum(n) FROM'
+		  . ' (SELECT url, count(*) AS n FROM clicks_oracle WHERE amount > 5 GROUP BY url) p GROUP BY 1' ],
+	even_bands => [ 'SELECT * FROM even_bands',
+		'SELECT n % 3, count(*), sum(total) FROM'
+		  . ' (SELECT user_id, count(*) AS n, sum(amount * 2) AS total FROM clicks_oracle'
+		  . '   WHERE amount >= 9 AND user_id % 2 = 0 GROUP BY user_id) p GROUP BY 1' ]);
 
 sub check_views
 {
