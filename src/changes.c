@@ -1421,6 +1421,7 @@ streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec
 		if (ret != SPI_OK_UPDATE)
 			elog(ERROR, "could not update streamproc.change_logs: %s", SPI_result_code_string(ret));
 		notify(viewid, last + added);
+		streamproc_feed_changes(viewid, last, last + added);
 	}
 	MemoryContextDelete(r.cxt);
 	streamproc_spi_as_owner_end(&saved);

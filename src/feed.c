@@ -75,21 +75,19 @@
  * below must take a group's old row back when the group changes.  Its
  * feed (option upstream_changes, the upstream's groups table) has one more
  * column, "$sign", and carries the upstream's change log (changes.c): for
- * each change, the old row with "$sign" -1 and the new row with +1.  A
- * statement trigger on streamproc.changes, the same _feed_rows(), inserts
- * them from its NEW TABLE, in the statement (so the transaction) of the
- * checkpoint that logs the changes: exactly once, as for append views.
+ * each change, the old row with "$sign" -1 and the new row with +1.  The
+ * writer of the log's changes, in the checkpoint transaction that logs
+ * them and holding the log's row, inserts them into every such feed
+ * (streamproc_feed_changes()): exactly once, as for append views.
  * retract.c rewrites the view's aggregates to count a -1 row as leaving.
- * Creating the view starts the upstream's change log when it has none
- * (whose first changes, the rows the upstream has, are the backfill, passed
- * on by the trigger, which exists by then), else inserts the rows the log
- * logged last (streamproc.change_rows).  It first takes ShareRowExclusiveLock
- * on streamproc.changes, which every writer of change logs takes in
- * RowExclusiveLock after the log's row and holds until commit: the rows
- * read are those the changes after our commit start from, and those fire
- * the trigger.  While views read them, the upstream's change log cannot be
- * dropped.  pg_dump leaves out triggers on the extension's tables, so
- * post_restore() creates the trigger again.
+ * Creating the view starts the upstream's change log when it has none,
+ * else locks the log's row (FOR UPDATE): the next writer waits for our
+ * commit and then finds the new feed; either way the rows the log logged
+ * last (streamproc.change_rows) are where its next changes start, and
+ * they are the backfill.  No trigger: one on streamproc.changes would
+ * take ShareRowExclusiveLock there to create and AccessExclusiveLock to
+ * drop, against every change log's writers and readers.  While views read
+ * them, the upstream's change log cannot be dropped.
  *
  * What cannot feed a view: windows with emit = 'updates', sessions and
  * count windows (their groups change, and their change logs are not
@@ -168,10 +166,7 @@ static void emit_windows(WindowFeed *f);
 static void emit_windows_spi(void *arg);
 static void exec_args_as(Oid userid, const char *sql, Datum *args);
 static void exec_as(Oid userid, const char *sql, bool feeding, TriggerData *td);
-static Oid changes_table(void);
-static void changes_trigger(Oid feed, Oid view);
 static char *feed_columns_sql(Oid feed, const char *alias);
-static Datum feed_changes(TriggerData *td, Oid feed);
 
 /*
  * streamproc_feed_upstream
@@ -282,21 +277,13 @@ streamproc_feed_create(Oid upstream)
 	 * An append view: wait for checkpoints writing the upstream's rows;
 	 * later ones wait for us.  Final windows are passed on by the workers
 	 * from where the feed's position says (streamproc_feed_emit_windows()),
-	 * whoever closed them and whenever.  An aggregating view's changes: wait
-	 * for every writer of change logs (the lock CREATE TRIGGER on
-	 * streamproc.changes takes anyway, taken first: a checkpoint may hold
-	 * a log's row and wait for streamproc.changes, never the reverse), so
-	 * that the rows last logged, read after it, are those the changes after
-	 * our commit start from.
+	 * whoever closed them and whenever.  An aggregating view's changes: see
+	 * streamproc_feed_attach().
 	 */
 	if (up->kind == STREAMPROC_VIEW_APPEND)
 		rows = table_open(up->rows_table, ShareRowExclusiveLock);
 	else
-	{
-		if (retracting)
-			LockRelationOid(changes_table(), ShareRowExclusiveLock);
 		rows = relation_open(up->groups_table, AccessShareLock);
-	}
 
 	/* The upstream view's columns, as its readers see them. */
 	view = relation_open(upstream, AccessShareLock);
@@ -394,21 +381,27 @@ streamproc_feed_attach(Oid feed, Oid view, Oid upstream)
 	(void)streamproc_link_internal(feed, view);
 
 	/*
-	 * Changes: the trigger on streamproc.changes, then the rows the
-	 * upstream shows now.  A log started here has them as its first
-	 * changes, which the trigger passes on; a log that exists has them as
-	 * the rows it logged last (we hold the lock that its writers take).
+	 * Changes: the upstream's change log, started now if it has none (its
+	 * first changes are the rows the upstream has), else its row locked
+	 * (FOR UPDATE: the writer of the upstream's next changes waits for our
+	 * commit, then finds this feed; streamproc_feed_changes()).  Either way
+	 * the rows it logged last are those its next changes start from: they
+	 * are the backfill.
 	 */
 	if (streamproc_feed_retracts(feed))
 	{
-		changes_trigger(feed, view);
 		if (!streamproc_change_log_ensure(upstream))
 			exec_as(super,
-					psprintf("INSERT INTO %s SELECT %s, 1 FROM streamproc.change_rows m,"
-							 " pg_catalog.jsonb_populate_record(NULL::%s, m.row) r"
-							 " WHERE m.view OPERATOR(pg_catalog.=) '%u'::pg_catalog.oid",
-							 qfeed, feed_columns_sql(feed, "r"), qfeed, upstream),
-					true, NULL);
+					psprintf("SELECT 1 FROM streamproc.change_logs"
+							 " WHERE view OPERATOR(pg_catalog.=) '%u'::pg_catalog.oid FOR UPDATE",
+							 upstream),
+					false, NULL);
+		exec_as(super,
+				psprintf("INSERT INTO %s SELECT %s, 1 FROM streamproc.change_rows m,"
+						 " pg_catalog.jsonb_populate_record(NULL::%s, m.row) r"
+						 " WHERE m.view OPERATOR(pg_catalog.=) '%u'::pg_catalog.oid",
+						 qfeed, feed_columns_sql(feed, "r"), qfeed, upstream),
+				true, NULL);
 		return;
 	}
 
@@ -490,8 +483,6 @@ streamproc_feed_rows(PG_FUNCTION_ARGS)
 
 	names = stringToQualifiedNameList(trig->tgargs[0]);
 	feed = RangeVarGetRelid(makeRangeVarFromNameList(names), RowExclusiveLock, false);
-	if (streamproc_feed_retracts(feed))
-		return feed_changes(td, feed);
 	if (feed_upstream_rows(feed) != RelationGetRelid(td->tg_relation))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -617,13 +608,12 @@ streamproc_feed_link(Oid view, Oid stream)
 {
 	Oid rows;
 	Relation rel;
-	bool found = false;
 	int i;
 
 	if (!streamproc_is_feed(stream))
 		return;
 	(void)streamproc_link_internal(stream, view);
-	rows = streamproc_feed_retracts(stream) ? changes_table() : feed_upstream_rows(stream);
+	rows = feed_upstream_rows(stream);
 	if (!OidIsValid(rows))
 		return;
 	rel = table_open(rows, AccessShareLock);
@@ -640,16 +630,8 @@ streamproc_feed_link(Oid view, Oid stream)
 		ObjectAddressSet(trigaddr, TriggerRelationId, trig->tgoid);
 		ObjectAddressSet(feedaddr, RelationRelationId, stream);
 		recordDependencyOn(&trigaddr, &feedaddr, DEPENDENCY_AUTO);
-		found = true;
 	}
 	table_close(rel, AccessShareLock);
-
-	/*
-	 * pg_dump leaves out the triggers of the extension's tables: the
-	 * trigger on streamproc.changes is made again.
-	 */
-	if (!found && streamproc_feed_retracts(stream))
-		changes_trigger(stream, view);
 }
 
 /*
@@ -932,44 +914,6 @@ streamproc_feed_followers(Oid upstream)
 	return list;
 }
 
-/* streamproc.changes, whose inserts feed the views over aggregating views. */
-static Oid
-changes_table(void)
-{
-	Oid relid = get_relname_relid("changes", get_namespace_oid(FEED_SCHEMA, false));
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("continuous views over aggregating views need version 0.6 of extension \"streamproc\" or later"),
-				 errhint("Run ALTER EXTENSION streamproc UPDATE.")));
-	return relid;
-}
-
-/*
- * The trigger on streamproc.changes that passes an aggregating view's
- * changes to the feed of view; it goes with the feed.
- */
-static void
-changes_trigger(Oid feed, Oid view)
-{
-	char *qfeed = quote_qualified_identifier(get_namespace_name(get_rel_namespace(feed)),
-											 get_rel_name(feed));
-	char *trigger = psprintf("streamproc_feed_%u", view);
-	ObjectAddress trig;
-	ObjectAddress stream;
-
-	exec_as(streamproc_schema_owner(),
-			psprintf("CREATE TRIGGER %s AFTER INSERT ON %s.changes REFERENCING NEW TABLE AS %s"
-					 " FOR EACH STATEMENT EXECUTE FUNCTION %s._feed_rows(%s)",
-					 quote_identifier(trigger), FEED_SCHEMA, FEED_NEW_TABLE, FEED_SCHEMA,
-					 quote_literal_cstr(qfeed)),
-			false, NULL);
-	ObjectAddressSet(trig, TriggerRelationId, get_trigger_oid(changes_table(), trigger, false));
-	ObjectAddressSet(stream, RelationRelationId, feed);
-	recordDependencyOn(&trig, &stream, DEPENDENCY_AUTO);
-}
-
 /*
  * The upstream's columns of a feed of changes (all but "$sign"), as
  * alias.column, comma-separated.
@@ -998,49 +942,66 @@ feed_columns_sql(Oid feed, const char *alias)
 }
 
 /*
- * The trigger on streamproc.changes for a feed of changes: the changes of
- * the upstream view in the statement's new rows enter the feed as
- * retractions, for each change in order its old row with "$sign" -1, then
- * its new row with +1 (a group new to the view has no old row, a group the
- * view no longer shows no new row).  Changes of other views are skipped.
+ * streamproc_feed_changes
+ *		See feed.h.  Each feed of the upstream's changes gets changes
+ *		(after, last] as retractions: for each change in order, its old row
+ *		with "$sign" -1, then its new row with +1 (a group new to the view
+ *		has no old row, a group the view no longer shows no new row).  A
+ *		feed dropped meanwhile is skipped.
  */
-static Datum
-feed_changes(TriggerData *td, Oid feed)
+void
+streamproc_feed_changes(Oid upstream, int64 after, int64 last)
 {
-	StreamOptions opts;
-	Oid groups;
-	Oid upstream;
-	Relation rel;
-	Oid owner;
-	char *qfeed;
+	StreamprocView *up = streamproc_view_load(upstream, true);
+	Datum arg;
+	List *feeds = NIL;
+	ListCell *lc;
+	uint64 i;
+	int ret;
 
-	(void)streamproc_stream_options(feed, &opts);
-	groups = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(opts.upstream_changes)),
-							  NoLock, true);
-	upstream = OidIsValid(groups) ? streamproc_owning_view(groups) : InvalidOid;
-	if (RelationGetRelid(td->tg_relation) != changes_table() || !OidIsValid(upstream))
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not the feed of a continuous view over the changes in \"%s\"",
-						td->tg_trigger->tgargs[0], RelationGetRelationName(td->tg_relation))));
-	if (tuplestore_tuple_count(td->tg_newtable) == 0)
-		return PointerGetDatum(NULL);
+	if (up == NULL || !OidIsValid(up->groups_table) || last <= after)
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	arg = ObjectIdGetDatum(up->groups_table);
+	ret = SPI_execute_with_args("SELECT f.ftrelid FROM pg_catalog.pg_foreign_table f"
+								" CROSS JOIN LATERAL pg_catalog.pg_options_to_table(f.ftoptions) o"
+								" WHERE o.option_name = '" STREAMPROC_FEED_CHANGES_OPTION "'"
+								"   AND pg_catalog.to_regclass(o.option_value)::pg_catalog.oid = $1"
+								" ORDER BY 1",
+								1, (Oid[]){OIDOID}, &arg, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not list the feeds of continuous view %u: %s", upstream,
+			 SPI_result_code_string(ret));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool isnull;
 
-	rel = relation_open(feed, NoLock);
-	owner = rel->rd_rel->relowner;
-	qfeed = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-									   RelationGetRelationName(rel));
-	relation_close(rel, NoLock);
-	exec_as(owner,
-			psprintf("INSERT INTO %s SELECT %s, s.sign FROM %s c"
-					 " CROSS JOIN LATERAL (VALUES (c.old, -1::pg_catalog.int2), (c.new, 1::pg_catalog.int2)) s(row, sign)"
-					 " CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, s.row) r"
-					 " WHERE c.view OPERATOR(pg_catalog.=) '%u'::pg_catalog.oid AND s.row IS NOT NULL"
-					 " ORDER BY c.position, s.sign",
-					 qfeed, feed_columns_sql(feed, "r"), quote_identifier(td->tg_trigger->tgnewtable),
-					 qfeed, upstream),
-			true, td);
-	return PointerGetDatum(NULL);
+		feeds = lappend_oid(feeds, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																  SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+	foreach (lc, feeds)
+	{
+		Relation rel = try_relation_open(lfirst_oid(lc), RowExclusiveLock);
+		char *qfeed;
+
+		if (rel == NULL)
+			continue;
+		qfeed = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+										   RelationGetRelationName(rel));
+		relation_close(rel, NoLock);
+		exec_as(streamproc_schema_owner(),
+				psprintf("INSERT INTO %s SELECT %s, s.sign FROM streamproc.changes c"
+						 " CROSS JOIN LATERAL (VALUES (c.old, -1::pg_catalog.int2), (c.new, 1::pg_catalog.int2)) s(row, sign)"
+						 " CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, s.row) r"
+						 " WHERE c.view OPERATOR(pg_catalog.=) '%u'::pg_catalog.oid"
+						 "   AND c.position > " INT64_FORMAT " AND c.position <= " INT64_FORMAT
+						 "   AND s.row IS NOT NULL"
+						 " ORDER BY c.position, s.sign",
+						 qfeed, feed_columns_sql(lfirst_oid(lc), "r"), qfeed, upstream, after, last),
+				true, NULL);
+	}
+	SPI_finish();
 }
 
 /* streamproc._feed_rows(), or InvalidOid before extension version 0.5. */

@@ -58,6 +58,13 @@ extern bool streamproc_feed_retracts(Oid feed);
  */
 extern char *streamproc_feed_followers(Oid upstream);
 
+/*
+ * A writer of an aggregating view's change log, after adding changes
+ * (after, last] and holding the log's row: pass them to the feeds of the
+ * views over it, in the same transaction.
+ */
+extern void streamproc_feed_changes(Oid upstream, int64 after, int64 last);
+
 /* ALTER VIEW ... OWNER TO of the view a feed feeds: the feed follows. */
 extern void streamproc_feed_set_owner(Oid feed, Oid owner);
 
