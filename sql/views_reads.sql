@@ -142,6 +142,17 @@ SELECT streamproc.sync();
 SELECT plan($q$SELECT * FROM rdw_min WHERE window_start = '2026-01-01 00:05:00+00'$q$);
 SELECT count(*), sum(n) FROM rdw_min WHERE window_start = '2026-01-01 00:05:00+00';
 SELECT count(*) FROM rdw_all WHERE date_bin('1 minute', ts, 'epoch') = '2026-01-01 00:05:00+00';
+-- A lookup by window_start and the other key reads the window and keeps
+-- only that key (it once returned every group of the window), also for
+-- keys of many windows and a join.
+SELECT plan($q$SELECT * FROM rdw_min WHERE window_start = '2026-01-01 00:05:00+00' AND k = 7$q$);
+SELECT * FROM rdw_min WHERE window_start = '2026-01-01 00:05:00+00' AND k = 7;
+SELECT count(*), sum(n) FROM rdw_min
+ WHERE window_start IN ('2026-01-01 00:05:00+00', '2026-01-01 00:06:00+00') AND k = ANY ('{7, 8, 2999}');
+SELECT count(*) FROM rdw_all
+ WHERE date_bin('1 minute', ts, 'epoch') IN ('2026-01-01 00:05:00+00', '2026-01-01 00:06:00+00') AND k IN (7, 8, 2999);
+SELECT v.k, v.n FROM (VALUES (7), (8), (9)) AS t(k)
+  JOIN rdw_min v ON v.window_start = '2026-01-01 00:05:00+00' AND v.k = t.k ORDER BY 1;
 SET work_mem = '64kB';
 SELECT (SELECT count(*) FROM (SELECT * FROM rdw_min EXCEPT ALL
           SELECT date_bin('1 minute', ts, 'epoch'), k, count(*) FROM rdw_all GROUP BY 1, 2) a) AS view_only,

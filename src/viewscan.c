@@ -858,13 +858,26 @@ viewscan_GetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntable
 		}
 	}
 
-	/* What the lookup does not enforce stays a qual of the plan. */
+	/*
+	 * What the lookup does not enforce stays a qual of the plan.  A lookup
+	 * of a windowed view reads its windows by their start (read_windowed()),
+	 * every group of them: the conditions on its other key columns stay.
+	 */
 	foreach (lc, scan_clauses)
 	{
 		RestrictInfo *rinfo = lfirst_node(RestrictInfo, lc);
 
 		if (list_member_ptr(keyclauses, rinfo))
-			continue;
+		{
+			int col;
+			Node *value;
+			bool is_array;
+
+			if (m->window.kind == 0 ||
+				(match_key_clause(m, baserel->relid, rinfo->clause, &col, &value, &is_array) &&
+				 m->roles[col] == WINDOW_ROLE_START))
+				continue;
+		}
 		local = lappend(local, rinfo);
 
 		/* Windowed views: conditions on the window's start prune closed windows. */
