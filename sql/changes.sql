@@ -218,7 +218,7 @@ DROP VIEW chg_long;
 -- Refused, with what to do.
 CREATE VIEW chg_per_user WITH (continuous) AS SELECT user_id, count(*) FROM chg_events GROUP BY 1;
 CREATE VIEW chg_updates WITH (continuous) AS
-    SELECT w.window_start, count(*) FROM chg_events, streamproc.tumble(ts, interval '1 minute') AS w GROUP BY 1;
+    SELECT w.window_start, count(*) FROM chg_events, streamproc.hop(ts, interval '1 minute', interval '2 minutes') AS w GROUP BY 1;
 CREATE VIEW chg_sessions WITH (continuous, emit = 'final') AS
     SELECT w.window_start, user_id, count(*) FROM chg_events, streamproc.session(ts, interval '1 minute') AS w GROUP BY 1, 2;
 CREATE VIEW chg_no_start WITH (continuous, emit = 'final') AS

@@ -18,7 +18,7 @@ CREATE VIEW snk_slow WITH (continuous) AS
 CREATE FOREIGN TABLE snk_timed (ts timestamptz, n int) SERVER streamproc OPTIONS (event_time 'ts');
 CREATE VIEW snk_updates WITH (continuous, emit = 'updates') AS
     SELECT w.window_start, count(*) AS n
-      FROM snk_timed, streamproc.tumble(ts, interval '1 minute') AS w GROUP BY 1;
+      FROM snk_timed, streamproc.hop(ts, interval '1 minute', interval '2 minutes') AS w GROUP BY 1;
 
 -- Waits for a sink to have produced its whole log (a condition, polled).
 CREATE FUNCTION snk_caught_up(s text) RETURNS text LANGUAGE plpgsql AS $$
@@ -251,6 +251,25 @@ INSERT INTO snk_oracle VALUES (4, '/p/0', 1);
 SELECT streamproc.sync();
 SELECT n FROM snk_users WHERE user_id = 4;
 SELECT snk_caught_up('users_out');
+
+-- Tumbling windows with emit = 'updates': each change of a window, and a
+-- tombstone when the view's retention drops the window.
+CREATE VIEW snk_minutes WITH (continuous, retention = '5 minutes') AS
+    SELECT w.window_start, count(*) AS n, sum(n) AS total
+      FROM snk_timed, streamproc.tumble(ts, interval '1 minute') AS w GROUP BY 1;
+INSERT INTO snk_timed VALUES ('2026-01-01 00:00:10', 1), ('2026-01-01 00:00:20', 2), ('2026-01-01 00:01:10', 3);
+SELECT streamproc.sync();
+SELECT streamproc.create_kafka_sink('minutes_out', 'snk_minutes', 'snk_minutes',
+                                    current_setting('streamproc_test.brokers'));
+INSERT INTO snk_timed VALUES ('2026-01-01 00:01:20', 4);
+SELECT streamproc.sync();
+INSERT INTO snk_timed VALUES ('2026-01-01 00:20:00', 5);
+SELECT streamproc.sync();
+SELECT snk_caught_up('minutes_out');
+SELECT pos, key, value FROM snk_read('minutes_out') ORDER BY pos;
+SELECT * FROM snk_minutes;
+SELECT streamproc.drop_kafka_sink('minutes_out');
+DROP VIEW snk_minutes;
 
 -- Privileges: only the view's owner manages its sinks; everyone sees them
 -- with secrets masked.

@@ -117,6 +117,7 @@
 #include "errors.h"
 #include "feed.h"
 #include "groupkey.h"
+#include "state.h"
 #include "streamproc.h"
 #include "view.h"
 #include "windows.h"
@@ -172,6 +173,8 @@ static char *diff_sql(const char *cur);
 static int64 start_group_log(StreamprocView *v, TimestampTz now);
 static bool log_installed(void);
 static bool create_log(Oid viewid, Interval *retention, bool owner_check);
+static bool logs_window_updates(StreamprocView *v);
+static int64 log_retention(StreamprocView *v, int64 last);
 
 /*
  * streamproc.create_change_log(view regclass, retention interval)
@@ -291,14 +294,14 @@ create_log(Oid viewid, Interval *retention, bool owner_check)
 		if (ret != SPI_OK_UTILITY)
 			elog(ERROR, "could not create the trigger of a change log: %s", SPI_result_code_string(ret));
 	}
-	else if (v->window_kind == 0)
+	else if (v->window_kind == 0 || logs_window_updates(v))
 		args[2] = Int64GetDatum(start_group_log(v, DatumGetTimestampTz(args[2])));
 	else
 		args[2] = Int64GetDatum(0);
 	ret = SPI_execute_with_args(psprintf("INSERT INTO streamproc.change_logs"
 										 " (view, retention, last_position, trimmed_to, windows_done)"
 										 " VALUES ($1, $2, $3, 0, %s)",
-										 v->window_kind == 0 ? "NULL" : "'-infinity'"),
+										 v->window_kind == 0 || logs_window_updates(v) ? "NULL" : "'-infinity'"),
 								3, (Oid[]){OIDOID, INTERVALOID, INT8OID}, args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into streamproc.change_logs: %s", SPI_result_code_string(ret));
@@ -729,7 +732,8 @@ emit_windows(Oid viewid)
 	Datum args[5];
 	int ret;
 
-	if (v == NULL || !streamproc_final_windows_bound(v, &bound))
+	if (v == NULL || v->window_kind == 0 || logs_window_updates(v) ||
+		!streamproc_final_windows_bound(v, &bound))
 		return;
 
 	/* Our turn: the log's row, locked until we commit. */
@@ -934,7 +938,8 @@ followed_view(Oid viewid, bool owner)
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, name);
 	if (v->kind == STREAMPROC_VIEW_APPEND || v->window_kind == 0)
 		return v;
-	if ((v->window_kind == WINDOW_TUMBLE || v->window_kind == WINDOW_HOP) && v->emit == 'f')
+	if (((v->window_kind == WINDOW_TUMBLE || v->window_kind == WINDOW_HOP) && v->emit == 'f') ||
+		logs_window_updates(v))
 	{
 		if (streamproc_window_start_column(v) == NULL)
 			ereport(ERROR,
@@ -947,11 +952,11 @@ followed_view(Oid viewid, bool owner)
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("continuous view \"%s\" cannot keep a change log yet", name),
-			 errdetail("%s", v->window_kind == WINDOW_TUMBLE || v->window_kind == WINDOW_HOP
-								 ? "Its windows change until they close; change logs follow windows once closed (emit = 'final')."
-								 : "Change logs follow views without windows, and tumbling or hopping windows with emit = 'final'."),
-			 errhint("%s", v->window_kind == WINDOW_TUMBLE || v->window_kind == WINDOW_HOP
-							   ? "Create the view WITH (continuous, emit = 'final') to follow its closed windows."
+			 errdetail("%s", v->window_kind == WINDOW_HOP
+								 ? "Its hopping windows change until they close; change logs follow them once closed (emit = 'final')."
+								 : "Change logs follow views without windows, tumbling windows, and hopping windows with emit = 'final'."),
+			 errhint("%s", v->window_kind == WINDOW_HOP
+							   ? "Create the view WITH (continuous, emit = 'final') to follow its closed windows, or use tumbling windows."
 							   : "Follow a view of tumbling windows over the same stream, or read this view with SELECT.")));
 	return NULL; /* keep compiler quiet */
 }
@@ -1146,6 +1151,40 @@ typedef struct GroupReader
 } GroupReader;
 
 /*
+ * The group columns of a tumbling window's group key: the window's start
+ * and end where the view shows them (their roles), the ordinary group key
+ * in the other columns.
+ */
+static void
+window_key_values(GroupReader *r, const char *key, uint32 keylen)
+{
+	int n = r->view->ngroups;
+	Datum *kv = palloc(sizeof(Datum) * Max(n, 1));
+	bool *kn = palloc(sizeof(bool) * Max(n, 1));
+	TimestampTz start;
+	TimestampTz end;
+	int j = 0;
+	int k;
+
+	streamproc_window_key_decode(key, keylen, &start, &end);
+	groupkey_decode(r->codec, key + WINDOW_KEY_PREFIX, keylen - WINDOW_KEY_PREFIX, kv, kn);
+	for (k = 0; k < n; k++)
+	{
+		r->isnull[k] = false;
+		if (r->view->window_roles[k] == WINDOW_ROLE_START)
+			r->values[k] = TimestampTzGetDatum(start);
+		else if (r->view->window_roles[k] == WINDOW_ROLE_END)
+			r->values[k] = TimestampTzGetDatum(start + r->view->window_size);
+		else
+		{
+			r->values[k] = kv[j];
+			r->isnull[k] = kn[j];
+			j++;
+		}
+	}
+}
+
+/*
  * Read the view's row of one group, by a keyed read of the view (all slots
  * combined, finalized, the view's expressions and HAVING applied), and add
  * the key and row to r->keys and r->rows.
@@ -1162,7 +1201,10 @@ read_group_row(GroupReader *r, const char *key, uint32 keylen)
 	int ret;
 	int k;
 
-	groupkey_decode(r->codec, key, keylen, r->values, r->isnull);
+	if (r->view->window_kind != 0)
+		window_key_values(r, key, keylen);
+	else
+		groupkey_decode(r->codec, key, keylen, r->values, r->isnull);
 	for (k = 0; k < n; k++)
 	{
 		r->nulls[k] = r->isnull[k] ? 'n' : ' ';
@@ -1326,7 +1368,7 @@ streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec
 	int n;
 	int k;
 
-	if (len == 0 || !log_installed())
+	if (!log_installed())
 		return;
 
 	/*
@@ -1343,7 +1385,8 @@ streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec
 	last = take_positions(viewid, 0, NULL, &found);
 	memset(&r, 0, sizeof(r));
 	r.view = found ? streamproc_view_load(viewid, true) : NULL;
-	if (r.view == NULL)
+	if (r.view == NULL || (r.view->window_kind != 0 && !logs_window_updates(r.view)) ||
+		(len == 0 && r.view->window_kind == 0))
 	{
 		streamproc_spi_as_owner_end(&saved);
 		return;
@@ -1413,6 +1456,8 @@ streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec
 			 SPI_result_code_string(ret));
 	added = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &qnull));
 	replaced_rows += added;
+	if (r.view->window_kind != 0)
+		added += log_retention(r.view, last + added);
 	if (added > 0)
 	{
 		args[1] = Int64GetDatum(last + added);
@@ -1425,6 +1470,71 @@ streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec
 	}
 	MemoryContextDelete(r.cxt);
 	streamproc_spi_as_owner_end(&saved);
+}
+
+/*
+ * Whether a windowed view's groups are logged as they change: tumbling
+ * windows with emit = 'updates' (final windows are logged once closed,
+ * by emit_windows()).
+ */
+static bool
+logs_window_updates(StreamprocView *v)
+{
+	return v->window_kind == WINDOW_TUMBLE && v->emit != 'f';
+}
+
+/*
+ * Windows with emit = 'updates': the groups of the windows that the view's
+ * retention no longer shows (window_end before the view's watermark minus
+ * its retention, as readers decide, viewscan.c) leave the log: a change
+ * with old = the row logged last and new = NULL each, numbered after last.
+ * Returns how many.  The view's change_rows are scanned only when the
+ * bound moved since this backend last looked.
+ */
+static int64
+log_retention(StreamprocView *v, int64 last)
+{
+	static Oid seen_view = InvalidOid;
+	static TimestampTz seen_bound = DT_NOBEGIN;
+	ViewStateInfo info;
+	TimestampTz bound;
+	Datum args[3];
+	bool isnull;
+	int start = -1;
+	int ret;
+	int k;
+
+	if (v->retention <= 0 || !streamproc_state_info(MyDatabaseId, v->view, &info) ||
+		TIMESTAMP_NOT_FINITE(info.watermark) || info.watermark == WATERMARK_NONE)
+		return 0;
+	for (k = 0; k < v->ngroups; k++)
+		if (v->window_roles[k] == WINDOW_ROLE_START)
+			start = k;
+	if (start < 0)
+		return 0;
+	/* window_end < watermark - retention: window_start < that - size */
+	bound = info.watermark - v->retention - v->window_size;
+	if (seen_view == v->view && bound <= seen_bound)
+		return 0;
+
+	args[0] = ObjectIdGetDatum(v->view);
+	args[1] = TimestampTzGetDatum(bound);
+	args[2] = Int64GetDatum(last);
+	ret = SPI_execute_with_args(psprintf("WITH gone AS (DELETE FROM streamproc.change_rows m"
+										 "   WHERE m.view = $1 AND (m.key OPERATOR(pg_catalog.->>) %d)::pg_catalog.timestamptz < $2"
+										 "   RETURNING m.key, m.row),"
+										 " logged AS (INSERT INTO streamproc.changes (view, position, changed_at, key, old, new)"
+										 "   SELECT $1, $3 + pg_catalog.row_number() OVER (ORDER BY g.key), pg_catalog.clock_timestamp(),"
+										 "          g.key, g.row, NULL FROM gone g)"
+										 " SELECT pg_catalog.count(*) FROM gone",
+										 start),
+								3, (Oid[]){OIDOID, TIMESTAMPTZOID, INT8OID}, args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not log the windows that continuous view %u no longer keeps: %s", v->view,
+			 SPI_result_code_string(ret));
+	seen_view = v->view;
+	seen_bound = bound;
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /* Whether the extension has change logs (version 0.6 on). */

@@ -166,8 +166,12 @@ checkpoint_aggregating(Worker *w, WView *view)
 		w->rows_written += STATESTORE_BUCKETS / 4;
 	}
 
-	/* Its change log, if it keeps one (changes.c). */
-	if (view->window.kind == 0 && d->buf.data != NULL)
+	/*
+	 * Its change log, if it keeps one (changes.c): views without windows
+	 * and tumbling windows with emit = 'updates'.
+	 */
+	if ((view->window.kind == 0 || (view->window.kind == WINDOW_TUMBLE && view->window.emit != 'f')) &&
+		d->buf.data != NULL)
 		streamproc_changes_log_groups(view->viewid, view->groups_table, view->keys, d->buf.data,
 									  d->buf.len);
 }

@@ -213,15 +213,13 @@ streamproc_feed_upstream(Query *query, Index *rti)
 		return InvalidOid;
 
 	up = streamproc_view_load(upstream, false);
-	if (up->kind != STREAMPROC_VIEW_APPEND &&
-		(up->window_kind == WINDOW_TUMBLE || up->window_kind == WINDOW_HOP) &&
-		up->emit != 'f')
+	if (up->kind != STREAMPROC_VIEW_APPEND && up->window_kind == WINDOW_HOP && up->emit != 'f')
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("continuous view \"%s\" cannot feed another continuous view",
 						get_rel_name(upstream)),
-				 errdetail("Its windows change until they close; only windows that closed (emit = 'final') feed other continuous views."),
-				 errhint("Create \"%s\" WITH (continuous, emit = 'final').",
+				 errdetail("Its hopping windows change until they close; only hopping windows that closed (emit = 'final') feed other continuous views."),
+				 errhint("Create \"%s\" WITH (continuous, emit = 'final'), or use tumbling windows.",
 						 get_rel_name(upstream))));
 	if (up->kind != STREAMPROC_VIEW_APPEND && up->window_kind != 0 &&
 		!(up->window_kind == WINDOW_TUMBLE || up->window_kind == WINDOW_HOP))
@@ -269,7 +267,8 @@ streamproc_feed_create(Oid upstream)
 	StringInfoData sql;
 	StreamOptions opts;
 	bool event_time = false;
-	bool retracting = up->kind != STREAMPROC_VIEW_APPEND && up->window_kind == 0;
+	bool retracting = up->kind != STREAMPROC_VIEW_APPEND &&
+					  (up->window_kind == 0 || (up->window_kind == WINDOW_TUMBLE && up->emit != 'f'));
 	const char *option;
 	int i;
 
@@ -291,8 +290,8 @@ streamproc_feed_create(Oid upstream)
 	(void)streamproc_stream_options(up->stream, &opts);
 	if (up->kind != STREAMPROC_VIEW_APPEND)
 	{
-		/* Windows over the feed: by the windows' start, in order. */
-		opts.event_time = streamproc_window_start_column(up);
+		/* Windows over final windows: by the windows' start, in order. */
+		opts.event_time = retracting ? NULL : streamproc_window_start_column(up);
 		opts.watermark_delay = 0;
 	}
 	option = up->kind == STREAMPROC_VIEW_APPEND ? STREAMPROC_FEED_OPTION
