@@ -73,6 +73,12 @@ my $rollup_q = q{SELECT date_bin('10 minutes', window_start, '2000-01-01') AS te
 sql("CREATE VIEW final_rollup WITH (continuous) AS $rollup_q");
 # And its change log (changes.c): each closed window once, numbered.
 sql(q{SELECT streamproc.create_change_log('final_url', retention => '1 day')});
+# A view over windows that change until they close (retract.c): each change
+# of tumble_url's windows reaches it as the old row taken back and the new
+# one added, through tumble_url's change log, which creating it starts.
+my $live_q = q{SELECT date_bin('1 minute', window_start, '2000-01-01') AS minute, url,
+       sum(n) AS n, sum(total) AS total, count(*) AS windows FROM tumble_url GROUP BY 1, 2};
+sql("CREATE VIEW live_rollup WITH (continuous) AS $live_q");
 my $owner = sql(q{SELECT 'clicks'::regclass::oid::bigint % current_setting('streamproc.workers')::int});
 note("the stream belongs to worker $owner");
 
@@ -267,6 +273,21 @@ is(sql("SELECT (SELECT count(*) FROM (SELECT * FROM final_rollup EXCEPT ALL $rol
 	  . "\nits position: " . sql(q{SELECT position FROM streamproc.positions WHERE input = 'upstream windows'})
 	  . "\nfinal_url: " . sql('SELECT min(window_start), max(window_start), count(*) FROM final_url'));
 cmp_ok(sql('SELECT sum(minutes) FROM final_rollup'), '>=', 1000, '... which are many');
+is(sql("SELECT (SELECT count(*) FROM (SELECT * FROM live_rollup EXCEPT ALL $live_q) a)"
+		  . " || ' ' || (SELECT count(*) FROM ($live_q EXCEPT ALL SELECT * FROM live_rollup) b)"),
+	'0 0', 'live_rollup equals its query over the windows of tumble_url (emit updates)')
+  or diag("live_rollup only:\n" . sql("SELECT * FROM (SELECT * FROM live_rollup EXCEPT ALL $live_q) a LIMIT 20")
+	  . "\nquery only:\n" . sql("SELECT * FROM ($live_q EXCEPT ALL SELECT * FROM live_rollup) b LIMIT 20"));
+my $folded_q = q{SELECT (pg_catalog.jsonb_populate_record(NULL::tumble_url, new)).* FROM
+  (SELECT DISTINCT ON (key) key, new FROM streamproc.changes('tumble_url') ORDER BY key, position DESC) f
+  WHERE new IS NOT NULL};
+is(sql("SELECT (SELECT count(*) FROM (SELECT * FROM tumble_url EXCEPT ALL $folded_q) a)"
+		  . " || ' ' || (SELECT count(*) FROM ($folded_q EXCEPT ALL SELECT * FROM tumble_url) b)"),
+	'0 0', 'the change log of tumble_url, folded by key, equals the view');
+is(sql(q{SELECT bool_and(old IS NOT DISTINCT FROM prev) AND count(*) = max(position) FROM
+  (SELECT position, old, lag(new) OVER (PARTITION BY key ORDER BY position) AS prev
+     FROM streamproc.changes('tumble_url')) x}),
+	't', '... each change follows the one before of its group, numbered without gaps');
 my $changes_q = q{SELECT (pg_catalog.jsonb_populate_record(NULL::final_url, new)).*
   FROM streamproc.changes('final_url')};
 is(sql("SELECT (SELECT count(*) FROM (SELECT * FROM final_url EXCEPT ALL $changes_q) a)"
