@@ -158,7 +158,8 @@ typedef struct Sink
 	char *topic;
 	char *brokers;
 	Jsonb *options;
-	char *query; /* $1 view, $2 after, $3 up to: position, key, value */
+	char *query;     /* $1 view, $2 after, $3 up to: position, key, value */
+	SPIPlanPtr plan; /* query, prepared once (kept; freed with the sink) */
 	bool paused;
 	int64 position; /* acknowledged and committed */
 	bool seen;      /* in this tick's read of the table */
@@ -189,6 +190,15 @@ typedef struct Sink
 	TimestampTz retry_at;
 	int backoff_ms;
 } Sink;
+
+/* Where a round's rows go (sink_read()): straight to the producer. */
+typedef struct SinkDest
+{
+	DestReceiver pub;
+	Sink *sink;
+	SinkRound *round;
+	int64 rows;
+} SinkDest;
 
 /* What sink_record_failure() writes. */
 typedef struct SinkFailure
@@ -231,6 +241,9 @@ static void sink_produce(Sink *s, SinkRound *r, int64 position, const char *key,
 						 const char *pkey, size_t pkeylen);
 static void sink_close(Sink *s);
 static void sink_reset_rounds(Sink *s);
+static bool sink_dest_receive(TupleTableSlot *slot, DestReceiver *self);
+static void sink_dest_startup(DestReceiver *self, int operation, TupleDesc typeinfo);
+static void sink_dest_shutdown(DestReceiver *self);
 static void sink_free(Sink *s);
 static void sink_failed(Sink *s, const char *message);
 static void sink_record_failure(void *arg);
@@ -1021,48 +1034,97 @@ sink_step(void *arg)
 				 errmsg("Kafka sink \"%s\" is at position " INT64_FORMAT ", but the change log keeps changes after " INT64_FORMAT " only",
 						s->name, s->read_upto, trimmed),
 				 errhint("Drop the sink and create it again.")));
+	if (s->plan == NULL)
+	{
+		SPIPlanPtr plan = SPI_prepare(s->query, 3, (Oid[]){OIDOID, INT8OID, INT8OID});
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare the query of sink \"%s\": %s", s->name,
+				 SPI_result_code_string(SPI_result));
+		s->plan = plan;
+	}
 	while (s->read_upto < last && s->next_round - s->first_round < SINK_ROUNDS)
 	{
 		SinkRound *r = &s->rounds[s->next_round % SINK_ROUNDS];
 		int64 upto = Min(last, s->read_upto + SINK_BATCH);
+		ParamListInfo params = makeParamList(3);
+		SPIExecuteOptions options;
+		SinkDest dest;
 
-		args[1] = Int64GetDatum(s->read_upto);
-		args[2] = Int64GetDatum(upto);
-		ret = SPI_execute_with_args(s->query, 3, (Oid[]){OIDOID, INT8OID, INT8OID}, args, NULL, true, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "could not read the changes of sink \"%s\": %s", s->name, SPI_result_code_string(ret));
-		if ((int64)SPI_processed != upto - s->read_upto)
-			elog(ERROR, "the change log of sink \"%s\" has " UINT64_FORMAT " changes in (" INT64_FORMAT ", " INT64_FORMAT "]",
-				 s->name, SPI_processed, s->read_upto, upto);
+		params->params[0].value = ObjectIdGetDatum(s->view);
+		params->params[0].ptype = OIDOID;
+		params->params[1].value = Int64GetDatum(s->read_upto);
+		params->params[1].ptype = INT8OID;
+		params->params[2].value = Int64GetDatum(upto);
+		params->params[2].ptype = INT8OID;
+		for (i = 0; i < 3; i++)
+		{
+			params->params[i].isnull = false;
+			params->params[i].pflags = PARAM_FLAG_CONST;
+		}
 		r->upto = upto;
 		r->count = 0;
 		r->pending = 0;
 		r->sent_at = GetCurrentTimestamp();
 		if (s->first_round == s->next_round)
 			s->broker_error[0] = '\0';
-		for (i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple tup = SPI_tuptable->vals[i];
-			TupleDesc desc = SPI_tuptable->tupdesc;
-			int64 position = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-			Datum kd = SPI_getbinval(tup, desc, 2, &isnull);
-			text *key = isnull ? NULL : DatumGetTextPP(kd);
-			Datum vd = SPI_getbinval(tup, desc, 3, &isnull);
-			text *value = isnull ? NULL : DatumGetTextPP(vd);
-			Datum pd = SPI_getbinval(tup, desc, 4, &isnull);
-			text *pkey = isnull ? NULL : DatumGetTextPP(pd);
 
-			sink_produce(s, r, position,
-						 key ? VARDATA_ANY(key) : NULL, key ? VARSIZE_ANY_EXHDR(key) : 0,
-						 value ? VARDATA_ANY(value) : NULL, value ? VARSIZE_ANY_EXHDR(value) : 0,
-						 pkey ? VARDATA_ANY(pkey) : NULL, pkey ? VARSIZE_ANY_EXHDR(pkey) : 0);
-		}
-		SPI_freetuptable(SPI_tuptable);
+		/* Each row goes to the producer as the executor makes it. */
+		memset(&dest, 0, sizeof(dest));
+		dest.pub.receiveSlot = sink_dest_receive;
+		dest.pub.rStartup = sink_dest_startup;
+		dest.pub.rShutdown = sink_dest_shutdown;
+		dest.pub.rDestroy = sink_dest_shutdown;
+		dest.pub.mydest = DestNone;
+		dest.sink = s;
+		dest.round = r;
+		memset(&options, 0, sizeof(options));
+		options.params = params;
+		options.read_only = true;
+		options.dest = (DestReceiver *)&dest;
+		ret = SPI_execute_plan_extended(s->plan, &options);
+		/* SPI_OK_UTILITY, as SPI calls a SELECT whose rows it does not keep */
+		if (ret < 0)
+			elog(ERROR, "could not read the changes of sink \"%s\": %s", s->name, SPI_result_code_string(ret));
+		if (dest.rows != upto - s->read_upto)
+			elog(ERROR, "the change log of sink \"%s\" has " INT64_FORMAT " changes in (" INT64_FORMAT ", " INT64_FORMAT "]",
+				 s->name, dest.rows, s->read_upto, upto);
 		s->read_upto = upto;
 		s->next_round++;
 		rd_kafka_poll(s->rk, 0);
 	}
 	streamproc_spi_as_owner_end(&saved);
+}
+
+/* A row of the sink's query: produce it (position, key, value, partition key). */
+static bool
+sink_dest_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	SinkDest *dest = (SinkDest *)self;
+	text *key;
+	text *value;
+	text *pkey;
+
+	slot_getallattrs(slot);
+	key = slot->tts_isnull[1] ? NULL : DatumGetTextPP(slot->tts_values[1]);
+	value = slot->tts_isnull[2] ? NULL : DatumGetTextPP(slot->tts_values[2]);
+	pkey = slot->tts_isnull[3] ? NULL : DatumGetTextPP(slot->tts_values[3]);
+	sink_produce(dest->sink, dest->round, DatumGetInt64(slot->tts_values[0]),
+				 key ? VARDATA_ANY(key) : NULL, key ? VARSIZE_ANY_EXHDR(key) : 0,
+				 value ? VARDATA_ANY(value) : NULL, value ? VARSIZE_ANY_EXHDR(value) : 0,
+				 pkey ? VARDATA_ANY(pkey) : NULL, pkey ? VARSIZE_ANY_EXHDR(pkey) : 0);
+	dest->rows++;
+	return true;
+}
+
+static void
+sink_dest_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+sink_dest_shutdown(DestReceiver *self)
+{
 }
 
 /* Produce one change, unless its partition holds it already. */
@@ -1341,6 +1403,8 @@ sink_free(Sink *s)
 	pfree(s->state);
 	if (s->query != NULL)
 		pfree(s->query);
+	if (s->plan != NULL)
+		SPI_freeplan(s->plan);
 	pfree(s);
 }
 
