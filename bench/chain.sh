@@ -37,14 +37,9 @@ bench_require "$LOADGEN" timeout
 
 N=$BENCH_CHAIN_EVENTS
 U=$BENCH_CHAIN_USERS
-T=$BENCH_TIMEOUT_S
 CSV=$BENCH_DATA/chain_clicks.csv
 
-bench_log "generating $N click events to $CSV"
-"$LOADGEN" --count "$N" --users "$U" --format csv --seed "$BENCH_SEED" --quiet \
-	>"$CSV" 2>"$BENCH_TMP/loadgen.log" ||
-	{ cat "$BENCH_TMP/loadgen.log" >&2; bench_die "loadgen failed"; }
-chmod 644 "$CSV"
+bench_clicks_csv "$CSV" "$N" "$U"
 
 setup_cluster()
 {
@@ -66,15 +61,6 @@ CREATE VIEW per_user_direct WITH (continuous) AS
 SQL
 }
 
-run_phase()
-{
-	timeout "$T" "$PG_BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$BENCH_PG_SOCKDIR" \
-		-p "$BENCH_PG_PORT" -U postgres -d postgres \
-		-c "COPY clicks_$1 FROM '$CSV' (FORMAT csv)" \
-		-c "SELECT streamproc.sync('30 min')" \
-		>"$BENCH_TMP/$1.out" 2>&1
-}
-
 verify()
 {
 	local diff counts
@@ -91,28 +77,5 @@ verify()
 	bench_info "  correct: per_user_chain equals per_user_direct; both count $a events of $N"
 }
 
-chain_rates=() direct_rates=()
-t=
 bench_info "chain: $N csv click events, $U users, append view + aggregate over it vs over the stream, repeat $BENCH_REPEAT"
-for ((r = 1; r <= BENCH_REPEAT; r++)); do
-	setup_cluster
-	if ((r % 2)); then order=(direct chain); else order=(chain direct); fi
-	for phase in "${order[@]}"; do
-		cat "$CSV" >/dev/null
-		bench_psql -c "CHECKPOINT" >/dev/null || bench_die "checkpoint failed"
-		bench_log "[$r/$BENCH_REPEAT] $phase"
-		bench_time t run_phase "$phase" ||
-			bench_fail_with_log "$BENCH_TMP/$phase.out" "$phase phase failed"
-		rate=$(bench_rate "$N" "$t")
-		if [[ $phase == chain ]]; then chain_rates+=("$rate"); else direct_rates+=("$rate"); fi
-		bench_info "  [$r] $phase: $N events in $t s: $rate events/s"
-	done
-	verify
-	bench_pg_stop
-done
-
-if ((BENCH_REPEAT > 1)); then
-	bench_info "  medians of $BENCH_REPEAT runs:"
-fi
-bench_figure chain_sync "$(bench_median "${chain_rates[@]}")" events/s \
-	direct_sync "$(bench_median "${direct_rates[@]}")" events/s
+bench_ab_copy chain direct chain_sync direct_sync "$N" "$CSV"

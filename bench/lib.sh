@@ -512,3 +512,61 @@ bench_kafka_check_offsets()
 		"$BENCH_TMP/watermarks.$2" "$BENCH_TMP/offsets.$1" >"$BENCH_TMP/offsets.$1.diff" ||
 		bench_fail_with_log "$BENCH_TMP/offsets.$1.diff" "$4: the committed offsets are not the high watermarks"
 }
+
+# bench_clicks_csv FILE EVENTS USERS: loadgen click events as CSV, readable
+# by the benchmark cluster's server.
+bench_clicks_csv()
+{
+	bench_log "generating $2 click events of $3 users to $1"
+	"$LOADGEN" --count "$2" --users "$3" --format csv --seed "${BENCH_SEED:-42}" --quiet \
+		>"$1" 2>"$BENCH_TMP/loadgen.log" ||
+		{ cat "$BENCH_TMP/loadgen.log" >&2; bench_die "loadgen failed"; }
+	chmod 644 "$1"
+}
+
+# bench_copy_sync STREAM FILE: COPY of FILE (CSV) into STREAM, then
+# streamproc.sync(), bounded by BENCH_TIMEOUT_S; output in $BENCH_TMP.
+bench_copy_sync()
+{
+	timeout "$BENCH_TIMEOUT_S" "$PG_BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$BENCH_PG_SOCKDIR" \
+		-p "$BENCH_PG_PORT" -U postgres -d postgres \
+		-c "COPY $1 FROM '$2' (FORMAT csv)" \
+		-c "SELECT streamproc.sync('30 min')" \
+		>"$BENCH_TMP/$1.out" 2>&1
+}
+
+# bench_ab_copy A B FIGURE_A FIGURE_B EVENTS FILE: BENCH_REPEAT rounds, each
+# on a new cluster made by the caller's setup_cluster, of a COPY + sync()
+# of FILE (EVENTS events) into streams clicks_A and clicks_B, in an order
+# that alternates between rounds, each after a CHECKPOINT with the file in
+# the page cache; the caller's verify checks the views after each round.
+# Prints FIGURE_A against the baseline FIGURE_B (events/s, medians).  Its
+# locals are prefixed: the callbacks' variables are bash's dynamic scope.
+bench_ab_copy()
+{
+	local ab_a=$1 ab_b=$2 ab_fig_a=$3 ab_fig_b=$4 ab_n=$5 ab_file=$6
+	local -a ab_rates_a=() ab_rates_b=() ab_order
+	local ab_r ab_phase ab_t ab_rate
+
+	for ((ab_r = 1; ab_r <= BENCH_REPEAT; ab_r++)); do
+		setup_cluster
+		if ((ab_r % 2)); then ab_order=("$ab_b" "$ab_a"); else ab_order=("$ab_a" "$ab_b"); fi
+		for ab_phase in "${ab_order[@]}"; do
+			cat "$ab_file" >/dev/null
+			bench_psql -c "CHECKPOINT" >/dev/null || bench_die "checkpoint failed"
+			bench_log "[$ab_r/$BENCH_REPEAT] $ab_phase"
+			bench_time ab_t bench_copy_sync "clicks_$ab_phase" "$ab_file" ||
+				bench_fail_with_log "$BENCH_TMP/clicks_$ab_phase.out" "$ab_phase phase failed"
+			ab_rate=$(bench_rate "$ab_n" "$ab_t")
+			if [[ $ab_phase == "$ab_a" ]]; then ab_rates_a+=("$ab_rate"); else ab_rates_b+=("$ab_rate"); fi
+			bench_info "  [$ab_r] $ab_phase: $ab_n events in $ab_t s: $ab_rate events/s"
+		done
+		verify
+		bench_pg_stop
+	done
+	if ((BENCH_REPEAT > 1)); then
+		bench_info "  medians of $BENCH_REPEAT runs:"
+	fi
+	bench_figure "$ab_fig_a" "$(bench_median "${ab_rates_a[@]}")" events/s \
+		"$ab_fig_b" "$(bench_median "${ab_rates_b[@]}")" events/s
+}

@@ -38,14 +38,9 @@ bench_require "$LOADGEN" timeout
 
 N=$BENCH_RETRACT_EVENTS
 U=$BENCH_RETRACT_USERS
-T=$BENCH_TIMEOUT_S
 CSV=$BENCH_DATA/retract_clicks.csv
 
-bench_log "generating $N click events to $CSV"
-"$LOADGEN" --count "$N" --users "$U" --format csv --seed "$BENCH_SEED" --quiet \
-	>"$CSV" 2>"$BENCH_TMP/loadgen.log" ||
-	{ cat "$BENCH_TMP/loadgen.log" >&2; bench_die "loadgen failed"; }
-chmod 644 "$CSV"
+bench_clicks_csv "$CSV" "$N" "$U"
 
 setup_cluster()
 {
@@ -63,15 +58,6 @@ CREATE VIEW bands WITH (continuous) AS
 CREATE VIEW per_user_plain WITH (continuous) AS
 	SELECT user_id, count(*) AS n, sum(amount) AS total FROM clicks_plain GROUP BY user_id;
 SQL
-}
-
-run_phase()
-{
-	timeout "$T" "$PG_BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$BENCH_PG_SOCKDIR" \
-		-p "$BENCH_PG_PORT" -U postgres -d postgres \
-		-c "COPY clicks_$1 FROM '$CSV' (FORMAT csv)" \
-		-c "SELECT streamproc.sync('30 min')" \
-		>"$BENCH_TMP/$1.out" 2>&1
 }
 
 verify()
@@ -92,28 +78,5 @@ verify()
 	bench_info "  correct: bands equals its query over per_user_retract; both per_user views count $N events; $d changes logged"
 }
 
-retract_rates=() plain_rates=()
-t=
 bench_info "retract: $N csv click events, $U users, per-user view + a rollup over it vs the per-user view alone, repeat $BENCH_REPEAT"
-for ((r = 1; r <= BENCH_REPEAT; r++)); do
-	setup_cluster
-	if ((r % 2)); then order=(plain retract); else order=(retract plain); fi
-	for phase in "${order[@]}"; do
-		cat "$CSV" >/dev/null
-		bench_psql -c "CHECKPOINT" >/dev/null || bench_die "checkpoint failed"
-		bench_log "[$r/$BENCH_REPEAT] $phase"
-		bench_time t run_phase "$phase" ||
-			bench_fail_with_log "$BENCH_TMP/$phase.out" "$phase phase failed"
-		rate=$(bench_rate "$N" "$t")
-		if [[ $phase == retract ]]; then retract_rates+=("$rate"); else plain_rates+=("$rate"); fi
-		bench_info "  [$r] $phase: $N events in $t s: $rate events/s"
-	done
-	verify
-	bench_pg_stop
-done
-
-if ((BENCH_REPEAT > 1)); then
-	bench_info "  medians of $BENCH_REPEAT runs:"
-fi
-bench_figure retract_sync "$(bench_median "${retract_rates[@]}")" events/s \
-	plain_sync "$(bench_median "${plain_rates[@]}")" events/s
+bench_ab_copy retract plain retract_sync plain_sync "$N" "$CSV"
