@@ -20,8 +20,18 @@
  *	  its key (the group columns as a jsonb array), the row logged before
  *	  (old; null for a group new to the view) and its row now (new; null
  *	  when the view no longer shows it, through HAVING).
- *	Windows with emit = 'updates', sessions and count windows are refused
- *	with a hint.
+ *	- Tumbling windows with emit = 'updates': as views without windows, a
+ *	  window's group being a group (its key includes the window's start);
+ *	  and once the view's retention no longer shows a window, each of its
+ *	  groups with new null (log_retention()).
+ *	Hopping windows with emit = 'updates' (kept as slices: a changed slice
+ *	changes several windows), sessions and count windows are refused with
+ *	a hint.
+ *
+ * Views over the view.  The writer of an aggregating view's changes passes
+ * them, in its transaction, to the feeds of the views over it
+ * (streamproc_feed_changes(), feed.c); such a view starts the log with
+ * streamproc_change_log_ensure() when it has none.
  *
  * Positions without gaps, in commit order.  Every writer of a view's log
  * first updates the view's row of streamproc.change_logs (last_position
@@ -207,8 +217,8 @@ streamproc_change_log_ensure(Oid viewid)
 	int ret;
 
 	/*
-	 * Without a row lock: the caller holds streamproc.changes, which a
-	 * checkpoint holding the log's row waits for.
+	 * Without a row lock: the caller (feed.c) locks an existing log's row
+	 * itself, once it knows there is one.
 	 */
 	streamproc_spi_as_owner_begin(&saved);
 	ret = SPI_execute_with_args("SELECT 1 FROM streamproc.change_logs WHERE view = $1",
@@ -1148,6 +1158,8 @@ typedef struct GroupReader
 	List *keys;          /* jsonb key of each group read */
 	List *rows;          /* its row, or NULL: the view does not show it */
 	int failed;          /* groups left out: their row failed */
+	Datum *key_values;   /* windows: the ordinary key columns decoded */
+	bool *key_isnull;
 } GroupReader;
 
 /*
@@ -1159,8 +1171,8 @@ static void
 window_key_values(GroupReader *r, const char *key, uint32 keylen)
 {
 	int n = r->view->ngroups;
-	Datum *kv = palloc(sizeof(Datum) * Max(n, 1));
-	bool *kn = palloc(sizeof(bool) * Max(n, 1));
+	Datum *kv = r->key_values;
+	bool *kn = r->key_isnull;
 	TimestampTz start;
 	TimestampTz end;
 	int j = 0;
@@ -1399,6 +1411,8 @@ streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec
 	r.values = palloc(sizeof(Datum) * Max(n, 1));
 	r.isnull = palloc(sizeof(bool) * Max(n, 1));
 	r.nulls = palloc(Max(n, 1) + 1);
+	r.key_values = palloc(sizeof(Datum) * Max(n, 1));
+	r.key_isnull = palloc(sizeof(bool) * Max(n, 1));
 	for (k = 0; k < n; k++)
 		r.types[k] = r.view->group_types[k];
 	r.query = group_query(r.view);

@@ -71,8 +71,9 @@
  * upstream's closing (its shards are read independently, as any stream's:
  * windows over a feed need some allowed_lateness).
  *
- * Aggregating views without windows.  Their groups change, so the view
- * below must take a group's old row back when the group changes.  Its
+ * Aggregating views without windows, and tumbling windows with emit =
+ * 'updates'.  Their groups change, so the view below must take a group's
+ * old row back when the group changes (or a window leaves by retention).  Its
  * feed (option upstream_changes, the upstream's groups table) has one more
  * column, "$sign", and carries the upstream's change log (changes.c): for
  * each change, the old row with "$sign" -1 and the new row with +1.  The
@@ -89,9 +90,9 @@
  * drop, against every change log's writers and readers.  While views read
  * them, the upstream's change log cannot be dropped.
  *
- * What cannot feed a view: windows with emit = 'updates', sessions and
- * count windows (their groups change, and their change logs are not
- * built); CREATE VIEW says so with a hint.
+ * What cannot feed a view: hopping windows with emit = 'updates',
+ * sessions and count windows (their groups change, and they keep no change
+ * log); CREATE VIEW says so with a hint.
  *
  *-------------------------------------------------------------------------
  */
@@ -239,7 +240,9 @@ streamproc_feed_upstream(Query *query, Index *rti)
 				 errdetail("It does not show the start of its windows, by which its closed windows are passed on."),
 				 errhint("Select the window's start (window_start) in \"%s\".",
 						 get_rel_name(upstream))));
-	if (!OidIsValid(feed_function(true)))
+	if (!OidIsValid(feed_function(true)) ||
+		(up->kind != STREAMPROC_VIEW_APPEND && (up->window_kind == 0 || up->emit != 'f') &&
+		 !OidIsValid(get_relname_relid("change_logs", get_namespace_oid(FEED_SCHEMA, false)))))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("continuous views over continuous views need version %s of extension \"streamproc\"",
