@@ -184,6 +184,7 @@ static int64 start_group_log(StreamprocView *v, TimestampTz now);
 static bool log_installed(void);
 static bool create_log(Oid viewid, Interval *retention, bool owner_check);
 static bool logs_window_updates(StreamprocView *v);
+static bool may_have_log(Oid viewid, Oid groups_table);
 static int64 log_retention(StreamprocView *v, int64 last);
 
 /*
@@ -1389,6 +1390,8 @@ streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec
 	 * row lock, taken before the rows are read), so each compares with the
 	 * rows the one before logged.
 	 */
+	if (!may_have_log(viewid, groups_table))
+		return;
 	LockRelationOid(viewid, AccessShareLock); /* as DROP VIEW: the view first */
 	if (get_rel_name(viewid) == NULL)
 		return;
@@ -1484,6 +1487,40 @@ streamproc_changes_log_groups(Oid viewid, Oid groups_table, GroupKeyCodec *codec
 	}
 	MemoryContextDelete(r.cxt);
 	streamproc_spi_as_owner_end(&saved);
+}
+
+/*
+ * Whether a checkpoint must go on to log the view's changes: most views
+ * keep no log, and a checkpoint should not hold their locks to the end of
+ * its transaction (a DROP VIEW of an upstream locks the views over it, so
+ * a checkpoint holding a view over it and waiting for the upstream's lock
+ * deadlocked with it: t/150).  Look with the groups table's lock held, so
+ * that no create_change_log() is half done (it holds ShareLock there),
+ * then let it go (a log that exists stays until the caller's locks, which
+ * take the view first, as DROP VIEW does; one dropped meanwhile is found
+ * missing); if the lock cannot be had at once, take the full path, which
+ * waits.
+ */
+static bool
+may_have_log(Oid viewid, Oid groups_table)
+{
+	StreamprocAsOwner saved;
+	Datum arg = ObjectIdGetDatum(viewid);
+	bool found;
+	int ret;
+
+	if (!ConditionalLockRelationOid(groups_table, RowExclusiveLock))
+		return true;
+	streamproc_spi_as_owner_begin(&saved);
+	ret = SPI_execute_with_args("SELECT 1 FROM streamproc.change_logs WHERE view = $1",
+								1, (Oid[]){OIDOID}, &arg, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read streamproc.change_logs: %s", SPI_result_code_string(ret));
+	found = SPI_processed > 0;
+	streamproc_spi_as_owner_end(&saved);
+	/* The caller locks again, the view first, as DROP VIEW does. */
+	UnlockRelationOid(groups_table, RowExclusiveLock);
+	return found;
 }
 
 /*
