@@ -951,8 +951,22 @@ view_prepare(Worker *w, WView *view)
 	}
 	else
 	{
-		char *rows = quote_qualified_identifier(get_namespace_name(get_rel_namespace(def->rows_table)),
-												get_rel_name(def->rows_table));
+		char *relname = get_rel_name(def->rows_table);
+		char *nspname = relname != NULL ? get_namespace_name(get_rel_namespace(def->rows_table)) : NULL;
+		char *rows;
+
+		/*
+		 * The catalog was read before a DROP VIEW that committed since: the
+		 * name is gone (it crashed the worker in quote_identifier(NULL)).
+		 * The worker exits and loads the catalog again when it restarts.
+		 */
+		if (relname == NULL || nspname == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("continuous view \"%s\" was dropped while streamproc worker %d loaded it",
+							view->name, w->index),
+					 errdetail("The worker restarts and loads the views that remain.")));
+		rows = quote_qualified_identifier(nspname, relname);
 
 		view->batch_plan = worker_prepare(psprintf("INSERT INTO %s %s", rows, def->batch_query),
 										  5, log_types);
