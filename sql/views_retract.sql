@@ -151,6 +151,11 @@ CREATE VIEW retract_bad WITH (continuous, allowed_lateness = '1 day') AS
            streamproc.tumble(now(), interval '1 minute') AS w WHERE u.user_id = p.user_id GROUP BY 1;
 SELECT streamproc.drop_change_log('retract_per_user_url');
 DROP VIEW retract_per_user_url;
+-- An upstream column named like the feed's sign column.
+CREATE VIEW retract_signed WITH (continuous) AS
+    SELECT user_id, count(*) AS "$sign" FROM retract_events GROUP BY user_id;
+CREATE VIEW retract_bad WITH (continuous) AS SELECT sum("$sign") FROM retract_signed;
+DROP VIEW retract_signed;
 \set VERBOSITY terse
 
 -- DROP of a view below lets the log go once no view reads it.
