@@ -90,6 +90,9 @@
  * looked at meanwhile, so this bounds the delay of sync() and shutdown. */
 #define KAFKA_WAIT_MAX 20
 
+/* A source says "is backing off" at most once in this many ms. */
+#define KAFKA_BACKOFF_LOG_MS 10000
+
 /* Metadata refresh while healthy, and the backoff bounds, in ms. */
 #define KAFKA_METADATA_INTERVAL 5000
 #define KAFKA_BACKOFF_MIN       250
@@ -207,6 +210,7 @@ struct KafkaSource
 	int64 *behind_offsets;
 
 	SourceState state;
+	TimestampTz backoff_logged;   /* when "is backing off" was last logged */
 	PartitionStats *source_stats; /* partition -1 entry until assigned */
 	TimestampTz next_metadata;
 	int backoff_ms;
@@ -1045,6 +1049,21 @@ source_set_state(KafkaSource *src, SourceState state, const char *error)
 		stats_error(src, error);
 	if (state == old)
 		return;
+	/*
+	 * Once per outage: messages fetched before it can still arrive after
+	 * its first error and make the source running for a moment, so a second
+	 * "backing off" within KAFKA_BACKOFF_LOG_MS of the first is left to
+	 * stat_sources (t/091 saw backing off, running again, backing off within
+	 * 1 ms).
+	 */
+	if (state == SOURCE_BACKING_OFF && src->backoff_logged != 0 &&
+		!TimestampDifferenceExceeds(src->backoff_logged, GetCurrentTimestamp(), KAFKA_BACKOFF_LOG_MS))
+	{
+		stats_publish(src);
+		return;
+	}
+	if (state == SOURCE_BACKING_OFF)
+		src->backoff_logged = GetCurrentTimestamp();
 	if (state == SOURCE_BACKING_OFF || state == SOURCE_ERROR)
 		ereport(LOG,
 				(errmsg("streamproc: Kafka source \"%s\" is %s", src->name,
