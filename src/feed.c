@@ -116,7 +116,6 @@
 #include "parser/parse_func.h"
 #include "parser/parsetree.h"
 #include "rewrite/rewriteHandler.h"
-#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -168,6 +167,7 @@ static void emit_windows_spi(void *arg);
 static void exec_args_as(Oid userid, const char *sql, Datum *args);
 static void exec_as(Oid userid, const char *sql, bool feeding, TriggerData *td);
 static char *feed_columns_sql(Oid feed, const char *alias);
+static List *changes_feeds(Oid upstream);
 
 /*
  * streamproc_feed_upstream
@@ -884,36 +884,62 @@ streamproc_feed_retracts(Oid feed)
 char *
 streamproc_feed_followers(Oid upstream)
 {
+	List *feeds = changes_feeds(upstream);
+	StringInfoData list;
+	ListCell *lc;
+
+	if (feeds == NIL)
+		return NULL;
+	initStringInfo(&list);
+	foreach (lc, feeds)
+		appendStringInfo(&list, "%s%s", list.len > 0 ? ", " : "",
+						 DatumGetCString(DirectFunctionCall1(regclassout,
+															 ObjectIdGetDatum(streamproc_owning_view(lfirst_oid(lc))))));
+	return list.data;
+}
+
+/*
+ * The feeds of an aggregating view's changes (their upstream_changes
+ * option names its groups table), by oid: the order of the views they
+ * feed, each created just after its feed.  Not read-only: a fresh
+ * snapshot, so that a writer of the log that waited for a CREATE VIEW's
+ * lock on its row sees the new feed.
+ */
+static List *
+changes_feeds(Oid upstream)
+{
 	StreamprocView *up = streamproc_view_load(upstream, true);
-	char *list = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	List *feeds = NIL;
 	Datum arg;
+	uint64 i;
 	int ret;
 
 	if (up == NULL || !OidIsValid(up->groups_table))
-		return NULL;
+		return NIL;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	arg = ObjectIdGetDatum(up->groups_table);
-	ret = SPI_execute_with_args("SELECT pg_catalog.string_agg(v.view::pg_catalog.regclass::pg_catalog.text, ', '"
-								"                             ORDER BY v.view::pg_catalog.oid)"
-								" FROM streamproc.views v"
-								" JOIN pg_catalog.pg_foreign_table f ON f.ftrelid = v.stream"
+	ret = SPI_execute_with_args("SELECT f.ftrelid FROM pg_catalog.pg_foreign_table f"
 								" CROSS JOIN LATERAL pg_catalog.pg_options_to_table(f.ftoptions) o"
 								" WHERE o.option_name = '" STREAMPROC_FEED_CHANGES_OPTION "'"
-								"   AND pg_catalog.to_regclass(o.option_value)::pg_catalog.oid = $1",
-								1, (Oid[]){OIDOID}, &arg, NULL, true, 1);
+								"   AND pg_catalog.to_regclass(o.option_value)::pg_catalog.oid = $1"
+								" ORDER BY 1",
+								1, (Oid[]){OIDOID}, &arg, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not list the views fed by continuous view %u: %s", upstream,
+		elog(ERROR, "could not list the feeds of continuous view %u: %s", upstream,
 			 SPI_result_code_string(ret));
-	if (SPI_processed == 1)
+	for (i = 0; i < SPI_processed; i++)
 	{
-		char *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		bool isnull;
+		Oid feed = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-		if (v != NULL)
-			list = MemoryContextStrdup(TopTransactionContext, v);
+		feeds = lappend_oid(feeds, feed);
+		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
-	return list;
+	return feeds;
 }
 
 /*
@@ -954,34 +980,12 @@ feed_columns_sql(Oid feed, const char *alias)
 void
 streamproc_feed_changes(Oid upstream, int64 after, int64 last)
 {
-	StreamprocView *up = streamproc_view_load(upstream, true);
-	Datum arg;
-	List *feeds = NIL;
+	List *feeds;
 	ListCell *lc;
-	uint64 i;
-	int ret;
 
-	if (up == NULL || !OidIsValid(up->groups_table) || last <= after)
+	if (last <= after)
 		return;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	arg = ObjectIdGetDatum(up->groups_table);
-	ret = SPI_execute_with_args("SELECT f.ftrelid FROM pg_catalog.pg_foreign_table f"
-								" CROSS JOIN LATERAL pg_catalog.pg_options_to_table(f.ftoptions) o"
-								" WHERE o.option_name = '" STREAMPROC_FEED_CHANGES_OPTION "'"
-								"   AND pg_catalog.to_regclass(o.option_value)::pg_catalog.oid = $1"
-								" ORDER BY 1",
-								1, (Oid[]){OIDOID}, &arg, NULL, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not list the feeds of continuous view %u: %s", upstream,
-			 SPI_result_code_string(ret));
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool isnull;
-
-		feeds = lappend_oid(feeds, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																  SPI_tuptable->tupdesc, 1, &isnull)));
-	}
+	feeds = changes_feeds(upstream);
 	foreach (lc, feeds)
 	{
 		Relation rel = try_relation_open(lfirst_oid(lc), RowExclusiveLock);
@@ -1003,7 +1007,6 @@ streamproc_feed_changes(Oid upstream, int64 after, int64 last)
 						 qfeed, feed_columns_sql(lfirst_oid(lc), "r"), qfeed, upstream, after, last),
 				true, NULL);
 	}
-	SPI_finish();
 }
 
 /* streamproc._feed_rows(), or InvalidOid before extension version 0.5. */

@@ -75,6 +75,7 @@ static Node *retract_mutator(Node *node, RetractContext *ctx);
 static Node *retract_aggref(Aggref *agg, RetractContext *ctx);
 static Aggref *make_sum(Expr *arg, Expr *filter);
 static Expr *and_filter(Expr *a, Expr *b);
+static Expr *not_null(Expr *arg);
 static Expr *coerce_to(RetractContext *ctx, Expr *expr, Oid type);
 static Expr *op(RetractContext *ctx, const char *name, Expr *l, Expr *r);
 static Expr *int8_const(int64 value);
@@ -168,15 +169,7 @@ retract_aggref(Aggref *agg, RetractContext *ctx)
 	{
 		/* count(*): the rows in; count(x): those with an x. */
 		if (arg != NULL)
-		{
-			NullTest *test = makeNode(NullTest);
-
-			test->arg = copyObject(arg);
-			test->nulltesttype = IS_NOT_NULL;
-			test->argisrow = false;
-			test->location = -1;
-			filter = and_filter((Expr *)test, filter);
-		}
+			filter = and_filter(not_null(arg), filter);
 		count = makeNode(CoalesceExpr);
 		count->coalescetype = INT8OID;
 		count->args = list_make2(make_sum((Expr *)ctx->sign, filter), int8_const(0));
@@ -189,16 +182,11 @@ retract_aggref(Aggref *agg, RetractContext *ctx)
 		(argtype == INT2OID || argtype == INT4OID || argtype == INT8OID ||
 		 (argtype == NUMERICOID && strcmp(name, "sum") == 0)))
 	{
-		NullTest *test = makeNode(NullTest);
 		bool is_avg = strcmp(name, "avg") == 0;
 		Oid sumtype = (argtype == INT8OID || argtype == NUMERICOID || is_avg) ? NUMERICOID : INT8OID;
 
 		/* n: the rows with an x. */
-		test->arg = copyObject(arg);
-		test->nulltesttype = IS_NOT_NULL;
-		test->argisrow = false;
-		test->location = -1;
-		n = (Expr *)make_sum((Expr *)ctx->sign, and_filter((Expr *)test, filter));
+		n = (Expr *)make_sum((Expr *)ctx->sign, and_filter(not_null(arg), filter));
 
 		/* x * $sign, summed in a type that holds every product exactly. */
 		sum = (Expr *)make_sum(op(ctx, "*", coerce_to(ctx, copyObject(arg), sumtype),
@@ -267,6 +255,19 @@ make_sum(Expr *arg, Expr *filter)
 	agg->aggtransno = -1;
 	agg->location = -1;
 	return agg;
+}
+
+/* arg IS NOT NULL (of the datum, as count(arg) counts it). */
+static Expr *
+not_null(Expr *arg)
+{
+	NullTest *test = makeNode(NullTest);
+
+	test->arg = copyObject(arg);
+	test->nulltesttype = IS_NOT_NULL;
+	test->argisrow = false;
+	test->location = -1;
+	return (Expr *)test;
 }
 
 static Expr *
