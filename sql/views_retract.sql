@@ -138,6 +138,36 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
+-- Groups whose every row left are dropped, not only hidden: each user's
+-- events move the user from one count to the next, emptying the groups of
+-- the counts every user passed.  Thousands of users, so that the feed's rows
+-- span all its shards: a user's row and its retraction still meet in one
+-- worker's slot (feed.c routes them by the upstream group), whose group is
+-- then empty and removed; stat_views counts the groups still held.
+CREATE FOREIGN TABLE retract_moves (user_id int, ms int) SERVER streamproc;
+CREATE VIEW retract_user_n WITH (continuous) AS
+    SELECT user_id, count(*) AS n, sum(ms) AS ms FROM retract_moves GROUP BY user_id;
+CREATE VIEW retract_n_users WITH (continuous) AS
+    SELECT n, count(*) AS users, sum(ms) AS ms FROM retract_user_n GROUP BY n;
+INSERT INTO retract_moves SELECT u, u FROM generate_series(1, 3000) u;
+SELECT streamproc.sync();
+INSERT INTO retract_moves SELECT u, 1 FROM generate_series(1, 3000) u;
+SELECT streamproc.sync();
+INSERT INTO retract_moves SELECT u, 2 FROM generate_series(1, 3000, 2) u;
+SELECT streamproc.sync();
+SELECT * FROM retract_diff('SELECT * FROM retract_n_users',
+    'SELECT n, count(*), sum(ms) FROM retract_user_n GROUP BY n');
+SELECT * FROM retract_n_users ORDER BY n;
+SELECT groups FROM streamproc.stat_views WHERE view = 'retract_n_users'::regclass;
+-- A user into a new group, another into a group that has users.
+INSERT INTO retract_moves VALUES (7, 5), (8, 5);
+SELECT streamproc.sync();
+SELECT * FROM retract_diff('SELECT * FROM retract_n_users',
+    'SELECT n, count(*), sum(ms) FROM retract_user_n GROUP BY n');
+SELECT groups FROM streamproc.stat_views WHERE view = 'retract_n_users'::regclass;
+DROP VIEW retract_user_n CASCADE;
+DROP FOREIGN TABLE retract_moves;
+
 -- Refused, each with its reason.
 \set VERBOSITY default
 CREATE VIEW retract_bad WITH (continuous) AS SELECT url, max(n) FROM retract_per_user_url GROUP BY url;

@@ -50,6 +50,7 @@
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/snapmgr.h"
 
 #include "engine.h"
@@ -527,6 +528,62 @@ seen_discard(DestReceiver *dest)
 
 	list_free_deep(mr->event_changes);
 	mr->event_changes = NIL;
+}
+
+/*
+ * batch_group_left
+ *		Is a packed state of our slot, of a view over an aggregating view,
+ *		that of no rows: its sum("$sign") zero and every other aggregate's
+ *		value zero or none?  Then every row that entered the group in our
+ *		slot also left it (feed.c sends a group's rows and their
+ *		retractions to the same shard), and removing the group from our
+ *		slot changes no value the view shows; the checkpoint does, so that
+ *		a view over changing groups does not keep every group that ever
+ *		existed.  A value of another type than bigint and numeric keeps the
+ *		group.
+ */
+bool
+batch_group_left(WView *view, const char *data, size_t len)
+{
+	PackedState *states = view->sign_states;
+	int sign = view->sign_agg;
+	Datum zero = 0;
+	int j;
+
+	if (!packed_split(data, len, view->aggs->nagg, states))
+		return false;
+	/* The count of rows first: it is zero only when rows left. */
+	if (states[sign].isnull ||
+		DatumGetInt64(streamproc_agg_final_raw(view->aggs->aggs[sign], states[sign].data,
+											   (int)states[sign].len, &(bool){false})) != 0)
+		return false;
+	for (j = 0; j < view->aggs->nagg; j++)
+	{
+		StreamprocAggInfo *info = view->aggs->aggs[j];
+		bool isnull;
+		Datum value;
+
+		if (j == sign || states[j].isnull)
+			continue;
+		value = streamproc_agg_final_raw(info, states[j].data, (int)states[j].len, &isnull);
+		if (isnull)
+			continue;
+		if (info->resulttype == INT8OID)
+		{
+			if (DatumGetInt64(value) != 0)
+				return false;
+		}
+		else if (info->resulttype == NUMERICOID)
+		{
+			if (zero == 0)
+				zero = NumericGetDatum(int64_to_numeric(0));
+			if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, value, zero)) != 0)
+				return false;
+		}
+		else
+			return false;
+	}
+	return true;
 }
 
 static bool

@@ -60,6 +60,7 @@ static void load_position(const char *input, const char *position, void *arg);
 static void fold_entry(int slot, const char *key, uint32 keylen, const char *state,
 					   uint32 statelen, void *arg);
 static bool orphan_slots_exist(Oid viewid);
+static int sign_aggregate(WView *view, const StreamprocView *def);
 
 /*
  * catalog_load
@@ -527,6 +528,26 @@ needs_one_worker(const StreamprocView *def)
 }
 
 /*
+ * The aggregate a view over an aggregating view counts its upstream rows
+ * with, sum("$sign") (retract.c: the only sum of int2 there, in its HAVING
+ * when it has groups), or -1: the checkpoint drops a group of our slot once
+ * that count and every sum are zero (batch_group_left()).  Views without groups keep their one row.
+ */
+static int
+sign_aggregate(WView *view, const StreamprocView *def)
+{
+	int j;
+
+	if (view->ngroup == 0 || !OidIsValid(view->upstream) ||
+		!streamproc_feed_retracts(def->stream))
+		return -1;
+	for (j = 0; j < view->aggs->nagg; j++)
+		if (view->aggs->aggs[j]->aggfnoid == F_SUM_INT2)
+			return j;
+	return -1;
+}
+
+/*
  * view_create
  *		Build a view's struct: register and load our slot of an aggregating
  *		view, prepare the plans of a view we feed.  NULL for an append view
@@ -574,6 +595,7 @@ view_create(Worker *w, StreamprocView *def, WStream *stream)
 	v->held = !feeds;
 	v->stream = feeds ? stream : NULL;
 	v->status = VIEW_SLOT_IDLE;
+	v->sign_agg = -1;
 	v->closed = DT_NOBEGIN;
 	v->cutoff = DT_NOBEGIN;
 	v->min_end = DT_NOBEGIN;
@@ -629,6 +651,9 @@ view_create(Worker *w, StreamprocView *def, WStream *stream)
 			colls = construct_array(elems, def->naggs, OIDOID, sizeof(Oid), true, TYPALIGN_INT);
 		}
 		v->aggs = streamproc_view_aggs(aggs, colls, DatumGetArrayTypeP(def->agg_argtypes));
+		v->sign_agg = sign_aggregate(v, def);
+		if (v->sign_agg >= 0)
+			v->sign_states = palloc(sizeof(PackedState) * v->aggs->nagg);
 
 		v->vs = streamproc_state_register(MyDatabaseId, v->viewid, w->index);
 		v->map = streamproc_state_attach_map(v->vs);

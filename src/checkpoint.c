@@ -140,7 +140,25 @@ checkpoint_aggregating(Worker *w, WView *view)
 		if (groupmap_take_dirty(view->map, hash, key, keylen, w->index, &state))
 		{
 			groupmap_unlock_partition(view->map, part);
-			statestore_put(view->store, hash, key, keylen, state.data, state.len);
+			if (view->sign_agg >= 0 && batch_group_left(view, state.data, state.len))
+			{
+				/*
+				 * Every row our slot's group had left it: drop it now, not
+				 * when merged, so that a group that comes back before the
+				 * checkpoint is not listed twice (its change log would log
+				 * it twice).  Only we write our slot.
+				 */
+				bool existed;
+				bool deleted;
+
+				groupmap_lock_partition(view->map, part);
+				(void)groupmap_remove(view->map, hash, key, keylen, w->index, &existed, &deleted);
+				groupmap_unlock_partition(view->map, part);
+				statestore_note(view->store, hash, keylen, (int32)state.len, -1);
+				statestore_put(view->store, hash, key, keylen, NULL, 0);
+			}
+			else
+				statestore_put(view->store, hash, key, keylen, state.data, state.len);
 		}
 		else
 		{

@@ -196,6 +196,8 @@ struct WView
 	int ngroup;
 	int key_first; /* batch column of the first ordinary group key */
 	ViewAggs *aggs;
+	int sign_agg;             /* over an aggregating view: sum("$sign"), else -1 */
+	PackedState *sign_states; /* ... and room to split a state (batch_group_left) */
 	ViewState *vs;
 	GroupMap *map;
 	SlotStore *store;
@@ -299,6 +301,7 @@ extern void pending_init(Pending *p);
 extern void pending_add(Pending *p, uint32 hash, const char *key, uint32 keylen,
 						const char *state, int32 statelen, int32 oldlen);
 extern void dirty_add(WView *view, uint32 hash, const char *key, uint32 keylen);
+extern bool batch_group_left(WView *view, const char *data, size_t len);
 extern bool batch_run_late(Worker *w, WView *view, Datum *args, ErrorData **edata,
 						   bool *unfit);
 extern bool batch_run_in_subxact(Worker *w, WView *view, SPIPlanPtr plan,

@@ -81,6 +81,9 @@
  * them and holding the log's row, inserts them into every such feed
  * (streamproc_feed_changes()): exactly once, as for append views.
  * retract.c rewrites the view's aggregates to count a -1 row as leaving.
+ * Each row goes to the log shard a hash of its upstream group picks
+ * (insert_by_key()), so a row and its retraction meet in one worker's slot,
+ * which drops a group once all its rows left (batch.c).
  * Creating the view starts the upstream's change log when it has none,
  * else locks the log's row (FOR UPDATE): the next writer waits for our
  * commit and then finds the new feed; either way the rows the log logged
@@ -130,6 +133,7 @@
 #include "changes.h"
 #include "errors.h"
 #include "feed.h"
+#include "launcher.h"
 #include "state.h"
 #include "stream.h"
 #include "streamproc.h"
@@ -167,6 +171,8 @@ static void emit_windows_spi(void *arg);
 static void exec_args_as(Oid userid, const char *sql, Datum *args);
 static void exec_as(Oid userid, const char *sql, bool feeding, TriggerData *td);
 static char *feed_columns_sql(Oid feed, const char *alias);
+static void insert_by_key(Oid feed, const char *values, const char *hash,
+						  const char *from);
 static List *changes_feeds(Oid upstream);
 
 /*
@@ -398,12 +404,12 @@ streamproc_feed_attach(Oid feed, Oid view, Oid upstream)
 							 " WHERE view OPERATOR(pg_catalog.=) '%u'::pg_catalog.oid FOR UPDATE",
 							 upstream),
 					false, NULL);
-		exec_as(super,
-				psprintf("INSERT INTO %s SELECT %s, 1 FROM streamproc.change_rows m,"
-						 " pg_catalog.jsonb_populate_record(NULL::%s, m.row) r"
-						 " WHERE m.view OPERATOR(pg_catalog.=) '%u'::pg_catalog.oid",
-						 qfeed, feed_columns_sql(feed, "r"), qfeed, upstream),
-				true, NULL);
+		insert_by_key(feed, psprintf("%s, 1::pg_catalog.int2", feed_columns_sql(feed, "r")),
+					  "m.key_hash",
+					  psprintf("streamproc.change_rows m,"
+							   " pg_catalog.jsonb_populate_record(NULL::%s, m.row) r"
+							   " WHERE m.view OPERATOR(pg_catalog.=) '%u'::pg_catalog.oid",
+							   qfeed, upstream));
 		return;
 	}
 
@@ -944,7 +950,7 @@ changes_feeds(Oid upstream)
 
 /*
  * The upstream's columns of a feed of changes (all but "$sign"), as
- * alias.column, comma-separated.
+ * alias.column (alias NULL: column), comma-separated.
  */
 static char *
 feed_columns_sql(Oid feed, const char *alias)
@@ -962,7 +968,8 @@ feed_columns_sql(Oid feed, const char *alias)
 		if (attr->attisdropped ||
 			strcmp(NameStr(attr->attname), STREAMPROC_FEED_SIGN_COLUMN) == 0)
 			continue;
-		appendStringInfo(&buf, "%s%s.%s", buf.len > 0 ? ", " : "", alias,
+		appendStringInfo(&buf, "%s%s%s%s", buf.len > 0 ? ", " : "",
+						 alias ? alias : "", alias ? "." : "",
 						 quote_identifier(NameStr(attr->attname)));
 	}
 	relation_close(rel, AccessShareLock);
@@ -996,17 +1003,74 @@ streamproc_feed_changes(Oid upstream, int64 after, int64 last)
 		qfeed = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 										   RelationGetRelationName(rel));
 		relation_close(rel, NoLock);
-		exec_as(streamproc_schema_owner(),
-				psprintf("INSERT INTO %s SELECT %s, s.sign FROM streamproc.changes c"
-						 " CROSS JOIN LATERAL (VALUES (c.old, -1::pg_catalog.int2), (c.new, 1::pg_catalog.int2)) s(row, sign)"
-						 " CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, s.row) r"
-						 " WHERE c.view OPERATOR(pg_catalog.=) '%u'::pg_catalog.oid"
-						 "   AND c.position > " INT64_FORMAT " AND c.position <= " INT64_FORMAT
-						 "   AND s.row IS NOT NULL"
-						 " ORDER BY c.position, s.sign",
-						 qfeed, feed_columns_sql(lfirst_oid(lc), "r"), qfeed, upstream, after, last),
-				true, NULL);
+		insert_by_key(lfirst_oid(lc),
+					  psprintf("%s, s.sign", feed_columns_sql(lfirst_oid(lc), "r")),
+					  "COALESCE(pg_catalog.jsonb_hash_extended(c.key, 0), 0)",
+					  psprintf("streamproc.changes c"
+							   " CROSS JOIN LATERAL (VALUES (c.old, -1::pg_catalog.int2), (c.new, 1::pg_catalog.int2)) s(row, sign)"
+							   " CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, s.row) r"
+							   " WHERE c.view OPERATOR(pg_catalog.=) '%u'::pg_catalog.oid"
+							   "   AND c.position > " INT64_FORMAT " AND c.position <= " INT64_FORMAT
+							   "   AND s.row IS NOT NULL"
+							   " ORDER BY c.position, s.sign",
+							   qfeed, upstream, after, last));
 	}
+}
+
+/*
+ * Insert into a feed of changes "SELECT values FROM from": values are the
+ * feed's columns but "$sign", then "$sign"; each row goes into the shard of
+ * the feed's log that hash (a bigint of the upstream group's key) picks:
+ * every row of one upstream
+ * group, old or new, goes to the same shard, so one worker's slot sees both
+ * the row and its retraction, and a group whose rows all left is empty in
+ * that slot (batch.c drops it).  Straight into the log, as the stream's
+ * insert path would (the top-level xid; the shards' workers are woken at
+ * commit), because that path spreads rows over shards in blocks.
+ */
+static void
+insert_by_key(Oid feed, const char *values, const char *hash, const char *from)
+{
+	Oid log = streamproc_stream_log(feed);
+	int nshards = streamproc_stream_shards(feed);
+	Oid save_userid;
+	int save_sec_context;
+	uint64 i;
+	int ret;
+	char *sql;
+
+	sql = psprintf("WITH ins AS (INSERT INTO %s (%s, %s, %s, %s)"
+				   " SELECT %s, pg_catalog.pg_current_xact_id(),"
+				   "        ((%s %% %d + %d) %% %d)::pg_catalog.int2"
+				   " FROM %s"
+				   " RETURNING %s)"
+				   " SELECT %s, pg_catalog.count(*) FROM ins GROUP BY 1",
+				   quote_qualified_identifier(get_namespace_name(get_rel_namespace(log)),
+											  get_rel_name(log)),
+				   feed_columns_sql(feed, NULL),
+				   quote_identifier(STREAMPROC_FEED_SIGN_COLUMN),
+				   quote_identifier(STREAM_XID_COLUMN), quote_identifier(STREAM_SHARD_COLUMN),
+				   values, hash, nshards, nshards, nshards, from,
+				   quote_identifier(STREAM_SHARD_COLUMN), quote_identifier(STREAM_SHARD_COLUMN));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(streamproc_schema_owner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	ret = SPI_execute(sql, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s: %s", SPI_result_code_string(ret), sql);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool isnull;
+		int16 shard = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		int64 n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+
+		streamproc_note_stream_insert(feed, shard, n);
+	}
+	SPI_finish();
+	CommandCounterIncrement();
 }
 
 /* streamproc._feed_rows(), or InvalidOid before extension version 0.5. */
