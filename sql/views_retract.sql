@@ -149,6 +149,12 @@ CREATE VIEW retract_user_n WITH (continuous) AS
     SELECT user_id, count(*) AS n, sum(ms) AS ms FROM retract_moves GROUP BY user_id;
 CREATE VIEW retract_n_users WITH (continuous) AS
     SELECT n, count(*) AS users, sum(ms) AS ms FROM retract_user_n GROUP BY n;
+-- And over a view without GROUP BY (its one group's key is empty): the
+-- thousands moves its row to the next band.
+CREATE VIEW retract_all_n WITH (continuous) AS
+    SELECT count(*) AS n, sum(ms) AS ms FROM retract_moves;
+CREATE VIEW retract_all_bands WITH (continuous) AS
+    SELECT n / 1000 AS thousands, count(*) AS rows, sum(ms) AS ms FROM retract_all_n GROUP BY 1;
 INSERT INTO retract_moves SELECT u, u FROM generate_series(1, 3000) u;
 SELECT streamproc.sync();
 INSERT INTO retract_moves SELECT u, 1 FROM generate_series(1, 3000) u;
@@ -159,6 +165,8 @@ SELECT * FROM retract_diff('SELECT * FROM retract_n_users',
     'SELECT n, count(*), sum(ms) FROM retract_user_n GROUP BY n');
 SELECT * FROM retract_n_users ORDER BY n;
 SELECT groups FROM streamproc.stat_views WHERE view = 'retract_n_users'::regclass;
+SELECT * FROM retract_all_bands;
+SELECT groups FROM streamproc.stat_views WHERE view = 'retract_all_bands'::regclass;
 -- A user into a new group, another into a group that has users.
 INSERT INTO retract_moves VALUES (7, 5), (8, 5);
 SELECT streamproc.sync();
@@ -166,6 +174,7 @@ SELECT * FROM retract_diff('SELECT * FROM retract_n_users',
     'SELECT n, count(*), sum(ms) FROM retract_user_n GROUP BY n');
 SELECT groups FROM streamproc.stat_views WHERE view = 'retract_n_users'::regclass;
 DROP VIEW retract_user_n CASCADE;
+DROP VIEW retract_all_n CASCADE;
 DROP FOREIGN TABLE retract_moves;
 
 -- Refused, each with its reason.

@@ -1578,6 +1578,116 @@ window_start_cmp(const void *a, const void *b)
 	return x < y ? -1 : (x > y ? 1 : 0);
 }
 
+/* Sort lookup keys by their bytes (probe_open_windows). */
+static int
+key_bytes_cmp(const void *a, const void *b)
+{
+	const StringInfoData *x = a;
+	const StringInfoData *y = b;
+	int c = memcmp(x->data, y->data, Min(x->len, y->len));
+
+	return c != 0 ? c : (x->len < y->len ? -1 : (x->len > y->len ? 1 : 0));
+}
+
+/*
+ * The keys of a keyed read of a tumbling window view with emit = 'updates'
+ * whose window no slot has closed: every state of such a group is in shared
+ * memory, so a hash probe finds it (as for views without windows), instead
+ * of reading every group of the view for its window (read_windowed()): a
+ * change log reads each changed group of a checkpoint so, thousands per
+ * window.  Stores what the probes find; returns in starts the windows of
+ * the other keys, which read_windowed() reads, and their number.  Under the
+ * windows lock, as read_windowed(): a window a checkpoint closes meanwhile
+ * is either still in memory for every slot or read from its runs.
+ */
+static int
+probe_open_windows(ForeignScanState *node, TimestampTz *starts)
+{
+	ViewScanState *vss = node->fdw_state;
+	ViewMeta *m = vss->meta;
+	StringInfoData *keys = palloc(sizeof(StringInfoData) * Max(vss->nlookups, 1));
+	TimestampTz bounds[STREAMPROC_MAX_SLOTS];
+	StringInfoData found;
+	int nfound = 0;
+	int pos = 0;
+	int n = 0;
+	int i;
+	int s;
+
+	for (i = 0; i < vss->nlookups; i++)
+	{
+		initStringInfo(&keys[i]);
+		lookup_key(vss, i, &keys[i]);
+	}
+	if (m->window.kind != WINDOW_TUMBLE || m->window.emit == 'f')
+	{
+		for (i = 0; i < vss->nlookups; i++)
+		{
+			TimestampTz end;
+
+			streamproc_window_key_decode(keys[i].data, keys[i].len, &starts[n++], &end);
+		}
+		return n;
+	}
+
+	/* Each key once: a lookup of k = ANY('{7,7}') shows the group once. */
+	qsort(keys, vss->nlookups, sizeof(StringInfoData), key_bytes_cmp);
+	initStringInfo(&found);
+	streamproc_state_lock_windows(MyDatabaseId, m->viewid);
+	PG_TRY();
+	{
+		GroupMap *map = NULL;
+
+		(void)streamproc_state_info(MyDatabaseId, m->viewid, &vss->info);
+		for (s = 0; s < STREAMPROC_MAX_SLOTS; s++)
+			bounds[s] = streamproc_window_close_bound(&m->window, vss->info.closed[s]);
+		if (vss->info.found && vss->info.ready)
+			map = streamproc_state_read_map(&vss->info);
+		for (i = 0; i < vss->nlookups; i++)
+		{
+			TimestampTz start;
+			TimestampTz end;
+			bool open = map != NULL;
+
+			if (i > 0 && key_bytes_cmp(&keys[i], &keys[i - 1]) == 0)
+				continue;
+			streamproc_window_key_decode(keys[i].data, keys[i].len, &start, &end);
+			for (s = 0; s < STREAMPROC_MAX_SLOTS && open; s++)
+				open = end > bounds[s];
+			if (!open)
+			{
+				starts[n++] = start;
+				continue;
+			}
+			/* Copies only under the lock; combined and stored after it. */
+			if (groupmap_lookup(map, groupmap_hash(keys[i].data, keys[i].len),
+								keys[i].data, keys[i].len, &vss->buf))
+			{
+				appendBinaryStringInfo(&found, vss->buf.data, vss->buf.len);
+				nfound++;
+			}
+		}
+		if (map != NULL)
+			groupmap_detach(map);
+	}
+	PG_FINALLY();
+	{
+		streamproc_state_unlock_windows();
+	}
+	PG_END_TRY();
+	while (nfound-- > 0)
+	{
+		GroupCopy g;
+
+		groupmap_parse(&found, &pos, &g);
+		if (combine_slots(vss, &g))
+			tuplestore_puttupleslot(vss->store, store_group(node, g.key, g.keylen,
+															vss->combined.data,
+															vss->combined.len));
+	}
+	return n;
+}
+
 /*
  * Keyed scans without shared memory (the checkpoint) or of a tumbling
  * window: read what the keys need into the tuple store, each bucket or
@@ -1597,15 +1707,9 @@ materialize_keyed(ForeignScanState *node)
 	if (m->window.kind != 0)
 	{
 		TimestampTz *starts = palloc(sizeof(TimestampTz) * Max(vss->nlookups, 1));
-		int n = 0;
+		int n;
 
-		for (i = 0; i < vss->nlookups; i++)
-		{
-			TimestampTz end;
-
-			lookup_key(vss, i, &key);
-			streamproc_window_key_decode(key.data, key.len, &starts[n++], &end);
-		}
+		n = probe_open_windows(node, starts);
 		qsort(starts, n, sizeof(TimestampTz), window_start_cmp);
 		for (i = 0; i < n; i++)
 			if (i == 0 || starts[i] != starts[i - 1])

@@ -58,6 +58,11 @@ CREATE VIEW by_bucket WITH (continuous) AS
       FROM per_user GROUP BY 1;
 CREATE VIEW bucket_totals WITH (continuous) AS
     SELECT count(*) AS buckets, sum(users) AS users, sum(n) AS n FROM by_bucket;
+-- Users per count: every event moves its user to the next count, so the
+-- groups of the counts everyone passed empty and are dropped (feed.c,
+-- batch_group_left()), checkpoints and kills in between.
+CREATE VIEW users_per_n WITH (continuous) AS
+    SELECT n, count(*) AS users, sum(total) AS total FROM per_user GROUP BY n;
 });
 
 # The inserter: one transaction per chunk writes the same rows to the
@@ -205,6 +210,8 @@ my %checks = (
 		'SELECT url, count(*), sum(amount) FROM clicks_oracle WHERE amount >= 9 GROUP BY url' ],
 	by_bucket => [ 'SELECT * FROM by_bucket',
 		"SELECT n % 10, count(*), sum(n), sum(total) FROM ($oracle_per_user) p GROUP BY 1" ],
+	users_per_n => [ 'SELECT * FROM users_per_n',
+		"SELECT n, count(*), sum(total) FROM ($oracle_per_user) p GROUP BY n" ],
 	bucket_totals => [ 'SELECT * FROM bucket_totals',
 		"SELECT count(DISTINCT n % 10), count(*), sum(n) FROM ($oracle_per_user) p" ],
 	url_bands => [ 'SELECT * FROM url_bands',
@@ -228,6 +235,17 @@ sub check_views
 	}
 }
 check_views('after crashes');
+
+# A group whose users all left is held by no worker's slot, crashes or not.
+sub check_held
+{
+	my ($when) = @_;
+	is($node->safe_psql('postgres',
+			q{SELECT groups = (SELECT count(*) FROM users_per_n) FROM streamproc.stat_views
+			   WHERE view = 'users_per_n'::regclass}),
+		't', "users_per_n holds only the groups it shows $when");
+}
+check_held('after crashes');
 
 # The change logs hold each row of their view once, numbered without gaps.
 sub check_changes
@@ -290,6 +308,7 @@ $node->safe_psql('postgres', "SELECT streamproc.sync('60s')");
 check_views('after a clean restart and more events');
 check_changes('after a clean restart and more events');
 check_group_changes('after a clean restart and more events');
+check_held('after a clean restart and more events');
 
 # LISTEN: the transaction that adds changes notifies the view's channel
 # with its last position.
