@@ -1266,6 +1266,165 @@ read_group_row(GroupReader *r, const char *key, uint32 keylen)
 	SPI_freetuptable(SPI_tuptable);
 }
 
+/* A changed group of a windowed view: its window's start, and its key. */
+typedef struct WindowDirty
+{
+	TimestampTz start;
+	const char *key;
+	uint32 keylen;
+} WindowDirty;
+
+static int
+window_dirty_cmp(const void *a, const void *b)
+{
+	TimestampTz x = ((const WindowDirty *)a)->start;
+	TimestampTz y = ((const WindowDirty *)b)->start;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/*
+ * read_group_rows() of a windowed view: one read per window rather than
+ * per group.  A keyed read of a window that some slot closed reads the
+ * whole window (its runs, viewscan.c), so a checkpoint that closes a window
+ * of thousands of changed groups spent seconds on each of them, holding the
+ * log's row.  Here each window's changed groups are read in one statement
+ * that reads the window once and picks them by key.
+ */
+static void
+read_window_rows(GroupReader *r, const char *dirty, int64 len)
+{
+	int n = r->view->ngroups;
+	int startcol = -1;
+	int64 count = 0;
+	int64 pos;
+	WindowDirty *d;
+	SPIPlanPtr plan;
+	StringInfoData sql;
+	Oid *argtypes = palloc(sizeof(Oid) * (n + 1));
+	Datum *args = palloc(sizeof(Datum) * (n + 1));
+	int16 *typlen = palloc(sizeof(int16) * Max(n, 1));
+	bool *typbyval = palloc(sizeof(bool) * Max(n, 1));
+	char *typalign = palloc(Max(n, 1));
+	int64 i;
+	int k;
+
+	for (pos = 0; pos < len; count++)
+	{
+		uint32 keylen;
+
+		memcpy(&keylen, dirty + pos + sizeof(uint32), sizeof(uint32));
+		pos += 2 * sizeof(uint32) + keylen;
+	}
+	d = palloc(sizeof(WindowDirty) * Max(count, 1));
+	for (pos = 0, i = 0; pos < len; i++)
+	{
+		TimestampTz end;
+
+		memcpy(&d[i].keylen, dirty + pos + sizeof(uint32), sizeof(uint32));
+		d[i].key = dirty + pos + 2 * sizeof(uint32);
+		streamproc_window_key_decode(d[i].key, d[i].keylen, &d[i].start, &end);
+		pos += 2 * sizeof(uint32) + d[i].keylen;
+	}
+	qsort(d, count, sizeof(WindowDirty), window_dirty_cmp);
+
+	/*
+	 * WITH w AS (the window's rows by key) SELECT each changed key, its
+	 * row: $1 the window's start (or end, as the view shows it), $2.. the
+	 * changed groups' key columns as arrays.
+	 */
+	for (k = 0; k < n; k++)
+	{
+		if (startcol < 0 && (r->view->window_roles[k] == WINDOW_ROLE_START ||
+							 r->view->window_roles[k] == WINDOW_ROLE_END))
+			startcol = k;
+		argtypes[k + 1] = get_array_type(r->types[k]);
+		if (!OidIsValid(argtypes[k + 1]))
+			break; /* no array type: one read per group */
+		get_typlenbyvalalign(r->types[k], &typlen[k], &typbyval[k], &typalign[k]);
+	}
+	if (startcol < 0 || k < n)
+	{
+		for (i = 0; i < count; i++)
+			read_group_row(r, d[i].key, d[i].keylen);
+		return;
+	}
+	argtypes[0] = TIMESTAMPTZOID;
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "WITH w AS MATERIALIZED (SELECT %s AS key, %s AS row FROM (%s) x WHERE x.\"$k%d\" = $1)"
+						   " SELECT c.key, w.row FROM (SELECT pg_catalog.jsonb_build_array(",
+					 group_key_sql(n, false), group_row_sql(n), r->query, startcol + 1);
+	for (k = 0; k < n; k++)
+		appendStringInfo(&sql, "%su.c%d", k > 0 ? ", " : "", k + 1);
+	appendStringInfoString(&sql, ") AS key, u.i FROM ROWS FROM (");
+	for (k = 0; k < n; k++)
+		appendStringInfo(&sql, "%spg_catalog.unnest($%d)", k > 0 ? ", " : "", k + 2);
+	appendStringInfoString(&sql, ") WITH ORDINALITY AS u(");
+	for (k = 0; k < n; k++)
+		appendStringInfo(&sql, "c%d, ", k + 1);
+	appendStringInfoString(&sql, "i)) c LEFT JOIN w ON w.key OPERATOR(pg_catalog.=) c.key ORDER BY c.i");
+	plan = SPI_prepare(sql.data, n + 1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the rows of a change log: %s", SPI_result_code_string(SPI_result));
+
+	for (i = 0; i < count;)
+	{
+		int64 first = i;
+		int64 m;
+		Datum **cols = palloc(sizeof(Datum *) * Max(n, 1));
+		bool **colnulls = palloc(sizeof(bool *) * Max(n, 1));
+		int dims[1];
+		int lbs[1] = {1};
+		uint64 j;
+		int ret;
+
+		while (i < count && d[i].start == d[first].start)
+			i++;
+		m = i - first;
+		for (k = 0; k < n; k++)
+		{
+			cols[k] = palloc(sizeof(Datum) * m);
+			colnulls[k] = palloc(sizeof(bool) * m);
+		}
+		for (j = 0; j < (uint64)m; j++)
+		{
+			window_key_values(r, d[first + j].key, d[first + j].keylen);
+			for (k = 0; k < n; k++)
+			{
+				cols[k][j] = r->values[k];
+				colnulls[k][j] = r->isnull[k];
+			}
+		}
+		args[0] = TimestampTzGetDatum(r->view->window_roles[startcol] == WINDOW_ROLE_START
+										  ? d[first].start
+										  : d[first].start + r->view->window_size);
+		dims[0] = (int)m;
+		for (k = 0; k < n; k++)
+			args[k + 1] = PointerGetDatum(construct_md_array(cols[k], colnulls[k], 1, dims, lbs,
+															 r->types[k], typlen[k], typbyval[k],
+															 typalign[k]));
+		/* Not read-only: see read_group_row(). */
+		ret = SPI_execute_plan(plan, args, NULL, false, 0);
+		if (ret != SPI_OK_SELECT || SPI_processed != (uint64)m)
+			elog(ERROR, "could not read the rows of a change log: %s", SPI_result_code_string(ret));
+		for (j = 0; j < SPI_processed; j++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(r->cxt);
+			bool rnull;
+			Datum v;
+
+			v = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1, &rnull);
+			r->keys = lappend(r->keys, DatumGetPointer(datumCopy(v, false, -1)));
+			v = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 2, &rnull);
+			r->rows = lappend(r->rows, rnull ? NULL : DatumGetPointer(datumCopy(v, false, -1)));
+			MemoryContextSwitchTo(old);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_freeplan(plan);
+}
+
 /*
  * Read the rows of every group of the dirty list, in a subtransaction.
  * When some group's row fails with an error of its data (a view expression
@@ -1285,14 +1444,19 @@ read_group_rows(GroupReader *r, const char *dirty, int64 len)
 	BeginInternalSubTransaction(NULL);
 	PG_TRY();
 	{
-		for (pos = 0; pos < len;)
+		if (r->view->window_kind != 0)
+			read_window_rows(r, dirty, len);
+		else
 		{
-			uint32 keylen;
+			for (pos = 0; pos < len;)
+			{
+				uint32 keylen;
 
-			memcpy(&keylen, dirty + pos + sizeof(uint32), sizeof(uint32));
-			read_group_row(r, dirty + pos + 2 * sizeof(uint32), keylen);
-			pos += 2 * sizeof(uint32) + keylen;
-			CHECK_FOR_INTERRUPTS();
+				memcpy(&keylen, dirty + pos + sizeof(uint32), sizeof(uint32));
+				read_group_row(r, dirty + pos + 2 * sizeof(uint32), keylen);
+				pos += 2 * sizeof(uint32) + keylen;
+				CHECK_FOR_INTERRUPTS();
+			}
 		}
 		ReleaseCurrentSubTransaction();
 	}
