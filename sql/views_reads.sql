@@ -64,6 +64,9 @@ PREPARE by_users(int[]) AS SELECT * FROM rd_user WHERE user_id = ANY ($1) ORDER 
 EXECUTE by_users(ARRAY[1, 2, NULL, 3]);
 SELECT * FROM rd_user WHERE user_id = (SELECT 44);
 SELECT count(*) FROM rd_user WHERE user_id = ANY (ARRAY(SELECT generate_series(1, 3)));
+-- Keys named twice (IN, ANY) are one group each.
+SELECT user_id FROM rd_user WHERE user_id IN (2, 2, 1) ORDER BY 1;
+SELECT count(*) FROM rd_user WHERE user_id = ANY ('{3,3,3,NULL}');
 SELECT * FROM rd_user WHERE user_id IN (SELECT 45 UNION SELECT 46) ORDER BY 1;
 SELECT u, (SELECT n FROM rd_user WHERE user_id = u) FROM generate_series(47, 49) u;
 
@@ -151,6 +154,8 @@ SELECT count(*), sum(n) FROM rdw_min
  WHERE window_start IN ('2026-01-01 00:05:00+00', '2026-01-01 00:06:00+00') AND k = ANY ('{7, 8, 2999}');
 SELECT count(*) FROM rdw_all
  WHERE date_bin('1 minute', ts, 'epoch') IN ('2026-01-01 00:05:00+00', '2026-01-01 00:06:00+00') AND k IN (7, 8, 2999);
+-- A key named twice is one group: a filter never repeats a row.
+SELECT * FROM rdw_min WHERE window_start = '2026-01-01 00:05:00+00' AND k IN (7, 7, 8) ORDER BY k;
 SELECT v.k, v.n FROM (VALUES (7), (8), (9)) AS t(k)
   JOIN rdw_min v ON v.window_start = '2026-01-01 00:05:00+00' AND v.k = t.k ORDER BY 1;
 SET work_mem = '64kB';

@@ -205,6 +205,8 @@ static TupleTableSlot *viewscan_IterateForeignScan(ForeignScanState *node);
 static void viewscan_ReScanForeignScan(ForeignScanState *node);
 static void viewscan_EndForeignScan(ForeignScanState *node);
 static void viewscan_ExplainForeignScan(ForeignScanState *node, ExplainState *es);
+static void lookup_key(ViewScanState *vss, int i, StringInfo key);
+static void dedup_lookups(ViewScanState *vss);
 static bool viewscan_IsForeignScanParallelSafe(PlannerInfo *root, RelOptInfo *rel,
 											   RangeTblEntry *rte);
 static Size viewscan_EstimateDSMForeignScan(ForeignScanState *node, ParallelContext *pcxt);
@@ -1249,8 +1251,75 @@ build_lookups(ViewScanState *vss, ExprContext *econtext)
 			rest /= counts[c];
 		}
 	}
+	dedup_lookups(vss);
 	vss->next_lookup = 0;
 	MemoryContextSwitchTo(old);
+}
+
+/* A lookup's key bytes and its index (dedup_lookups). */
+typedef struct LookupKey
+{
+	StringInfoData key;
+	int i;
+} LookupKey;
+
+static int
+lookup_key_cmp(const void *a, const void *b)
+{
+	const LookupKey *x = a;
+	const LookupKey *y = b;
+	int c = memcmp(x->key.data, y->key.data, Min(x->key.len, y->key.len));
+
+	if (c != 0)
+		return c;
+	if (x->key.len != y->key.len)
+		return x->key.len < y->key.len ? -1 : 1;
+	return x->i < y->i ? -1 : (x->i > y->i ? 1 : 0);
+}
+
+/*
+ * Each group once: k IN (7, 7, 3) and k = ANY('{7,7}') name group 7 twice,
+ * and a filter never repeats a row.  Keys equal as group keys (their bytes,
+ * as the group map compares them) are one lookup.
+ */
+static void
+dedup_lookups(ViewScanState *vss)
+{
+	LookupKey *keys;
+	int n = 0;
+	int i;
+
+	if (vss->nlookups < 2)
+		return;
+	keys = palloc(sizeof(LookupKey) * vss->nlookups);
+	for (i = 0; i < vss->nlookups; i++)
+	{
+		initStringInfo(&keys[i].key);
+		lookup_key(vss, i, &keys[i].key);
+		keys[i].i = i;
+	}
+	qsort(keys, vss->nlookups, sizeof(LookupKey), lookup_key_cmp);
+	for (i = 0; i < vss->nlookups; i++)
+	{
+		if (i > 0 && keys[i].key.len == keys[i - 1].key.len &&
+			memcmp(keys[i].key.data, keys[i - 1].key.data, keys[i].key.len) == 0)
+			continue;
+		keys[n++].i = keys[i].i;
+	}
+	if (n < vss->nlookups)
+	{
+		Datum **values = palloc(sizeof(Datum *) * n);
+		bool **nulls = palloc(sizeof(bool *) * n);
+
+		for (i = 0; i < n; i++)
+		{
+			values[i] = vss->lookup_values[keys[i].i];
+			nulls[i] = vss->lookup_nulls[keys[i].i];
+		}
+		vss->lookup_values = values;
+		vss->lookup_nulls = nulls;
+		vss->nlookups = n;
+	}
 }
 
 /* The key bytes of lookup i. */
